@@ -1,0 +1,356 @@
+"""TCM-1 traction controller driver (pymodbus 3.16, Modbus TCP or RTU).
+
+Typed operations in newtons and seconds; the conversion to register units happens
+here and in drivers/units.py only. Every refusal the device makes becomes a typed
+error naming the register and the device's own LAST_REJECT reason, because "exception
+04" alone tells a test engineer nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+from pymodbus.client import ModbusSerialClient, ModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+
+from drivers import units
+from drivers.errors import (
+    DeviceError,
+    DeviceProtocolError,
+    DeviceTimeout,
+    DeviceUnreachable,
+    SafetyGuardError,
+)
+from drivers.tcm1 import (
+    IDENTITY_INPUT_SPAN,
+    PROTOCOL_VERSION,
+    RTU_BAUDRATE,
+    RTU_BYTESIZE,
+    RTU_PARITY,
+    RTU_STOPBITS,
+    SERIAL_REGISTERS,
+    STATUS_INPUT_SPAN,
+    Coil,
+    DeviceKind,
+    DiscreteInput,
+    FaultCode,
+    Holding,
+    InputReg,
+    Phase,
+    RejectReason,
+    decode_serial,
+)
+
+
+class ModbusExceptionError(DeviceError):
+    """The device answered with a Modbus exception."""
+
+    def __init__(self, device: str, code: int, target: str, reason: RejectReason | None, fix: str | None = None):
+        self.code = code
+        self.target = target
+        self.reason = reason
+        text = f"exception {code:02X} ({_EXC_TEXT.get(code, 'unknown')}) on {target}"
+        if reason is not None:
+            text += f"; LAST_REJECT {int(reason)}: {reason.text}"
+        super().__init__(device, text, fix)
+
+
+class IllegalAddress(ModbusExceptionError):
+    """02: the address is not in the TCM-1 document."""
+
+
+class IllegalValue(ModbusExceptionError):
+    """03: value out of range; nothing was written."""
+
+
+class CommandRefused(ModbusExceptionError):
+    """04: the present state refuses the command; `reason` says why."""
+
+
+class WrongUnitId(ModbusExceptionError):
+    """0B: no device with that unit id behind this address."""
+
+
+_EXC_TEXT = {
+    0x01: "illegal function",
+    0x02: "illegal data address",
+    0x03: "illegal data value",
+    0x04: "refused by device state",
+    0x0B: "wrong unit id",
+}
+_EXC_CLASS = {0x02: IllegalAddress, 0x03: IllegalValue, 0x04: CommandRefused, 0x0B: WrongUnitId}
+
+
+@dataclass(frozen=True)
+class ControllerStatus:
+    """One consistent look at the controller: all discrete inputs + status registers."""
+
+    ready: bool
+    enabled: bool
+    running: bool
+    at_target: bool
+    estop_latched: bool
+    overforce_tripped: bool
+    patient_switch_pressed: bool
+    patient_switch_connected: bool
+    watchdog_tripped: bool
+    fault: bool
+    force_n: float
+    phase: Phase
+    fault_code: FaultCode
+    uptime_s: float
+    position_m: float
+    last_reject: RejectReason
+    host_ns: int  # perf_counter_ns when the reply arrived
+
+    @property
+    def latched(self) -> bool:
+        return self.estop_latched or self.overforce_tripped or self.watchdog_tripped or self.fault
+
+
+@dataclass(frozen=True)
+class ControllerIdentity:
+    protocol_version: int
+    firmware_version: int
+    rated_force_n: float
+    kind: DeviceKind
+    serial: str
+
+
+class Transport(enum.Enum):
+    TCP = "tcp"
+    RTU = "rtu"
+
+
+class TractionController:
+    """A TCM-1 controller. `safety_limit_n` is the rig's guard, not the device's."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport | str = Transport.TCP,
+        host: str = "127.0.0.1",
+        port: int | str = 502,
+        unit_id: int = 1,
+        timeout_s: float = 1.0,
+        safety_limit_n: float | None = None,
+        name: str = "traction controller",
+    ) -> None:
+        self.transport = Transport(transport)
+        self.unit_id = unit_id
+        self.safety_limit_n = safety_limit_n
+        if self.transport is Transport.TCP:
+            self.address = f"modbus-tcp://{host}:{port} unit {unit_id}"
+            self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
+        else:
+            self.address = f"modbus-rtu://{port} unit {unit_id}"
+            self._client = ModbusSerialClient(
+                str(port),
+                framer=FramerType.RTU,
+                baudrate=RTU_BAUDRATE,
+                bytesize=RTU_BYTESIZE,
+                parity=RTU_PARITY,
+                stopbits=RTU_STOPBITS,
+                timeout=timeout_s,
+                retries=0,
+            )
+        self.device = f"{name} ({self.address})"
+
+    # ------------------------------------------------------------ connection
+    def connect(self) -> "TractionController":
+        if not self._client.connect():
+            fix = (
+                "check the host/port in the rig file and that the controller is powered and on the network"
+                if self.transport is Transport.TCP
+                else "check the serial port name, permissions and cabling"
+            )
+            raise DeviceUnreachable(self.device, "cannot connect", fix)
+        return self
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "TractionController":
+        return self.connect()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ raw access
+    def _call(self, target: str, method, *args, **kwargs):
+        try:
+            response = method(*args, device_id=self.unit_id, **kwargs)
+        except ModbusException as exc:
+            raise DeviceTimeout(
+                self.device,
+                f"no valid reply to {target} ({str(exc).strip()})",
+                "check the unit id, transport (TCP vs RTU, 19200 8E1) and that it is a TCM-1 controller",
+            ) from exc
+        except OSError as exc:
+            raise DeviceUnreachable(self.device, f"connection lost during {target}: {exc}", "check the link") from exc
+        if response.isError():
+            code = getattr(response, "exception_code", None)
+            if code is None:
+                raise DeviceProtocolError(self.device, f"unexpected reply to {target}: {response}")
+            reason = None
+            if code in (0x03, 0x04):
+                reason = self._last_reject()
+            fix = None
+            if code == 0x0B:
+                fix = f"the device does not answer unit id {self.unit_id}: set the rig file's unit id"
+            raise _EXC_CLASS.get(code, ModbusExceptionError)(self.device, code, target, reason, fix)
+        return response
+
+    def _last_reject(self) -> RejectReason | None:
+        try:
+            raw = self._client.read_input_registers(InputReg.LAST_REJECT, count=1, device_id=self.unit_id)
+            return RejectReason(raw.registers[0]) if not raw.isError() else None
+        except (ModbusException, ValueError, OSError):
+            return None
+
+    def read_coils(self) -> dict[Coil, bool]:
+        bits = self._call("coils 0..4", self._client.read_coils, 0, count=len(Coil)).bits
+        return {c: bool(bits[c]) for c in Coil}
+
+    def read_holding(self, reg: Holding, count: int = 1) -> list[int]:
+        return self._call(f"holding {reg.name}", self._client.read_holding_registers, int(reg), count=count).registers
+
+    def write_holding(self, reg: Holding, value: int) -> None:
+        self._call(f"{reg.name} (holding {int(reg)}) := {value}", self._client.write_register, int(reg), value)
+
+    def write_holdings(self, start: Holding, values: list[int]) -> None:
+        """FC 16: all or nothing, checked by the device in address order."""
+        self._call(f"holding {int(start)}..{int(start) + len(values) - 1}", self._client.write_registers, int(start), values)
+
+    def write_coil(self, coil: Coil, value: bool = True) -> int:
+        """Write a coil; returns perf_counter_ns at the acknowledgement."""
+        self._call(f"{coil.name} (coil {int(coil)}) := {int(value)}", self._client.write_coil, int(coil), value)
+        return time.perf_counter_ns()
+
+    # ------------------------------------------------------------ status
+    def status(self) -> ControllerStatus:
+        di = self._call("discrete inputs 0..9", self._client.read_discrete_inputs, 0, count=len(DiscreteInput)).bits
+        start, count = STATUS_INPUT_SPAN
+        ir = self._call("input registers 0..6", self._client.read_input_registers, start, count=count).registers
+        host_ns = time.perf_counter_ns()
+        try:
+            phase, fault, reject = Phase(ir[InputReg.PHASE]), FaultCode(ir[InputReg.FAULT_CODE]), RejectReason(ir[InputReg.LAST_REJECT])
+        except ValueError as exc:
+            raise DeviceProtocolError(self.device, f"status register out of the TCM-1 enumerations: {exc}") from exc
+        return ControllerStatus(
+            *(bool(di[d]) for d in DiscreteInput),
+            force_n=units.dn_to_n(units.to_signed16(ir[InputReg.ACTUAL_FORCE])),
+            phase=phase,
+            fault_code=fault,
+            uptime_s=units.ms_to_s((ir[InputReg.UPTIME_MS_HI] << 16) | ir[InputReg.UPTIME_MS_LO]),
+            position_m=units.to_signed16(ir[InputReg.POSITION]) * 1e-4,
+            last_reject=reject,
+            host_ns=host_ns,
+        )
+
+    def identity(self) -> ControllerIdentity:
+        start, count = IDENTITY_INPUT_SPAN
+        regs = self._call("identity (input 100..111)", self._client.read_input_registers, start, count=count).registers
+        if regs[0] != PROTOCOL_VERSION:
+            raise DeviceProtocolError(
+                self.device,
+                f"PROTOCOL_VERSION is 0x{regs[0]:04X}, expected 0x{PROTOCOL_VERSION:04X}",
+                "this is not a TCM-1 1.0 controller: check the rig file's controller address",
+            )
+        try:
+            kind = DeviceKind(regs[3])
+        except ValueError as exc:
+            raise DeviceProtocolError(self.device, f"DEVICE_KIND {regs[3]} is not 1, 2 or 3") from exc
+        return ControllerIdentity(
+            protocol_version=regs[0],
+            firmware_version=regs[1],
+            rated_force_n=units.dn_to_n(regs[2]),
+            kind=kind,
+            serial=decode_serial(regs[4 : 4 + SERIAL_REGISTERS]),
+        )
+
+    def residual_force(self) -> float:
+        return units.dn_to_n(self.read_holding(Holding.RESIDUAL_FORCE)[0])
+
+    def settings(self) -> dict[Holding, int]:
+        regs = self.read_holding(Holding.TARGET_FORCE, count=len(Holding))
+        return {h: regs[h] for h in Holding}
+
+    # ------------------------------------------------------------ commands
+    def enable(self) -> int:
+        return self.write_coil(Coil.ENABLE, True)
+
+    def disable(self) -> int:
+        return self.write_coil(Coil.ENABLE, False)
+
+    def start(self) -> int:
+        return self.write_coil(Coil.START)
+
+    def stop(self) -> int:
+        return self.write_coil(Coil.STOP)
+
+    def emergency_stop(self) -> int:
+        return self.write_coil(Coil.ESTOP)
+
+    def reset(self) -> int:
+        return self.write_coil(Coil.RESET)
+
+    def heartbeat(self) -> None:
+        self._heartbeat_count = (getattr(self, "_heartbeat_count", 0) + 1) & 0xFFFF
+        self.write_holding(Holding.HEARTBEAT, self._heartbeat_count)
+
+    def _guard(self, newtons: float, what: str, testing_interlock: bool) -> None:
+        if newtons < 0:
+            raise ValueError(f"{what} must be >= 0 N, got {newtons} N")
+        if self.safety_limit_n is not None and newtons > self.safety_limit_n and not testing_interlock:
+            raise SafetyGuardError(
+                f"{self.device}: refusing to command {what} {newtons:.1f} N above the rig's safety limit "
+                f"{self.safety_limit_n:.1f} N — pass testing_interlock=True only in an interlock test"
+            )
+
+    def set_target_force(self, newtons: float, *, testing_interlock: bool = False) -> None:
+        self._guard(newtons, "target force", testing_interlock)
+        self.write_holding(Holding.TARGET_FORCE, units.n_to_dn(newtons))
+
+    def set_rest_force(self, newtons: float) -> None:
+        self._guard(newtons, "rest force", False)
+        self.write_holding(Holding.REST_FORCE, units.n_to_dn(newtons))
+
+    def set_force_limit(self, newtons: float, *, testing_interlock: bool = False) -> None:
+        self._guard(newtons, "force limit", testing_interlock)
+        self.write_holding(Holding.FORCE_LIMIT, units.n_to_dn(newtons))
+
+    def set_ramp_rates(self, up_n_per_s: float | None = None, down_n_per_s: float | None = None) -> None:
+        if up_n_per_s is not None:
+            self.write_holding(Holding.RAMP_UP_RATE, units.n_to_dn(up_n_per_s))
+        if down_n_per_s is not None:
+            self.write_holding(Holding.RAMP_DOWN_RATE, units.n_to_dn(down_n_per_s))
+
+    def set_mode(self, intermittent: bool) -> None:
+        self.write_holding(Holding.MODE, 1 if intermittent else 0)
+
+    def set_times(self, hold_s: float | None = None, rest_s: float | None = None, treatment_s: float | None = None) -> None:
+        if hold_s is not None:
+            self.write_holding(Holding.HOLD_TIME, units.s_to_ds(hold_s))
+        if rest_s is not None:
+            self.write_holding(Holding.REST_TIME, units.s_to_ds(rest_s))
+        if treatment_s is not None:
+            self.write_holding(Holding.TREATMENT_TIME, int(round(treatment_s)))
+
+    def set_watchdog(self, seconds: float) -> None:
+        """0 disables it; the period is in the table's clock (K x wall on an emulator)."""
+        self.write_holding(Holding.WATCHDOG_MS, units.s_to_ms(seconds))
+
+    # ------------------------------------------------------------ safe state
+    def make_safe(self) -> list[str]:
+        """Emergency release and de-energise, tolerating a dead link; returns what failed."""
+        problems = []
+        for step, action in (("ESTOP", self.emergency_stop), ("ENABLE 0", self.disable)):
+            try:
+                action()
+            except Exception as exc:  # noqa: BLE001 — every exit path must try both
+                problems.append(f"{step}: {exc}")
+        return problems

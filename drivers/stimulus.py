@@ -1,0 +1,82 @@
+"""SIO-1 stimulus relay module driver: presses the table's buttons and cuts its mains.
+
+Every write returns the perf_counter_ns instant at which the module acknowledged it:
+the contract says a relay acts within 1 ms of that acknowledgement, so that instant is
+the trigger time of every latency measurement.
+"""
+
+from __future__ import annotations
+
+import time
+
+from pymodbus.client import ModbusTcpClient
+from pymodbus.exceptions import ModbusException
+
+from drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from drivers.tcm1 import StimulusCoil
+
+#: contract: a relay acts within this time of the acknowledged write
+RELAY_ACT_WITHIN_S = 1e-3
+
+
+class StimulusModule:
+    def __init__(self, host: str = "127.0.0.1", port: int = 502, unit_id: int = 1, timeout_s: float = 1.0,
+                 name: str = "stimulus module") -> None:
+        self.unit_id = unit_id
+        self.device = f"{name} (modbus-tcp://{host}:{port} unit {unit_id})"
+        self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
+
+    def connect(self) -> "StimulusModule":
+        if not self._client.connect():
+            raise DeviceUnreachable(self.device, "cannot connect", "check the host/port in the rig file")
+        return self
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "StimulusModule":
+        return self.connect()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check(self, response, what: str):
+        if response.isError():
+            code = getattr(response, "exception_code", None)
+            fix = "check the rig file's unit id" if code == 0x0B else "check that this is an SIO-1 module"
+            raise DeviceProtocolError(self.device, f"exception {code} on {what}", fix)
+        return response
+
+    def set(self, relay: StimulusCoil, on: bool) -> int:
+        """Drive one relay; returns perf_counter_ns of the acknowledgement."""
+        try:
+            response = self._client.write_coil(int(relay), on, device_id=self.unit_id)
+        except ModbusException as exc:
+            raise DeviceTimeout(self.device, f"no reply to {relay.name} := {int(on)}", "check the unit id and link") from exc
+        ack_ns = time.perf_counter_ns()
+        self._check(response, f"{relay.name} := {int(on)}")
+        return ack_ns
+
+    def press(self, relay: StimulusCoil) -> int:
+        return self.set(relay, True)
+
+    def release(self, relay: StimulusCoil) -> int:
+        return self.set(relay, False)
+
+    def states(self) -> dict[StimulusCoil, bool]:
+        try:
+            response = self._client.read_coils(0, count=len(StimulusCoil), device_id=self.unit_id)
+        except ModbusException as exc:
+            raise DeviceTimeout(self.device, "no reply to relay read", "check the unit id and link") from exc
+        bits = self._check(response, "read relays").bits
+        return {relay: bool(bits[relay]) for relay in StimulusCoil}
+
+    def release_all(self) -> list[str]:
+        """Every relay to its rest state (switch released, plugged in, mains on)."""
+        problems = []
+        for relay in StimulusCoil:
+            try:
+                self.set(relay, False)
+            except Exception as exc:  # noqa: BLE001 — safe-state path tries every relay
+                problems.append(f"{relay.name}: {exc}")
+        return problems

@@ -1,0 +1,1 @@
+"""The `rig` command: one entry point for test engineers and CI."""

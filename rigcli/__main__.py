@@ -1,0 +1,5 @@
+import sys
+
+from rigcli.main import main
+
+sys.exit(main())

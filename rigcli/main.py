@@ -1,0 +1,110 @@
+"""`rig` — run the safety suites, emulate a table, inspect a rig.
+
+Every user-facing failure is one line on stderr with exit status 2 (bad input) or 1
+(the rig failed); tracebacks are kept for `--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from drivers.errors import RigError
+
+
+def _emulate(args: argparse.Namespace) -> int:
+    from rigs.emulator.faults import CATALOGUE
+    from rigs.emulator.process import EmulatorOptions, main as emulate_main
+
+    for name in args.fault:
+        if name not in CATALOGUE:
+            raise RigError(f"--fault {name}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
+    return emulate_main(
+        EmulatorOptions(
+            kind=args.kind,
+            seed=args.seed,
+            time_scale=args.time_scale,
+            faults=list(args.fault),
+            host=args.host,
+            unit_id=args.unit_id,
+            controller_rtu=args.controller_rtu,
+            events_path=args.events,
+        )
+    )
+
+
+def _faults_list(args: argparse.Namespace) -> int:
+    from rigs.emulator.faults import CATALOGUE
+
+    for entry in CATALOGUE.values():
+        print(f"{entry.name:<16} {', '.join(entry.requirements):<24} {entry.summary}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    """Open the rig, print what answered, close it (a smoke test of a bench)."""
+    from rigs.config import load_rig
+    from rigs.rig import open_rig
+
+    config = load_rig(args.rig)
+    with open_rig(config) as rig:
+        ident = rig.controller.identity()
+        status = rig.controller.status()
+        force = rig.gauge.read()
+        print(f"rig        {config.name} ({'emulated' if config.is_emulated else 'bench'}, time scale {config.time_scale})")
+        print(f"controller {rig.controller.device}: {ident.kind.name.lower()} serial {ident.serial}, "
+              f"rated {ident.rated_force_n:.1f} N, firmware 0x{ident.firmware_version:04X}")
+        print(f"status     ready={status.ready} enabled={status.enabled} phase={status.phase.name} "
+              f"force={status.force_n:.1f} N")
+        print(f"stimulus   {rig.stimulus.device}: {', '.join(f'{k.name}={int(v)}' for k, v in rig.stimulus.states().items())}")
+        print(f"gauge      {config.gauge.dialect} {rig.gauge.resource}: {force:.2f} N")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from rigcli.demo import run_demo
+
+    return run_demo(args.rig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    emulate = sub.add_parser("emulate", help="serve an emulated table (controller, stimulus module, gauges)")
+    emulate.add_argument("--kind", choices=["lumbar", "cervical"], default="lumbar")
+    emulate.add_argument("--seed", type=int, default=0)
+    emulate.add_argument("--time-scale", type=float, default=1.0, help="table seconds per wall second (K)")
+    emulate.add_argument("--fault", action="append", default=[], metavar="NAME", help="switch on a named defect")
+    emulate.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    emulate.add_argument("--unit-id", type=int, default=1)
+    emulate.add_argument("--controller-rtu", metavar="DEVICE", help="serve the controller as Modbus RTU on this serial device")
+    emulate.add_argument("--events", metavar="FILE", help="append ground-truth events as JSON lines")
+    emulate.set_defaults(func=_emulate)
+
+    faults = sub.add_parser("faults", help="list the emulated table's named defects")
+    faults.set_defaults(func=_faults_list)
+
+    check = sub.add_parser("check", help="open a rig and show what answers")
+    check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
+    check.set_defaults(func=_check)
+
+    demo = sub.add_parser("demo", help="short demo: a treatment and an emergency stop, measured with the gauge")
+    demo.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RigError as exc:
+        if args.debug:
+            raise
+        print(f"rig: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

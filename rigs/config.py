@@ -1,0 +1,214 @@
+"""Rig files: what is connected where on one bench, validated when loaded.
+
+A rig file is the only place a bench is described. Loading it either gives a fully
+typed `RigConfig` or raises `ConfigError` with one line naming the file, the key and
+what is expected — a test engineer should never see a pydantic or YAML traceback.
+Forces may be written as a number (newtons) or as a string with a unit ("50 lbF").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drivers.errors import ConfigError
+from drivers.units import NEWTONS_PER_UNIT, canonical_unit
+
+RIGS_DIR = Path(__file__).resolve().parent
+DEFAULT_RIG = RIGS_DIR / "emulated-lumbar.yaml"
+
+_QUANTITY = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-z]+)\s*$")
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "min": 60.0}
+
+
+def _quantity(value, units: dict[str, float], dimension: str):
+    if isinstance(value, bool):
+        raise ValueError(f"expected a {dimension}, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _QUANTITY.match(value)
+        if m:
+            number, unit = float(m.group(1)), m.group(2)
+            for name, factor in units.items():
+                if unit.lower() == name.lower():
+                    return number * factor
+            raise ValueError(
+                f"{value!r} is not a {dimension}; write a number or use one of {', '.join(units)}"
+            )
+    raise ValueError(f"expected a {dimension} (number or e.g. '10 {next(iter(units))}'), got {value!r}")
+
+
+def _force(value):
+    return _quantity(value, {canonical_unit(u): f for u, f in NEWTONS_PER_UNIT.items()}, "force")
+
+
+def _seconds(value):
+    return _quantity(value, _TIME_UNITS, "duration")
+
+
+Newtons = Annotated[float, BeforeValidator(_force), Field(ge=0)]
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+
+_VISA_SOCKET = re.compile(r"^TCPIP\d*::[^:]+::\d{1,5}::SOCKET$", re.IGNORECASE)
+_VISA_ASRL = re.compile(r"^ASRL(\d+|/dev/[\w./-]+|COM\d+)::INSTR$", re.IGNORECASE)
+_VISA_INSTR = re.compile(r"^(TCPIP\d*::[^:]+(::[\w.]+)?::INSTR|USB\d*::.+::INSTR|GPIB\d*::\d+(::\d+)?::INSTR)$", re.IGNORECASE)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ControllerConfig(Strict):
+    transport: Literal["tcp", "rtu"] = "tcp"
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    serial_port: str | None = None
+    unit_id: int = Field(1, ge=1, le=247)
+    timeout_s: Seconds = 1.0
+
+
+class StimulusConfig(Strict):
+    host: str | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    unit_id: int = Field(1, ge=1, le=247)
+    timeout_s: Seconds = 1.0
+
+
+class Calibration(Strict):
+    certificate: str = Field(min_length=1)
+    date: dt.date
+    due: dt.date
+    expanded_uncertainty_n: Newtons = Field(description="expanded uncertainty U (k=2) of a reading, N")
+    coverage_factor: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.due <= self.date:
+            raise ValueError(f"due {self.due} must be after date {self.date}")
+        return self
+
+    def expired(self, on: dt.date | None = None) -> bool:
+        return (on or dt.date.today()) > self.due
+
+
+class GaugeConfig(Strict):
+    resource: str | None = Field(None, description="VISA resource string; omitted on an emulated rig")
+    dialect: Literal["gcl", "scpi"]
+    model: str = Field(min_length=1)
+    serial: str = Field(min_length=1)
+    capacity_n: Newtons
+    resolution_n: Newtons
+    calibration: Calibration
+    timeout_s: Seconds = 2.0
+
+    @field_validator("resource")
+    @classmethod
+    def _resource(cls, r: str | None) -> str | None:
+        if r is not None and not (_VISA_SOCKET.match(r) or _VISA_ASRL.match(r) or _VISA_INSTR.match(r)):
+            raise ValueError(
+                f"{r!r} is not a VISA resource string; expected e.g. "
+                "'TCPIP::192.168.1.20::5025::SOCKET' or 'ASRL/dev/ttyUSB0::INSTR'"
+            )
+        return r
+
+
+class TableConfig(Strict):
+    kind: Literal["lumbar", "cervical"]
+    model: str = Field(min_length=1)
+    serial: str = Field(min_length=1)
+    specification: str = Field(min_length=1, description="specification name (lumbar, cervical) or file")
+
+
+class EmulationConfig(Strict):
+    seed: int = Field(0, ge=0)
+    faults: list[str] = Field(default_factory=list)
+
+
+class RigConfig(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    time_scale: float = Field(1.0, gt=0, le=100)
+    safety_limit_n: Newtons
+    emulated: EmulationConfig | None = None
+    controller: ControllerConfig
+    stimulus: StimulusConfig
+    gauge: GaugeConfig
+    table: TableConfig
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.emulated is None:
+            if self.time_scale != 1.0:
+                raise ValueError("time_scale: a real bench runs at 1.0; only an emulated rig may be faster")
+            c = self.controller
+            if c.transport == "tcp" and (not c.host or not c.port):
+                raise ValueError("controller: a tcp controller needs host and port")
+            if c.transport == "rtu" and not c.serial_port:
+                raise ValueError("controller: an rtu controller needs serial_port (e.g. /dev/ttyUSB1)")
+            if not self.stimulus.host or not self.stimulus.port:
+                raise ValueError("stimulus: needs host and port")
+            if not self.gauge.resource:
+                raise ValueError("gauge: needs resource (VISA resource string)")
+        if self.safety_limit_n <= 0:
+            raise ValueError("safety_limit_n must be above 0 N")
+        return self
+
+    @property
+    def is_emulated(self) -> bool:
+        return self.emulated is not None
+
+
+def _loc(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top level)"
+
+
+def _explain(error: dict) -> str:
+    kind, msg = error.get("type", ""), error.get("msg", "")
+    if kind == "extra_forbidden":
+        return "unknown key (remove it or check its spelling)"
+    if kind == "missing":
+        return "missing (required)"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    inp = error.get("input")
+    if kind not in ("value_error",) and inp is not None and not isinstance(inp, dict):
+        msg += f", got {inp!r}"
+    return msg
+
+
+def rig_from_dict(data: dict, source: str | Path = "<rig>") -> RigConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of rig settings at the top level")
+    try:
+        return RigConfig(**data, source=Path(source) if source != "<rig>" else None)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {_loc(first['loc'])}: {_explain(first)}{more}") from None
+    except TypeError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def load_rig(path: str | Path | None = None) -> RigConfig:
+    path = Path(path) if path else DEFAULT_RIG
+    if not path.exists() and not path.suffix and (RIGS_DIR / f"{path}.yaml").exists():
+        path = RIGS_DIR / f"{path}.yaml"  # `--rig emulated-cervical`
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read rig file ({exc.strerror}); pass an existing file to --rig") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return rig_from_dict(data, path)

@@ -1,0 +1,225 @@
+"""Serve the emulated table's controller (TCM-1) and stimulus module (SIO-1) over Modbus.
+
+Built on pymodbus 3.16's simulator: each device is a `SimDevice` whose `action` is the
+device. The action brings the table up to the present, refuses or applies writes, and
+fills the register image on reads, so pymodbus stays the framing and transport layer
+and the contract's rules live in `controller.py`. Bit reads are validated by a
+registered request class because the simulator hands the action 16-bit words only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ExceptionResponse
+from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from drivers.tcm1 import (
+    PULSE_COILS,
+    VALID_COILS,
+    VALID_DISCRETE,
+    VALID_HOLDING,
+    VALID_INPUT,
+    VALID_STIMULUS_COILS,
+    StimulusCoil,
+)
+from rigs.emulator.controller import Refused
+from rigs.emulator.table import EmulatedTable
+
+READ_FC = {1: "c", 2: "d", 3: "h", 4: "i"}
+WRITE_FC = {5: "c", 15: "c", 6: "h", 16: "h"}
+
+
+def _bits_block() -> list[SimData]:
+    return [SimData(0, values=[False] * 16, datatype=DataType.BITS)]
+
+
+def _words(address: int, count: int) -> SimData:
+    return SimData(address, count=count, values=0, datatype=DataType.REGISTERS)
+
+
+def _pack_bits(bits: list[bool]) -> int:
+    return sum(1 << i for i, bit in enumerate(bits) if bit)
+
+
+def _span_ok(valid: frozenset[int], address: int, count: int) -> bool:
+    return count >= 1 and all(a in valid for a in range(address, address + count))
+
+
+def _wrong_unit_device(shape) -> SimDevice:
+    """Device id 0 answers every unit id that is not the device's: exception 0B."""
+
+    async def action(*_args) -> ExcCodes:
+        return ExcCodes.GATEWAY_NO_RESPONSE
+
+    return SimDevice(id=0, simdata=shape(), action=action)
+
+
+class ControllerDevice:
+    """The TCM-1 action bound to one emulated table."""
+
+    valid = {"c": VALID_COILS, "d": VALID_DISCRETE, "h": VALID_HOLDING, "i": VALID_INPUT}
+
+    def __init__(self, table: EmulatedTable) -> None:
+        self.table = table
+        self._echo: dict[int, bool] = {}
+
+    @staticmethod
+    def shape():
+        return (
+            _bits_block(),
+            _bits_block(),
+            [_words(0, 12)],
+            [_words(0, 7), _words(100, 12)],
+        )
+
+    async def action(self, fc, start, address, count, registers, values) -> ExcCodes | None:
+        table = self.table
+        table.sync()
+        model = table.controller
+        if fc in WRITE_FC and values is not None:
+            kind = WRITE_FC[fc]
+            if not _span_ok(self.valid[kind], address, len(values)):
+                return ExcCodes.ILLEGAL_ADDRESS
+            try:
+                if kind == "c":
+                    model.write_coils(address, [bool(v) for v in values])
+                    for i in range(len(values)):
+                        self._echo[address + i] = bool(values[i])
+                        if address + i in PULSE_COILS:
+                            values[i] = False
+                else:
+                    model.write_holding(address, [int(v) for v in values])
+            except Refused as refusal:
+                return ExcCodes(refusal.code)
+            return None
+        kind = READ_FC.get(fc) or WRITE_FC.get(fc)
+        if kind is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if fc in (5, 6):  # pymodbus reads back after a single write to build the echo
+            if fc == 5:
+                registers[0] = _pack_bits(
+                    [self._echo.get(i, v) for i, v in enumerate(model.coil_values())] + [False] * 11
+                )
+            return None
+        if kind == "c":
+            registers[0] = _pack_bits(model.coil_values())
+        elif kind == "d":
+            registers[0] = _pack_bits(model.discrete_inputs())
+        elif not _span_ok(self.valid[kind], address, count):
+            return ExcCodes.ILLEGAL_ADDRESS
+        elif kind == "h":
+            for i in range(count):
+                registers[address - start + i] = model.h(address + i)
+        else:
+            for i in range(count):
+                registers[address - start + i] = model.input_register(address + i)
+        return None
+
+
+class StimulusDevice:
+    """SIO-1: four plain relay coils wired into the table."""
+
+    def __init__(self, table: EmulatedTable, on_change: Callable | None = None) -> None:
+        self.table = table
+        self.on_change = on_change
+
+    @staticmethod
+    def shape():
+        return (_bits_block(), _bits_block(), [_words(0, 1)], [_words(0, 1)])
+
+    async def action(self, fc, start, address, count, registers, values) -> ExcCodes | None:
+        table = self.table
+        table.sync()
+        if fc in (5, 15) and values is not None:
+            if not _span_ok(VALID_STIMULUS_COILS, address, len(values)):
+                return ExcCodes.ILLEGAL_ADDRESS
+            for i, value in enumerate(values):
+                relay = StimulusCoil(address + i)
+                if table.relays[relay] != bool(value):
+                    table.set_relay(relay, bool(value))
+            return None
+        if fc in (1, 5):
+            registers[0] = _pack_bits([table.relays[c] for c in StimulusCoil])
+            return None
+        if fc in (2, 3, 4, 6, 16):
+            return ExcCodes.ILLEGAL_ADDRESS
+        return ExcCodes.ILLEGAL_FUNCTION
+
+
+def _checked_bit_reads(valid_coils: frozenset[int], valid_discrete: frozenset[int]):
+    """Request classes that refuse bit reads touching addresses outside the contract."""
+
+    class CheckedReadCoils(ReadCoilsRequest):
+        valid = valid_coils
+
+        async def datastore_update(self, context, device_id):
+            response = await super().datastore_update(context, device_id)
+            if isinstance(response, ExceptionResponse):
+                return response
+            if not _span_ok(self.valid, self.address, self.count):
+                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+            return response
+
+    class CheckedReadDiscrete(ReadDiscreteInputsRequest):
+        valid = valid_discrete
+
+        async def datastore_update(self, context, device_id):
+            response = await super().datastore_update(context, device_id)
+            if isinstance(response, ExceptionResponse):
+                return response
+            if not _span_ok(self.valid, self.address, self.count):
+                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+            return response
+
+    return [CheckedReadCoils, CheckedReadDiscrete]
+
+
+def controller_devices(table: EmulatedTable, unit_id: int = 1) -> tuple[list[SimDevice], list]:
+    device = ControllerDevice(table)
+    devices = [
+        SimDevice(id=unit_id, simdata=device.shape(), action=device.action),
+        _wrong_unit_device(ControllerDevice.shape),
+    ]
+    return devices, _checked_bit_reads(VALID_COILS, VALID_DISCRETE)
+
+
+def stimulus_devices(table: EmulatedTable, unit_id: int = 1) -> tuple[list[SimDevice], list]:
+    device = StimulusDevice(table)
+    devices = [
+        SimDevice(id=unit_id, simdata=device.shape(), action=device.action),
+        _wrong_unit_device(StimulusDevice.shape),
+    ]
+    return devices, _checked_bit_reads(VALID_STIMULUS_COILS, frozenset())
+
+
+async def serve_tcp(devices_and_pdus, host: str = "127.0.0.1", port: int = 0) -> tuple[ModbusTcpServer, int]:
+    devices, pdus = devices_and_pdus
+    server = ModbusTcpServer(devices, address=(host, port), custom_pdu=pdus)
+    await server.serve_forever(background=True)
+    bound = server.transport.sockets[0].getsockname()[1]
+    return server, bound
+
+
+async def serve_rtu(devices_and_pdus, port: str) -> ModbusSerialServer:
+    """The controller on a serial line (RTU, 19200 8E1) — e.g. one end of a pty pair."""
+    from drivers.tcm1 import RTU_BAUDRATE, RTU_BYTESIZE, RTU_PARITY, RTU_STOPBITS
+
+    devices, pdus = devices_and_pdus
+    server = ModbusSerialServer(
+        devices,
+        framer=FramerType.RTU,
+        port=port,
+        baudrate=RTU_BAUDRATE,
+        bytesize=RTU_BYTESIZE,
+        parity=RTU_PARITY,
+        stopbits=RTU_STOPBITS,
+        custom_pdu=pdus,
+    )
+    await server.serve_forever(background=True)
+    return server

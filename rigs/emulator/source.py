@@ -1,0 +1,26 @@
+"""What an emulated instrument needs from the table it measures."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from rigs.emulator.clock import TableClock
+
+
+class ForceSource(Protocol):
+    """The true traction force of a (emulated) table, in table time.
+
+    `sync()` advances the model to the clock's present and returns that table time;
+    `force_at(times)` gives the true cord force (N) at table times no later than the
+    last sync and no earlier than `history_start()`.
+    """
+
+    clock: TableClock
+
+    def sync(self) -> float: ...
+
+    def force_at(self, times: np.ndarray) -> np.ndarray: ...
+
+    def history_start(self) -> float: ...

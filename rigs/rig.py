@@ -1,0 +1,171 @@
+"""Opening a rig: rig file -> (emulator process) -> connected drivers.
+
+An emulated rig starts `rig emulate` as a child process and reads the endpoints it
+prints; a real bench uses the addresses in its rig file. Either way the caller gets
+one `Rig` with a controller, a stimulus module and a gauge, and closing it (on any
+path) stops the emulator it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drivers.controller import TractionController
+from drivers.errors import DeviceUnreachable, RigError
+from drivers.gauge import ForceGauge, open_gauge
+from drivers.stimulus import StimulusModule
+from rigs.config import RigConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EMULATOR_START_TIMEOUT_S = 20.0
+
+
+@dataclass
+class EmulatorProcess:
+    """A `rig emulate` child; `endpoints` is the JSON line it printed."""
+
+    process: subprocess.Popen
+    endpoints: dict
+    events_path: str | None = None
+
+    @classmethod
+    def start(cls, kind: str, seed: int, time_scale: float, faults: list[str] | None = None,
+              events_path: str | None = None, extra: list[str] | None = None,
+              timeout_s: float = EMULATOR_START_TIMEOUT_S) -> "EmulatorProcess":
+        cmd = [sys.executable, "-m", "rigcli", "emulate", "--kind", kind, "--seed", str(seed),
+               "--time-scale", str(time_scale)]
+        for fault in faults or []:
+            cmd += ["--fault", fault]
+        if events_path:
+            cmd += ["--events", events_path]
+        cmd += extra or []
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                text=True, env=env, cwd=str(PROJECT_ROOT))
+        line = _read_line(proc, timeout_s)
+        if not line:
+            proc.kill()
+            err = proc.stderr.read().strip().splitlines() if proc.stderr else []
+            last = err[-1] if err else "no output"
+            raise RigError(f"emulator did not start within {timeout_s:.0f} s: {last}")
+        try:
+            endpoints = json.loads(line)
+        except json.JSONDecodeError:
+            proc.kill()
+            raise RigError(f"emulator printed {line.strip()!r} instead of its endpoints") from None
+        return cls(proc, endpoints, events_path)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout_s)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream:
+                stream.close()
+
+
+def _read_line(proc: subprocess.Popen, timeout_s: float) -> str:
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return proc.stdout.readline()
+            if sel.select(timeout=0.1):
+                return proc.stdout.readline()
+        return ""
+    finally:
+        sel.close()
+
+
+@dataclass
+class Rig:
+    config: RigConfig
+    controller: TractionController
+    stimulus: StimulusModule
+    gauge: ForceGauge
+    emulator: EmulatorProcess | None = None
+    endpoints: dict = field(default_factory=dict)
+
+    @property
+    def time_scale(self) -> float:
+        return self.config.time_scale
+
+    def close(self) -> None:
+        for part in (self.gauge, self.stimulus, self.controller):
+            try:
+                part.close()
+            except Exception:  # noqa: BLE001 — closing must reach the emulator stop
+                pass
+        if self.emulator is not None:
+            self.emulator.stop()
+
+    def __enter__(self) -> "Rig":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[str] | None = None,
+             seed: int | None = None) -> Rig:
+    """Connect every device of the rig (starting its emulator first if it has one)."""
+    emulator = None
+    c, s, g = config.controller, config.stimulus, config.gauge
+    if config.emulated is not None:
+        emulator = EmulatorProcess.start(
+            config.table.kind,
+            config.emulated.seed if seed is None else seed,
+            config.time_scale,
+            list(config.emulated.faults) + list(faults or []),
+            events_path,
+        )
+        ep = emulator.endpoints
+        ctrl = TractionController(transport="tcp", host=ep["controller"]["host"], port=ep["controller"]["port"],
+                                  unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+        stim = StimulusModule(ep["stimulus"]["host"], ep["stimulus"]["port"], s.unit_id, s.timeout_s)
+        resource = ep["gauges"][g.dialect]["resource"]
+        endpoints = ep
+    else:
+        if c.transport == "tcp":
+            ctrl = TractionController(transport="tcp", host=c.host, port=c.port, unit_id=c.unit_id,
+                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+        else:
+            ctrl = TractionController(transport="rtu", port=c.serial_port, unit_id=c.unit_id,
+                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+        stim = StimulusModule(s.host, s.port, s.unit_id, s.timeout_s)
+        resource = g.resource
+        endpoints = {}
+    gauge = None
+    try:
+        ctrl.connect()
+        stim.connect()
+        gauge = open_gauge(resource, g.dialect, timeout_ms=int(g.timeout_s * 1000), time_scale=config.time_scale)
+    except Exception:
+        for part in (gauge, stim, ctrl):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception:  # noqa: BLE001
+                    pass
+        if emulator is not None:
+            emulator.stop()
+        raise
+    return Rig(config, ctrl, stim, gauge, emulator, endpoints)
+
+
+__all__ = ["Rig", "open_rig", "EmulatorProcess", "DeviceUnreachable"]

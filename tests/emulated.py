@@ -1,0 +1,108 @@
+"""Test helpers: an emulated table served in-process on a clock the test drives.
+
+In-process serving with a manual clock makes contract and state-machine tests exact
+and fast (no wall-clock waits); the separate-process emulator is exercised by the
+tests that need its timing (physics at time scale 1 and 10, benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from drivers.controller import TractionController
+from drivers.stimulus import StimulusModule
+from rigs.emulator.modbus_server import controller_devices, serve_tcp, stimulus_devices
+from rigs.emulator.table import EmulatedTable
+
+
+class ManualClock:
+    """A table clock that only moves when the test says so."""
+
+    def __init__(self, time_scale: float = 1.0) -> None:
+        self.time_scale = time_scale
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def wall_ns_at(self, table_t: float) -> int:
+        return int(table_t / self.time_scale * 1e9)
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, for servers under test."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 10.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn, *args):
+        """Run fn in the loop thread (the table is only touched from there)."""
+
+        async def wrapper():
+            return fn(*args)
+
+        return self.run(wrapper())
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@dataclass
+class ServedTable:
+    table: EmulatedTable
+    clock: ManualClock
+    loop: LoopThread
+    controller: TractionController
+    stimulus: StimulusModule
+    controller_port: int
+    stimulus_port: int
+
+    def advance(self, seconds: float) -> None:
+        """Move table time forward and let the model catch up (in the server's thread)."""
+        self.clock.t += seconds
+        self.loop.call(self.table.sync)
+
+    def advance_until(self, predicate, timeout_s: float, step_s: float = 0.01) -> float:
+        """Advance table time until predicate(status) holds; return table seconds taken."""
+        waited = 0.0
+        while waited < timeout_s:
+            if predicate(self.controller.status()):
+                return waited
+            self.advance(step_s)
+            waited += step_s
+        raise AssertionError(f"condition not reached within {timeout_s} s of table time")
+
+
+@contextmanager
+def served_table(kind: str = "lumbar", seed: int = 1, faults: list[str] | None = None,
+                 safety_limit_n: float | None = None, unit_id: int = 1):
+    clock = ManualClock()
+    loop = LoopThread()
+    table = EmulatedTable(kind, seed, faults=faults, clock=clock)
+    servers = []
+    try:
+        server, cport = loop.run(serve_tcp(controller_devices(table, unit_id)))
+        servers.append(server)
+        server2, sport = loop.run(serve_tcp(stimulus_devices(table, unit_id)))
+        servers.append(server2)
+        ctrl = TractionController(host="127.0.0.1", port=cport, unit_id=unit_id, timeout_s=2.0,
+                                  safety_limit_n=safety_limit_n).connect()
+        stim = StimulusModule("127.0.0.1", sport, unit_id, timeout_s=2.0).connect()
+        try:
+            yield ServedTable(table, clock, loop, ctrl, stim, cport, sport)
+        finally:
+            ctrl.close()
+            stim.close()
+    finally:
+        for server in servers:
+            loop.run(server.shutdown())
+        loop.stop()
