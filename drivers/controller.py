@@ -9,6 +9,8 @@ error naming the register and the device's own LAST_REJECT reason, because "exce
 from __future__ import annotations
 
 import enum
+import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -43,6 +45,12 @@ from drivers.tcm1 import (
     RejectReason,
     decode_serial,
 )
+
+
+# pymodbus reports every lost frame on its own logger; the driver's errors already say
+# what went wrong and what to do, so its chatter is opt-in (TRACTION_RIG_MODBUS_LOG=1).
+if not os.environ.get("TRACTION_RIG_MODBUS_LOG"):
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 
 class ModbusExceptionError(DeviceError):
@@ -138,9 +146,12 @@ class TractionController:
         timeout_s: float = 1.0,
         safety_limit_n: float | None = None,
         name: str = "traction controller",
+        baudrate: int = RTU_BAUDRATE,
+        parity: str = RTU_PARITY,
     ) -> None:
         self.transport = Transport(transport)
         self.unit_id = unit_id
+        self.timeout_s = timeout_s
         self.safety_limit_n = safety_limit_n
         if self.transport is Transport.TCP:
             self.address = f"modbus-tcp://{host}:{port} unit {unit_id}"
@@ -150,9 +161,9 @@ class TractionController:
             self._client = ModbusSerialClient(
                 str(port),
                 framer=FramerType.RTU,
-                baudrate=RTU_BAUDRATE,
+                baudrate=baudrate,
                 bytesize=RTU_BYTESIZE,
-                parity=RTU_PARITY,
+                parity=parity,
                 stopbits=RTU_STOPBITS,
                 timeout=timeout_s,
                 retries=0,
@@ -186,7 +197,7 @@ class TractionController:
         except ModbusException as exc:
             raise DeviceTimeout(
                 self.device,
-                f"no valid reply to {target} ({str(exc).strip()})",
+                f"no valid reply to {target} within {self.timeout_s:g} s",
                 "check the unit id, transport (TCP vs RTU, 19200 8E1) and that it is a TCM-1 controller",
             ) from exc
         except OSError as exc:

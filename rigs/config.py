@@ -69,6 +69,8 @@ class ControllerConfig(Strict):
     host: str | None = None
     port: int | None = Field(None, ge=1, le=65535)
     serial_port: str | None = None
+    baudrate: int = Field(19200, gt=0)
+    parity: Literal["E", "N", "O"] = "E"
     unit_id: int = Field(1, ge=1, le=247)
     timeout_s: Seconds = 1.0
 

@@ -146,7 +146,8 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
                                       timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
         else:
             ctrl = TractionController(transport="rtu", port=c.serial_port, unit_id=c.unit_id,
-                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n,
+                                      baudrate=c.baudrate, parity=c.parity)
         stim = StimulusModule(s.host, s.port, s.unit_id, s.timeout_s)
         resource = g.resource
         endpoints = {}
