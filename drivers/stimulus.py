@@ -49,6 +49,7 @@ class StimulusModule:
 
     def set(self, relay: StimulusCoil, on: bool) -> int:
         """Drive one relay; returns perf_counter_ns of the acknowledgement."""
+        relay = StimulusCoil(relay)
         try:
             response = self._client.write_coil(int(relay), on, device_id=self.unit_id)
         except ModbusException as exc:
