@@ -17,6 +17,7 @@ from pymodbus.framer import FramerType
 from pymodbus.pdu import ExceptionResponse
 from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.tcm1 import (
@@ -37,6 +38,32 @@ from rigs.emulator.table import EmulatedTable
 
 READ_FC = {1: "c", 2: "d", 3: "h", 4: "i"}
 WRITE_FC = {5: "c", 15: "c", 6: "h", 16: "h"}
+
+
+class _PromptRequestHandler(ServerRequestHandler):
+    """Handles a decoded request as a task on the loop it already runs on.
+
+    pymodbus schedules each request through `run_coroutine_threadsafe` even though the
+    call comes from the loop's own thread; that detour wakes the loop through its
+    self-pipe and halves the emulator's request rate. Same coroutine, same loop, same
+    order — only the detour is gone.
+    """
+
+    def handle_later(self):
+        self.loop.create_task(self.handle_request())
+
+
+class _PromptMixin:
+    def callback_new_connection(self):
+        return _PromptRequestHandler(self, self.trace_packet, self.trace_pdu, self.trace_connect)
+
+
+class EmulatorTcpServer(_PromptMixin, ModbusTcpServer):
+    pass
+
+
+class EmulatorSerialServer(_PromptMixin, ModbusSerialServer):
+    pass
 
 
 def _bits_block() -> list[SimData]:
@@ -202,22 +229,22 @@ def stimulus_devices(table: EmulatedTable, unit_id: int = 1) -> tuple[list[SimDe
     return devices, _checked_bit_reads(VALID_STIMULUS_COILS, frozenset())
 
 
-async def serve_tcp(devices_and_pdus, host: str = "127.0.0.1", port: int = 0) -> tuple[ModbusTcpServer, int]:
+async def serve_tcp(devices_and_pdus, host: str = "127.0.0.1", port: int = 0) -> tuple[EmulatorTcpServer, int]:
     devices, pdus = devices_and_pdus
-    server = ModbusTcpServer(devices, address=(host, port), custom_pdu=pdus)
+    server = EmulatorTcpServer(devices, address=(host, port), custom_pdu=pdus)
     await server.serve_forever(background=True)
     bound = server.transport.sockets[0].getsockname()[1]
     return server, bound
 
 
-async def serve_rtu(devices_and_pdus, port: str, parity: str = RTU_PARITY) -> ModbusSerialServer:
+async def serve_rtu(devices_and_pdus, port: str, parity: str = RTU_PARITY) -> EmulatorSerialServer:
     """The controller on a serial line (RTU, 19200 8E1) — e.g. one end of a pty pair.
 
     `parity` exists because Linux pseudo-terminals in some sandboxes refuse PARENB;
     a pty carries no parity bit anyway, so tests over a pty pair use "N".
     """
     devices, pdus = devices_and_pdus
-    server = ModbusSerialServer(
+    server = EmulatorSerialServer(
         devices,
         framer=FramerType.RTU,
         port=port,
