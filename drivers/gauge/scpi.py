@@ -1,0 +1,286 @@
+"""SCPI load-cell indicator (`scpi`) driver: LF-terminated, buffered acquisition.
+
+Replies carry no unit, so the driver learns UNIT:FORC? at open and tracks what it
+sets; readings are converted to newtons with that unit. Commands that answer nothing
+are followed by SYST:ERR? where a refusal is possible, so a rejected setting raises
+with the instrument's own error text instead of passing silently.
+
+A buffered acquisition carries the instrument's timestamps (table clock). To place
+them on the host's clock the driver brackets TRIG:TIME? between two host stamps, keeps
+the tightest of a few tries, and reports the half round trip as the uncertainty.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+import numpy as np
+import pyvisa
+
+from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, GaugeOverload
+from drivers.gauge.base import INSTRUMENT, ForceGauge, GaugeIdentity, GaugeTrace
+from drivers.gauge.link import DEFAULT_TIMEOUT_MS, VisaLink
+from drivers.units import NEWTONS_PER_UNIT, canonical_unit
+
+HINT = "scpi: commands and replies end with LF"
+#: SCPI spelling of the units such an indicator offers.
+SCPI_UNIT = {"N": "N", "lbF": "LBF", "kgF": "KGF"}
+#: Readings at or beyond this magnitude are SCPI's over-range marker (9.9E37).
+OVERRANGE = 9.0e37
+RATE_MIN, RATE_MAX = 1.0, 10000.0
+_MAPPING_TRIES = 3
+_DRAIN_PERIOD_S = 0.05
+
+
+class ScpiGauge(ForceGauge):
+    dialect = "scpi"
+
+    def __init__(
+        self,
+        resource: str,
+        *,
+        backend: str = "@py",
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        time_scale: float = 1.0,
+        read_termination: str = "\n",
+        write_termination: str = "\n",
+        check: bool = True,
+        resource_manager: pyvisa.ResourceManager | None = None,
+    ) -> None:
+        self.resource = resource
+        self.time_scale = float(time_scale)
+        self.stream_slack_s = 2.0 * timeout_ms / 1000.0
+        self._unit = "N"
+        self._npu = 1.0
+        self._acq: _Acquisition | None = None
+        self._link = VisaLink(
+            resource,
+            read_termination=read_termination,
+            write_termination=write_termination,
+            hint=HINT,
+            backend=backend,
+            timeout_ms=timeout_ms,
+            resource_manager=resource_manager,
+        )
+        if check:
+            try:
+                self._idn()
+                self._link.write("*CLS")  # so later SYST:ERR? checks report our own commands
+                self._learn_unit()
+            except BaseException:
+                self._link.close()
+                raise
+
+    # -- readings ---------------------------------------------------------------------------
+    def read(self) -> float:
+        if self._acq is not None:
+            self._busy()
+        reply = self._link.query("MEAS:FORC?")
+        try:
+            value = float(reply)
+        except ValueError:
+            raise self._unexpected("MEAS:FORC?", reply, "an NR3 number such as '+1.234500E+02'") from None
+        if abs(value) >= OVERRANGE:
+            raise GaugeOverload(self.resource, "over-range reading (9.9E37)", "reduce the force below 120 % of the gauge's capacity")
+        return value * self._npu
+
+    read_current = read
+
+    def peak_tension(self) -> float:
+        raise self._no_peaks()
+
+    def peak_compression(self) -> float:
+        raise self._no_peaks()
+
+    def clear_peaks(self) -> None:
+        raise self._no_peaks()
+
+    def _no_peaks(self) -> ConfigError:
+        return ConfigError(f"{self.resource}: a scpi indicator keeps no peaks; stream() and take the extremes")
+
+    # -- settings ------------------------------------------------------------------------------
+    def _set(self, command: str) -> None:
+        """A command that answers nothing, then SYST:ERR? so a refusal is not silent."""
+        if self._acq is not None and not command.startswith(("ABOR", "INIT")):
+            self._busy()
+        self._link.write(command)
+        self.check_errors(command)
+
+    def check_errors(self, after: str = "the last command") -> None:
+        """Drain the error queue; raise DeviceProtocolError with the first error's text."""
+        first = None
+        for _ in range(11):  # queue depth 10 + the overflow entry
+            reply = self._link.query("SYST:ERR?")
+            code_text, _, message = reply.partition(",")
+            try:
+                code = int(code_text)
+            except ValueError:
+                raise self._unexpected("SYST:ERR?", reply, "'<code>,\"<message>\"'") from None
+            if code == 0:
+                break
+            first = first or (code, message.strip().strip('"'))
+        if first is not None:
+            raise DeviceProtocolError(self.resource, f"{after!r} rejected: {first[0]},\"{first[1]}\"", "see the scpi command table")
+
+    def tare(self) -> None:
+        self._set("SENS:ZERO")
+
+    def set_unit(self, unit: str) -> None:
+        try:
+            canonical = canonical_unit(unit)
+        except ValueError as exc:
+            raise ConfigError(f"{self.resource}: {exc}") from None
+        if canonical not in SCPI_UNIT:
+            raise ConfigError(f"{self.resource}: a scpi indicator offers N, LBF or KGF, not {unit!r}")
+        self._set(f"UNIT:FORC {SCPI_UNIT[canonical]}")
+        self._unit, self._npu = canonical, NEWTONS_PER_UNIT[canonical]
+
+    def _learn_unit(self) -> None:
+        reply = self._link.query("UNIT:FORC?")
+        try:
+            canonical = canonical_unit(reply)
+        except ValueError:
+            raise self._unexpected("UNIT:FORC?", reply, "N, LBF or KGF") from None
+        self._unit, self._npu = canonical, NEWTONS_PER_UNIT[canonical]
+
+    @property
+    def unit(self) -> str:
+        return self._unit
+
+    def reset(self) -> None:
+        """*RST: unit N, 1000 Hz, acquisition stopped, buffer cleared."""
+        self._link.write("*RST")
+        self._learn_unit()
+
+    # -- identity ---------------------------------------------------------------------------------
+    def _idn(self) -> list[str]:
+        reply = self._link.query("*IDN?")
+        fields = [f.strip() for f in reply.split(",")]
+        if len(fields) != 4 or not all(fields[:2]):
+            raise self._unexpected("*IDN?", reply, "'Maker,Model,Serial,Firmware'")
+        return fields
+
+    def _date(self, command: str) -> datetime.date:
+        reply = self._link.query(command)
+        try:
+            year, month, day = (int(p) for p in reply.split(","))
+            return datetime.date(year, month, day)
+        except ValueError:
+            raise self._unexpected(command, reply, "'year,month,day'") from None
+
+    def identity(self) -> GaugeIdentity:
+        if self._acq is not None:
+            self._busy()
+        maker, model, serial, firmware = self._idn()
+        return GaugeIdentity(
+            maker, model, serial, firmware, self._date("CAL:DATE?"), self._date("CAL:DUE?"), source="device"
+        )
+
+    # -- buffered acquisition -------------------------------------------------------------------------
+    def start_stream(self, rate_hz: float) -> None:
+        if self._acq is not None:
+            self._busy()
+        if not RATE_MIN <= rate_hz <= RATE_MAX:
+            raise ConfigError(f"{self.resource}: SAMP:RATE must be {RATE_MIN:g}..{RATE_MAX:g} Hz, not {rate_hz}")
+        self._set(f"SAMP:RATE {rate_hz:.10g}")
+        self._link.write("INIT")
+        acq = _Acquisition(rate_hz)
+        acq.host_t0_ns, acq.uncertainty_s = self._map_clock()
+        self._acq = acq
+
+    def _map_clock(self) -> tuple[int, float]:
+        """Host perf_counter_ns of instrument time 0, and the half round trip (s)."""
+        best = None
+        for _ in range(_MAPPING_TRIES):
+            before = time.perf_counter_ns()
+            reply = self._link.query("TRIG:TIME?")
+            after = time.perf_counter_ns()
+            try:
+                instrument_s = float(reply)
+            except ValueError:
+                raise self._unexpected("TRIG:TIME?", reply, "an NR3 time") from None
+            half = (after - before) // 2
+            if best is None or half < best[1]:
+                best = (before + half - round(instrument_s / self.time_scale * 1e9), half)
+        return best[0], best[1] * 1e-9
+
+    def _drain(self) -> None:
+        acq = self._acq
+        reply = self._link.query("TRAC:DATA?")
+        if not reply:
+            return
+        try:
+            values = np.array(reply.split(","), dtype=float)
+        except ValueError:
+            raise self._unexpected("TRAC:DATA?", reply, "'t1,f1,t2,f2,...' NR3 numbers") from None
+        if values.size % 2:
+            raise self._unexpected("TRAC:DATA?", reply, "pairs 't,f' (an even count of numbers)")
+        acq.t.append(values[0::2])
+        acq.f.append(values[1::2])
+        acq.count += values.size // 2
+
+    def _wait_for_samples(self, n: int, deadline_ns: int) -> None:
+        acq = self._acq
+        assert acq is not None
+        while acq.count < n:
+            self._drain()
+            if acq.count >= n:
+                break
+            remaining_s = (deadline_ns - time.perf_counter_ns()) * 1e-9
+            if remaining_s <= 0:
+                break
+            missing_wall_s = (n - acq.count) / acq.rate_hz / self.time_scale
+            time.sleep(min(max(missing_wall_s, 0.001), _DRAIN_PERIOD_S, remaining_s))
+
+    def stop_stream(self) -> GaugeTrace:
+        acq = self._acq
+        if acq is None:
+            raise ConfigError(f"{self.resource}: stop_stream() without start_stream()")
+        try:
+            self._link.write("ABOR")
+            self._drain()
+        finally:
+            self._acq = None
+        t = np.concatenate(acq.t) if acq.t else np.zeros(0)
+        f = np.concatenate(acq.f) if acq.f else np.zeros(0)
+        forces = np.where(np.abs(f) >= OVERRANGE, np.nan, f * self._npu)
+        return GaugeTrace(
+            t=t,
+            force_n=forces,
+            time_base=INSTRUMENT,
+            host_t0_ns=acq.host_t0_ns,
+            time_scale=self.time_scale,
+            rate_hz=acq.rate_hz,
+            mapping_uncertainty_s=acq.uncertainty_s,
+            resource=self.resource,
+        )
+
+    # -- errors ------------------------------------------------------------------------------------------
+    def _unexpected(self, command: str, reply: str, expected: str) -> DeviceError:
+        return DeviceProtocolError(
+            self.resource,
+            f"unexpected reply {reply[:60]!r} to {command!r}, expected {expected}",
+            f"wrong dialect or termination? ({HINT})",
+        )
+
+    def _busy(self) -> None:
+        raise ConfigError(f"{self.resource}: a buffered acquisition is running; call stop_stream() first")
+
+    def close(self) -> None:
+        if self._acq is not None:
+            try:
+                self.stop_stream()
+            except Exception:
+                pass
+        self._link.close()
+
+
+class _Acquisition:
+    def __init__(self, rate_hz: float) -> None:
+        self.rate_hz = float(rate_hz)
+        self.t: list[np.ndarray] = []
+        self.f: list[np.ndarray] = []
+        self.count = 0
+        self.host_t0_ns = 0
+        self.uncertainty_s = 0.0
