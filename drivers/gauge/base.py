@@ -161,8 +161,19 @@ class ForceGauge(abc.ABC):
         return trace.head(n_samples)
 
     # -- lifetime ------------------------------------------------------------------------------
+    @property
     @abc.abstractmethod
-    def close(self) -> None: ...
+    def streaming(self) -> bool:
+        """A stream or buffered acquisition is running."""
+
+    def close(self) -> None:
+        """Stop any stream (best effort: closing must not fail on a dead gauge), then the link."""
+        if self.streaming:
+            try:
+                self.stop_stream()
+            except Exception:  # noqa: BLE001
+                pass
+        self._link.close()
 
     def __enter__(self):
         return self

@@ -73,7 +73,10 @@ class GclGauge(ForceGauge):
     def _reading(self, command: str) -> float:
         if self._stream is not None:
             self._busy()
-        reply = self._link.query(command)
+        return self._parse(command, self._link.query(command))
+
+    def _parse(self, command: str, reply: str) -> float:
+        """A `123.4 N` reply in newtons, or the error the reply stands for."""
         value, _, unit = reply.partition(" ")
         npu = NEWTONS_PER_UNIT.get(unit)
         if npu is not None:
@@ -198,14 +201,7 @@ class GclGauge(ForceGauge):
     def _stream_value(self, line: str) -> float:
         if line == "*21":
             return float("nan")
-        value, _, unit = line.partition(" ")
-        npu = NEWTONS_PER_UNIT.get(unit)
-        if npu is not None:
-            try:
-                return float(value) * npu
-            except ValueError:
-                pass
-        raise self._reply_error("AOUT stream", line, _EXPECTED)
+        return self._parse("AOUT stream", line)
 
     # -- errors -----------------------------------------------------------------------------------
     def _reply_error(self, command: str, reply: str, expected: str) -> DeviceError:
@@ -224,13 +220,9 @@ class GclGauge(ForceGauge):
     def _busy(self) -> None:
         raise ConfigError(f"{self.resource}: the gauge is streaming; call stop_stream() first")
 
-    def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self.stop_stream()
-            except Exception:
-                pass
-        self._link.close()
+    @property
+    def streaming(self) -> bool:
+        return self._stream is not None
 
 
 class _LineCollector(threading.Thread):

@@ -267,13 +267,9 @@ class ScpiGauge(ForceGauge):
     def _busy(self) -> None:
         raise ConfigError(f"{self.resource}: a buffered acquisition is running; call stop_stream() first")
 
-    def close(self) -> None:
-        if self._acq is not None:
-            try:
-                self.stop_stream()
-            except Exception:
-                pass
-        self._link.close()
+    @property
+    def streaming(self) -> bool:
+        return self._acq is not None
 
 
 class _Acquisition:
