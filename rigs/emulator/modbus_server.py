@@ -111,7 +111,7 @@ class ControllerDevice:
 
     async def action(self, fc, start, address, count, registers, values) -> ExcCodes | None:
         table = self.table
-        table.sync()
+        table.sync(exact=values is not None)  # a write acts at its true instant
         model = table.controller
         if fc in WRITE_FC and values is not None:
             kind = WRITE_FC[fc]
@@ -166,7 +166,7 @@ class StimulusDevice:
 
     async def action(self, fc, start, address, count, registers, values) -> ExcCodes | None:
         table = self.table
-        table.sync()
+        table.sync(exact=values is not None)
         if fc in (5, 15) and values is not None:
             if not _span_ok(VALID_STIMULUS_COILS, address, len(values)):
                 return ExcCodes.ILLEGAL_ADDRESS

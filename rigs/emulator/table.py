@@ -41,8 +41,11 @@ class EmulatedTable:
         self.clock = clock or TableClock(time_scale)
 
     # -- ForceSource protocol (what the emulated gauges read) ---------------------
-    def sync(self) -> float:
-        self.advance_to(self.clock.now())
+    def sync(self, exact: bool = True) -> float:
+        """Catch up with the clock. `exact=False` stops at the last whole controller
+        cycle: what a real controller's registers show (they update once per cycle),
+        and it spares a partial step on every register read."""
+        self.advance_to(self.clock.now(), exact)
         return self.mechanics.s.t
 
     def force_at(self, times: np.ndarray) -> np.ndarray:
@@ -52,14 +55,14 @@ class EmulatedTable:
         return self.mechanics.history.oldest
 
     # -- time ------------------------------------------------------------------------
-    def advance_to(self, t: float) -> None:
+    def advance_to(self, t: float, exact: bool = True) -> None:
         dt = self.params.dt
         step = self.controller.step
         s = self.mechanics.s
         while t - s.t >= dt:
             step(dt)
         rest = t - s.t
-        if rest >= MIN_PARTIAL_STEP:
+        if exact and rest >= MIN_PARTIAL_STEP:
             step(rest)
 
     def advance_by(self, seconds: float) -> None:
