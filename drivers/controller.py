@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -169,6 +170,8 @@ class TractionController:
                 retries=0,
             )
         self.device = f"{name} ({self.address})"
+        # one Modbus link shared by the test thread and the heartbeat keeper
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------ connection
     def connect(self) -> "TractionController":
@@ -192,6 +195,10 @@ class TractionController:
 
     # ------------------------------------------------------------ raw access
     def _call(self, target: str, method, *args, **kwargs):
+        with self._lock:
+            return self._call_locked(target, method, *args, **kwargs)
+
+    def _call_locked(self, target: str, method, *args, **kwargs):
         try:
             response = method(*args, device_id=self.unit_id, **kwargs)
         except ModbusException as exc:
@@ -238,15 +245,17 @@ class TractionController:
 
     def write_coil(self, coil: Coil, value: bool = True) -> int:
         """Write a coil; returns perf_counter_ns at the acknowledgement."""
-        self._call(f"{coil.name} (coil {int(coil)}) := {int(value)}", self._client.write_coil, int(coil), value)
-        return time.perf_counter_ns()
+        with self._lock:
+            self._call_locked(f"{coil.name} (coil {int(coil)}) := {int(value)}", self._client.write_coil, int(coil), value)
+            return time.perf_counter_ns()
 
     # ------------------------------------------------------------ status
     def status(self) -> ControllerStatus:
-        di = self._call("discrete inputs 0..9", self._client.read_discrete_inputs, 0, count=len(DiscreteInput)).bits
         start, count = STATUS_INPUT_SPAN
-        ir = self._call("input registers 0..6", self._client.read_input_registers, start, count=count).registers
-        host_ns = time.perf_counter_ns()
+        with self._lock:
+            di = self._call_locked("discrete inputs 0..9", self._client.read_discrete_inputs, 0, count=len(DiscreteInput)).bits
+            ir = self._call_locked("input registers 0..6", self._client.read_input_registers, start, count=count).registers
+            host_ns = time.perf_counter_ns()
         try:
             phase, fault, reject = Phase(ir[InputReg.PHASE]), FaultCode(ir[InputReg.FAULT_CODE]), RejectReason(ir[InputReg.LAST_REJECT])
         except ValueError as exc:
@@ -309,9 +318,12 @@ class TractionController:
     def reset(self) -> int:
         return self.write_coil(Coil.RESET)
 
-    def heartbeat(self) -> None:
-        self._heartbeat_count = (getattr(self, "_heartbeat_count", 0) + 1) & 0xFFFF
-        self.write_holding(Holding.HEARTBEAT, self._heartbeat_count)
+    def heartbeat(self) -> int:
+        """Restart the device's watchdog; returns perf_counter_ns at the acknowledgement."""
+        with self._lock:
+            self._heartbeat_count = (getattr(self, "_heartbeat_count", 0) + 1) & 0xFFFF
+            self.write_holding(Holding.HEARTBEAT, self._heartbeat_count)
+            return time.perf_counter_ns()
 
     def _guard(self, newtons: float, what: str, testing_interlock: bool) -> None:
         if newtons < 0:

@@ -100,13 +100,26 @@ class Rig:
     gauge: ForceGauge
     emulator: EmulatorProcess | None = None
     endpoints: dict = field(default_factory=dict)
+    #: a second link to the controller used only to make the table safe, so a signal
+    #: arriving mid-transaction on the main link cannot corrupt the release commands
+    safety: TractionController | None = None
 
     @property
     def time_scale(self) -> float:
         return self.config.time_scale
 
+    def make_safe(self) -> list[str]:
+        """Emergency release + drive off, on the safety link when there is one."""
+        link = self.safety or self.controller
+        problems = link.make_safe()
+        if problems and link is not self.controller:
+            problems = self.controller.make_safe()
+        return problems
+
     def close(self) -> None:
-        for part in (self.gauge, self.stimulus, self.controller):
+        for part in (self.gauge, self.stimulus, self.safety, self.controller):
+            if part is None:
+                continue
             try:
                 part.close()
             except Exception:  # noqa: BLE001 — closing must reach the emulator stop
@@ -151,13 +164,17 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
         stim = StimulusModule(s.host, s.port, s.unit_id, s.timeout_s)
         resource = g.resource
         endpoints = {}
-    gauge = None
+    gauge = safety = None
     try:
         ctrl.connect()
+        if ctrl.transport.value == "tcp":
+            safety = TractionController(transport="tcp", host=ctrl._client.comm_params.host,
+                                        port=ctrl._client.comm_params.port, unit_id=ctrl.unit_id,
+                                        timeout_s=ctrl.timeout_s, name="traction controller (safety link)").connect()
         stim.connect()
         gauge = open_gauge(resource, g.dialect, timeout_ms=int(g.timeout_s * 1000), time_scale=config.time_scale)
     except Exception:
-        for part in (gauge, stim, ctrl):
+        for part in (gauge, stim, safety, ctrl):
             if part is not None:
                 try:
                     part.close()
@@ -166,7 +183,7 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
         if emulator is not None:
             emulator.stop()
         raise
-    return Rig(config, ctrl, stim, gauge, emulator, endpoints)
+    return Rig(config, ctrl, stim, gauge, emulator, endpoints, safety)
 
 
 __all__ = ["Rig", "open_rig", "EmulatorProcess", "DeviceUnreachable"]

@@ -1,0 +1,85 @@
+"""The run record: one append-only JSON-lines file per run, flushed as things happen.
+
+Everything downstream (the verdict table of `rig run`, the compliance report) is
+rendered from this record alone. Each line is complete on its own, so a run cut at
+any point keeps every measurement taken before the cut; the time series behind each
+measurement is written beside it as CSV before its line is appended.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+
+RECORD_NAME = "record.jsonl"
+
+
+def _jsonable(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (dt.date, dt.datetime, Path)):
+        return str(value)
+    if isinstance(value, float) and value != value:
+        return None
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class RunRecord:
+    def __init__(self, directory: Path) -> None:
+        self.dir = Path(directory)
+        (self.dir / "series").mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / RECORD_NAME
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._lock = threading.Lock()
+        self._series = 0
+
+    @classmethod
+    def create(cls, root: Path, rig_name: str) -> "RunRecord":
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", rig_name)
+        directory = Path(root) / f"{stamp}-{safe}-{os.getpid()}"
+        return cls(directory)
+
+    def event(self, kind: str, **fields) -> None:
+        line = {"event": kind, "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **fields}
+        text = json.dumps(line, default=_jsonable, ensure_ascii=False)
+        with self._lock:
+            self._file.write(text + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def save_series(self, name: str, columns: dict[str, np.ndarray]) -> str:
+        """Write a CSV beside the record; returns its path relative to the run directory."""
+        with self._lock:
+            self._series += 1
+            n = self._series
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)[:80]
+        rel = f"series/{n:04d}-{safe}.csv"
+        keys = list(columns)
+        data = np.column_stack([np.asarray(columns[k], dtype=float) for k in keys]) if keys else np.empty((0, 0))
+        np.savetxt(self.dir / rel, data, delimiter=",", header=",".join(keys), comments="", fmt="%.9g")
+        return rel
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def read_record(directory: Path) -> list[dict]:
+    """Every complete line of a run's record (a torn last line from a cut run is skipped)."""
+    lines = []
+    with open(Path(directory) / RECORD_NAME, encoding="utf-8") as f:
+        for text in f:
+            try:
+                lines.append(json.loads(text))
+            except json.JSONDecodeError:
+                break
+    return lines

@@ -1,0 +1,172 @@
+"""Signal analysis of gauge traces (numpy): settled parts, ramp slopes, corners,
+crossings and release shape. Pure functions of (t, force) arrays in table seconds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def settled_slice(t: np.ndarray, f: np.ndarray, min_band_n: float = 0.3, min_samples: int = 20) -> slice:
+    """The trailing part of a trace in which the force no longer moves.
+
+    Walks back from the end while each sample stays inside a band around the tail's
+    mean (4 sigma of the tail's own noise, at least `min_band_n`)."""
+    n = len(f)
+    if n < min_samples:
+        return slice(0, n)
+    tail = f[-max(min_samples, n // 10):]
+    band = max(4.0 * float(np.std(tail)), min_band_n)
+    centre = float(np.mean(tail))
+    outside = np.nonzero(np.abs(f - centre) > band)[0]
+    start = int(outside[-1]) + 1 if outside.size else 0
+    if n - start < min_samples:
+        start = n - min_samples
+    return slice(start, n)
+
+
+@dataclass(frozen=True)
+class LineFit:
+    slope: float
+    intercept: float
+    n: int
+    residual_std: float
+    slope_std: float
+
+    def time_at(self, level: float) -> float:
+        return (level - self.intercept) / self.slope if self.slope else float("nan")
+
+
+def fit_line(t: np.ndarray, f: np.ndarray) -> LineFit:
+    if len(t) < 3:
+        return LineFit(float("nan"), float("nan"), len(t), float("nan"), float("nan"))
+    A = np.column_stack([t, np.ones_like(t)])
+    coef, *_ = np.linalg.lstsq(A, f, rcond=None)
+    resid = f - A @ coef
+    dof = max(len(t) - 2, 1)
+    s2 = float(resid @ resid) / dof
+    sxx = float(np.sum((t - t.mean()) ** 2)) or float("inf")
+    return LineFit(float(coef[0]), float(coef[1]), len(t), s2**0.5, (s2 / sxx) ** 0.5)
+
+
+def ramp_fit(t: np.ndarray, f: np.ndarray, start_n: float, end_n: float, lo: float = 0.2, hi: float = 0.8) -> LineFit:
+    """Least-squares slope over the linear part of a ramp (between lo and hi of the step)."""
+    a, b = start_n + lo * (end_n - start_n), start_n + hi * (end_n - start_n)
+    low, high = min(a, b), max(a, b)
+    sel = (f >= low) & (f <= high)
+    idx = np.nonzero(sel)[0]
+    if idx.size < 3:
+        return fit_line(t[:0], f[:0])
+    # the first contiguous run only: a ramp is one pass through the band
+    breaks = np.nonzero(np.diff(idx) > max(3, len(f) // 1000))[0]
+    run = idx[: breaks[0] + 1] if breaks.size else idx
+    return fit_line(t[run], f[run])
+
+
+def first_time(t: np.ndarray, mask: np.ndarray) -> float:
+    idx = np.nonzero(mask)[0]
+    return float(t[idx[0]]) if idx.size else float("inf")
+
+
+def crossing_below(t: np.ndarray, f: np.ndarray, level: float, after: float = 0.0) -> float:
+    """First instant after `after` at which the force falls below `level` (interpolated)."""
+    sel = np.nonzero((t >= after) & (f < level))[0]
+    if not sel.size:
+        return float("inf")
+    i = int(sel[0])
+    if i == 0 or t[i - 1] < after or f[i - 1] == f[i]:
+        return float(t[i])
+    frac = (f[i - 1] - level) / (f[i - 1] - f[i])
+    return float(t[i - 1] + frac * (t[i] - t[i - 1]))
+
+
+def crossing_above(t: np.ndarray, f: np.ndarray, level: float, after: float = float("-inf")) -> float:
+    return crossing_below(t, -f, -level, after)
+
+
+def smooth(f: np.ndarray, n: int) -> np.ndarray:
+    if n <= 1 or len(f) < n:
+        return f
+    kernel = np.ones(n) / n
+    return np.convolve(f, kernel, mode="same")
+
+
+def last_maximum_time(t: np.ndarray, f: np.ndarray, after: float, until: float, smooth_s: float = 0.005) -> float:
+    """When the force stopped rising after `after`: the time of its (smoothed) maximum."""
+    sel = (t >= after) & (t <= until)
+    if not sel.any():
+        return float("inf")
+    tt, ff = t[sel], f[sel]
+    dt = float(np.median(np.diff(tt))) if len(tt) > 1 else 1.0
+    ff = smooth(ff, max(1, int(round(smooth_s / dt))))
+    return float(tt[int(np.argmax(ff))] - after)
+
+
+@dataclass(frozen=True)
+class Plateau:
+    level: float
+    start: float  # corner with the ramp before (table s)
+    end: float  # corner with the ramp after
+    mean: float
+    std: float
+    n: int
+
+
+def plateaus(t: np.ndarray, f: np.ndarray, levels: list[float], band: float, min_duration: float) -> list[Plateau]:
+    """Flat parts of a trace near the given levels, with corners found by intersecting
+    the neighbouring ramps' fitted lines with the plateau's mean (so the band width
+    does not bias the measured durations)."""
+    out: list[Plateau] = []
+    near = np.zeros(len(f), dtype=int) - 1
+    for k, level in enumerate(levels):
+        near[np.abs(f - level) <= band] = k
+    i, n = 0, len(f)
+    while i < n:
+        if near[i] < 0:
+            i += 1
+            continue
+        k = near[i]
+        j = i
+        while j + 1 < n and near[j + 1] == k:
+            j += 1
+        if t[j] - t[i] >= min_duration:
+            seg = f[i : j + 1]
+            mean = float(np.mean(seg))
+            start = _corner(t, f, i, mean, before=True)
+            end = _corner(t, f, j, mean, before=False)
+            out.append(Plateau(levels[k], start, end, mean, float(np.std(seg)), j - i + 1))
+        i = j + 1
+    return out
+
+
+def _corner(t, f, edge, level, before: bool, span_s: float = 0.6) -> float:
+    """Intersect the ramp next to a plateau edge with the plateau level."""
+    if before:
+        sel = (t < t[edge]) & (t >= t[edge] - span_s)
+    else:
+        sel = (t > t[edge]) & (t <= t[edge] + span_s)
+    idx = np.nonzero(sel)[0]
+    if idx.size < 5:
+        return float(t[edge])
+    ff = f[idx]
+    far = ff[np.argmax(np.abs(ff - level))]
+    # the straight part of the ramp: between 20 % and 80 % of the way to the far end
+    lo, hi = sorted((level + 0.2 * (far - level), level + 0.8 * (far - level)))
+    keep = idx[(ff >= lo) & (ff <= hi)]
+    if keep.size < 3 or abs(far - level) < 1e-6:
+        return float(t[edge])
+    line = fit_line(t[keep], f[keep])
+    corner = line.time_at(level)
+    return float(corner) if np.isfinite(corner) else float(t[edge])
+
+
+def fall_time(t: np.ndarray, f: np.ndarray, f0: float, after: float) -> float:
+    """90 % -> 10 % fall time of a release that started at `after` from force f0."""
+    t90 = crossing_below(t, f, 0.9 * f0, after)
+    t10 = crossing_below(t, f, 0.1 * f0, after)
+    return t10 - t90
+
+
+def sample_period(t: np.ndarray) -> float:
+    return float(np.median(np.diff(t))) if len(t) > 1 else float("nan")

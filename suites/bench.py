@@ -1,0 +1,160 @@
+"""What the suites do to a table, in table seconds and newtons.
+
+`Bench` wraps an open rig: bring the table to a known state, command a treatment,
+wait for a phase, capture the reference gauge and express every instant in table
+seconds relative to a host instant (the time scale K is applied here, once).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from drivers.controller import CommandRefused, ControllerStatus
+from drivers.gauge.base import HOST_ARRIVAL, GaugeTrace
+from drivers.tcm1 import Holding, Phase, StimulusCoil
+from drivers.units import n_to_dn, s_to_ds
+from drivers.watchdog import HeartbeatKeeper
+from rigs.rig import Rig
+from suites.measurement import UncertaintyTerm
+
+#: gauge rates (gauge clock): buffered scpi can go fast; gcl lines are host-stamped
+GAUGE_RATE_HZ = {"scpi": 2000.0, "gcl": 250.0}
+POLL_WALL_S = 0.002
+
+
+class BenchTimeout(AssertionError):
+    """The table did not reach a state within the (table-time) bound."""
+
+
+@dataclass
+class Capture:
+    """A gauge trace in table seconds relative to a host reference instant."""
+
+    t: np.ndarray
+    force: np.ndarray
+    trace: GaugeTrace
+    ref_ns: int
+
+    @property
+    def period(self) -> float:
+        return float(np.median(np.diff(self.t))) if len(self.t) > 1 else float("nan")
+
+
+class Bench:
+    def __init__(self, rig: Rig, keeper: HeartbeatKeeper) -> None:
+        self.rig = rig
+        self.ctrl = rig.controller
+        self.gauge = rig.gauge
+        self.stim = rig.stimulus
+        self.keeper = keeper
+        self.k = rig.time_scale
+        self.residual_n = self.ctrl.residual_force()
+        self.dialect = rig.config.gauge.dialect
+        self.rate_hz = GAUGE_RATE_HZ[self.dialect]
+
+    # ---------------------------------------------------------------- time
+    def sleep(self, table_s: float) -> None:
+        time.sleep(max(0.0, table_s) / self.k)
+
+    def table_s(self, ns_from: int, ns_to: int) -> float:
+        return (ns_to - ns_from) / 1e9 * self.k
+
+    def wait(self, predicate, table_timeout_s: float, what: str) -> ControllerStatus:
+        deadline = time.perf_counter() + table_timeout_s / self.k + 2.0
+        while True:
+            st = self.ctrl.status()
+            if predicate(st):
+                return st
+            if time.perf_counter() > deadline:
+                raise BenchTimeout(
+                    f"{what}: not reached within {table_timeout_s:g} s of table time "
+                    f"(phase {st.phase.name}, force {st.force_n:.1f} N, fault {st.fault_code.name})"
+                )
+            time.sleep(POLL_WALL_S)
+
+    def wait_phase(self, phase: Phase, table_timeout_s: float) -> ControllerStatus:
+        return self.wait(lambda s: s.phase is phase, table_timeout_s, f"phase {phase.name}")
+
+    # ---------------------------------------------------------------- state
+    def prepare(self) -> None:
+        """Relays at rest, table released, latches cleared, drive enabled, watchdog fed."""
+        self.stim.release_all()
+        if self.keeper.paused:
+            self.keeper.resume()
+        self.wait(lambda s: s.force_n <= self.residual_n and s.phase in (Phase.IDLE,), 10.0, "released before the test")
+        deadline = time.perf_counter() + 5.0
+        while True:
+            try:
+                self.ctrl.reset()
+                break
+            except CommandRefused:
+                if time.perf_counter() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.ctrl.write_holding(Holding.MODE, 0)
+        self.ctrl.write_holding(Holding.TREATMENT_TIME, 0)
+        self.ctrl.enable()
+
+    def configure(self, target_n: float, up_n_s: float, down_n_s: float | None = None, *, intermittent: bool = False,
+                  rest_n: float = 0.0, hold_s: float = 1.0, rest_s: float = 1.0, treatment_s: int = 0,
+                  testing_interlock: bool = False) -> None:
+        if not testing_interlock:
+            self.ctrl._guard(target_n, "target force", False)
+        self.ctrl.write_holdings(Holding.TARGET_FORCE, [
+            n_to_dn(target_n), n_to_dn(up_n_s), n_to_dn(down_n_s or up_n_s), int(intermittent),
+            s_to_ds(hold_s), s_to_ds(rest_s), n_to_dn(rest_n),
+        ])
+        self.ctrl.write_holding(Holding.TREATMENT_TIME, int(treatment_s))
+
+    def make_safe(self) -> None:
+        self.rig.make_safe()
+
+    # ---------------------------------------------------------------- gauge
+    @contextmanager
+    def capture(self, holder: list):
+        """Stream the gauge while the block runs; appends the GaugeTrace to `holder`."""
+        self.gauge.start_stream(self.rate_hz)
+        try:
+            yield
+        finally:
+            holder.append(self.gauge.stop_stream())
+
+    def to_table(self, trace: GaugeTrace, ref_ns: int) -> Capture:
+        t = (trace.host_ns() - ref_ns) / 1e9 * self.k
+        ok = np.isfinite(trace.force_n)
+        return Capture(t[ok], trace.force_n[ok], trace, ref_ns)
+
+    # ---------------------------------------------------------------- uncertainty
+    def force_terms(self, samples: np.ndarray) -> list[UncertaintyTerm]:
+        """Reference-force budget: calibration (k=2), resolution, noise of the mean."""
+        g = self.rig.config.gauge
+        n = max(len(samples), 1)
+        return [
+            UncertaintyTerm.expanded("gauge calibration", g.calibration.expanded_uncertainty_n, g.calibration.coverage_factor),
+            UncertaintyTerm.rectangular("gauge resolution", g.resolution_n / 2.0),
+            UncertaintyTerm("noise of the mean", float(np.std(samples)) / n**0.5 if n > 1 else 0.0),
+        ]
+
+    def timing_terms(self, capture: Capture, trigger_half_width_wall_s: float) -> list[UncertaintyTerm]:
+        """Latency budget in table seconds: sampling, trigger instant, clock mapping (all x K)."""
+        trace = capture.trace
+        terms = [
+            UncertaintyTerm.rectangular("gauge sample period", capture.period),
+            UncertaintyTerm.rectangular("trigger instant (write round trip, relay ≤ 1 ms) × K", trigger_half_width_wall_s * self.k),
+        ]
+        if trace.time_base == HOST_ARRIVAL:
+            jitter = np.diff(trace.t) - 1.0 / (trace.rate_hz * self.k) if len(trace.t) > 2 else np.zeros(1)
+            terms.append(UncertaintyTerm.rectangular("host arrival jitter (p99) × K", float(np.percentile(np.abs(jitter), 99)) * self.k))
+        else:
+            terms.append(UncertaintyTerm.rectangular("instrument-to-host clock mapping × K", trace.mapping_uncertainty_s * self.k))
+        return terms
+
+    def relay(self, relay: StimulusCoil, on: bool) -> tuple[int, float]:
+        """Drive a relay; returns (ack ns, half-width of the trigger instant in wall s)."""
+        t0 = time.perf_counter_ns()
+        ack = self.stim.set(relay, on)
+        return ack, (ack - t0) / 1e9 + 1e-3

@@ -1,0 +1,153 @@
+"""Measurements with limits, uncertainty and a verdict by a stated decision rule.
+
+OpenHTF-style: a suite produces `Measurement`s; each knows its requirement IDs, value,
+unit, limits, expanded uncertainty (with its budget), the decision rule and the time
+series behind it, and judges itself. Outputs (terminal table, run record, report)
+only consume them. Verdicts are PASS, FAIL or INCONCLUSIVE — the last when the
+uncertainty interval straddles a limit (ILAC-G8 guard-banded acceptance).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from suites.spec import Requirement
+
+TUR_MINIMUM = 4.0  # ANSI/NCSL Z540.3 practice
+
+
+class Verdict(str, enum.Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+    @classmethod
+    def worst(cls, verdicts) -> "Verdict":
+        verdicts = list(verdicts)
+        for v in (cls.FAIL, cls.INCONCLUSIVE):
+            if v in verdicts:
+                return v
+        return cls.PASS
+
+
+@dataclass(frozen=True)
+class UncertaintyTerm:
+    """One line of an uncertainty budget: a standard uncertainty in the value's unit."""
+
+    name: str
+    standard: float
+
+    @classmethod
+    def rectangular(cls, name: str, half_width: float) -> "UncertaintyTerm":
+        return cls(name, abs(half_width) / math.sqrt(3.0))
+
+    @classmethod
+    def expanded(cls, name: str, expanded: float, k: float = 2.0) -> "UncertaintyTerm":
+        return cls(name, abs(expanded) / k)
+
+
+def expanded_uncertainty(terms: list[UncertaintyTerm], k: float = 2.0) -> float:
+    return k * math.sqrt(sum(t.standard**2 for t in terms))
+
+
+@dataclass
+class Measurement:
+    name: str
+    requirement: Requirement
+    value: float | bool
+    unit: str = ""
+    lower: float | None = None
+    upper: float | None = None
+    budget: list[UncertaintyTerm] = field(default_factory=list)
+    conditions: dict = field(default_factory=dict)  # setpoint, trigger, phase, rate…
+    series: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    annotations: dict = field(default_factory=dict)  # trigger instants, crossings (series time base)
+    note: str = ""
+
+    @property
+    def uncertainty(self) -> float:
+        return expanded_uncertainty(self.budget) if self.budget else 0.0
+
+    @property
+    def tur(self) -> float | None:
+        """Test uncertainty ratio: the tolerance half-span over the expanded uncertainty."""
+        if self.requirement.decision_rule == "boolean" or not self.uncertainty:
+            return None
+        if self.lower is not None and self.upper is not None:
+            half = (self.upper - self.lower) / 2.0
+        else:
+            half = abs(self.upper if self.upper is not None else self.lower)
+        return half / self.uncertainty if half else None
+
+    @property
+    def tur_flag(self) -> bool:
+        tur = self.tur
+        return tur is not None and tur < TUR_MINIMUM
+
+    @property
+    def verdict(self) -> Verdict:
+        if self.requirement.decision_rule == "boolean":
+            return Verdict.PASS if bool(self.value) else Verdict.FAIL
+        value = float(self.value)
+        if not math.isfinite(value):
+            return Verdict.FAIL  # never reached (e.g. never fell below a level)
+        u = self.uncertainty
+        verdicts = []
+        if self.upper is not None:
+            verdicts.append(Verdict.PASS if value + u <= self.upper else Verdict.FAIL if value - u > self.upper else Verdict.INCONCLUSIVE)
+        if self.lower is not None:
+            verdicts.append(Verdict.PASS if value - u >= self.lower else Verdict.FAIL if value + u < self.lower else Verdict.INCONCLUSIVE)
+        return Verdict.worst(verdicts)
+
+    @property
+    def margin(self) -> float:
+        """Distance to the nearest limit in units of the tolerance (negative: outside)."""
+        if self.requirement.decision_rule == "boolean":
+            return 1.0 if self.value else -1.0
+        value = float(self.value)
+        if not math.isfinite(value):
+            return -math.inf
+        margins = []
+        if self.upper is not None:
+            margins.append((self.upper - value) / (abs(self.upper) or 1.0))
+        if self.lower is not None:
+            margins.append((value - self.lower) / (abs(self.lower) or 1.0))
+        return min(margins)
+
+    def limit_text(self) -> str:
+        if self.requirement.decision_rule == "boolean":
+            return "must hold"
+        if self.lower is not None and self.upper is not None:
+            return f"{self.lower:g} … {self.upper:g} {self.unit}".strip()
+        if self.upper is not None:
+            return f"≤ {self.upper:.4g} {self.unit}".strip()
+        return f"≥ {self.lower:.4g} {self.unit}".strip()
+
+    def value_text(self) -> str:
+        if isinstance(self.value, bool):
+            return "yes" if self.value else "NO"
+        return f"{float(self.value):.4g} {self.unit}".strip()
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "requirement": self.requirement.id,
+            "value": self.value if isinstance(self.value, bool) else float(self.value),
+            "unit": self.unit,
+            "lower": self.lower,
+            "upper": self.upper,
+            "uncertainty": self.uncertainty,
+            "coverage_factor": 2.0,
+            "budget": [{"name": t.name, "standard": t.standard} for t in self.budget],
+            "tur": self.tur,
+            "tur_below_4": self.tur_flag,
+            "decision_rule": self.requirement.decision_rule,
+            "verdict": self.verdict.value,
+            "conditions": self.conditions,
+            "annotations": self.annotations,
+            "note": self.note,
+        }

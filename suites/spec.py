@@ -1,0 +1,167 @@
+"""Safety specifications as data: requirements with IDs, sources, limits and rules.
+
+A specification file (suites/specs/*.yaml) is what a quality engineer reviews: every
+requirement names the clause or source it comes from, the quantity, the limit formula
+and the decision rule. The suites only read it; changing a tolerance is a reviewed
+change to a data file, never to test code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from drivers.errors import ConfigError
+from suites.formula import Formula
+
+SPECS_DIR = Path(__file__).resolve().parent / "specs"
+
+#: what each decision rule means, quoted on every measurement and in the report
+DECISION_RULES = {
+    "guard-banded": (
+        "ILAC-G8 guard-banded acceptance: PASS when the value with its expanded uncertainty "
+        "(k=2) lies inside the limits, FAIL when it lies outside even after subtracting it, "
+        "INCONCLUSIVE when the uncertainty interval straddles a limit"
+    ),
+    "boolean": "PASS when the device did what the requirement says (an observed behaviour, no uncertainty)",
+}
+
+#: variables a limit formula may use, and where each comes from
+FORMULA_VARIABLES = {"setting", "rate", "rated", "residual", "force"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Requirement(Strict):
+    id: str = Field(pattern=r"^[A-Z]{2}-[A-Z0-9-]+$")
+    title: str = Field(min_length=1)
+    source: str = Field(min_length=1, description="clause or source; (J) marks engineering judgment")
+    quantity: str = Field(min_length=1)
+    unit: str = ""
+    upper: str | float | None = None
+    lower: str | float | None = None
+    decision_rule: Literal["guard-banded", "boolean"] = "guard-banded"
+
+    @field_validator("upper", "lower")
+    @classmethod
+    def _formula(cls, value):
+        if value is None:
+            return value
+        formula = Formula(value)
+        unknown = set(formula.names) - FORMULA_VARIABLES
+        if unknown:
+            raise ValueError(f"unknown variable {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(FORMULA_VARIABLES))})")
+        return value
+
+    @model_validator(mode="after")
+    def _limits(self):
+        if self.decision_rule == "guard-banded" and self.upper is None and self.lower is None:
+            raise ValueError("a guard-banded requirement needs an upper or a lower limit")
+        return self
+
+    def limits(self, **variables: float) -> tuple[float | None, float | None]:
+        low = Formula(self.lower)(**variables) if self.lower is not None else None
+        high = Formula(self.upper)(**variables) if self.upper is not None else None
+        return low, high
+
+    @property
+    def rule_text(self) -> str:
+        return DECISION_RULES[self.decision_rule]
+
+
+class IntermittentPlan(Strict):
+    hold_force_n: float = Field(gt=0)
+    rest_force_n: float = Field(ge=0)
+    hold_s: float = Field(ge=0.1, le=99)
+    rest_s: float = Field(ge=0.1, le=99)
+    treatment_s: int = Field(ge=1, le=5940)
+
+
+class EmergencyPlan(Strict):
+    trials: int = Field(20, ge=1, description="trials per trigger, spread over phases and forces")
+    forces_n: list[float] = Field(min_length=1)
+    phases: list[Literal["ramp_up", "hold", "ramp_to_rest", "rest"]] = ["ramp_up", "hold", "ramp_to_rest", "rest"]
+    triggers: list[
+        Literal["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
+    ] = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
+    setup_ramp_n_s: float = Field(gt=0, description="ramp used to reach the trial force outside ramp-up trials")
+
+
+class TestPlan(Strict):
+    setpoints_n: list[float] = Field(min_length=8)
+    settle_s: float = Field(3.0, gt=0)
+    ramp_rates_n_s: list[float] = Field(min_length=2)
+    ramp_force_n: float = Field(gt=0)
+    intermittent: IntermittentPlan
+    emergency: EmergencyPlan
+    watchdog_s: float = Field(2.0, gt=0, le=60)
+    overforce_limit_n: float = Field(gt=0)
+
+
+class Specification(Strict):
+    name: str
+    title: str
+    version: str
+    kind: Literal["lumbar", "cervical"]
+    rated_force_n: float = Field(gt=0)
+    residual_force_n: float = Field(gt=0)
+    max_ramp_rate_n_s: float = Field(gt=0)
+    plan: TestPlan
+    requirements: list[Requirement] = Field(min_length=1)
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        ids = [r.id for r in self.requirements]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"requirement id {', '.join(dupes)} appears twice")
+        if max(self.plan.setpoints_n) > self.rated_force_n:
+            raise ValueError("plan.setpoints_n: a setpoint is above rated_force_n")
+        if max(self.plan.ramp_rates_n_s) > self.max_ramp_rate_n_s:
+            raise ValueError("plan.ramp_rates_n_s: a rate is above max_ramp_rate_n_s")
+        return self
+
+    def requirement(self, rid: str) -> Requirement:
+        for r in self.requirements:
+            if r.id == rid:
+                return r
+        raise KeyError(f"{self.name}: no requirement {rid}")
+
+    @property
+    def ids(self) -> list[str]:
+        return [r.id for r in self.requirements]
+
+
+def load_spec(name_or_path: str | Path) -> Specification:
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SPECS_DIR / f"{name_or_path}.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        known = ", ".join(p.stem for p in sorted(SPECS_DIR.glob("*.yaml")))
+        raise ConfigError(f"{path}: cannot read specification ({exc.strerror}); built-in: {known}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return Specification(**data, source=path)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        if err["loc"][:1] == ("requirements",) and len(err["loc"]) > 1:
+            try:
+                rid = data["requirements"][err["loc"][1]].get("id", "?")
+                loc += f" ({rid})"
+            except (IndexError, KeyError, TypeError, AttributeError):
+                pass
+        msg = err["msg"].removeprefix("Value error, ")
+        more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{path}: {loc or '(top level)'}: {msg}{more}") from None
