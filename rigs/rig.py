@@ -103,6 +103,8 @@ class Rig:
     #: a second link to the controller used only to make the table safe, so a signal
     #: arriving mid-transaction on the main link cannot corrupt the release commands
     safety: TractionController | None = None
+    #: emulated rigs only: pulls on the harness from outside (provokes over-force)
+    patient_simulator: object | None = None
 
     @property
     def time_scale(self) -> float:
@@ -117,7 +119,7 @@ class Rig:
         return problems
 
     def close(self) -> None:
-        for part in (self.gauge, self.stimulus, self.safety, self.controller):
+        for part in (self.gauge, self.stimulus, self.patient_simulator, self.safety, self.controller):
             if part is None:
                 continue
             try:
@@ -164,7 +166,7 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
         stim = StimulusModule(s.host, s.port, s.unit_id, s.timeout_s)
         resource = g.resource
         endpoints = {}
-    gauge = safety = None
+    gauge = safety = patient = None
     try:
         ctrl.connect()
         if ctrl.transport.value == "tcp":
@@ -173,8 +175,13 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
                                         timeout_s=ctrl.timeout_s, name="traction controller (safety link)").connect()
         stim.connect()
         gauge = open_gauge(resource, g.dialect, timeout_ms=int(g.timeout_s * 1000), time_scale=config.time_scale)
+        if "patient_simulator" in endpoints:
+            from drivers.patient_simulator import PatientSimulator
+
+            ps = endpoints["patient_simulator"]
+            patient = PatientSimulator(ps["host"], ps["port"]).connect()
     except Exception:
-        for part in (gauge, stim, safety, ctrl):
+        for part in (gauge, patient, stim, safety, ctrl):
             if part is not None:
                 try:
                     part.close()
@@ -183,7 +190,7 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
         if emulator is not None:
             emulator.stop()
         raise
-    return Rig(config, ctrl, stim, gauge, emulator, endpoints, safety)
+    return Rig(config, ctrl, stim, gauge, emulator, endpoints, safety, patient)
 
 
 __all__ = ["Rig", "open_rig", "EmulatorProcess", "DeviceUnreachable"]

@@ -131,11 +131,13 @@ def plateaus(t: np.ndarray, f: np.ndarray, levels: list[float], band: float, min
         while j + 1 < n and near[j + 1] == k:
             j += 1
         if t[j] - t[i] >= min_duration:
-            seg = f[i : j + 1]
-            mean = float(np.mean(seg))
+            # level and noise from the middle half only: both ends of the in-band run are
+            # still ramp (up to `band` off the level) and would bias the mean, so the corners
+            core = f[i : j + 1][(j - i + 1) // 4 : (j - i + 1) - (j - i + 1) // 4]
+            mean = float(np.mean(core))
             start = _corner(t, f, i, mean, before=True)
             end = _corner(t, f, j, mean, before=False)
-            out.append(Plateau(levels[k], start, end, mean, float(np.std(seg)), j - i + 1))
+            out.append(Plateau(levels[k], start, end, mean, float(np.std(core)), j - i + 1))
         i = j + 1
     return out
 
@@ -157,6 +159,12 @@ def _corner(t, f, edge, level, before: bool, span_s: float = 0.6) -> float:
     if keep.size < 3 or abs(far - level) < 1e-6:
         return float(t[edge])
     line = fit_line(t[keep], f[keep])
+    # refit on the samples that line puts in the straight part: chosen by time, not by the
+    # noisy force, whose noise at the selection edges would flatten the slope
+    pred = line.slope * t[idx] + line.intercept
+    keep = idx[(pred >= lo) & (pred <= hi)]
+    if keep.size >= 3:
+        line = fit_line(t[keep], f[keep])
     corner = line.time_at(level)
     return float(corner) if np.isfinite(corner) else float(t[edge])
 

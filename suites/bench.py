@@ -130,13 +130,15 @@ class Bench:
 
     # ---------------------------------------------------------------- uncertainty
     def force_terms(self, samples: np.ndarray) -> list[UncertaintyTerm]:
-        """Reference-force budget: calibration (k=2), resolution, noise of the mean."""
+        """Reference-force budget of a mean: calibration (k=2), resolution, noise of the mean."""
+        return self.force_terms_of(float(np.std(samples)), len(samples))
+
+    def force_terms_of(self, std: float, n: int) -> list[UncertaintyTerm]:
         g = self.rig.config.gauge
-        n = max(len(samples), 1)
         return [
             UncertaintyTerm.expanded("gauge calibration", g.calibration.expanded_uncertainty_n, g.calibration.coverage_factor),
             UncertaintyTerm.rectangular("gauge resolution", g.resolution_n / 2.0),
-            UncertaintyTerm("noise of the mean", float(np.std(samples)) / n**0.5 if n > 1 else 0.0),
+            UncertaintyTerm("noise of the mean", std / n**0.5 if n > 1 else std),
         ]
 
     def timing_terms(self, capture: Capture, trigger_half_width_wall_s: float) -> list[UncertaintyTerm]:

@@ -183,6 +183,48 @@ class StimulusDevice:
         return ExcCodes.ILLEGAL_FUNCTION
 
 
+class PatientSimulator:
+    """Emulator-only side channel: a patient (or a snag) pulling back on the harness.
+
+    Not part of any contract: a real bench has no such device, so the suites that
+    need it are `emulator_only`. Holding register 0 is the pull in 0.1 N, register 1
+    the rate it changes at in 0.1 N/s (0: at once).
+    """
+
+    def __init__(self, table: EmulatedTable) -> None:
+        self.table = table
+
+    @staticmethod
+    def shape():
+        return (_bits_block(), _bits_block(), [_words(0, 2)], [_words(0, 1)])
+
+    async def action(self, fc, start, address, count, registers, values) -> ExcCodes | None:
+        self.table.sync(exact=values is not None)
+        mech = self.table.mechanics
+        if fc in (6, 16) and values is not None:
+            if not _span_ok(frozenset({0, 1}), address, len(values)):
+                return ExcCodes.ILLEGAL_ADDRESS
+            for i, value in enumerate(values):
+                if address + i == 0:
+                    mech.external_target_n = value / 10.0
+                else:
+                    mech.external_rate_n_s = value / 10.0
+            return None
+        if fc == 3:
+            if not _span_ok(frozenset({0, 1}), address, count):
+                return ExcCodes.ILLEGAL_ADDRESS
+            current = [int(round(mech.external_target_n * 10)), int(round(mech.external_rate_n_s * 10))]
+            for i in range(count):
+                registers[address - start + i] = current[address + i]
+            return None
+        return ExcCodes.ILLEGAL_ADDRESS
+
+
+def patient_simulator_devices(table: EmulatedTable) -> tuple[list[SimDevice], list]:
+    device = PatientSimulator(table)
+    return [SimDevice(id=1, simdata=device.shape(), action=device.action)], []
+
+
 def _checked_bit_reads(valid_coils: frozenset[int], valid_discrete: frozenset[int]):
     """Request classes that refuse bit reads touching addresses outside the contract."""
 

@@ -143,13 +143,17 @@ class Mechanics:
         self.s = MechanicsState()
         self.history = ForceHistory()
         self.history.append(0.0, 0.0)
-        #: tension added from outside the winch (the patient pulling back, a snag), N
+        #: pull from outside the winch (the patient pulling back, a snag), N at the cord
         self.external_n = 0.0
+        self.external_target_n = 0.0
+        self.external_rate_n_s = 0.0  # 0: jumps to the target
 
     def true_force(self, x: float, v: float) -> float:
+        # the patient pulling back stretches the cord as if the winch had taken up more
+        x = x + self.external_n / self.p.stiffness_n_per_m
         if x <= 0.0:
-            return self.external_n
-        return max(0.0, self.p.stiffness_n_per_m * x + self.p.damping_ns_per_m * v) + self.external_n
+            return 0.0
+        return max(0.0, self.p.stiffness_n_per_m * x + self.p.damping_ns_per_m * v)
 
     def cell_reading(self, force: float) -> float:
         p = self.p
@@ -164,6 +168,10 @@ class Mechanics:
 
     def step(self, h: float, drive: Drive, reference: float, reference_slope: float) -> None:
         p, s = self.p, self.s
+        if self.external_n != self.external_target_n:
+            gap = self.external_target_n - self.external_n
+            step = abs(gap) if not self.external_rate_n_s else min(abs(gap), self.external_rate_n_s * h)
+            self.external_n += step if gap > 0 else -step
         k_nom = p.nominal_stiffness
         if drive is Drive.BRAKED:
             v = 0.0

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 
 from rigs.emulator.gauge_server import serve_gauge
 from rigs.emulator.gauges import GclGauge, ScpiGauge
-from rigs.emulator.modbus_server import controller_devices, serve_rtu, serve_tcp, stimulus_devices
+from rigs.emulator.modbus_server import (
+    controller_devices,
+    patient_simulator_devices,
+    serve_rtu,
+    serve_tcp,
+    stimulus_devices,
+)
 from rigs.emulator.table import EmulatedTable
 
 GAUGE_CAPACITY_N = {"lumbar": 1000.0, "cervical": 500.0}
@@ -89,6 +95,9 @@ async def run(options: EmulatorOptions, ready=None) -> None:
     server, port = await serve_tcp(stimulus_devices(table, options.unit_id), host)
     servers.append(server)
     endpoints["stimulus"] = {"host": host, "port": port, "unit_id": options.unit_id}
+    server, port = await serve_tcp(patient_simulator_devices(table), host)
+    servers.append(server)
+    endpoints["patient_simulator"] = {"host": host, "port": port, "unit_id": 1}
     gauges = {}
     for dialect, gauge in (("gcl", gcl), ("scpi", scpi)):
         gserver = await serve_gauge(gauge, host, 0)

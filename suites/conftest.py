@@ -1,0 +1,1 @@
+"""The safety suites: every force is measured with the reference gauge."""

@@ -1,0 +1,76 @@
+"""Static force accuracy at >= 8 setpoints across the table's range (FA-STATIC), and the
+controller's own load cell against the reference gauge (FA-CELL), a requirement of its
+own: the cell is under test, never the evidence for the force."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from suites.analysis import settled_slice
+from suites.measurement import Measurement, UncertaintyTerm
+
+CELL_WINDOW_S = 1.0  # table seconds of controller readings at the end of each settle
+
+
+@pytest.fixture
+def staircase(bench, spec):
+    """Step through the setpoints with START from the present force; gauge throughout."""
+    plan = spec.plan
+    rate = spec.max_ramp_rate_n_s
+    steps = []
+    holder: list = []
+    t0_ns = time.perf_counter_ns()
+    with bench.capture(holder):
+        present = 0.0
+        for setting in sorted(plan.setpoints_n):
+            bench.configure(setting, rate, rate)
+            bench.ctrl.start()
+            bench.sleep(abs(setting - present) / rate + plan.settle_s - CELL_WINDOW_S)
+            cell, cell_ns = [], []
+            end = time.perf_counter_ns() + int(CELL_WINDOW_S / bench.k * 1e9)
+            while time.perf_counter_ns() < end:
+                st = bench.ctrl.status()
+                cell.append(st.force_n)
+                cell_ns.append(st.host_ns)
+            steps.append((setting, np.array(cell), np.array(cell_ns)))
+            present = setting
+        bench.ctrl.stop()
+    capture = bench.to_table(holder[0], t0_ns)
+    return steps, capture
+
+
+@pytest.mark.requirement("FA-STATIC", "FA-CELL")
+def test_static_force_accuracy(staircase, bench, spec, recorder):
+    steps, cap = staircase
+    fa, fc = spec.requirement("FA-STATIC"), spec.requirement("FA-CELL")
+    rated, residual = spec.rated_force_n, spec.residual_force_n
+    for setting, cell, cell_ns in steps:
+        lo_t = (cell_ns[0] - cap.ref_ns) / 1e9 * bench.k
+        hi_t = (cell_ns[-1] - cap.ref_ns) / 1e9 * bench.k
+        window = (cap.t >= lo_t) & (cap.t <= hi_t)
+        t, f = cap.t[window], cap.force[window]
+        assert len(f) >= 10, f"too few gauge samples at {setting} N (gauge streaming?)"
+        settled = settled_slice(t, f)
+        gauge_mean = float(np.mean(f[settled]))
+        samples = f[settled]
+        series = {"t_s": t, "force_n": f}
+        cond = {"setting_n": setting, "samples": int(len(samples))}
+        v = dict(setting=setting, rated=rated, residual=residual)
+        low, high = fa.limits(**v)
+        recorder.record(Measurement(
+            f"static error at {setting:g} N", fa, abs(gauge_mean - setting), "N", low, high,
+            bench.force_terms(samples), conditions={**cond, "gauge_mean_n": gauge_mean}, series=series,
+        ))
+        cell_mean = float(np.mean(cell))
+        low, high = fc.limits(**v)
+        budget = bench.force_terms(samples) + [
+            UncertaintyTerm.rectangular("controller register resolution (0.1 N)", 0.05),
+            UncertaintyTerm("controller noise of the mean", float(np.std(cell)) / max(len(cell), 1) ** 0.5),
+        ]
+        recorder.record(Measurement(
+            f"load cell vs gauge at {setting:g} N", fc, abs(cell_mean - gauge_mean), "N", low, high, budget,
+            conditions={**cond, "cell_mean_n": cell_mean, "gauge_mean_n": gauge_mean, "cell_reads": int(len(cell))},
+        ))

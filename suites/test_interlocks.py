@@ -1,0 +1,164 @@
+"""Max-force and start/reset interlocks: refusals the device must make, and nothing
+moving when it makes them (checked with the gauge, not the controller's word)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from drivers.controller import CommandRefused, IllegalValue
+from drivers.tcm1 import Holding, Phase, RejectReason, StimulusCoil
+from suites.analysis import crossing_above, last_maximum_time
+from suites.measurement import Measurement, UncertaintyTerm
+
+QUIET_S = 1.0  # table seconds in which nothing may move after a refusal
+
+
+def refused(fn, *args, **kwargs):
+    """The device's refusal, or None when it accepted the command."""
+    try:
+        fn(*args, **kwargs)
+    except (CommandRefused, IllegalValue) as exc:
+        return exc
+    return None
+
+
+def gauge_peak_while(bench, action) -> float:
+    """Peak gauge force during `action()` and QUIET_S table seconds after it."""
+    holder: list = []
+    with bench.capture(holder):
+        action()
+        bench.sleep(QUIET_S)
+    return float(np.nanmax(holder[0].force_n)) if len(holder[0]) else float("nan")
+
+
+def boolean(recorder, req, name, ok: bool, **conditions):
+    recorder.record(Measurement(name, req, bool(ok), conditions=conditions))
+
+
+@pytest.fixture
+def force_limit(bench, spec):
+    """Set FORCE_LIMIT (only possible while disabled), restore the rated value after."""
+    ctrl = bench.ctrl
+
+    def set_limit(newtons):
+        ctrl.disable()
+        bench.wait(lambda s: not s.enabled, 10, "drive disabled")
+        ctrl.set_force_limit(newtons, testing_interlock=True)
+        ctrl.enable()
+
+    yield set_limit
+    bench.make_safe()
+    bench.wait(lambda s: not s.enabled or s.force_n <= bench.residual_n, 10, "released")
+    ctrl.disable()
+    bench.wait(lambda s: not s.enabled, 10, "drive disabled")
+    ctrl.set_force_limit(spec.rated_force_n)
+
+
+@pytest.mark.requirement("IL-SETPOINT")
+def test_setpoint_above_force_limit_refused(bench, spec, recorder, force_limit):
+    req = spec.requirement("IL-SETPOINT")
+    limit = spec.plan.overforce_limit_n
+    force_limit(limit)
+    before = bench.ctrl.read_holding(Holding.TARGET_FORCE)[0]
+    err = refused(bench.ctrl.set_target_force, limit + 10.0, testing_interlock=True)
+    boolean(recorder, req, "single write above FORCE_LIMIT refused with 03", isinstance(err, IllegalValue)
+            and err.reason is RejectReason.OUT_OF_RANGE, limit_n=limit, setpoint_n=limit + 10.0)
+    err = refused(bench.ctrl.write_holdings, Holding.TARGET_FORCE, [int((limit + 10.0) * 10), 100])
+    boolean(recorder, req, "multiple write above FORCE_LIMIT refused", isinstance(err, IllegalValue))
+    after = bench.ctrl.read_holding(Holding.TARGET_FORCE)[0]
+    boolean(recorder, req, "TARGET_FORCE unchanged", after == before, before_dn=before, after_dn=after)
+    peak = gauge_peak_while(bench, lambda: refused(bench.ctrl.start))
+    boolean(recorder, req, "nothing moves (gauge peak below residual)", peak < bench.residual_n, peak_n=peak)
+
+
+@pytest.mark.requirement("IL-LIMIT-LOCK")
+def test_force_limit_locked_while_enabled(bench, spec, recorder):
+    req = spec.requirement("IL-LIMIT-LOCK")
+    before = bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0]
+    err = refused(bench.ctrl.set_force_limit, spec.plan.overforce_limit_n, testing_interlock=True)
+    boolean(recorder, req, "FORCE_LIMIT write refused with 04 (enabled)", isinstance(err, CommandRefused)
+            and err.reason is RejectReason.ENABLED, reason=str(getattr(err, "reason", None)))
+    boolean(recorder, req, "FORCE_LIMIT unchanged", bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0] == before)
+
+
+@pytest.mark.requirement("IL-START")
+@pytest.mark.parametrize("condition", ["switch unplugged", "e-stop latched", "switch pressed", "not enabled"])
+def test_start_refused(bench, spec, recorder, condition):
+    req = spec.requirement("IL-START")
+    setting = min(spec.plan.emergency.forces_n)
+    bench.configure(setting, spec.max_ramp_rate_n_s)
+    if condition == "switch unplugged":
+        bench.relay(StimulusCoil.PATIENT_SWITCH_UNPLUG, True)
+    elif condition == "e-stop latched":
+        bench.ctrl.emergency_stop()
+    elif condition == "switch pressed":
+        bench.relay(StimulusCoil.PATIENT_SWITCH, True)
+    else:
+        bench.ctrl.disable()
+        bench.wait(lambda s: not s.enabled, 10, "drive disabled")
+    errors = []
+    peak = gauge_peak_while(bench, lambda: errors.append(refused(bench.ctrl.start)))
+    err = errors[0]
+    boolean(recorder, req, f"START refused ({condition})", isinstance(err, CommandRefused),
+            condition=condition, reason=str(getattr(err, "reason", None)))
+    boolean(recorder, req, f"nothing moves ({condition})", peak < bench.residual_n, condition=condition, peak_n=peak)
+
+
+@pytest.mark.requirement("IL-RESET")
+def test_reset_refused_with_force_present(bench, spec, recorder):
+    req = spec.requirement("IL-RESET")
+    setting = max(spec.plan.emergency.forces_n)
+    bench.configure(setting, spec.plan.emergency.setup_ramp_n_s, spec.plan.emergency.setup_ramp_n_s)
+    bench.ctrl.start()
+    bench.wait_phase(Phase.HOLD, setting / spec.plan.emergency.setup_ramp_n_s + 10)
+    err = refused(bench.ctrl.reset)
+    boolean(recorder, req, "RESET refused during a treatment (force present)", isinstance(err, CommandRefused)
+            and err.reason is RejectReason.FORCE_PRESENT, reason=str(getattr(err, "reason", None)))
+    bench.ctrl.emergency_stop()
+    err = refused(bench.ctrl.reset)  # at once: the release has only begun
+    st = bench.ctrl.status()
+    boolean(recorder, req, "RESET refused right after an emergency stop", isinstance(err, CommandRefused)
+            and err.reason is RejectReason.FORCE_PRESENT, force_n=st.force_n, reason=str(getattr(err, "reason", None)))
+    boolean(recorder, req, "e-stop latch kept", st.estop_latched)
+
+
+@pytest.mark.requirement("IL-OVERFORCE")
+@pytest.mark.emulator_only
+@pytest.mark.destructive
+def test_overforce_trip(bench, spec, recorder, force_limit, rig):
+    req = spec.requirement("IL-OVERFORCE")
+    if rig.patient_simulator is None:
+        pytest.skip("this rig cannot pull on the harness from outside (no patient simulator)")
+    limit = spec.plan.overforce_limit_n
+    force_limit(limit)
+    hold = 0.8 * limit
+    bench.configure(hold, spec.max_ramp_rate_n_s)
+    bench.ctrl.start()
+    bench.wait_phase(Phase.HOLD, hold / spec.max_ramp_rate_n_s + 10)
+    holder: list = []
+    t0 = time.perf_counter_ns()
+    pull_rate = 0.5 * limit  # N/s: the patient pulls back over about half a second
+    try:
+        with bench.capture(holder):
+            bench.sleep(0.3)
+            rig.patient_simulator.pull(0.4 * limit, pull_rate)
+            bench.wait(lambda s: s.overforce_tripped, 5, "over-force trip")
+            bench.sleep(1.0)
+    finally:
+        rig.patient_simulator.pull(0.0)
+    cap = bench.to_table(holder[0], t0)
+    cross = crossing_above(cap.t, cap.force, limit)
+    release = cross + last_maximum_time(cap.t, cap.force, cross, cross + 1.0)
+    st = bench.ctrl.status()
+    lo, hi = req.limits()
+    recorder.record(Measurement(
+        "crossing FORCE_LIMIT to release", req, release - cross, "s", lo, hi,
+        [UncertaintyTerm.rectangular("gauge sample period (crossing and peak)", 2 * cap.period),
+         UncertaintyTerm.rectangular("force slope at the crossing / gauge U", bench.rig.config.gauge.calibration.expanded_uncertainty_n / pull_rate)],
+        conditions={"limit_n": limit, "pull_rate_n_s": pull_rate, "latched": st.overforce_tripped},
+        series={"t_s": cap.t, "force_n": cap.force}, annotations={"cross_s": cross, "release_s": release},
+    ))
+    assert st.overforce_tripped and st.fault_code.name == "OVERFORCE", "the over-force trip did not latch"

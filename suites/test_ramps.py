@@ -1,0 +1,133 @@
+"""Ramps: progressive and regressive slopes by least squares over the linear part,
+overshoot and settling (RA-*); intermittent hold/rest levels and durations (IM-*);
+treatment time (TT-TIME)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from drivers.tcm1 import Phase
+from suites.analysis import crossing_below, plateaus, ramp_fit, settled_slice
+from suites.measurement import Measurement, UncertaintyTerm
+
+
+def slope_budget(fit, rate, bench, level_n) -> list[UncertaintyTerm]:
+    cal = bench.rig.config.gauge.calibration
+    return [
+        UncertaintyTerm("least-squares slope", fit.slope_std),
+        UncertaintyTerm.expanded("gauge calibration (relative)", rate * cal.expanded_uncertainty_n / max(level_n, 1.0), cal.coverage_factor),
+    ]
+
+
+@pytest.mark.requirement("RA-RATE", "RA-OVERSHOOT", "RA-SETTLE")
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["slow", "medium", "fast"])
+def test_ramp(bench, spec, recorder, index):
+    rates = sorted(spec.plan.ramp_rates_n_s)
+    if index >= len(rates):
+        pytest.skip("the specification lists fewer ramp rates")
+    rate = rates[index] if index < 2 else rates[-1]
+    setting = spec.plan.ramp_force_n
+    plan = spec.plan
+    holder: list = []
+    t0 = time.perf_counter_ns()
+    with bench.capture(holder):
+        bench.configure(setting, rate, rate)
+        start_ns = bench.ctrl.start()
+        bench.wait_phase(Phase.HOLD, setting / rate * 1.5 + 5)
+        bench.sleep(plan.settle_s)
+        stop_ns = bench.ctrl.stop()
+        bench.wait(lambda s: s.phase is Phase.IDLE, setting / rate * 1.5 + 5, "end of the regressive ramp")
+        bench.sleep(0.3)
+    cap = bench.to_table(holder[0], t0)
+    t, f = cap.t, cap.force
+    t_start, t_stop = bench.table_s(t0, start_ns), bench.table_s(t0, stop_ns)
+    rising = t < t_stop
+    up = ramp_fit(t[rising], f[rising], 0.0, setting)
+    hold = (t > t_stop - plan.settle_s * 0.5) & (t < t_stop)
+    level = float(np.mean(f[hold]))
+    down = ramp_fit(t[~rising], f[~rising], level, 0.0)
+    cond = {"rate_n_s": rate, "setting_n": setting}
+    series = {"t_s": t, "force_n": f}
+    req = spec.requirement("RA-RATE")
+    lo, hi = req.limits(rate=rate, setting=setting)
+    recorder.record(Measurement("progressive slope error", req, abs(up.slope - rate), "N/s", lo, hi,
+                                slope_budget(up, rate, bench, setting),
+                                conditions={**cond, "direction": "progressive", "slope_n_s": up.slope, "points": up.n},
+                                series=series, annotations={"start_s": t_start, "stop_s": t_stop}))
+    recorder.record(Measurement("regressive slope error", req, abs(-down.slope - rate), "N/s", lo, hi,
+                                slope_budget(down, rate, bench, setting),
+                                conditions={**cond, "direction": "regressive", "slope_n_s": down.slope, "points": down.n}))
+    # overshoot and settling after the progressive ramp
+    ramp_end = up.time_at(level)
+    after = (t >= ramp_end) & (t < t_stop)
+    peak = float(np.max(f[after])) if after.any() else float("nan")
+    req = spec.requirement("RA-OVERSHOOT")
+    lo, hi = req.limits(setting=setting)
+    noise = float(np.std(f[hold]))
+    budget = bench.force_terms_of(noise, 1)
+    recorder.record(Measurement("overshoot", req, max(0.0, peak - level), "N", lo, hi, budget,
+                                conditions={**cond, "peak_n": peak, "settled_n": level}))
+    band = spec.requirement("FA-STATIC").limits(setting=setting)[1]
+    outside = np.nonzero(after & (np.abs(f - level) > band))[0]
+    settle = float(t[outside[-1]] - ramp_end) if outside.size else 0.0
+    req = spec.requirement("RA-SETTLE")
+    lo, hi = req.limits(setting=setting)
+    recorder.record(Measurement("settling time", req, max(settle, 0.0), "s", lo, hi,
+                                [UncertaintyTerm.rectangular("gauge sample period", cap.period),
+                                 UncertaintyTerm("ramp-end corner", up.slope_std / max(up.slope, 1e-9) * setting / max(up.slope, 1e-9))],
+                                conditions={**cond, "band_n": band}))
+
+
+@pytest.mark.requirement("IM-TIMING", "IM-LEVELS", "TT-TIME")
+def test_intermittent_treatment(bench, spec, recorder):
+    im = spec.plan.intermittent
+    rate = spec.max_ramp_rate_n_s
+    holder: list = []
+    t0 = time.perf_counter_ns()
+    with bench.capture(holder):
+        bench.configure(im.hold_force_n, rate, rate, intermittent=True, rest_n=im.rest_force_n,
+                        hold_s=im.hold_s, rest_s=im.rest_s, treatment_s=im.treatment_s)
+        start_ns = bench.ctrl.start()
+        bench.wait_phase(Phase.RELEASING, im.treatment_s + 30)
+        bench.wait(lambda s: s.phase is Phase.IDLE, im.hold_force_n / rate * 2 + 5, "end of treatment")
+        bench.sleep(0.5)
+    cap = bench.to_table(holder[0], t0)
+    t, f = cap.t - bench.table_s(t0, start_ns), cap.force  # table seconds since START
+    band_h = max(0.02 * im.hold_force_n, 2.0)
+    flat = plateaus(t, f, [im.hold_force_n, im.rest_force_n], band_h, min(im.hold_s, im.rest_s) * 0.3)
+    series = {"t_s": t, "force_n": f}
+    timing, levels, tt = (spec.requirement(r) for r in ("IM-TIMING", "IM-LEVELS", "TT-TIME"))
+    final_release = flat[-1].end if flat else float("nan")
+    full = flat[:-1]  # the last plateau is cut short by the end of the treatment
+    assert len(full) >= 3, f"expected hold/rest cycles, found {len(full)} complete plateaus"
+    period = cap.period
+    for i, p in enumerate(full):
+        is_hold = p.level == im.hold_force_n
+        set_s = im.hold_s if is_hold else im.rest_s
+        lo, hi = timing.limits(setting=set_s)
+        recorder.record(Measurement(
+            f"{'hold' if is_hold else 'rest'} {i + 1} duration error", timing, abs((p.end - p.start) - set_s), "s", lo, hi,
+            [UncertaintyTerm.rectangular("corner detection (2 sample periods)", 2 * period)],
+            conditions={"phase": "hold" if is_hold else "rest", "set_s": set_s, "measured_s": p.end - p.start},
+            series=series if i == 0 else {},
+            annotations={"start_s": p.start, "end_s": p.end},
+        ))
+        lo, hi = levels.limits(setting=p.level)
+        recorder.record(Measurement(
+            f"{'hold' if is_hold else 'rest'} {i + 1} level error", levels, abs(p.mean - p.level), "N", lo, hi,
+            bench.force_terms_of(p.std, p.n),
+            conditions={"set_n": p.level, "mean_n": p.mean},
+        ))
+    # treatment time: START to the start of the final regressive release
+    ends_below = crossing_below(t, f, spec.residual_force_n, after=final_release)
+    assert np.isfinite(ends_below), "the treatment never released"
+    lo, hi = tt.limits(setting=im.treatment_s)
+    recorder.record(Measurement(
+        "treatment time error", tt, abs(final_release - im.treatment_s), "s", lo, hi,
+        [UncertaintyTerm.rectangular("corner detection", 2 * period),
+         UncertaintyTerm.rectangular("START instant (write round trip) × K", 1e-3 * bench.k)],
+        conditions={"set_s": im.treatment_s, "measured_s": final_release},
+    ))
