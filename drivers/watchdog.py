@@ -9,6 +9,7 @@ suite that tests the watchdog pauses it.
 from __future__ import annotations
 
 import threading
+import time
 
 from drivers.controller import TractionController
 
@@ -25,12 +26,13 @@ class HeartbeatKeeper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_ack_ns = 0
+        self.last_rtt_s = 0.0  # write round trip of the last beat: bounds when it acted
         self.errors = 0
 
     def arm(self) -> None:
         """Set WATCHDOG_MS on the device and start feeding it."""
         self.controller.set_watchdog(self.period_table_s)
-        self.last_ack_ns = self.controller.heartbeat()
+        self._beat()
         self._running.set()
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
@@ -43,9 +45,14 @@ class HeartbeatKeeper:
                 if not self._running.is_set():
                     continue
                 try:
-                    self.last_ack_ns = self.controller.heartbeat()
+                    self._beat()
                 except Exception:  # noqa: BLE001 — a missed beat is what the watchdog is for
                     self.errors += 1
+
+    def _beat(self) -> None:
+        sent = time.perf_counter_ns()
+        self.last_ack_ns = self.controller.heartbeat()
+        self.last_rtt_s = (self.last_ack_ns - sent) / 1e9
 
     def pause(self) -> int:
         """Stop feeding; returns the perf_counter_ns of the last acknowledged heartbeat."""
@@ -54,7 +61,7 @@ class HeartbeatKeeper:
             return self.last_ack_ns
 
     def resume(self) -> None:
-        self.last_ack_ns = self.controller.heartbeat()
+        self._beat()
         self._running.set()
 
     @property

@@ -67,10 +67,28 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args.rig)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from rigcli.run import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the safety suites against a rig and print the verdicts")
+    run.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
+    run.add_argument("--spec", help="specification file or name (default: the rig file's)")
+    run.add_argument("--fault", action="append", default=[], metavar="NAME", help="emulated rigs: switch on a defect")
+    run.add_argument("--seed", type=int, help="emulated rigs: the table's seed")
+    run.add_argument("--run-dir", help="where run records go (default: runs/)")
+    run.add_argument("--operator", help="who runs the tests (recorded)")
+    run.add_argument("--allow-expired-calibration", action="store_true")
+    run.add_argument("-k", dest="keyword", help="only tests matching this pytest expression")
+    run.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
+    run.set_defaults(func=_run)
 
     emulate = sub.add_parser("emulate", help="serve an emulated table (controller, stimulus module, gauges)")
     emulate.add_argument("--kind", choices=["lumbar", "cervical"], default="lumbar")

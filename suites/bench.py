@@ -76,6 +76,20 @@ class Bench:
                 )
             time.sleep(POLL_WALL_S)
 
+    def poll_until(self, predicate, table_timeout_s: float) -> tuple[ControllerStatus, bool]:
+        """Like wait(), but a timeout is an answer (the table under test may be defective)."""
+        deadline = time.perf_counter() + table_timeout_s / self.k
+        while True:
+            st = self.ctrl.status()
+            if predicate(st):
+                return st, True
+            if time.perf_counter() > deadline:
+                return st, False
+            time.sleep(POLL_WALL_S)
+
+    def released(self, st: ControllerStatus) -> bool:
+        return st.force_n <= self.residual_n and st.phase is Phase.IDLE
+
     def wait_phase(self, phase: Phase, table_timeout_s: float) -> ControllerStatus:
         return self.wait(lambda s: s.phase is phase, table_timeout_s, f"phase {phase.name}")
 

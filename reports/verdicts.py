@@ -1,0 +1,87 @@
+"""Per-requirement verdicts from a run record: the view `rig run` prints and the
+report's traceability matrix starts from. Every requirement of the specification
+appears, including those no measurement reached (NOT RUN)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reports.record import read_record
+
+ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3}
+
+
+@dataclass
+class RequirementResult:
+    id: str
+    title: str
+    source: str
+    decision_rule: str
+    verdict: str = "NOT RUN"
+    worst: dict | None = None  # the measurement line that decides the verdict
+    measurements: int = 0
+    tests: set = field(default_factory=set)
+    tur_flags: int = 0
+
+
+@dataclass
+class RunSummary:
+    start: dict
+    end: dict | None
+    results: list[RequirementResult]
+    tests: dict  # nodeid -> outcome
+    events: list[dict]
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.end and self.end.get("complete"))
+
+    @property
+    def overall(self) -> str:
+        verdicts = [r.verdict for r in self.results]
+        if "FAIL" in verdicts:
+            return "FAIL"
+        if "INCONCLUSIVE" in verdicts or "NOT RUN" in verdicts or not self.complete:
+            return "INCONCLUSIVE"
+        return "PASS"
+
+
+def _closeness(m: dict) -> float:
+    """How close a measurement came to its limits (larger is worse)."""
+    if m.get("decision_rule") == "boolean":
+        return 0.0 if m.get("value") else 1.0
+    value, lo, hi = m.get("value"), m.get("lower"), m.get("upper")
+    if value is None:
+        return float("inf")
+    worst = float("-inf")
+    if hi is not None:
+        worst = max(worst, (value - hi) / (abs(hi) or 1.0))
+    if lo is not None:
+        worst = max(worst, (lo - value) / (abs(lo) or 1.0))
+    return worst
+
+
+def summarise(run_dir) -> RunSummary:
+    events = read_record(run_dir)
+    start = next((e for e in events if e["event"] == "run-start"), None)
+    if start is None:
+        raise ValueError(f"{run_dir}: no run-start line: not a traction-rig run record")
+    end = next((e for e in reversed(events) if e["event"] == "run-end"), None)
+    spec = start["specification"]
+    results = {r["id"]: RequirementResult(r["id"], r["title"], r["source"], r.get("decision_rule", "guard-banded"))
+               for r in spec["requirements"]}
+    tests: dict[str, str] = {}
+    for e in events:
+        if e["event"] == "measurement" and e["requirement"] in results:
+            r = results[e["requirement"]]
+            r.measurements += 1
+            r.tests.add(e["test"])
+            r.tur_flags += bool(e.get("tur_below_4"))
+            v = e["verdict"]
+            if r.worst is None or (ORDER[v], -_closeness(e)) < (ORDER[r.worst["verdict"]], -_closeness(r.worst)):
+                r.worst = e
+            r.verdict = v if r.verdict == "NOT RUN" else min(r.verdict, v, key=ORDER.get)
+        elif e["event"] == "test-end":
+            if e.get("when") == "call" or e.get("outcome") != "passed":
+                tests[e["test"]] = e["outcome"]
+    return RunSummary(start, end, list(results.values()), tests, events)

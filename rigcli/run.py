@@ -1,0 +1,98 @@
+"""`rig run`: the safety suites against a rig, then the verdict table.
+
+Runs pytest in this process on the project's `suites/` with the traction-rig plugin,
+then reads the run record it wrote and prints one line per requirement of the
+specification. Exit status: 0 when every requirement passed, 1 when any failed, was
+inconclusive or was not run, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.table import Table
+
+from reports.verdicts import summarise
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SUITES = PROJECT_ROOT / "suites"
+STYLE = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow", "NOT RUN": "dim"}
+
+
+class RunDirProbe:
+    """A plugin object that learns which run directory this pytest session wrote."""
+
+    run_dir: Path | None = None
+
+    def pytest_sessionfinish(self, session):
+        from fixtures.plugin import RIG_KEY
+
+        srig = session.config.stash.get(RIG_KEY, {}).get("session")
+        if srig is not None:
+            self.run_dir = srig.record.dir
+
+
+def format_value(m: dict | None) -> tuple[str, str, str]:
+    if m is None:
+        return "—", "—", "—"
+    if m.get("decision_rule") == "boolean":
+        return ("holds" if m["value"] else "VIOLATED"), "must hold", "—"
+    unit = m.get("unit") or ""
+    value = m["value"]
+    text = "never" if value is None else f"{value:.4g} {unit}"
+    lo, hi = m.get("lower"), m.get("upper")
+    limit = f"≤ {hi:.4g} {unit}" if hi is not None and lo is None else f"≥ {lo:.4g} {unit}" if lo is not None and hi is None else f"{lo:.4g} … {hi:.4g} {unit}"
+    return text, limit, f"± {m.get('uncertainty', 0):.2g} {unit}"
+
+
+def print_verdicts(run_dir: Path, console: Console) -> str:
+    summary = summarise(run_dir)
+    spec = summary.start["specification"]
+    table = Table(title=f"{spec['title']} — {summary.start['table']['serial']} on {summary.start['rig']['name']}")
+    for col, justify in (("requirement", "left"), ("worst measured", "right"), ("limit", "right"),
+                         ("U (k=2)", "right"), ("verdict", "center"), ("where", "left")):
+        table.add_column(col, justify=justify)
+    for r in summary.results:
+        value, limit, u = format_value(r.worst)
+        where = r.worst["name"] if r.worst else ""
+        flag = " (TUR<4)" if r.tur_flags else ""
+        table.add_row(f"{r.id} {r.title}", value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}", where)
+    console.print(table)
+    overall = summary.overall
+    note = "" if summary.complete else " (run incomplete)"
+    console.print(f"overall: [{STYLE[overall]}]{overall}[/]{note} — run record {run_dir}")
+    return overall
+
+
+def run(args) -> int:
+    console = Console()
+    run_root = Path(args.run_dir or PROJECT_ROOT / "runs").resolve()
+    run_root.mkdir(parents=True, exist_ok=True)
+    pytest_args = [str(SUITES), "-p", "no:cacheprovider", "--run-dir", str(run_root), "-q", "-rfE"]
+    if args.rig:
+        pytest_args += ["--rig", str(args.rig)]
+    if args.spec:
+        pytest_args += ["--spec", str(args.spec)]
+    for fault in args.fault or []:
+        pytest_args += ["--fault", fault]
+    if args.seed is not None:
+        pytest_args += ["--seed", str(args.seed)]
+    if args.operator:
+        pytest_args += ["--operator-name", args.operator]
+    if args.allow_expired_calibration:
+        pytest_args.append("--allow-expired-calibration")
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    pytest_args += list(args.pytest_args or [])
+    probe = RunDirProbe()
+    code = pytest.main(pytest_args, plugins=[probe])
+    run_dir = probe.run_dir
+    if run_dir is None:
+        console.print("[red]no run record was written (the rig did not open)[/]")
+        return 2 if code in (2, 3, 4) else 1
+    overall = print_verdicts(run_dir, console)
+    if code in (2, 3, 4):  # interrupted, internal error, usage error
+        return 2
+    return 0 if overall == "PASS" and code == 0 else 1
