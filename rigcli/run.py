@@ -50,15 +50,16 @@ def format_value(m: dict | None) -> tuple[str, str, str]:
 def print_verdicts(run_dir: Path, console: Console) -> str:
     summary = summarise(run_dir)
     spec = summary.start["specification"]
-    table = Table(title=f"{spec['title']} — {summary.start['table']['serial']} on {summary.start['rig']['name']}")
-    for col, justify in (("requirement", "left"), ("worst measured", "right"), ("limit", "right"),
-                         ("U (k=2)", "right"), ("verdict", "center"), ("where", "left")):
-        table.add_column(col, justify=justify)
+    table = Table(title=f"{spec['title']}\ntable {summary.start['table']['serial']} on rig {summary.start['rig']['name']}")
+    table.add_column("requirement", no_wrap=True)
+    table.add_column("worst measured", justify="right", no_wrap=True)
+    table.add_column("limit", justify="right", no_wrap=True)
+    table.add_column("U (k=2)", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
     for r in summary.results:
         value, limit, u = format_value(r.worst)
-        where = r.worst["name"] if r.worst else ""
-        flag = " (TUR<4)" if r.tur_flags else ""
-        table.add_row(f"{r.id} {r.title}", value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}", where)
+        flag = " TUR<4" if r.tur_flags else ""
+        table.add_row(r.id, value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}")
     console.print(table)
     overall = summary.overall
     note = "" if summary.complete else " (run incomplete)"

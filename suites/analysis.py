@@ -58,9 +58,11 @@ def ramp_fit(t: np.ndarray, f: np.ndarray, start_n: float, end_n: float, lo: flo
     idx = np.nonzero(sel)[0]
     if idx.size < 3:
         return fit_line(t[:0], f[:0])
-    # the first contiguous run only: a ramp is one pass through the band
-    breaks = np.nonzero(np.diff(idx) > max(3, len(f) // 1000))[0]
-    run = idx[: breaks[0] + 1] if breaks.size else idx
+    # the first pass only: from entering the band until the force first leaves it on the
+    # far side (noise near the entry edge makes gaps in `idx` that are not the pass's end)
+    past = np.nonzero(f > high if end_n >= start_n else f < low)[0]
+    past = past[past > idx[0]]
+    run = idx[idx < past[0]] if past.size else idx
     return fit_line(t[run], f[run])
 
 

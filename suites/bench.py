@@ -170,7 +170,16 @@ class Bench:
         return terms
 
     def relay(self, relay: StimulusCoil, on: bool) -> tuple[int, float]:
-        """Drive a relay; returns (ack ns, half-width of the trigger instant in wall s)."""
-        t0 = time.perf_counter_ns()
+        """Drive a relay; returns (trigger instant ns, its half-width in wall s).
+
+        The module acts after receiving the write and within 1 ms of acknowledging it,
+        so the relay moved somewhere in [send, ack + 1 ms]: the midpoint, ± half of it."""
+        sent = time.perf_counter_ns()
         ack = self.stim.set(relay, on)
-        return ack, (ack - t0) / 1e9 + 1e-3
+        return (sent + ack + 1_000_000) // 2, (ack - sent + 1_000_000) / 2e9
+
+    def coil_trigger(self, write) -> tuple[int, float]:
+        """A controller coil acts between the write's send and its ack: midpoint ± half."""
+        sent = time.perf_counter_ns()
+        ack = write()
+        return (sent + ack) // 2, (ack - sent) / 2e9

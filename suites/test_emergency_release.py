@@ -11,7 +11,6 @@ restart is refused until RESET.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,10 @@ RELAY = {
 }
 PHASE_OF = {"ramp_up": Phase.RAMP_UP, "hold": Phase.HOLD, "ramp_to_rest": Phase.RAMP_TO_REST, "rest": Phase.REST}
 IN_PHASE_S = 0.3  # table seconds into a hold or rest before triggering
+#: a trial whose trigger instant is known worse than this (table s, half-width) is
+#: repeated: a scheduling hiccup of the host, not the table, would decide its verdict
+MAX_TRIGGER_HALF_WIDTH_S = 0.004
+ATTEMPTS = 3
 AFTER_RELEASE_S = 0.3  # table seconds recorded after the table counts as released
 REQUIREMENTS = ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP", "ER-LATCH")
 
@@ -93,16 +96,14 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         if trigger == "watchdog":
             seen = _reach(bench, phase, force, up, start_ns, lead_s=wd)
             last_beat = bench.keeper.pause()
-            trigger_ns = last_beat + int(wd / bench.k * 1e9)
-            # the beat acted between its send and its ack; the trip comes on a 1 ms cycle
-            half_width = bench.keeper.last_rtt_s + 1e-3 / bench.k
+            # the last beat acted between its send and its ack; the trip comes on a 1 ms cycle
+            half_width = bench.keeper.last_rtt_s / 2 + 1e-3 / bench.k
+            trigger_ns = last_beat - int(bench.keeper.last_rtt_s / 2 * 1e9) + int(wd / bench.k * 1e9)
             bench.poll_until(lambda s: s.watchdog_tripped, wd + 3.0)
         else:
             seen = _reach(bench, phase, force, up, start_ns, lead_s=0.0)
             if trigger == "estop_coil":
-                t_send = time.perf_counter_ns()
-                trigger_ns = bench.ctrl.emergency_stop()
-                half_width = (trigger_ns - t_send) / 1e9
+                trigger_ns, half_width = bench.coil_trigger(bench.ctrl.emergency_stop)
             else:
                 trigger_ns, half_width = bench.relay(RELAY[trigger], True)
         # a defective table may never release: that is a measurement, not an error
@@ -167,9 +168,16 @@ def test_emergency_release(bench, spec, recorder, trigger):
     per_req: dict[str, list[Measurement]] = {r: [] for r in REQUIREMENTS}
     for i in range(em.trials):
         phase, force = combos[i % len(combos)]
-        trial = run_trial(bench, spec, trigger, phase, force, i)
+        for attempt in range(ATTEMPTS):
+            trial = run_trial(bench, spec, trigger, phase, force, i)
+            if trial.half_width_s * bench.k <= MAX_TRIGGER_HALF_WIDTH_S or not trial.reset_accepted:
+                break
+            recorder.srig.record.event("trial-repeated", test=recorder.item.nodeid, trigger=trigger, trial=i + 1,
+                                       reason=f"trigger instant known to ±{trial.half_width_s * bench.k * 1e3:.1f} ms table time")
         cap = trial.capture
         budget = bench.timing_terms(cap, trial.half_width_s)
+        # the fall time is a difference of two gauge instants: no trigger term
+        fall_budget = [UncertaintyTerm.rectangular("two gauge crossings (sample period each)", 2 * cap.period)]
         cond = {"trigger": trigger, "phase": phase, "phase_seen": trial.phase_seen, "force_n": force,
                 "force_at_trigger_n": trial.f0, "trial": i + 1}
         t, f = trial.t, trial.f
@@ -182,7 +190,8 @@ def test_emergency_release(bench, spec, recorder, trigger):
         annotations = {"trigger_s": 0.0, **{k: v for k, v in values.items() if np.isfinite(v)}}
         for rid, value in values.items():
             lo, hi = reqs[rid].limits(residual=residual, force=trial.f0)
-            m = Measurement(f"{trigger} trial {i + 1} ({phase}, {force:g} N)", reqs[rid], value, "s", lo, hi, budget,
+            m = Measurement(f"{trigger} trial {i + 1} ({phase}, {force:g} N)", reqs[rid], value, "s", lo, hi,
+                            fall_budget if rid == "ER-SNAP" else budget,
                             conditions=cond, annotations=annotations,
                             series={"t_s": t, "force_n": f} if rid == "ER-HALF" else {})
             per_req[rid].append(recorder.record(m))

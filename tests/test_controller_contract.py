@@ -462,11 +462,11 @@ def test_overforce_from_outside_trips_and_latches(lumbar):
     ctrl.set_force_limit(250.0)
     start_treatment(lumbar, target=200.0, up=100.0)
     lumbar.advance(4.0)
-    lumbar.loop.call(setattr, lumbar.table.mechanics, "external_n", 80.0)  # patient pulls back
+    lumbar.loop.call(setattr, lumbar.table.mechanics, "external_target_n", 80.0)  # patient pulls back
     lumbar.advance(0.05)
     st = ctrl.status()
     assert st.overforce_tripped and st.fault_code is FaultCode.OVERFORCE
-    lumbar.loop.call(setattr, lumbar.table.mechanics, "external_n", 0.0)
+    lumbar.loop.call(setattr, lumbar.table.mechanics, "external_target_n", 0.0)
     lumbar.advance(1.0)
     assert ctrl.status().overforce_tripped  # latched
 
