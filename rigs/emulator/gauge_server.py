@@ -139,15 +139,19 @@ class _GaugeProtocol(asyncio.Protocol):
         if out and self.transport is not None:
             self.transport.write(b"".join(out))
 
-    def emit_stream_line(self, streamer: "_Streamer") -> None:
-        """Loop thread: one AOUT line, unless the stream was stopped meanwhile."""
+    def emit_stream_line(self, streamer: "_Streamer", table_t: float | None = None) -> None:
+        """Loop thread: one AOUT line, unless the stream was stopped meanwhile.
+
+        The reading is the gauge's at the line's own instant on its clock (`table_t`),
+        as a real gauge samples on its clock and then transmits: a late loop delays
+        the line on the wire, not the moment it describes."""
         streamer.done += 1
         if streamer.stopped or self.transport is None or self.transport.is_closing():
             return
         if self.transport.get_write_buffer_size() > MAX_STREAM_BACKLOG:
             streamer.skipped += 1
             return
-        line = self.host.gauge.stream_line()
+        line = self.host.gauge.stream_line(table_t)
         self.transport.write(line.encode("latin-1", "replace") + self.host.reply_terminator)
 
 
@@ -175,6 +179,7 @@ class _Streamer(threading.Thread):
         clock = host.gauge.source.clock
         scale = float(getattr(clock, "time_scale", 1.0))
         t0 = clock.now()
+        self.table0 = t0
         self.wall0_ns = time.perf_counter_ns()
         wall_ns_at = getattr(clock, "wall_ns_at", None)
         if wall_ns_at is not None:  # the table clock's own mapping, unless it is a manual clock
@@ -191,7 +196,9 @@ class _Streamer(threading.Thread):
     def run(self) -> None:
         loop, conn = self.host.loop, self.conn
         clock_ns, yield_cpu = time.perf_counter_ns, os.sched_yield  # sched_yield drops the GIL
-        spin_ns = min(STREAM_SPIN_NS, self.period_ns / 4)
+        # on a fast table clock the line rate is K times higher and the spin would eat a
+        # core the rig needs; lines still carry the reading of their own instant
+        spin_ns = 0 if self.time_scale > 1 else min(STREAM_SPIN_NS, self.period_ns / 4)
         k = 0
         while not self.stopped:
             deadline = stream_deadline_ns(self.wall0_ns, k, self.rate_hz, self.time_scale)
@@ -207,7 +214,7 @@ class _Streamer(threading.Thread):
                 continue
             self.posted += 1
             try:
-                loop.call_soon_threadsafe(conn.emit_stream_line, self)
+                loop.call_soon_threadsafe(conn.emit_stream_line, self, self.table0 + k / self.rate_hz)
             except RuntimeError:  # loop closed
                 return
             k += 1

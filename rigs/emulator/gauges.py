@@ -191,9 +191,10 @@ class GclGauge:
             return self._format(self.peak_compression_n)
         return self._format(self._current())
 
-    def stream_line(self) -> str:
-        """One AOUT line: the `?` reading at the present instant."""
-        self._update(self.source.sync())
+    def stream_line(self, at: float | None = None) -> str:
+        """One AOUT line: the `?` reading at table time `at` (default: now)."""
+        now = self.source.sync()
+        self._update(now if at is None else min(at, now))
         return self._displayed()
 
     # -- commands --------------------------------------------------------------------------
