@@ -22,7 +22,7 @@ from rigs.rig import Rig
 from suites.measurement import UncertaintyTerm
 
 #: gauge rates (gauge clock): buffered scpi can go fast; gcl lines are host-stamped
-GAUGE_RATE_HZ = {"scpi": 2000.0, "gcl": 250.0}
+GAUGE_RATE_HZ = {"scpi": 1000.0, "gcl": 250.0}
 POLL_WALL_S = 0.002
 
 

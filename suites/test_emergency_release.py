@@ -29,13 +29,13 @@ RELAY = {
     "mains_cut": StimulusCoil.MAINS_CUT,
 }
 PHASE_OF = {"ramp_up": Phase.RAMP_UP, "hold": Phase.HOLD, "ramp_to_rest": Phase.RAMP_TO_REST, "rest": Phase.REST}
-IN_PHASE_S = 0.3  # table seconds into a hold or rest before triggering
+IN_PHASE_S = 0.2  # table seconds into a hold or rest before triggering
 #: a trial whose trigger instant is known worse than this (wall s, half-width: the
 #: contract's 1 ms relay window plus a normal round trip) is repeated: a scheduling
 #: hiccup of the host, not the table, would decide its verdict
 MAX_TRIGGER_HALF_WIDTH_S = 0.001
 ATTEMPTS = 3
-AFTER_RELEASE_S = 0.3  # table seconds recorded after the table counts as released
+AFTER_RELEASE_S = 0.15  # table seconds recorded after the table counts as released
 REQUIREMENTS = ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP", "ER-LATCH")
 
 
@@ -60,7 +60,7 @@ def _trial_plan(spec, trigger: str, phase: str, force: float):
     em, wd = spec.plan.emergency, spec.plan.watchdog_s
     up = spec.max_ramp_rate_n_s if phase == "ramp_up" else em.setup_ramp_n_s
     down = em.setup_ramp_n_s if phase != "ramp_to_rest" else spec.max_ramp_rate_n_s
-    hold = rest = 1.0
+    hold = rest = 0.6
     if trigger == "watchdog":
         hold = rest = wd + 1.0
         if phase == "ramp_up":

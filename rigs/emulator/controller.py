@@ -338,6 +338,7 @@ class ControllerModel:
             st.trigger_force = self.mech.s.force
             self._enter(Phase.EMERGENCY_RELEASE)
             self.events.append((self.now, f"emergency:{cause}"))
+            self._watch_release()
         st.set_force = 0.0
 
     def power_loss(self) -> None:
@@ -347,11 +348,29 @@ class ControllerModel:
         if st.enabled or st.phase != Phase.IDLE:
             self.events.append((self.now, "emergency:power-loss"))
             st.trigger_force = self.mech.s.force
+            self._watch_release()
         st.enabled = False
         st.disabling = False
         st.set_force = 0.0
         st.reference = 0.0
         st.phase = Phase.IDLE
+
+    def _watch_release(self) -> None:
+        """Ground truth for benchmarks: when the true force crosses 50 % and residual."""
+        f0 = self.st.trigger_force
+        self._watch = [(0.5 * f0, "truth:half"), (self.st.holding[Holding.RESIDUAL_FORCE] / 10.0, "truth:residual")]
+
+    def _check_watch(self) -> None:
+        watch = getattr(self, "_watch", None)
+        while watch and self.mech.s.force < watch[0][0]:
+            level, name = watch.pop(0)
+            # interpolate inside the last step: the history holds the previous sample
+            h = self.mech.history
+            i = (h.n - 2) % h.size
+            t_prev, f_prev = h.t[i], h.f[i]
+            f_now, t_now = self.mech.s.force, self.now
+            t_cross = t_now if f_prev == f_now else t_prev + (f_prev - level) / (f_prev - f_now) * (t_now - t_prev)
+            self.events.append((float(t_cross), name))
 
     def _enter(self, phase: Phase) -> None:
         self.st.phase = phase
@@ -363,6 +382,7 @@ class ControllerModel:
         st = self.st
         if not self.powered:
             self.mech.step(h, Drive.FREEWHEEL, 0.0, 0.0)
+            self._check_watch()
             return
         self._check_watchdog()
         self._check_overforce()
@@ -377,6 +397,7 @@ class ControllerModel:
         else:
             drive = Drive.FORCE_LOOP
         self.mech.step(h, drive, st.reference, slope)
+        self._check_watch()
 
     def _check_watchdog(self) -> None:
         st = self.st
