@@ -38,7 +38,9 @@ class RunRecord:
         (self.dir / "series").mkdir(parents=True, exist_ok=True)
         self.path = self.dir / RECORD_NAME
         self._file = open(self.path, "a", encoding="utf-8")
-        self._lock = threading.Lock()
+        # re-entrant: the plugin's signal handler records its safe-state event in the main
+        # thread, possibly while that thread is inside event() (a plain Lock deadlocks there)
+        self._lock = threading.RLock()
         self._series = 0
 
     @classmethod
