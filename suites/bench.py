@@ -43,7 +43,9 @@ def retime_stream(trace: GaugeTrace) -> tuple[np.ndarray, float]:
     i = np.arange(n, dtype=float)
     slope, intercept = np.polyfit(i, t, 1)
     resid = t - (slope * i + intercept)
-    if np.ptp(resid) > 20 * slope:  # a gap: index no longer maps to time
+    nominal = 1.0 / (trace.rate_hz * trace.time_scale) if trace.rate_hz else slope
+    # lost lines make the index run slow against the clock: then only arrival stamps are honest
+    if np.ptp(resid) > 20 * slope or abs(slope / nominal - 1.0) > 0.01:
         jitter = np.abs(np.diff(t) - slope)
         return t, float(np.percentile(jitter, 99))
     floor = float(np.min(resid))
