@@ -20,8 +20,9 @@ class HeartbeatKeeper:
             raise ValueError("the watchdog period must be > 0 s")
         self.controller = controller
         self.period_table_s = period_table_s
-        # a third of the period in wall seconds: two heartbeats may be lost before a trip
-        self.interval_wall_s = period_table_s / time_scale / 3.0
+        # a sixth of the period in wall seconds: five beats may be lost to a busy
+        # machine before a trip
+        self.interval_wall_s = period_table_s / time_scale / 6.0
         self._running = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -43,7 +43,13 @@ class RunSummary:
             return "FAIL"
         if "INCONCLUSIVE" in verdicts or "NOT RUN" in verdicts or not self.complete:
             return "INCONCLUSIVE"
+        if self.errored_tests:
+            return "INCONCLUSIVE"  # a test that broke off may have left a requirement half verified
         return "PASS"
+
+    @property
+    def errored_tests(self) -> list[str]:
+        return [t for t, outcome in self.tests.items() if outcome not in ("passed", "skipped")]
 
 
 def _closeness(m: dict) -> float:

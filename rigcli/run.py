@@ -63,6 +63,8 @@ def print_verdicts(run_dir: Path, console: Console) -> str:
     console.print(table)
     overall = summary.overall
     note = "" if summary.complete else " (run incomplete)"
+    for test in summary.errored_tests:
+        console.print(f"[yellow]test did not complete: {test}[/]")
     console.print(f"overall: [{STYLE[overall]}]{overall}[/]{note} — run record {run_dir}")
     return overall
 
