@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import re
 import threading
@@ -32,6 +33,17 @@ def _jsonable(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _finite(value):
+    """Standard JSON has no NaN/Infinity: a value never reached is recorded as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 class RunRecord:
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
@@ -52,7 +64,7 @@ class RunRecord:
 
     def event(self, kind: str, **fields) -> None:
         line = {"event": kind, "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **fields}
-        text = json.dumps(line, default=_jsonable, ensure_ascii=False)
+        text = json.dumps(_finite(line), default=_jsonable, ensure_ascii=False, allow_nan=False)
         with self._lock:
             self._file.write(text + "\n")
             self._file.flush()

@@ -161,6 +161,23 @@ class ForceGauge(abc.ABC):
         return trace.head(n_samples)
 
     # -- lifetime ------------------------------------------------------------------------------
+    def _open(self, resource: str, *, time_scale: float, timeout_ms: int, hint: str, probe, check: bool,
+              **link_options) -> None:
+        """Open the VISA link and, unless `check` is off, prove the gauge answers in this
+        dialect (pyvisa-py "opens" a closed TCP port without complaint)."""
+        from drivers.gauge.link import VisaLink
+
+        self.resource = resource
+        self.time_scale = float(time_scale)
+        self.stream_slack_s = 2.0 * timeout_ms / 1000.0
+        self._link = VisaLink(resource, hint=hint, timeout_ms=timeout_ms, **link_options)
+        if check:
+            try:
+                probe()
+            except BaseException:
+                self._link.close()
+                raise
+
     @property
     @abc.abstractmethod
     def streaming(self) -> bool:

@@ -41,26 +41,11 @@ class GclGauge(ForceGauge):
         check: bool = True,
         resource_manager: pyvisa.ResourceManager | None = None,
     ) -> None:
-        self.resource = resource
-        self.time_scale = float(time_scale)
-        self.stream_slack_s = 2.0 * timeout_ms / 1000.0
         self._identity = identity or GaugeIdentity()
         self._stream: _LineCollector | None = None
-        self._link = VisaLink(
-            resource,
-            read_termination=read_termination,
-            write_termination=write_termination,
-            hint=HINT,
-            backend=backend,
-            timeout_ms=timeout_ms,
-            resource_manager=resource_manager,
-        )
-        if check:
-            try:
-                self._probe()
-            except BaseException:
-                self._link.close()
-                raise
+        self._open(resource, time_scale=time_scale, timeout_ms=timeout_ms, hint=HINT, probe=self._probe, check=check,
+                   read_termination=read_termination, write_termination=write_termination, backend=backend,
+                   resource_manager=resource_manager)
 
     def _probe(self) -> None:
         """Prove at open that a gcl gauge answers (an overload answer counts)."""

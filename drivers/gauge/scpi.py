@@ -20,7 +20,7 @@ import pyvisa
 
 from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, GaugeOverload
 from drivers.gauge.base import INSTRUMENT, ForceGauge, GaugeIdentity, GaugeTrace
-from drivers.gauge.link import DEFAULT_TIMEOUT_MS, VisaLink
+from drivers.gauge.link import DEFAULT_TIMEOUT_MS
 from drivers.units import NEWTONS_PER_UNIT, canonical_unit
 
 HINT = "scpi: commands and replies end with LF"
@@ -48,29 +48,18 @@ class ScpiGauge(ForceGauge):
         check: bool = True,
         resource_manager: pyvisa.ResourceManager | None = None,
     ) -> None:
-        self.resource = resource
-        self.time_scale = float(time_scale)
-        self.stream_slack_s = 2.0 * timeout_ms / 1000.0
         self._unit = "N"
         self._npu = 1.0
         self._acq: _Acquisition | None = None
-        self._link = VisaLink(
-            resource,
-            read_termination=read_termination,
-            write_termination=write_termination,
-            hint=HINT,
-            backend=backend,
-            timeout_ms=timeout_ms,
-            resource_manager=resource_manager,
-        )
-        if check:
-            try:
-                self._idn()
-                self._link.write("*CLS")  # so later SYST:ERR? checks report our own commands
-                self._learn_unit()
-            except BaseException:
-                self._link.close()
-                raise
+        self._open(resource, time_scale=time_scale, timeout_ms=timeout_ms, hint=HINT, probe=self._probe, check=check,
+                   read_termination=read_termination, write_termination=write_termination, backend=backend,
+                   resource_manager=resource_manager)
+
+    def _probe(self) -> None:
+        """Prove at open that a scpi indicator answers, and learn its unit."""
+        self._idn()
+        self._link.write("*CLS")  # so later SYST:ERR? checks report our own commands
+        self._learn_unit()
 
     # -- readings ---------------------------------------------------------------------------
     def read(self) -> float:
