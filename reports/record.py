@@ -56,11 +56,15 @@ class RunRecord:
         self._series = 0
 
     @classmethod
-    def create(cls, root: Path, rig_name: str) -> "RunRecord":
+    def plan(cls, root: Path, rig_name: str) -> Path:
+        """The directory a run started now will use (nothing is created)."""
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", rig_name)
-        directory = Path(root) / f"{stamp}-{safe}-{os.getpid()}"
-        return cls(directory)
+        return Path(root) / f"{stamp}-{safe}-{os.getpid()}"
+
+    @classmethod
+    def create(cls, root: Path, rig_name: str) -> "RunRecord":
+        return cls(cls.plan(root, rig_name))
 
     def event(self, kind: str, **fields) -> None:
         line = {"event": kind, "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **fields}

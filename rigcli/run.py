@@ -73,7 +73,7 @@ def run(args) -> int:
     console = Console()
     run_root = Path(args.run_dir or PROJECT_ROOT / "runs").resolve()
     run_root.mkdir(parents=True, exist_ok=True)
-    pytest_args = [str(SUITES), "-p", "no:cacheprovider", "--run-dir", str(run_root), "-q", "-rfE"]
+    pytest_args = [str(SUITES), "-p", "no:cacheprovider", "--run-dir", str(run_root), "-q", "-rfE", "--allure"]
     if args.rig:
         pytest_args += ["--rig", str(args.rig)]
     if args.spec:

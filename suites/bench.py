@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import allure
 import numpy as np
 
 from drivers.controller import CommandRefused, ControllerStatus
@@ -124,6 +125,7 @@ class Bench:
         return self.wait(lambda s: s.phase is phase, table_timeout_s, f"phase {phase.name}")
 
     # ---------------------------------------------------------------- state
+    @allure.step("prepare the table: relays at rest, released, RESET, ENABLE")
     def prepare(self) -> None:
         """Relays at rest, table released, latches cleared, drive enabled, watchdog fed."""
         self.stim.release_all()
@@ -143,6 +145,7 @@ class Bench:
         self.ctrl.write_holding(Holding.TREATMENT_TIME, 0)
         self.ctrl.enable()
 
+    @allure.step("command the treatment: {target_n} N at {up_n_s} N/s")
     def configure(self, target_n: float, up_n_s: float, down_n_s: float | None = None, *, intermittent: bool = False,
                   rest_n: float = 0.0, hold_s: float = 1.0, rest_s: float = 1.0, treatment_s: int = 0,
                   testing_interlock: bool = False) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import allure
 import numpy as np
 import pytest
 
@@ -170,7 +171,8 @@ def test_emergency_release(bench, spec, recorder, trigger):
     for i in range(em.trials):
         phase, force = combos[i % len(combos)]
         for attempt in range(ATTEMPTS):
-            trial = run_trial(bench, spec, trigger, phase, force, i)
+            with allure.step(f"trial {i + 1}: {trigger} during {phase} at {force:g} N"):
+                trial = run_trial(bench, spec, trigger, phase, force, i)
             if trial.half_width_s <= MAX_TRIGGER_HALF_WIDTH_S or not trial.reset_accepted:
                 break
             recorder.srig.record.event("trial-repeated", test=recorder.item.nodeid, trigger=trigger, trial=i + 1,

@@ -77,3 +77,9 @@ def test_record_is_json_lines_with_identities(tmp_path):
     assert start["table"]["serial"] == "EMU-LUMB-0001" and start["gauge"]["calibration"]["certificate"]
     assert start["software"]["traction_rig"]
     assert lines[-1]["event"] == "run-end" and lines[-1]["complete"] is True
+    # allure-pytest results inside the run, labelled with the requirement
+    results = [json.loads(p.read_text()) for p in (run_dir / "allure-results").glob("*-result.json")]
+    assert results
+    labels = {(label["name"], label["value"]) for r in results for label in r["labels"]}
+    assert ("requirement", "IL-LIMIT-LOCK") in labels
+    assert any(link["type"] == "requirement" for r in results for link in r.get("links", []))
