@@ -73,6 +73,52 @@ def _run(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reports.render import ReportError, render_report
+
+    code, allure_index = 0, None
+    if args.allure:  # built first, so the manifest written with the report covers it
+        from reports.allure_report import build
+
+        try:
+            allure_index = build(Path(args.run))
+        except RigError as exc:
+            print(f"rig: {exc}", file=sys.stderr)
+            code = 1
+    try:
+        written = render_report(args.run, args.out, max_plots=args.max_plots)
+    except ReportError as exc:
+        raise RigError(str(exc)) from None
+    for path in [*written, *([allure_index] if allure_index else [])]:
+        print(path)
+    return code
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reports.manifest import ManifestError, verify_manifest
+
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise RigError(f"{run_dir}: no such run directory")
+    try:
+        problems = verify_manifest(run_dir)
+    except ManifestError as exc:
+        print(f"rig verify: {exc}", file=sys.stderr)
+        return 1
+    if problems:
+        for line in problems:
+            print(line)
+        return 1
+    from reports.manifest import read_manifest
+
+    print(f"{run_dir}: {len(read_manifest(run_dir))} files verified")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rig", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -107,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="open a rig and show what answers")
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
     check.set_defaults(func=_check)
+
+    report = sub.add_parser("report", help="render a run's compliance report (HTML and PDF) and seal the run with a SHA-256 manifest")
+    report.add_argument("run", metavar="RUN", help="run directory (holds record.jsonl)")
+    report.add_argument("--out", metavar="DIR", help="where report.html and report.pdf go (default: RUN/report)")
+    report.add_argument("--max-plots", type=int, default=6, metavar="N", help="force/time plots per requirement (default 6)")
+    report.add_argument("--allure", action="store_true",
+                        help="also build the Allure 3 single-file report (RUN/report/allure/index.html; needs Node.js)")
+    report.set_defaults(func=_report)
+
+    verify = sub.add_parser("verify", help="check a run directory against its MANIFEST.sha256")
+    verify.add_argument("run", metavar="RUN", help="run directory")
+    verify.set_defaults(func=_verify)
 
     demo = sub.add_parser("demo", help="short demo: a treatment and an emergency stop, measured with the gauge")
     demo.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")

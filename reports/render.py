@@ -1,0 +1,338 @@
+"""The compliance report of a run: `RUN/report/report.html` (self-contained: CSS inline,
+plots as data: URIs) and `RUN/report/report.pdf` (the same HTML rendered by WeasyPrint),
+rendered from the run directory alone (`record.jsonl` and `series/*.csv`).
+
+Order of writing, and what the manifest covers:
+1. if `RUN/MANIFEST.sha256` exists (a report was rendered before), the run's files
+   outside the report folder are checked against it first; a run whose files changed
+   since is refused (re-rendering must not re-seal edited evidence);
+2. the SHA-256 of every file of the run (outside the report folder) is computed and
+   listed in the report's appendix, so the report names the exact data it shows;
+3. report.html and report.pdf are written;
+4. `RUN/MANIFEST.sha256` is (re)written over every file under RUN except itself —
+   the record, the series and the report inside RUN. `rig verify RUN` recomputes it.
+
+A report written elsewhere (`--out DIR` outside RUN) is not covered by the manifest.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup, escape
+
+from reports import plots
+from reports.manifest import MANIFEST_NAME, hash_files, run_files, verify_manifest, write_manifest, ManifestError
+from reports.record import RECORD_NAME
+from reports.verdicts import ORDER, RunSummary, _closeness, summarise
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+MAX_PLOTS = 6  # force/time plots per requirement: its worst measurements that have a series
+
+
+class ReportError(Exception):
+    """The run directory cannot be reported (not a run, or changed since it was sealed)."""
+
+
+# ---------------------------------------------------------------- formatting
+
+def _num(v, unit="") -> str:
+    return f"{v:.4g} {unit}".strip()
+
+
+def value_text(m: dict | None) -> str:
+    if m is None:
+        return "—"
+    if m.get("decision_rule") == "boolean":
+        return "holds" if m.get("value") else "VIOLATED"
+    v = m.get("value")
+    return "never (∞)" if v is None else _num(v, m.get("unit") or "")
+
+
+def limit_text(m: dict | None, req: dict | None = None) -> str:
+    if m is None:
+        if req is None:
+            return "—"
+        if req.get("decision_rule") == "boolean":
+            return "must hold"
+        unit = req.get("unit") or ""
+        lo, hi = req.get("lower"), req.get("upper")
+        parts = ([f"≥ {lo}"] if lo is not None else []) + ([f"≤ {hi}"] if hi is not None else [])
+        return (" and ".join(parts) + f" {unit}").strip() if parts else "—"
+    if m.get("decision_rule") == "boolean":
+        return "must hold"
+    unit = m.get("unit") or ""
+    lo, hi = m.get("lower"), m.get("upper")
+    if lo is not None and hi is not None:
+        return f"{lo:.4g} … {hi:.4g} {unit}".strip()
+    if hi is not None:
+        return f"≤ {hi:.4g} {unit}".strip()
+    if lo is not None:
+        return f"≥ {lo:.4g} {unit}".strip()
+    return "—"
+
+
+def u_text(m: dict | None) -> str:
+    if m is None or m.get("decision_rule") == "boolean":
+        return "—"
+    return f"± {m.get('uncertainty') or 0.0:.2g} {m.get('unit') or ''}".strip()
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _day(utc: str | None) -> str:
+    if not utc:
+        return "—"
+    try:
+        return dt.datetime.fromisoformat(utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return utc
+
+
+# ---------------------------------------------------------------- context
+
+def _is_summary(m: dict) -> bool:
+    return bool((m.get("conditions") or {}).get("summary"))
+
+
+def _instruments(start: dict) -> list[dict]:
+    gauge = start.get("gauge") or {}
+    cal = gauge.get("calibration") or {}
+    expired = bool(gauge.get("calibration_expired"))
+    rig_gauge = (start.get("rig") or {}).get("gauge") or {}
+    rows = [{
+        "role": "reference force gauge (all force and time evidence)",
+        "model": gauge.get("model") or rig_gauge.get("model") or "—",
+        "serial": gauge.get("serial") or rig_gauge.get("serial") or "—",
+        "certificate": cal.get("certificate") or "—",
+        "date": cal.get("date") or "—",
+        "due": cal.get("due") or "—",
+        "uncertainty": (f"± {cal['expanded_uncertainty_n']:g} N (k={cal.get('coverage_factor', 2):g})"
+                        if cal.get("expanded_uncertainty_n") is not None else "—"),
+        "resolution": f"{rig_gauge['resolution_n']:g} N" if rig_gauge.get("resolution_n") is not None else "—",
+        "status": "EXPIRED at the run (overridden with --allow-expired-calibration)" if expired else "valid at the run",
+        "expired": expired,
+    }]
+    return rows
+
+
+def _unfinished_tests(events: list[dict]) -> list[str]:
+    started = [e["test"] for e in events if e["event"] == "test-start"]
+    ended = {e["test"] for e in events if e["event"] == "test-end"}
+    return [t for t in dict.fromkeys(started) if t not in ended]
+
+
+def _series_for(ms: list[dict]) -> dict[tuple, str]:
+    """(test, name) → series: the trial of ER-NORISE is plotted from its ER-HALF sibling's series."""
+    out: dict[tuple, str] = {}
+    for m in ms:
+        if m.get("series"):
+            out.setdefault((m.get("test"), m.get("name")), m["series"])
+    return out
+
+
+def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str], max_plots: int = MAX_PLOTS) -> dict:
+    start, events = summary.start, summary.events
+    spec = start["specification"]
+    reqs = {r["id"]: r for r in spec["requirements"]}
+    measurements = [e for e in events if e["event"] == "measurement"]
+    series_of = _series_for(measurements)
+    residual = spec.get("residual_force_n")
+    covering: dict[str, list[str]] = {}
+    for e in events:
+        if e["event"] == "test-start":
+            for rid in e.get("requirements") or []:
+                covering.setdefault(rid, [])
+                if e["test"] not in covering[rid]:
+                    covering[rid].append(e["test"])
+    unfinished = _unfinished_tests(events)
+    complete = summary.complete
+    last_utc = events[-1].get("utc") if events else None
+
+    matrix, sections = [], []
+    for r in summary.results:
+        req = reqs.get(r.id, {})
+        tests = sorted(r.tests) or covering.get(r.id, [])
+        matrix.append({
+            "id": r.id, "title": r.title, "source": r.source, "tests": tests,
+            "worst": value_text(r.worst), "limit": limit_text(r.worst, req), "u": u_text(r.worst),
+            "verdict": r.verdict, "n": r.measurements, "tur_flags": r.tur_flags,
+            "unfinished": [t for t in tests if t in unfinished],
+        })
+        own = [m for m in measurements if m.get("requirement") == r.id]
+        trials = [m for m in own if not _is_summary(m)] or own
+        stats = plots.statistics(trials) if trials else None
+        images = []
+        if trials:
+            png = plots.values_plot(r.id, trials)
+            if png:
+                images.append({"uri": _data_uri(png), "caption": f"{r.id}: every measured value against its limit"})
+            ranked = sorted(
+                (m for m in trials if m.get("decision_rule") != "boolean"
+                 and (m.get("series") or series_of.get((m.get("test"), m.get("name"))))),
+                key=lambda m: (ORDER[m["verdict"]], -_closeness(m)))
+            for m in ranked[:max_plots]:
+                rel = m.get("series") or series_of[(m.get("test"), m.get("name"))]
+                if not (run_dir / rel).is_file():
+                    images.append({"uri": None, "caption": f"{m['name']}: series {rel} is missing"})
+                    continue
+                png = plots.force_plot(run_dir, m, rel, residual)
+                images.append({"uri": _data_uri(png), "caption": f"{m['name']} — {rel}"})
+        worst = r.worst
+        sections.append({
+            "id": r.id, "title": r.title, "source": r.source, "verdict": r.verdict,
+            "quantity": req.get("quantity", ""), "spec_limit": limit_text(None, req),
+            "decision_rule": req.get("decision_rule", "guard-banded"), "tests": tests,
+            "stats": stats, "images": images,
+            "worst": worst and {"name": worst.get("name"), "value": value_text(worst), "limit": limit_text(worst),
+                                "u": u_text(worst), "tur": worst.get("tur"), "budget": worst.get("budget") or [],
+                                "conditions": {k: v for k, v in (worst.get("conditions") or {}).items()
+                                               if not isinstance(v, (dict, list))},
+                                "note": worst.get("note")},
+            "rows": [{"name": m.get("name"), "value": value_text(m), "limit": limit_text(m), "u": u_text(m),
+                      "tur": m.get("tur"), "tur_below_4": m.get("tur_below_4"), "verdict": m["verdict"],
+                      "summary": _is_summary(m)} for m in own],
+        })
+
+    # deviations and incomplete items
+    deviations = []
+    gauge = start.get("gauge") or {}
+    if gauge.get("calibration_expired"):
+        deviations.append(("calibration", f"The reference gauge's calibration was expired at the run (due "
+                                          f"{(gauge.get('calibration') or {}).get('due')}); the run was started with "
+                                          "--allow-expired-calibration."))
+    if not complete:
+        if summary.end is None:
+            deviations.append(("incomplete", f"The record has no run-end line: the run was cut (crash, kill or power "
+                                             f"loss) after its last recorded event at {_day(last_utc)}."))
+        else:
+            deviations.append(("incomplete", f"The run ended abnormally (pytest exit status {summary.end.get('exitstatus')})."))
+    for t in unfinished:
+        deviations.append(("incomplete", f"Test started but not finished: {t}"))
+    for t, outcome in summary.tests.items():
+        if outcome not in ("passed", "skipped"):
+            deviations.append(("test", f"Test {outcome}: {t}"))
+    for r in summary.results:
+        if r.verdict == "NOT RUN":
+            deviations.append(("not run", f"{r.id} ({r.title}): no measurement in this run."))
+        elif r.verdict in ("FAIL", "INCONCLUSIVE"):
+            deviations.append((r.verdict.lower(), f"{r.id}: worst {value_text(r.worst)} vs {limit_text(r.worst)} "
+                                                  f"(U {u_text(r.worst)}) — {r.worst.get('name')}"))
+        if r.tur_flags:
+            deviations.append(("TUR < 4", f"{r.id}: {r.tur_flags} measurement(s) with a test uncertainty ratio below 4."))
+    for e in events:
+        if e["event"] == "trial-repeated":
+            deviations.append(("repeated", f"{e.get('trigger')} trial {e.get('trial')} repeated: {e.get('reason')}"))
+        elif e["event"] == "safe-state" and e.get("problems"):
+            deviations.append(("safe state", f"{_day(e.get('utc'))} ({e.get('reason')}): {'; '.join(map(str, e['problems']))}"))
+    rig = start.get("rig") or {}
+    emulated = rig.get("emulated")
+    if emulated:
+        deviations.append(("emulated", f"The table under test is emulated (seed {emulated.get('seed')}, faults "
+                                        f"{', '.join(emulated.get('faults') or []) or 'none'}): not evidence for a real table."))
+    software = start.get("software") or {}
+    if software.get("git_dirty"):
+        deviations.append(("software", "The rig software had uncommitted changes (git_dirty)."))
+
+    overall = summary.overall
+    table = start.get("table") or {}
+    return {
+        "run_dir": str(run_dir), "run_name": run_dir.name,
+        "spec": spec, "spec_file": start.get("spec_file"),
+        "rig": rig, "rig_file": start.get("rig_file"), "emulated": emulated,
+        "table": table, "table_model": (rig.get("table") or {}).get("model") or table.get("kind") or "—",
+        "firmware": f"0x{table['firmware']:04X}" if isinstance(table.get("firmware"), int) else "—",
+        "operator": start.get("operator") or "—", "software": software,
+        "started": _day(start.get("utc")),
+        "ended": _day(summary.end.get("utc")) if summary.end else f"— (cut; last event {_day(last_utc)})",
+        "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "overall": overall, "complete": complete, "unfinished": unfinished,
+        "calibration_expired": bool(gauge.get("calibration_expired")),
+        "instruments": _instruments(start),
+        "matrix": matrix, "sections": sections, "deviations": deviations,
+        "tests": [{"test": t, "outcome": o} for t, o in summary.tests.items()]
+                 + [{"test": t, "outcome": "not finished"} for t in unfinished],
+        "counts": {v: sum(1 for r in summary.results if r.verdict == v) for v in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN")},
+        "files": file_hashes, "manifest_name": MANIFEST_NAME,
+        "n_measurements": len(measurements),
+    }
+
+
+# ---------------------------------------------------------------- rendering
+
+def _css_string(value) -> Markup:
+    """Text inside a CSS string in <style> (raw text: HTML escapes would show literally)."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3C ").replace("\n", " ")
+    return Markup(text)
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                             autoescape=jinja2.select_autoescape(["html", "j2"]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["g4"] = lambda v: "—" if v is None else f"{v:.4g}"
+    env.filters["css"] = _css_string
+    env.filters["nodeid"] = lambda t: Markup(str(escape(t)).replace("::", "::<wbr>").replace("/", "/<wbr>").replace("[", "<wbr>["))
+    return env
+
+
+def render_html(context: dict) -> str:
+    return _environment().get_template("report.html.j2").render(**context)
+
+
+def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool = True) -> list[Path]:
+    """Write report.html, report.pdf and RUN/MANIFEST.sha256; returns the paths written."""
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise ReportError(f"{run_dir}: no such run directory")
+    if not (run_dir / RECORD_NAME).is_file():
+        raise ReportError(f"{run_dir}: no {RECORD_NAME}: not a traction-rig run directory")
+    out = Path(out_dir).resolve() if out_dir else run_dir / "report"
+    try:
+        inside = out.relative_to(run_dir).as_posix() + "/"
+    except ValueError:
+        inside = None
+    if (run_dir / MANIFEST_NAME).is_file():
+        try:
+            problems = verify_manifest(run_dir, ignore_prefix=inside)
+        except ManifestError as exc:
+            raise ReportError(str(exc)) from None
+        if problems:
+            raise ReportError(f"{run_dir}: files changed since the run was sealed, refusing to re-seal: "
+                              + "; ".join(problems))
+    try:
+        summary = summarise(run_dir)
+    except (ValueError, KeyError) as exc:
+        raise ReportError(f"{run_dir}: cannot read the run record: {exc}") from None
+    own = [p for p in run_files(run_dir) if not (inside and p.startswith(inside))]
+    context = build_context(run_dir, summary, hash_files(run_dir, own), max_plots=max_plots)
+    html = render_html(context)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    html_path = out / "report.html"
+    _write_atomic(html_path, html.encode("utf-8"))
+    written.append(html_path)
+    if pdf:
+        import weasyprint
+
+        pdf_path = out / "report.pdf"
+        data = weasyprint.HTML(string=html, base_url=str(out)).write_pdf()
+        _write_atomic(pdf_path, data)
+        written.append(pdf_path)
+    written.append(write_manifest(run_dir))
+    return written
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
