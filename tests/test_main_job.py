@@ -76,6 +76,7 @@ def test_record_is_json_lines_with_identities(tmp_path):
     assert start["event"] == "run-start"
     assert start["table"]["serial"] == "EMU-LUMB-0001" and start["gauge"]["calibration"]["certificate"]
     assert start["software"]["traction_rig"]
+    assert (run_dir / "rig.yaml").exists() and (run_dir / "specification.yaml").exists()
     assert lines[-1]["event"] == "run-end" and lines[-1]["complete"] is True
     # allure-pytest results inside the run, labelled with the requirement
     results = [json.loads(p.read_text()) for p in (run_dir / "allure-results").glob("*-result.json")]
