@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator", help="who runs the tests (recorded)")
     run.add_argument("--allow-expired-calibration", action="store_true")
     run.add_argument("-k", dest="keyword", help="only tests matching this pytest expression")
+    run.add_argument("--no-report", action="store_true", help="skip rendering the compliance report at the end")
     run.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     run.set_defaults(func=_run)
 

@@ -96,6 +96,15 @@ def run(args) -> int:
         console.print("[red]no run record was written (the rig did not open)[/]")
         return 2 if code in (2, 3, 4) else 1
     overall = print_verdicts(run_dir, console)
+    if not args.no_report:
+        from reports.render import ReportError, render_report
+
+        try:
+            for path in render_report(run_dir, None):
+                console.print(f"report: {path}")
+        except ReportError as exc:
+            console.print(f"[red]rig: the compliance report could not be rendered: {exc}[/]")
+            code = code or 1
     if code in (2, 3, 4):  # interrupted, internal error, usage error
         return 2
     return 0 if overall == "PASS" and code == 0 else 1

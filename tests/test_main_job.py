@@ -41,6 +41,8 @@ def test_nominal_lumbar_table_passes_every_requirement(tmp_path):
     code, verdicts, out = run(tmp_path, "--spec", str(short_spec(tmp_path)))
     assert code == 0, out[-3000:]
     assert set(verdicts.values()) == {"PASS"}, verdicts
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert (run_dir / "report" / "report.pdf").exists() and (run_dir / "MANIFEST.sha256").exists()
     assert "overall: PASS" in out
 
 
