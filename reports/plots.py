@@ -77,7 +77,7 @@ def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None
     ann = {k: v for k, v in (m.get("annotations") or {}).items() if isinstance(v, (int, float)) and v is not None}
     cond = m.get("conditions") or {}
     rid, unit = m.get("requirement", ""), m.get("unit") or ""
-    lo, hi, value, u = m.get("lower"), m.get("upper"), m.get("value"), m.get("uncertainty") or 0.0
+    hi, value, u = m.get("upper"), m.get("value"), m.get("uncertainty") or 0.0
 
     if unit == "N":
         # a force error: the acceptance band is the setting ± the limit

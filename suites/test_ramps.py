@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from drivers.tcm1 import Phase
-from suites.analysis import crossing_below, plateaus, ramp_fit, settled_slice
+from suites.analysis import crossing_below, plateaus, ramp_fit
 from suites.measurement import Measurement, UncertaintyTerm
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from drivers.controller import CommandRefused, TractionController
-from drivers.errors import DeviceTimeout
 from drivers.tcm1 import DeviceKind, RejectReason
 from rigs.emulator.modbus_server import controller_devices, serve_rtu
 from rigs.emulator.table import EmulatedTable

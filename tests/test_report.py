@@ -5,8 +5,6 @@ One slow end-to-end test SIGKILLs a real run mid-suite and reports it."""
 
 from __future__ import annotations
 
-import shutil
-
 import json
 import os
 import re

@@ -168,6 +168,7 @@ class ForceGauge(abc.ABC):
         from drivers.gauge.link import VisaLink
 
         self.resource = resource
+        self.hint = hint
         self.time_scale = float(time_scale)
         self.stream_slack_s = 2.0 * timeout_ms / 1000.0
         self._link = VisaLink(resource, hint=hint, timeout_ms=timeout_ms, **link_options)
@@ -177,6 +178,15 @@ class ForceGauge(abc.ABC):
             except BaseException:
                 self._link.close()
                 raise
+
+    def _unexpected(self, command: str, reply: str, expected: str):
+        from drivers.errors import DeviceProtocolError
+
+        return DeviceProtocolError(
+            self.resource,
+            f"unexpected reply {reply[:60]!r} to {command!r}, expected {expected}",
+            f"wrong dialect or termination? ({self.hint})",
+        )
 
     @property
     @abc.abstractmethod

@@ -196,11 +196,7 @@ class GclGauge(ForceGauge):
             return DeviceProtocolError(self.resource, f"gauge did not understand {command!r} (*10)", f"is it a gcl gauge? ({HINT})")
         if reply == "*11":
             return DeviceProtocolError(self.resource, f"value out of range in {command!r} (*11)", "see the gcl command table")
-        return DeviceProtocolError(
-            self.resource,
-            f"unexpected reply {reply[:60]!r} to {command!r}, expected {expected}",
-            f"wrong dialect or termination? ({HINT})",
-        )
+        return self._unexpected(command, reply, expected)
 
     def _busy(self) -> None:
         raise ConfigError(f"{self.resource}: the gauge is streaming; call stop_stream() first")

@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pyvisa
 
-from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, GaugeOverload
+from drivers.errors import ConfigError, DeviceProtocolError, GaugeOverload
 from drivers.gauge.base import INSTRUMENT, ForceGauge, GaugeIdentity, GaugeTrace
 from drivers.gauge.link import DEFAULT_TIMEOUT_MS
 from drivers.units import NEWTONS_PER_UNIT, canonical_unit
@@ -246,13 +246,6 @@ class ScpiGauge(ForceGauge):
         )
 
     # -- errors ------------------------------------------------------------------------------------------
-    def _unexpected(self, command: str, reply: str, expected: str) -> DeviceError:
-        return DeviceProtocolError(
-            self.resource,
-            f"unexpected reply {reply[:60]!r} to {command!r}, expected {expected}",
-            f"wrong dialect or termination? ({HINT})",
-        )
-
     def _busy(self) -> None:
         raise ConfigError(f"{self.resource}: a buffered acquisition is running; call stop_stream() first")
 

@@ -9,7 +9,6 @@ registered request class because the simulator hands the action 16-bit words onl
 
 from __future__ import annotations
 
-import asyncio
 from typing import Callable
 
 from pymodbus.constants import ExcCodes
