@@ -41,6 +41,12 @@ def _faults_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _faults_matrix(args: argparse.Namespace) -> int:
+    from rigcli.faults import run_matrix
+
+    return run_matrix(args)
+
+
 def _check(args: argparse.Namespace) -> int:
     """Open the rig, print what answered, close it (a smoke test of a bench)."""
     from rigs.config import load_rig
@@ -148,8 +154,19 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--events", metavar="FILE", help="append ground-truth events as JSON lines")
     emulate.set_defaults(func=_emulate)
 
-    faults = sub.add_parser("faults", help="list the emulated table's named defects")
+    faults = sub.add_parser("faults", help="the emulated table's named defects: list them, or run the detection matrix")
     faults.set_defaults(func=_faults_list)
+    fsub = faults.add_subparsers(dest="faults_command")
+    flist = fsub.add_parser("list", help="list the defects and the requirements that must catch them")
+    flist.set_defaults(func=_faults_list)
+    matrix = fsub.add_parser("matrix", help="run the suites against the nominal table and every defect")
+    matrix.add_argument("--seeds", type=int, default=20, help="nominal tables (seeds 1..N) that must all pass (default 20)")
+    matrix.add_argument("--only", metavar="A,B", help="only these defects (default: the whole catalogue)")
+    matrix.add_argument("--trials", type=int, default=8, help="emergency trials per trigger (default 8)")
+    matrix.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2, one per core)")
+    matrix.add_argument("--save", metavar="PATH", help="write PATH.md and PATH.json (e.g. docs/fault-matrix)")
+    matrix.add_argument("--work-dir", help="where the runs go (default: a temporary directory)")
+    matrix.set_defaults(func=_faults_matrix)
 
     check = sub.add_parser("check", help="open a rig and show what answers")
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")

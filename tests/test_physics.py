@@ -147,3 +147,43 @@ def test_unknown_fault_is_a_config_error():
 def test_every_fault_names_requirements():
     for entry in CATALOGUE.values():
         assert entry.requirements and entry.summary
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_every_defect_changes_the_table(name):
+    """A defect that changes nothing could never be caught: each must differ from nominal."""
+    nominal, broken = table(), table(faults=[name])
+    assert (broken.params != nominal.params) or (broken.defects != nominal.defects), name
+
+
+def test_fault_overshoot_overshoots():
+    t = table(faults=["overshoot"])
+    treat(t, 200.0, 50.0)
+    _, f = run(t, 8.0)
+    assert f.max() > 212.0
+    assert t.controller.st.phase is Phase.HOLD
+
+
+def test_fault_sporadic_slow_release_every_fourth():
+    t = table(faults=["sporadic-slow-release"])
+    halves = []
+    for _ in range(4):
+        t.controller.write_coils(Coil.RESET, [True])
+        treat(t, 300.0, 200.0)
+        run(t, 3.0)
+        f0 = t.mechanics.s.force
+        t.controller.write_coils(Coil.ESTOP, [True])
+        times, f = run(t, 4.0)
+        halves.append(times[np.argmax(f < 0.5 * f0)] - times[0])
+    assert max(halves[:3]) < 0.2 and halves[3] > 0.5
+
+
+def test_fault_estop_no_latch():
+    t = table(faults=["estop-no-latch"])
+    treat(t, 200.0, 100.0)
+    run(t, 3.0)
+    t.controller.write_coils(Coil.ESTOP, [True])
+    run(t, 1.0)
+    assert t.mechanics.s.force < 15.0 and not t.controller.latched
+    t.controller.write_coils(Coil.START, [True])  # accepted: the defect
+    assert t.controller.st.phase is Phase.RAMP_UP

@@ -287,8 +287,21 @@ class ControllerModel:
         st.set_force = 0.0
 
     def _estop_coil(self) -> None:
+        if self.defects.estop_coil_no_latch:
+            self._release_only("estop-coil")
+            return
         self.st.estop_latched = True
         self.emergency(FaultCode.ESTOP, "estop-coil")
+
+    def _release_only(self, cause: str) -> None:
+        """A defective trigger: releases like an emergency but latches nothing."""
+        st = self.st
+        if st.phase != Phase.EMERGENCY_RELEASE and (st.enabled or self.mech.s.cell > 0.5):
+            st.trigger_force = self.mech.s.force
+            self._enter(Phase.EMERGENCY_RELEASE)
+            self.events.append((self.now, f"emergency:{cause}"))
+            self._watch_release()
+        st.set_force = 0.0
 
     def _reset(self) -> None:
         st = self.st
@@ -339,6 +352,11 @@ class ControllerModel:
             self._enter(Phase.EMERGENCY_RELEASE)
             self.events.append((self.now, f"emergency:{cause}"))
             self._watch_release()
+            every = self.defects.sporadic_slow_every
+            self._releases = getattr(self, "_releases", 0) + 1
+            self.mech.release_tau_override = (
+                self.defects.sporadic_slow_tau_s if every and self._releases % every == 0 else None
+            )
         st.set_force = 0.0
 
     def power_loss(self) -> None:
@@ -480,12 +498,22 @@ class ControllerModel:
             st.holding[Holding.RAMP_UP_RATE] / 10.0
         )
         down = st.holding[Holding.RAMP_DOWN_RATE] / 10.0
-        error = st.set_force - st.reference
+        goal = st.set_force
+        if self.defects.overshoot_fraction and st.phase == Phase.RAMP_UP:
+            # the defective generator aims past the set force, then comes back
+            if not getattr(self, "_overshot", False):
+                goal = st.set_force * (1.0 + self.defects.overshoot_fraction)
+                if st.reference >= goal - 1e-9:
+                    self._overshot = True
+                    goal = st.set_force
+        elif st.phase != Phase.RAMP_UP:
+            self._overshot = False
+        error = goal - st.reference
         if error > 0:
             delta = min(error, up * h)
         else:
             delta = max(error, -down * h)
         st.reference += delta
-        if abs(st.set_force - st.reference) < 1e-9:
-            st.reference = st.set_force
+        if abs(goal - st.reference) < 1e-9:
+            st.reference = goal
         return delta / h if h > 0 else 0.0

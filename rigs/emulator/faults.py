@@ -29,6 +29,10 @@ class Defects:
     hold_time_factor: float = 1.0
     fast_ramp_above_n_s: float | None = None  # commanded rates above this run fast
     fast_ramp_factor: float = 1.0
+    overshoot_fraction: float = 0.0  # the ramp generator overshoots the set force by this
+    estop_coil_no_latch: bool = False
+    sporadic_slow_every: int | None = None  # every n-th emergency release is slow
+    sporadic_slow_tau_s: float = 1.5
 
     def ramp_rate_factor(self, commanded_n_s: float) -> float:
         if self.fast_ramp_above_n_s is not None and commanded_n_s > self.fast_ramp_above_n_s:
@@ -109,7 +113,7 @@ def _offset_error(params, defects):
 @defect(
     "no-watchdog",
     "the communication watchdog never trips: a dead host leaves force on the patient",
-    ("ER-WATCHDOG",),
+    ("ER-HALF", "ER-RESIDUAL"),
 )
 def _no_watchdog(params, defects):
     defects.no_watchdog = True
@@ -117,9 +121,120 @@ def _no_watchdog(params, defects):
 
 
 @defect(
+    "switch-ignored-in-hold",
+    "the patient switch is not read while the treatment holds at the set force (a firmware branch skips it)",
+    ("ER-NORISE", "ER-HALF", "ER-RESIDUAL"),
+)
+def _switch_ignored_in_hold(params, defects):
+    defects.switch_ignored_in_phase = 2
+    return params
+
+
+@defect(
+    "sporadic-slow-release",
+    "one emergency release in four is slow (a sticking valve): only repeated trials catch it",
+    ("ER-HALF", "ER-RESIDUAL"),
+)
+def _sporadic_slow_release(params, defects):
+    defects.sporadic_slow_every = 4
+    return params
+
+
+@defect(
+    "late-overforce-trip",
+    "the over-force trip is debounced for 300 ms: the force stays above FORCE_LIMIT too long",
+    ("IL-OVERFORCE",),
+)
+def _late_overforce_trip(params, defects):
+    defects.overforce_trip_delay_s = 0.3
+    return params
+
+
+@defect(
+    "overlimit-setpoint-accepted",
+    "TARGET_FORCE above FORCE_LIMIT is accepted (range check against the rated force instead)",
+    ("IL-SETPOINT",),
+)
+def _overlimit_setpoint(params, defects):
+    defects.accept_over_limit_setpoint = True
+    return params
+
+
+@defect(
+    "fast-ramp",
+    "commanded ramp rates above 20 N/s run 30 % fast (a rate table with a wrong entry)",
+    ("RA-RATE",),
+)
+def _fast_ramp(params, defects):
+    defects.fast_ramp_above_n_s = 20.0
+    defects.fast_ramp_factor = 1.3
+    return params
+
+
+@defect(
+    "overshoot",
+    "the ramp generator overshoots the set force by 8 % before settling (a tuning error)",
+    ("RA-OVERSHOOT",),
+)
+def _overshoot(params, defects):
+    defects.overshoot_fraction = 0.08
+    return params
+
+
+@defect(
+    "long-hold",
+    "intermittent hold phases run 15 % long (a timer counting the ramp into the hold)",
+    ("IM-TIMING",),
+)
+def _long_hold(params, defects):
+    defects.hold_time_factor = 1.15
+    return params
+
+
+@defect(
+    "start-without-switch",
+    "START is accepted with the patient switch unplugged",
+    ("IL-START",),
+)
+def _start_without_switch(params, defects):
+    defects.start_without_switch = True
+    return params
+
+
+@defect(
+    "reset-under-force",
+    "RESET is accepted while force is present (the residual check is missing)",
+    ("IL-RESET",),
+)
+def _reset_under_force(params, defects):
+    defects.reset_under_force = True
+    return params
+
+
+@defect(
+    "estop-no-latch",
+    "the ESTOP coil releases but does not latch: the table can be restarted without RESET",
+    ("ER-LATCH",),
+)
+def _estop_no_latch(params, defects):
+    defects.estop_coil_no_latch = True
+    return params
+
+
+@defect(
+    "unplug-ignored",
+    "unplugging the patient switch during a treatment is not an emergency trigger (open loop not detected)",
+    ("ER-NORISE", "ER-HALF", "ER-RESIDUAL"),
+)
+def _unplug_ignored(params, defects):
+    defects.ignore_unplug = True
+    return params
+
+
+@defect(
     "brake-holds",
     "the brake holds the winch on mains cut: the force stays on the patient",
-    ("ER-POWER",),
+    ("ER-HALF", "ER-RESIDUAL"),
 )
 def _brake_holds(params, defects):
     return replace(params, brake_holds_on_power_loss=True)

@@ -147,6 +147,8 @@ class Mechanics:
         self.external_n = 0.0
         self.external_target_n = 0.0
         self.external_rate_n_s = 0.0  # 0: jumps to the target
+        #: a defect may make one release slower than the table's own parameter
+        self.release_tau_override: float | None = None
 
     def true_force(self, x: float, v: float) -> float:
         # the patient pulling back stretches the cord as if the winch had taken up more
@@ -181,7 +183,7 @@ class Mechanics:
             v = -self._payout_speed(s.force, p.release_tau_s)
         else:
             if drive is Drive.RELEASE:
-                v_cmd = -self._payout_speed(s.cell, p.release_tau_s)
+                v_cmd = -self._payout_speed(s.cell, self.release_tau_override or p.release_tau_s)
             else:
                 v_cmd = reference_slope / k_nom + p.loop_gain_per_s * (reference - s.cell) / k_nom
                 v_cmd = min(max(v_cmd, -p.payout_speed_max_m_s), p.pull_speed_max_m_s)
