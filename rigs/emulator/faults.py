@@ -3,7 +3,8 @@
 A defect is a way a real table fails its safety specification. Each one changes either
 the table's physical numbers (`TableParams`) or a behaviour flag in `Defects` that the
 controller model consults; nothing else in the model knows defects exist. Register a
-new one with the `@defect` decorator; `requirements` names what must catch it.
+new one with `defect(name, summary, requirements, **changes)`; `requirements` names
+what must catch it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from drivers.errors import ConfigError
+from rigs.emulator.physics import TableParams
 
 
 @dataclass
@@ -51,16 +53,23 @@ class Defect:
 CATALOGUE: dict[str, Defect] = {}
 
 
-def defect(name: str, summary: str, requirements: tuple[str, ...]):
-    """Register a defect; the decorated function returns the changed TableParams."""
+def defect(name: str, summary: str, requirements: tuple[str, ...], **changes) -> None:
+    """Register a defect: `changes` name TableParams fields (the table's physics) or
+    Defects switches (the controller's behaviour) and their defective values."""
+    if name in CATALOGUE:
+        raise ValueError(f"defect {name!r} registered twice")
+    physical = {k: v for k, v in changes.items() if k in TableParams.__dataclass_fields__}
+    behaviour = {k: v for k, v in changes.items() if k not in physical}
+    unknown = [k for k in behaviour if k not in Defects.__dataclass_fields__]
+    if unknown:
+        raise ValueError(f"defect {name!r}: {unknown[0]} is neither a table parameter nor a behaviour switch")
 
-    def register(fn: Callable) -> Callable:
-        if name in CATALOGUE:
-            raise ValueError(f"defect {name!r} registered twice")
-        CATALOGUE[name] = Defect(name, summary, requirements, fn)
-        return fn
+    def apply(params, defects):
+        for key, value in behaviour.items():
+            setattr(defects, key, value)
+        return replace(params, **physical) if physical else params
 
-    return register
+    CATALOGUE[name] = Defect(name, summary, requirements, apply)
 
 
 def apply_defects(names: list[str], params, defects: Defects):
@@ -74,167 +83,121 @@ def apply_defects(names: list[str], params, defects: Defects):
     return params
 
 
-@defect(
+defect(
     "slow-release",
-    "the emergency release pays out about 20 times too slowly (worn valve, wrong drive parameter)",
-    ("ER-HALF", "ER-RESIDUAL"),
+    'the emergency release pays out about 20 times too slowly (worn valve, wrong drive parameter)',
+    ('ER-HALF', 'ER-RESIDUAL'),
+    release_tau_s=1.3, release_min_speed_m_s=0.0005,
 )
-def _slow_release(params, defects):
-    return replace(params, release_tau_s=1.3, release_min_speed_m_s=0.0005)
 
-
-@defect(
+defect(
     "snap-release",
-    "the emergency release lets the cord go at once (clutch opens): a sudden release is a hazard",
-    ("ER-SNAP",),
+    'the emergency release lets the cord go at once (clutch opens): a sudden release is a hazard',
+    ('ER-SNAP',),
+    release_tau_s=0.004, release_mode='clutch',
 )
-def _snap_release(params, defects):
-    return replace(params, release_mode="clutch", release_tau_s=0.004)
 
-
-@defect(
+defect(
     "gain-error",
     "the controller's load cell under-reads by 12 % above 200 N; the table pulls harder than set",
-    ("FA-STATIC",),
+    ('FA-STATIC',),
+    hidden_gain_error=0.12, hidden_gain_above_n=200.0,
 )
-def _gain_error(params, defects):
-    return replace(params, hidden_gain_error=0.12, hidden_gain_above_n=200.0)
 
-
-@defect(
+defect(
     "offset-error",
     "the controller's load cell reads 25 N low at every force (zeroed under load)",
-    ("FA-STATIC",),
+    ('FA-STATIC',),
+    hidden_offset_n=25.0,
 )
-def _offset_error(params, defects):
-    return replace(params, hidden_offset_n=25.0)
 
-
-@defect(
+defect(
     "no-watchdog",
-    "the communication watchdog never trips: a dead host leaves force on the patient",
-    ("ER-HALF", "ER-RESIDUAL"),
+    'the communication watchdog never trips: a dead host leaves force on the patient',
+    ('ER-HALF', 'ER-RESIDUAL'),
+    no_watchdog=True,
 )
-def _no_watchdog(params, defects):
-    defects.no_watchdog = True
-    return params
 
-
-@defect(
+defect(
     "switch-ignored-in-hold",
-    "the patient switch is not read while the treatment holds at the set force (a firmware branch skips it)",
-    ("ER-NORISE", "ER-HALF", "ER-RESIDUAL"),
+    'the patient switch is not read while the treatment holds at the set force (a firmware branch skips it)',
+    ('ER-NORISE', 'ER-HALF', 'ER-RESIDUAL'),
+    switch_ignored_in_phase=2,
 )
-def _switch_ignored_in_hold(params, defects):
-    defects.switch_ignored_in_phase = 2
-    return params
 
-
-@defect(
+defect(
     "sporadic-slow-release",
-    "one emergency release in four is slow (a sticking valve): only repeated trials catch it",
-    ("ER-HALF", "ER-RESIDUAL"),
+    'one emergency release in four is slow (a sticking valve): only repeated trials catch it',
+    ('ER-HALF', 'ER-RESIDUAL'),
+    sporadic_slow_every=4,
 )
-def _sporadic_slow_release(params, defects):
-    defects.sporadic_slow_every = 4
-    return params
 
-
-@defect(
+defect(
     "late-overforce-trip",
-    "the over-force trip is debounced for 300 ms: the force stays above FORCE_LIMIT too long",
-    ("IL-OVERFORCE",),
+    'the over-force trip is debounced for 300 ms: the force stays above FORCE_LIMIT too long',
+    ('IL-OVERFORCE',),
+    overforce_trip_delay_s=0.3,
 )
-def _late_overforce_trip(params, defects):
-    defects.overforce_trip_delay_s = 0.3
-    return params
 
-
-@defect(
+defect(
     "overlimit-setpoint-accepted",
-    "TARGET_FORCE above FORCE_LIMIT is accepted (range check against the rated force instead)",
-    ("IL-SETPOINT",),
+    'TARGET_FORCE above FORCE_LIMIT is accepted (range check against the rated force instead)',
+    ('IL-SETPOINT',),
+    accept_over_limit_setpoint=True,
 )
-def _overlimit_setpoint(params, defects):
-    defects.accept_over_limit_setpoint = True
-    return params
 
-
-@defect(
+defect(
     "fast-ramp",
-    "commanded ramp rates above 20 N/s run 30 % fast (a rate table with a wrong entry)",
-    ("RA-RATE",),
+    'commanded ramp rates above 20 N/s run 30 % fast (a rate table with a wrong entry)',
+    ('RA-RATE',),
+    fast_ramp_above_n_s=20.0, fast_ramp_factor=1.3,
 )
-def _fast_ramp(params, defects):
-    defects.fast_ramp_above_n_s = 20.0
-    defects.fast_ramp_factor = 1.3
-    return params
 
-
-@defect(
+defect(
     "overshoot",
-    "the ramp generator overshoots the set force by 8 % before settling (a tuning error)",
-    ("RA-OVERSHOOT",),
+    'the ramp generator overshoots the set force by 8 % before settling (a tuning error)',
+    ('RA-OVERSHOOT',),
+    overshoot_fraction=0.08,
 )
-def _overshoot(params, defects):
-    defects.overshoot_fraction = 0.08
-    return params
 
-
-@defect(
+defect(
     "long-hold",
-    "intermittent hold phases run 15 % long (a timer counting the ramp into the hold)",
-    ("IM-TIMING",),
+    'intermittent hold phases run 15 % long (a timer counting the ramp into the hold)',
+    ('IM-TIMING',),
+    hold_time_factor=1.15,
 )
-def _long_hold(params, defects):
-    defects.hold_time_factor = 1.15
-    return params
 
-
-@defect(
+defect(
     "start-without-switch",
-    "START is accepted with the patient switch unplugged",
-    ("IL-START",),
+    'START is accepted with the patient switch unplugged',
+    ('IL-START',),
+    start_without_switch=True,
 )
-def _start_without_switch(params, defects):
-    defects.start_without_switch = True
-    return params
 
-
-@defect(
+defect(
     "reset-under-force",
-    "RESET is accepted while force is present (the residual check is missing)",
-    ("IL-RESET",),
+    'RESET is accepted while force is present (the residual check is missing)',
+    ('IL-RESET',),
+    reset_under_force=True,
 )
-def _reset_under_force(params, defects):
-    defects.reset_under_force = True
-    return params
 
-
-@defect(
+defect(
     "estop-no-latch",
-    "the ESTOP coil releases but does not latch: the table can be restarted without RESET",
-    ("ER-LATCH",),
+    'the ESTOP coil releases but does not latch: the table can be restarted without RESET',
+    ('ER-LATCH',),
+    estop_coil_no_latch=True,
 )
-def _estop_no_latch(params, defects):
-    defects.estop_coil_no_latch = True
-    return params
 
-
-@defect(
+defect(
     "unplug-ignored",
-    "unplugging the patient switch during a treatment is not an emergency trigger (open loop not detected)",
-    ("ER-NORISE", "ER-HALF", "ER-RESIDUAL"),
+    'unplugging the patient switch during a treatment is not an emergency trigger (open loop not detected)',
+    ('ER-NORISE', 'ER-HALF', 'ER-RESIDUAL'),
+    ignore_unplug=True,
 )
-def _unplug_ignored(params, defects):
-    defects.ignore_unplug = True
-    return params
 
-
-@defect(
+defect(
     "brake-holds",
-    "the brake holds the winch on mains cut: the force stays on the patient",
-    ("ER-HALF", "ER-RESIDUAL"),
+    'the brake holds the winch on mains cut: the force stays on the patient',
+    ('ER-HALF', 'ER-RESIDUAL'),
+    brake_holds_on_power_loss=True,
 )
-def _brake_holds(params, defects):
-    return replace(params, brake_holds_on_power_loss=True)
