@@ -10,7 +10,7 @@ import pytest
 
 from drivers.controller import CommandRefused, IllegalValue
 from drivers.tcm1 import Holding, Phase, RejectReason, StimulusCoil
-from suites.analysis import crossing_above, last_maximum_time
+from suites.analysis import crossing_above
 from suites.measurement import Measurement, UncertaintyTerm
 
 QUIET_S = 1.0  # table seconds in which nothing may move after a refusal
@@ -141,24 +141,40 @@ def test_overforce_trip(bench, spec, recorder, force_limit, rig):
     holder: list = []
     t0 = time.perf_counter_ns()
     pull_rate = 20.0 * limit  # N/s: a snag: faster than the force loop can pay out
+    reads: list[tuple[int, bool]] = []  # (host ns, OVERFORCE_TRIPPED) while waiting for the trip
     try:
         with bench.capture(holder):
             bench.sleep(0.3)
             rig.patient_simulator.pull(0.4 * limit, pull_rate)
-            bench.wait(lambda s: s.overforce_tripped, 5, "over-force trip")
+            deadline = time.perf_counter() + 2.0 / bench.k + 0.5
+            while time.perf_counter() < deadline:
+                st = bench.ctrl.status()
+                reads.append((st.host_ns, st.overforce_tripped))
+                if st.overforce_tripped:
+                    break
             bench.sleep(1.0)
     finally:
         rig.patient_simulator.pull(0.0)
     cap = bench.to_table(holder[0], t0)
     cross = crossing_above(cap.t, cap.force, limit)
-    release = cross + last_maximum_time(cap.t, cap.force, cross, cross + 1.0)
+    # the trip instant: between the last read that did not show it and the first that did
+    first = next((i for i, (_, tripped) in enumerate(reads) if tripped), None)
+    if first is None or not np.isfinite(cross):
+        trip, half = float("inf"), 0.0
+    else:
+        seen = bench.table_s(t0, reads[first][0])
+        before = bench.table_s(t0, reads[first - 1][0]) if first > 0 else seen
+        trip, half = (seen + before) / 2, (seen - before) / 2
     st = bench.ctrl.status()
     lo, hi = req.limits()
     recorder.record(Measurement(
-        "crossing FORCE_LIMIT to release", req, release - cross, "s", lo, hi,
-        [UncertaintyTerm.rectangular("gauge sample period (crossing and peak)", 2 * cap.period),
-         UncertaintyTerm.rectangular("force slope at the crossing / gauge U", bench.rig.config.gauge.calibration.expanded_uncertainty_n / pull_rate)],
-        conditions={"limit_n": limit, "pull_rate_n_s": pull_rate, "latched": st.overforce_tripped},
-        series={"t_s": cap.t, "force_n": cap.force}, annotations={"cross_s": cross, "release_s": release},
+        "gauge crossing FORCE_LIMIT to the trip", req, trip - cross if np.isfinite(trip) else float("inf"), "s", lo, hi,
+        [UncertaintyTerm.rectangular("trip seen between two status reads", half),
+         UncertaintyTerm.rectangular("gauge sample period (crossing)", cap.period),
+         UncertaintyTerm.rectangular("gauge clock mapping × K", getattr(cap, "mapping_half_width_s", 0.0) * bench.k)],
+        conditions={"limit_n": limit, "pull_rate_n_s": pull_rate, "latched": st.overforce_tripped,
+                    "peak_n": float(np.max(cap.force)) if len(cap.force) else None},
+        series={"t_s": cap.t, "force_n": cap.force},
+        annotations={"cross_s": cross, **({"trip_s": trip} if np.isfinite(trip) else {})},
     ))
     assert st.overforce_tripped and st.fault_code.name == "OVERFORCE", "the over-force trip did not latch"
