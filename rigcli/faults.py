@@ -114,7 +114,7 @@ def run_matrix(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps({"trials": args.trials, "wall_s": wall, "jobs": args.jobs,
                                                         "requirements": req_ids, "runs": rows}, indent=1))
-        lines = [f"# Fault detection matrix\n",
+        lines = ["# Fault detection matrix\n",
                  f"`rig faults matrix --seeds {args.seeds} --trials {args.trials} --jobs {args.jobs}` — "
                  f"{len(rows)} runs in {wall:.0f} s on this 2-core machine (time scale 10). "
                  "P pass, F fail, I inconclusive, - not run; **bold** = a requirement the defect is mapped to.\n",
