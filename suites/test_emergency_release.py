@@ -54,6 +54,7 @@ class Trial:
     reset_accepted: bool
     phase_seen: str
     released: bool
+    capture: object  # the suites.bench.Capture the values were taken from
 
 
 def _trial_plan(spec, trigger: str, phase: str, force: float):
@@ -71,7 +72,7 @@ def _trial_plan(spec, trigger: str, phase: str, force: float):
     return up, down, hold, rest
 
 
-def _reach(bench, phase: str, force: float, up: float, start_ns: int, lead_s: float) -> str:
+def _reach(bench, phase: str, force: float, up: float, down: float, start_ns: int, lead_s: float) -> str:
     """Wait until `lead_s` table seconds before the trigger point of the phase."""
     target = PHASE_OF[phase]
     if phase == "ramp_up":
@@ -81,7 +82,7 @@ def _reach(bench, phase: str, force: float, up: float, start_ns: int, lead_s: fl
     st = bench.wait(lambda s: s.phase is target, 60, f"phase {target.name}")
     entered = st.host_ns
     if phase == "ramp_to_rest":
-        delay = 0.25 * force / 2 / bench.ctrl.settings()[2] * 10  # a quarter of the way down
+        delay = 0.25 * (force / 2) / down  # a quarter of the way down to the rest force
     else:
         delay = IN_PHASE_S
     bench.wait(lambda s: bench.table_s(entered, s.host_ns) >= delay - lead_s, delay + 10, f"inside {target.name}")
@@ -96,14 +97,14 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
     with bench.capture(holder):
         start_ns = bench.ctrl.start()
         if trigger == "watchdog":
-            seen = _reach(bench, phase, force, up, start_ns, lead_s=wd)
+            seen = _reach(bench, phase, force, up, down, start_ns, lead_s=wd)
             last_beat = bench.keeper.pause()
             # the last beat acted between its send and its ack; the trip comes on a 1 ms cycle
             half_width = bench.keeper.last_rtt_s / 2 + 1e-3 / bench.k
             trigger_ns = last_beat - int(bench.keeper.last_rtt_s / 2 * 1e9) + int(wd / bench.k * 1e9)
             bench.poll_until(lambda s: s.watchdog_tripped, wd + 3.0)
         else:
-            seen = _reach(bench, phase, force, up, start_ns, lead_s=0.0)
+            seen = _reach(bench, phase, force, up, down, start_ns, lead_s=0.0)
             if trigger == "estop_coil":
                 trigger_ns, half_width = bench.coil_trigger(bench.ctrl.emergency_stop)
             else:
@@ -140,9 +141,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         bench.prepare()
     except Exception:  # noqa: BLE001 — recorded: a table that cannot be reset fails ER-LATCH
         reset_ok = False
-    trial = Trial(index, trigger, phase, force, t, f, f0, half_width, refused, reset_ok, seen, released)
-    trial.capture = cap
-    return trial
+    return Trial(index, trigger, phase, force, t, f, f0, half_width, refused, reset_ok, seen, released, cap)
 
 
 def _stats(values: list[float]) -> dict:

@@ -288,20 +288,10 @@ class ControllerModel:
 
     def _estop_coil(self) -> None:
         if self.defects.estop_coil_no_latch:
-            self._release_only("estop-coil")
+            self._begin_release("estop-coil")  # releases, latches nothing
             return
         self.st.estop_latched = True
         self.emergency(FaultCode.ESTOP, "estop-coil")
-
-    def _release_only(self, cause: str) -> None:
-        """A defective trigger: releases like an emergency but latches nothing."""
-        st = self.st
-        if st.phase != Phase.EMERGENCY_RELEASE and (st.enabled or self.mech.s.cell > 0.5):
-            st.trigger_force = self.mech.s.force
-            self._enter(Phase.EMERGENCY_RELEASE)
-            self.events.append((self.now, f"emergency:{cause}"))
-            self._watch_release()
-        st.set_force = 0.0
 
     def _reset(self) -> None:
         st = self.st
@@ -347,6 +337,11 @@ class ControllerModel:
         st = self.st
         if st.fault_code == FaultCode.NONE:
             st.fault_code = code
+        self._begin_release(cause)
+
+    def _begin_release(self, cause: str) -> None:
+        """Emergency release of whatever force there is; latching is the caller's."""
+        st = self.st
         if st.phase != Phase.EMERGENCY_RELEASE and (st.enabled or self.mech.s.cell > 0.5):
             st.trigger_force = self.mech.s.force
             self._enter(Phase.EMERGENCY_RELEASE)
