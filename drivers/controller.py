@@ -176,13 +176,31 @@ class TractionController:
     # ------------------------------------------------------------ connection
     def connect(self) -> "TractionController":
         if not self._client.connect():
-            fix = (
-                "check the host/port in the rig file and that the controller is powered and on the network"
-                if self.transport is Transport.TCP
-                else "check the serial port name, permissions and cabling"
-            )
-            raise DeviceUnreachable(self.device, "cannot connect", fix)
+            if self.transport is Transport.TCP:
+                raise DeviceUnreachable(
+                    self.device, "cannot connect",
+                    "check the host/port in the rig file and that the controller is powered and on the network",
+                )
+            raise DeviceUnreachable(self.device, *self._serial_refusal())
         return self
+
+    def _serial_refusal(self) -> tuple[str, str]:
+        """Why the serial line did not open, and the fix: pymodbus only logs the reason,
+        so the open is repeated here to get it (a refused parity reads very differently
+        from a missing device)."""
+        import serial
+
+        p = self._client.comm_params
+        settings = f"{p.baudrate} {p.bytesize}{p.parity}{p.stopbits}"
+        fix = "check the serial port name, permissions and cabling"
+        try:
+            serial.Serial(p.host, baudrate=p.baudrate, bytesize=p.bytesize, parity=p.parity, stopbits=p.stopbits).close()
+        except Exception as exc:  # noqa: BLE001 — pyserial also raises termios.error
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if p.parity != "N" and "/pts/" in str(p.host):
+                fix = "a pseudo-terminal carries no parity bit and may refuse PARENB: use parity N over a pty"
+            return f"cannot open the serial line at {settings} ({reason})", fix
+        return f"cannot open the serial line at {settings}", fix
 
     def close(self) -> None:
         self._client.close()

@@ -7,6 +7,8 @@ where those are turned into SI and back, so a unit mistake has one place to live
 
 from __future__ import annotations
 
+import re
+
 #: Newtons per one unit of each force unit a gauge may display.
 NEWTONS_PER_UNIT: dict[str, float] = {
     "N": 1.0,
@@ -29,6 +31,39 @@ def canonical_unit(unit: str) -> str:
         raise ValueError(
             f"unknown force unit {unit!r}; expected one of {', '.join(NEWTONS_PER_UNIT)}"
         ) from None
+
+
+_QUANTITY = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-z]+)\s*$")
+#: Seconds per one unit of each duration unit a rig description may use.
+SECONDS_PER_UNIT: dict[str, float] = {"s": 1.0, "ms": 1e-3, "min": 60.0}
+
+
+def parse_quantity(value, units: dict[str, float], dimension: str) -> float:
+    """A number (already SI) or text such as '50 lbF' / '200 ms' from a rig description, in SI."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a {dimension}, got {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _QUANTITY.match(value)
+        if m:
+            number, unit = float(m.group(1)), m.group(2)
+            for name, factor in units.items():
+                if unit.lower() == name.lower():
+                    return number * factor
+            raise ValueError(
+                f"{value!r} is not a {dimension}; write a number or use one of {', '.join(units)}"
+            )
+    raise ValueError(f"expected a {dimension} (number or e.g. '10 {next(iter(units))}'), got {value!r}")
+
+
+def parse_force(value) -> float:
+    """Newtons from a number or text with any gauge force unit."""
+    return parse_quantity(value, NEWTONS_PER_UNIT, "force")
+
+
+def parse_seconds(value) -> float:
+    return parse_quantity(value, SECONDS_PER_UNIT, "duration")
 
 
 def to_newtons(value: float, unit: str) -> float:

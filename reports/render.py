@@ -137,6 +137,24 @@ def _series_for(ms: list[dict]) -> dict[tuple, str]:
     return out
 
 
+def _operator_steps(events: list[dict]) -> list[dict]:
+    """Who was asked what and what they answered (fixtures/operator.py), in the order asked."""
+    rows = []
+    for e in events:
+        if e["event"] != "operator-step":
+            continue
+        waited = e.get("waited_s")
+        rows.append({
+            "test": e.get("test") or "—", "requirements": ", ".join(e.get("requirements") or []) or "—",
+            "step": e.get("step") or "—", "instruction": e.get("instruction") or "",
+            "answer": e.get("answer") if e.get("answered") else f"{(e.get('outcome') or 'no answer').upper()}",
+            "answered": bool(e.get("answered")), "operator": e.get("operator") or "—",
+            "asked": _day(e.get("asked_utc")), "answered_at": _day(e.get("answered_utc")) if e.get("answered_utc") else "—",
+            "waited": "—" if waited is None else f"{waited:.1f} s", "timeout": e.get("timeout_s"),
+        })
+    return rows
+
+
 def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str], max_plots: int = MAX_PLOTS) -> dict:
     start, events = summary.start, summary.events
     spec = start["specification"]
@@ -226,6 +244,16 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                                                   f"(U {u_text(r.worst)}) — {r.worst.get('name')}"))
         if r.tur_flags:
             deviations.append(("TUR < 4", f"{r.id}: {r.tur_flags} measurement(s) with a test uncertainty ratio below 4."))
+    operator_steps = _operator_steps(events)
+    for row in operator_steps:
+        if not row["answered"]:
+            deviations.append(("operator", f"{row['test']}: step {row['step']} ({row['requirements']}) — "
+                                           f"{row['answer'].lower()} after {row['waited']} (operator {row['operator']}); "
+                                           "an unanswered step is not a pass."))
+    for e in events:
+        if e["event"] == "operator-name" and not e.get("answered"):
+            deviations.append(("operator", f"{_day(e.get('asked_utc'))}: nobody gave a name at the first operator "
+                                           f"prompt within {e.get('timeout_s')} s."))
     for e in events:
         if e["event"] == "trial-repeated":
             deviations.append(("repeated", f"{e.get('trigger')} trial {e.get('trial')} repeated: {e.get('reason')}"))
@@ -255,7 +283,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         "overall": overall, "complete": complete, "unfinished": unfinished,
         "calibration_expired": bool(gauge.get("calibration_expired")),
         "instruments": _instruments(start),
-        "matrix": matrix, "sections": sections, "deviations": deviations,
+        "matrix": matrix, "sections": sections, "deviations": deviations, "operator_steps": operator_steps,
         "tests": [{"test": t, "outcome": o} for t, o in summary.tests.items()]
                  + [{"test": t, "outcome": "not finished"} for t in unfinished],
         "counts": {v: sum(1 for r in summary.results if r.verdict == v) for v in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN")},

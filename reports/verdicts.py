@@ -53,9 +53,11 @@ class RunSummary:
 
 
 def _closeness(m: dict) -> float:
-    """How close a measurement came to its limits (larger is worse)."""
+    """How close a measurement came to its limits (larger is worse). A boolean that held is
+    never closer than a measured value: an operator's observation traced to a guard-banded
+    requirement must not hide that requirement's worst measured value."""
     if m.get("decision_rule") == "boolean":
-        return 0.0 if m.get("value") else 1.0
+        return float("-inf") if m.get("value") else 1.0
     value, lo, hi = m.get("value"), m.get("lower"), m.get("upper")
     if value is None:
         return float("inf")

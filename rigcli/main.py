@@ -28,6 +28,9 @@ def _emulate(args: argparse.Namespace) -> int:
             host=args.host,
             unit_id=args.unit_id,
             controller_rtu=args.controller_rtu,
+            gauge_serial=args.gauge_serial,
+            serial_lines=args.serial_lines,
+            rtu_parity=args.rtu_parity,
             events_path=args.events,
         )
     )
@@ -131,7 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the safety suites against a rig and print the verdicts")
-    run.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
+    run.add_argument("--rig", action="append", default=[], metavar="FILE",
+                     help="rig file (default: the embedded emulated lumbar rig); repeat it to verify several rigs "
+                          "side by side, one pytest-xdist worker each")
+    run.add_argument("--lg-env", metavar="FILE", help="describe the rig(s) by a labgrid environment instead "
+                     "(one rig per target; a RemotePlace must be acquired first)")
+    run.add_argument("--lg-coordinator", metavar="HOST:PORT", help="labgrid coordinator (default: $LG_COORDINATOR)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="parallel rigs (default: one per rig given; with one emulated rig, N emulated tables)")
     run.add_argument("--spec", help="specification file or name (default: the rig file's)")
     run.add_argument("--fault", action="append", default=[], metavar="NAME", help="emulated rigs: switch on a defect")
     run.add_argument("--seed", type=int, help="emulated rigs: the table's seed")
@@ -151,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     emulate.add_argument("--unit-id", type=int, default=1)
     emulate.add_argument("--controller-rtu", metavar="DEVICE", help="serve the controller as Modbus RTU on this serial device")
+    emulate.add_argument("--gauge-serial", metavar="DEVICE", help="serve the gcl gauge on this serial device (115200 8N1)")
+    emulate.add_argument("--serial-lines", action="store_true",
+                         help="make pty null-modem lines for the controller (RTU) and the gcl gauge and print the "
+                              "ends to open (see docs/transports.md)")
+    emulate.add_argument("--rtu-parity", choices=["E", "N", "O"],
+                         help="RTU parity (default E, the contract's 8E1; N with --serial-lines: ptys carry no parity)")
     emulate.add_argument("--events", metavar="FILE", help="append ground-truth events as JSON lines")
     emulate.set_defaults(func=_emulate)
 

@@ -22,16 +22,36 @@ STYLE = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow", "NOT RUN
 
 
 class RunDirProbe:
-    """A plugin object that learns which run directory this pytest session wrote."""
+    """A plugin object that learns which run directories this pytest session wrote
+    (its own, or one per xdist worker)."""
 
-    run_dir: Path | None = None
+    def __init__(self) -> None:
+        self.run_dirs: list[Path] = []
 
     def pytest_sessionfinish(self, session):
         from fixtures.plugin import RIG_KEY
 
         srig = session.config.stash.get(RIG_KEY, {}).get("session")
         if srig is not None:
-            self.run_dir = srig.record.dir
+            self.run_dirs.append(srig.record.dir)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        run_dir = getattr(node, "workeroutput", {}).get("run_dir")
+        if run_dir:
+            self.run_dirs.append(Path(run_dir))
+
+
+def rig_count(args) -> int:
+    """How many rigs the arguments describe (labgrid: one per target of the environment)."""
+    if args.lg_env:
+        from labgrid.config import Config as LabgridConfig
+
+        try:
+            return max(1, len(LabgridConfig(args.lg_env).get_targets()))
+        except Exception:  # noqa: BLE001 — the plugin reports the file properly
+            return 1
+    return max(1, len(args.rig or []))
 
 
 def format_value(m: dict | None) -> tuple[str, str, str]:
@@ -74,8 +94,15 @@ def run(args) -> int:
     run_root = Path(args.run_dir or PROJECT_ROOT / "runs").resolve()
     run_root.mkdir(parents=True, exist_ok=True)
     pytest_args = [str(SUITES), "-p", "no:cacheprovider", "--run-dir", str(run_root), "-q", "-rfE", "--allure"]
-    if args.rig:
-        pytest_args += ["--rig", str(args.rig)]
+    for rig in args.rig or []:
+        pytest_args += ["--rig", str(rig)]
+    if args.lg_env:
+        pytest_args += ["--lg-env", str(args.lg_env)]
+    if args.lg_coordinator:
+        pytest_args += ["--lg-coordinator", args.lg_coordinator]
+    workers = args.workers or rig_count(args)
+    if workers > 1:
+        pytest_args += ["-n", str(workers), "--dist", "each"]
     if args.spec:
         pytest_args += ["--spec", str(args.spec)]
     for fault in args.fault or []:
@@ -91,20 +118,24 @@ def run(args) -> int:
     pytest_args += list(args.pytest_args or [])
     probe = RunDirProbe()
     code = pytest.main(pytest_args, plugins=[probe])
-    run_dir = probe.run_dir
-    if run_dir is None:
+    if not probe.run_dirs:
         console.print("[red]no run record was written (the rig did not open)[/]")
         return 2 if code in (2, 3, 4) else 1
-    overall = print_verdicts(run_dir, console)
-    if not args.no_report:
-        from reports.render import ReportError, render_report
+    if len(probe.run_dirs) < workers:
+        console.print(f"[red]only {len(probe.run_dirs)} of {workers} rigs wrote a run record[/]")
+        code = code or 1
+    overall = []
+    for run_dir in sorted(probe.run_dirs):
+        overall.append(print_verdicts(run_dir, console))
+        if not args.no_report:
+            from reports.render import ReportError, render_report
 
-        try:
-            for path in render_report(run_dir, None):
-                console.print(f"report: {path}")
-        except ReportError as exc:
-            console.print(f"[red]rig: the compliance report could not be rendered: {exc}[/]")
-            code = code or 1
+            try:
+                for path in render_report(run_dir, None):
+                    console.print(f"report: {path}")
+            except ReportError as exc:
+                console.print(f"[red]rig: the compliance report could not be rendered: {exc}[/]")
+                code = code or 1
     if code in (2, 3, 4):  # interrupted, internal error, usage error
         return 2
-    return 0 if overall == "PASS" and code == 0 else 1
+    return 0 if all(o == "PASS" for o in overall) and code == 0 else 1

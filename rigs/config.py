@@ -17,43 +17,13 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivers.errors import ConfigError
-from drivers.units import NEWTONS_PER_UNIT, canonical_unit
+from drivers.units import parse_force, parse_seconds
 
 RIGS_DIR = Path(__file__).resolve().parent
 DEFAULT_RIG = RIGS_DIR / "emulated-lumbar.yaml"
 
-_QUANTITY = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*([A-Za-z]+)\s*$")
-_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "min": 60.0}
-
-
-def _quantity(value, units: dict[str, float], dimension: str):
-    if isinstance(value, bool):
-        raise ValueError(f"expected a {dimension}, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        m = _QUANTITY.match(value)
-        if m:
-            number, unit = float(m.group(1)), m.group(2)
-            for name, factor in units.items():
-                if unit.lower() == name.lower():
-                    return number * factor
-            raise ValueError(
-                f"{value!r} is not a {dimension}; write a number or use one of {', '.join(units)}"
-            )
-    raise ValueError(f"expected a {dimension} (number or e.g. '10 {next(iter(units))}'), got {value!r}")
-
-
-def _force(value):
-    return _quantity(value, {canonical_unit(u): f for u, f in NEWTONS_PER_UNIT.items()}, "force")
-
-
-def _seconds(value):
-    return _quantity(value, _TIME_UNITS, "duration")
-
-
-Newtons = Annotated[float, BeforeValidator(_force), Field(ge=0)]
-Seconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+Newtons = Annotated[float, BeforeValidator(parse_force), Field(ge=0)]
+Seconds = Annotated[float, BeforeValidator(parse_seconds), Field(gt=0)]
 
 _VISA_SOCKET = re.compile(r"^TCPIP\d*::[^:]+::\d{1,5}::SOCKET$", re.IGNORECASE)
 _VISA_ASRL = re.compile(r"^ASRL(\d+|/dev/[\w./-]+|COM\d+)::INSTR$", re.IGNORECASE)
@@ -130,6 +100,14 @@ class TableConfig(Strict):
 class EmulationConfig(Strict):
     seed: int = Field(0, ge=0)
     faults: list[str] = Field(default_factory=list)
+    #: connect to an emulator already running at this file's addresses (e.g. one a labgrid
+    #: exporter publishes) instead of starting one; its seed and faults were set when it started
+    attach: bool = False
+    #: an attached emulator's patient-simulator side channel, "host:port"
+    patient_simulator: str | None = Field(None, pattern=r"^[^:\s]+:\d{1,5}$")
+    #: the emulator makes pty null-modems: the controller speaks Modbus RTU (controller.parity)
+    #: and the gcl gauge is an ASRL resource, as on a bench wired by serial (docs/transports.md)
+    serial_lines: bool = False
 
 
 class RigConfig(Strict):
@@ -146,9 +124,13 @@ class RigConfig(Strict):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.emulated is None:
-            if self.time_scale != 1.0:
-                raise ValueError("time_scale: a real bench runs at 1.0; only an emulated rig may be faster")
+        if self.emulated is None and self.time_scale != 1.0:
+            raise ValueError("time_scale: a real bench runs at 1.0; only an emulated rig may be faster")
+        if self.emulated is not None and self.emulated.attach and self.emulated.faults:
+            raise ValueError("emulated.faults: an attached emulator's faults are set when it starts (rig emulate --fault)")
+        if self.emulated is not None and not self.emulated.attach:
+            self._emulated_transports()
+        if self.emulated is None or self.emulated.attach:
             c = self.controller
             if c.transport == "tcp" and (not c.host or not c.port):
                 raise ValueError("controller: a tcp controller needs host and port")
@@ -161,6 +143,19 @@ class RigConfig(Strict):
         if self.safety_limit_n <= 0:
             raise ValueError("safety_limit_n must be above 0 N")
         return self
+
+    def _emulated_transports(self) -> None:
+        """A started emulator serves RTU and a serial gauge only on the lines it makes."""
+        c, lines = self.controller, self.emulated.serial_lines
+        if lines and c.transport != "rtu":
+            raise ValueError("controller.transport: an emulated rig with serial_lines has an rtu controller")
+        if not lines and c.transport == "rtu":
+            raise ValueError("controller.transport: an emulated rtu controller needs emulated.serial_lines: true")
+        if lines and self.gauge.dialect != "gcl":
+            raise ValueError("gauge.dialect: only the gcl gauge is served on a serial line (serial_lines)")
+        if lines and (c.serial_port or self.gauge.resource):
+            raise ValueError("emulated.serial_lines: the emulator picks the lines; remove controller.serial_port "
+                             "and gauge.resource")
 
     @property
     def is_emulated(self) -> bool:

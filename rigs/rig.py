@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from drivers.controller import TractionController
 from drivers.errors import DeviceUnreachable, RigError
@@ -102,19 +103,27 @@ class Rig:
     endpoints: dict = field(default_factory=dict)
     #: a second link to the controller used only to make the table safe, so a signal
     #: arriving mid-transaction on the main link cannot corrupt the release commands
+    #: (Modbus TCP only: an RTU line has room for one master; see make_safe)
     safety: TractionController | None = None
     #: emulated rigs only: pulls on the harness from outside (provokes over-force)
     patient_simulator: object | None = None
+    #: called last by close(): a labgrid target deactivates its drivers there
+    on_close: Callable[[], None] | None = None
 
     @property
     def time_scale(self) -> float:
         return self.config.time_scale
 
     def make_safe(self) -> list[str]:
-        """Emergency release + drive off, on the safety link when there is one."""
+        """Emergency release + drive off, on the safety link when there is one.
+
+        A serial (RTU) controller has no second link: a signal can arrive while the main
+        link waits for a reply, and that late reply can spoil the first attempt. Both
+        commands are idempotent, so a failed attempt is repeated once on the main link
+        (pymodbus discards stale bytes before each request)."""
         link = self.safety or self.controller
         problems = link.make_safe()
-        if problems and link is not self.controller:
+        if problems:
             problems = self.controller.make_safe()
         return problems
 
@@ -128,6 +137,8 @@ class Rig:
                 pass
         if self.emulator is not None:
             self.emulator.stop()
+        if self.on_close is not None:
+            self.on_close()
 
     def __enter__(self) -> "Rig":
         return self
@@ -141,17 +152,23 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
     """Connect every device of the rig (starting its emulator first if it has one)."""
     emulator = None
     c, s, g = config.controller, config.stimulus, config.gauge
-    if config.emulated is not None:
+    if config.emulated is not None and not config.emulated.attach:
         emulator = EmulatorProcess.start(
             config.table.kind,
             config.emulated.seed if seed is None else seed,
             config.time_scale,
             list(config.emulated.faults) + list(faults or []),
             events_path,
+            extra=["--serial-lines", "--rtu-parity", c.parity] if config.emulated.serial_lines else None,
         )
         ep = emulator.endpoints
-        ctrl = TractionController(transport="tcp", host=ep["controller"]["host"], port=ep["controller"]["port"],
-                                  unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+        ec = ep["controller"]
+        if ec["transport"] == "rtu":  # the far end of the null-modem the emulator made
+            ctrl = TractionController(transport="rtu", port=ec["port"], baudrate=ec["baudrate"], parity=ec["parity"],
+                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+        else:
+            ctrl = TractionController(transport="tcp", host=ec["host"], port=ec["port"],
+                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
         stim = StimulusModule(ep["stimulus"]["host"], ep["stimulus"]["port"], s.unit_id, s.timeout_s)
         resource = ep["gauges"][g.dialect]["resource"]
         endpoints = ep
@@ -165,7 +182,7 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
                                       baudrate=c.baudrate, parity=c.parity)
         stim = StimulusModule(s.host, s.port, s.unit_id, s.timeout_s)
         resource = g.resource
-        endpoints = {}
+        endpoints = attached_endpoints(config) if config.is_emulated else {}
     gauge = safety = patient = None
     try:
         ctrl.connect()
@@ -191,6 +208,18 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
             emulator.stop()
         raise
     return Rig(config, ctrl, stim, gauge, emulator, endpoints, safety, patient)
+
+
+def attached_endpoints(config: RigConfig) -> dict:
+    """What a started emulator would have printed, for one that was already running."""
+    c, s, g = config.controller, config.stimulus, config.gauge
+    ep: dict = {"attached": True, "seed": config.emulated.seed, "time_scale": config.time_scale,
+                "controller": {"transport": c.transport, "host": c.host, "port": c.port, "serial_port": c.serial_port},
+                "stimulus": {"host": s.host, "port": s.port}, "gauges": {g.dialect: {"resource": g.resource}}}
+    if config.emulated.patient_simulator:
+        host, port = config.emulated.patient_simulator.rsplit(":", 1)
+        ep["patient_simulator"] = {"host": host, "port": int(port)}
+    return ep
 
 
 __all__ = ["Rig", "open_rig", "EmulatorProcess", "DeviceUnreachable"]

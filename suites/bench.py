@@ -194,12 +194,15 @@ class Bench:
             UncertaintyTerm("noise of the mean", std / n**0.5 if n > 1 else std),
         ]
 
-    def timing_terms(self, capture: Capture, trigger_half_width_wall_s: float) -> list[UncertaintyTerm]:
-        """Latency budget in table seconds: sampling, trigger instant, clock mapping (all x K)."""
+    def timing_terms(self, capture: Capture, trigger_half_width_wall_s: float,
+                     trigger: str = "trigger instant (write round trip, relay ≤ 1 ms)") -> list[UncertaintyTerm]:
+        """Latency budget in table seconds: sampling, trigger instant, clock mapping (all x K).
+
+        `trigger` says how the trigger instant was known (it names the budget's line)."""
         trace = capture.trace
         terms = [
             UncertaintyTerm.rectangular("gauge sample period", capture.period),
-            UncertaintyTerm.rectangular("trigger instant (write round trip, relay ≤ 1 ms) × K", trigger_half_width_wall_s * self.k),
+            UncertaintyTerm.rectangular(f"{trigger} × K", trigger_half_width_wall_s * self.k),
         ]
         name = ("streamed-line clock (lower envelope of arrivals) × K" if trace.time_base == HOST_ARRIVAL
                 else "instrument-to-host clock mapping × K")

@@ -19,8 +19,8 @@ import pytest
 
 from drivers.controller import CommandRefused
 from drivers.tcm1 import Phase, StimulusCoil
-from suites.analysis import crossing_below, fall_time, last_maximum_time
-from suites.measurement import Measurement, UncertaintyTerm, Verdict
+from suites.measurement import Measurement, Verdict
+from suites.release import force_at_trigger, release_measurements
 
 TRIGGERS = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
 RELAY = {
@@ -115,8 +115,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         bench.sleep(AFTER_RELEASE_S)
     cap = bench.to_table(holder[0], trigger_ns)
     t, f = cap.t, cap.force
-    before = (t >= -0.01) & (t <= 0.0)
-    f0 = float(np.mean(f[before])) if before.any() else float(np.interp(0.0, t, f))
+    f0 = force_at_trigger(t, f)
     # remove the cause, then a restart must be refused until RESET
     if trigger in RELAY:
         bench.relay(RELAY[trigger], False)
@@ -164,7 +163,6 @@ def test_emergency_release(bench, spec, recorder, trigger):
     if trigger not in em.triggers:
         pytest.skip(f"trigger {trigger} is not in specification {spec.name}'s plan")
     combos = [(p, F) for p in em.phases for F in em.forces_n]
-    residual = spec.residual_force_n
     reqs = {r: spec.requirement(r) for r in REQUIREMENTS}
     per_req: dict[str, list[Measurement]] = {r: [] for r in REQUIREMENTS}
     for i in range(em.trials):
@@ -176,27 +174,11 @@ def test_emergency_release(bench, spec, recorder, trigger):
                 break
             recorder.srig.record.event("trial-repeated", test=recorder.item.nodeid, trigger=trigger, trial=i + 1,
                                        reason=f"trigger instant known to ±{trial.half_width_s * bench.k * 1e3:.1f} ms table time")
-        cap = trial.capture
-        budget = bench.timing_terms(cap, trial.half_width_s)
-        # the fall time is a difference of two gauge instants: no trigger term
-        fall_budget = [UncertaintyTerm.rectangular("two gauge crossings (sample period each)", 2 * cap.period)]
         cond = {"trigger": trigger, "phase": phase, "phase_seen": trial.phase_seen, "force_n": force,
                 "force_at_trigger_n": trial.f0, "trial": i + 1}
-        t, f = trial.t, trial.f
-        values = {
-            "ER-NORISE": last_maximum_time(t, f, 0.0, 3.0),
-            "ER-HALF": crossing_below(t, f, 0.5 * trial.f0, 0.0),
-            "ER-RESIDUAL": crossing_below(t, f, residual, 0.0),
-            "ER-SNAP": fall_time(t, f, trial.f0, 0.0),
-        }
-        annotations = {"trigger_s": 0.0, **{k: v for k, v in values.items() if np.isfinite(v)}}
-        for rid, value in values.items():
-            lo, hi = reqs[rid].limits(residual=residual, force=trial.f0)
-            m = Measurement(f"{trigger} trial {i + 1} ({phase}, {force:g} N)", reqs[rid], value, "s", lo, hi,
-                            fall_budget if rid == "ER-SNAP" else budget,
-                            conditions=cond, annotations=annotations,
-                            series={"t_s": t, "force_n": f} if rid == "ER-HALF" else {})
-            per_req[rid].append(recorder.record(m))
+        for m in release_measurements(spec, bench, trial.capture, trial.f0, trial.half_width_s,
+                                      f"{trigger} trial {i + 1} ({phase}, {force:g} N)", cond):
+            per_req[m.requirement.id].append(recorder.record(m))
         m = Measurement(f"{trigger} trial {i + 1} restart refused until RESET", reqs["ER-LATCH"],
                         trial.restart_refused and trial.reset_accepted,
                         conditions={**cond, "restart_refused": trial.restart_refused, "reset_accepted": trial.reset_accepted},

@@ -233,33 +233,35 @@ OPERATOR_TEST = """
 
 
 def run_operator(pytester, *, terminal: bool, ci: bool, source: str = OPERATOR_TEST) -> subprocess.CompletedProcess:
-    """The operator test in a child pytest, stdin a pseudo-terminal or /dev/null, with `-s`:
-    under pytest's default capture sys.stdin is a pseudo-file that is never a terminal, so
-    the plugin skips operator tests whenever output is captured."""
+    """The operator test in a child pytest (output captured, as always): at a terminal (a
+    pseudo-terminal that is the child's controlling terminal, as at the bench: pexpect) or
+    with none at all (a session of its own, stdin /dev/null). The prompts use /dev/tty, so
+    capture does not matter; only CI or a missing controlling terminal skip."""
+    import pexpect
+
     pytester.makepyfile(test_operator=source)
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     if ci:
         env["CI"] = "1"
-    master, slave = os.openpty() if terminal else (None, None)
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "pytest", "test_operator.py", "-rs", "-s", "-p", "no:cacheprovider",
-             f"--rig={LUMBAR_RIG}", f"--run-dir={pytester.path / 'runs'}"],
-            cwd=pytester.path, env=env, stdin=slave if terminal else subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=60,
-        )
-    finally:
-        if terminal:
-            os.close(slave)
-            os.close(master)
+    cmd = [sys.executable, "-m", "pytest", "test_operator.py", "-rs", "-p", "no:cacheprovider",
+           f"--rig={LUMBAR_RIG}", f"--run-dir={pytester.path / 'runs'}"]
+    if terminal:
+        out, status = pexpect.run(cmd[0], args=cmd[1:], cwd=str(pytester.path), env=env, withexitstatus=True,
+                                  timeout=60, encoding="utf-8", dimensions=(40, 200))
+        return subprocess.CompletedProcess(cmd, status, out, "")
+    return subprocess.run(cmd, cwd=pytester.path, env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                          capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("terminal, ci", [(True, True), (False, False)], ids=["CI-at-a-terminal", "no-terminal"])
-def test_operator_test_skipped_on_ci_or_without_a_terminal(pytester, terminal, ci):
+@pytest.mark.parametrize("terminal, ci, reason", [
+    (True, True, "needs a person at the bench: CI is set"),
+    (False, False, "needs a person at the bench: no controlling terminal (/dev/tty: "),
+], ids=["CI-at-a-terminal", "no-terminal"])
+def test_operator_test_skipped_on_ci_or_without_a_terminal(pytester, terminal, ci, reason):
     proc = run_operator(pytester, terminal=terminal, ci=ci)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 skipped" in proc.stdout
-    assert "needs a person at the bench: no terminal (or CI)" in proc.stdout
+    assert reason in proc.stdout
     assert "must not run" not in proc.stdout
     assert not (pytester.path / "runs").exists()  # skipped before the bench fixture opened the rig
 
@@ -269,12 +271,12 @@ def test_operator_test_skipped_on_ci_in_process(pytester, run, monkeypatch):
     pytester.makepyfile(test_operator=OPERATOR_TEST)
     result = run(f"--rig={LUMBAR_RIG}", "-rs")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*SKIPPED*needs a person at the bench: no terminal (or CI)*"])
+    result.stdout.fnmatch_lines(["*SKIPPED*needs a person at the bench: CI is set*"])
     assert not result.rig_opened
 
 
 def test_operator_test_runs_at_a_terminal(pytester):
-    # the positive case: a terminal on stdin, no CI, output not captured (-s)
+    # the positive case: a controlling terminal, no CI; pytest captures output as usual
     proc = run_operator(pytester, terminal=True, ci=False, source="""
         import pytest
 
@@ -317,7 +319,7 @@ def test_markers_are_registered(pytester):
 
 def test_rig_options_documented_in_help(pytester):
     result = pytester.runpytest(*INNER, "--help")
-    result.stdout.fnmatch_lines(["*traction-rig*", "*--rig=RIG*", "*--spec=SPEC*", "*--run-dir=RUN_DIR*"])
+    result.stdout.fnmatch_lines(["*traction-rig*", "*--rig=FILE*", "*--lg-env*", "*--spec=SPEC*", "*--run-dir=RUN_DIR*"])
 
 
 def test_helper_small_spec_is_valid(tmp_path):

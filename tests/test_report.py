@@ -87,7 +87,7 @@ def test_pdf_text_has_matrix_serial_and_verdicts(failed_run):
     assert matrix.count("NOT RUN") == len(REQUIREMENT_IDS) - len(RUN_REQUIREMENTS)
     assert "FAIL" in matrix and "PASS" in matrix
     # each requirement also has its own section, instruments and sign-off are there
-    for heading in ("2. Instruments", "3. Deviations and incomplete items", "4. Sign-off", "G-7781", "SYN-CAL-001",
+    for heading in ("2. Instruments", "3. Deviations and incomplete items", "4. Operator steps", "5. Sign-off", "G-7781", "SYN-CAL-001",
                     "Tested by", "Approved by"):
         assert heading in flat, heading
     assert "RUN INCOMPLETE" not in flat

@@ -37,6 +37,8 @@ class VisaLink:
         self.resource = resource
         self.hint = hint
         self.timeout_ms = int(timeout_ms)
+        #: a serial line (ASRL) rather than a socket: no connection, so state outlives us
+        self.serial = resource.upper().startswith("ASRL")
         self._own_rm = resource_manager is None
         try:
             self.rm = resource_manager or pyvisa.ResourceManager(backend)
@@ -57,7 +59,7 @@ class VisaLink:
             inst.write_termination = write_termination
             inst.timeout = self.timeout_ms
             inst.encoding = "latin-1"  # garbage must reach the parser, not a UnicodeDecodeError
-            if resource.upper().startswith("ASRL"):
+            if self.serial:
                 inst.baud_rate = SERIAL_BAUD
                 inst.data_bits = 8
                 inst.parity = constants.Parity.none
@@ -135,7 +137,7 @@ class VisaLink:
         )
 
     def _where(self) -> str:
-        if self.resource.upper().startswith("ASRL"):
+        if self.serial:
             return "check the serial device path, its permissions and that nothing else holds it"
         return "check host and port, and that the gauge (or its emulator) is running"
 

@@ -1,4 +1,4 @@
-"""Raw-socket servers for the emulated gauges (one dialect per listening port).
+"""Raw-socket and serial-line servers for the emulated gauges (one dialect per port/line).
 
 asyncio Protocols rather than streams: the read path is one split and one dict
 lookup per command, so a VISA client can poll thousands of readings a second.
@@ -11,6 +11,10 @@ absolute wall deadline, yields the CPU until it, and asks the loop to emit the l
 Deadlines are computed from the stream's start (line k at table time T0 + k/n, mapped
 to wall time by the table clock), never by adding periods, so no drift accumulates;
 when the loop cannot keep up, missed lines are skipped rather than sent in a burst.
+
+On a serial line (`serve_gauge_serial`, raw 115200 8N1 as a real gauge's port) the same
+protocol runs over a tty transport: the line is one connection that never ends while
+the server runs, so a stream a client forgets to stop keeps going, as on a real gauge.
 
 `python -m rigs.emulator.gauge_server --dialect gcl,scpi` serves gauges on a synthetic
 force (for benchmarks) and prints one JSON line with the ports.
@@ -31,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from rigs.emulator.serial_line import TtyTransport, open_raw_tty
+
 log = logging.getLogger(__name__)
 
 #: A line longer than this without a terminator is junk: it is discarded.
@@ -44,6 +50,8 @@ MAX_STREAM_LAG_LINES = 5000
 #: a plain sleep wakes ~0.1 ms late (up to ~0.5 ms at p99 on a VM), which is most of
 #: the jitter budget at AOUT1000. Costs at most a quarter of each line period in CPU.
 STREAM_SPIN_NS = 300_000
+#: A gauge's serial port (shared/protocols/force-gauges.md): 115200 baud, 8N1.
+SERIAL_BAUD = 115200
 
 
 class _GaugeHost:
@@ -251,6 +259,55 @@ async def serve_gauge(gauge, host: str = "127.0.0.1", port: int = 0) -> asyncio.
     return server
 
 
+class SerialGaugeServer:
+    """One gauge on one serial line: the `asyncio.Server` surface that the poll task and
+    `close_gauge_server` use, for a line that has exactly one, permanent, connection."""
+
+    def __init__(self, device: str, host: _GaugeHost) -> None:
+        self.device = device
+        self.gauge_host = host
+        self.transport: asyncio.Transport | None = None
+        self._closed = asyncio.Event()
+
+    def is_serving(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+class _LineProtocol(_GaugeProtocol):
+    """The gauge protocol on a serial line, whose one connection ending ends the server."""
+
+    def __init__(self, host: _GaugeHost, server: SerialGaugeServer) -> None:
+        super().__init__(host)
+        self.server = server
+
+    def connection_lost(self, exc) -> None:
+        super().connection_lost(exc)
+        self.server._closed.set()
+
+
+async def serve_gauge_serial(gauge, device: str, baudrate: int = SERIAL_BAUD) -> SerialGaugeServer:
+    """Serve one gauge model on a serial device (a tty path), raw 8N1 at `baudrate`.
+
+    Same protocol objects as `serve_gauge`, so a gauge behaves identically on a socket
+    and on a line, AOUT streaming included; the line is the only "connection", and
+    `close_gauge_server(server)` stops it like a socket server.
+    """
+    loop = asyncio.get_running_loop()
+    ctx = _GaugeHost(gauge, loop)
+    server = SerialGaugeServer(device, ctx)
+    protocol = _LineProtocol(ctx, server)
+    server.transport = TtyTransport(loop, open_raw_tty(device, baudrate), protocol, device)
+    ctx.poll_task = loop.create_task(_poll_forever(server, gauge))
+    return server
+
+
 async def close_gauge_server(server: asyncio.Server) -> None:
     ctx = getattr(server, "gauge_host", None)
     server.close()
@@ -267,13 +324,16 @@ class GaugeServerThread:
     """An event loop in a background thread serving gauges (tests, notebooks).
 
     `factory()` builds the gauge models on the loop thread; they are served on
-    ephemeral ports of `host`, listed in `ports` (same order).
+    ephemeral ports of `host`, listed in `ports` (same order), or on the serial
+    devices in `lines` (port None).
     """
 
-    def __init__(self, factory: Callable[[], list], host: str = "127.0.0.1") -> None:
+    def __init__(self, factory: Callable[[], list], host: str = "127.0.0.1",
+                 lines: list[str | None] | None = None) -> None:
         self.factory = factory
         self.host = host
-        self.ports: list[int] = []
+        self.lines = list(lines or [])  # gauge i on serial device lines[i] when given
+        self.ports: list[int | None] = []
         self.gauges: list = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self._servers: list[asyncio.Server] = []
@@ -320,10 +380,15 @@ class GaugeServerThread:
 
     async def _start(self) -> None:
         self.gauges = list(self.factory())
-        for gauge in self.gauges:
-            server = await serve_gauge(gauge, self.host, 0)
-            self._servers.append(server)
-            self.ports.append(server_port(server))
+        for i, gauge in enumerate(self.gauges):
+            line = self.lines[i] if i < len(self.lines) else None
+            if line:
+                self._servers.append(await serve_gauge_serial(gauge, line))
+                self.ports.append(None)
+            else:
+                server = await serve_gauge(gauge, self.host, 0)
+                self._servers.append(server)
+                self.ports.append(server_port(server))
 
     async def _shutdown(self) -> None:
         for server in self._servers:

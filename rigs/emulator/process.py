@@ -6,6 +6,13 @@ On start it prints one JSON line with every endpoint; SIGTERM/SIGINT shut it dow
 Optionally it appends ground-truth events (trigger and release instants in table time
 and in this machine's monotonic clock) to a JSON-lines file, for benchmarks that judge
 the rig's own latency measurements.
+
+Serial transports: `controller_rtu` / `gauge_serial` serve the controller (Modbus RTU)
+or the gcl gauge on a serial device the user wired (e.g. one end of a socat pair);
+`serial_lines` makes the null-modem cables itself (pty pairs, rigs/emulator/nullmodem.py),
+serves on one end and prints the other, so a client needs nothing but this process.
+Over ptys the RTU parity defaults to N: a pty carries no parity bit, and some kernels
+(this sandbox's among them) refuse PARENB on one. A real line uses the contract's 8E1.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-from rigs.emulator.gauge_server import serve_gauge
+from drivers.errors import ConfigError
+from drivers.tcm1 import RTU_BAUDRATE, RTU_PARITY
+from rigs.emulator.gauge_server import SERIAL_BAUD, close_gauge_server, serve_gauge, serve_gauge_serial
 from rigs.emulator.gauges import GclGauge, ScpiGauge
 from rigs.emulator.modbus_server import (
     controller_devices,
@@ -27,6 +36,7 @@ from rigs.emulator.modbus_server import (
     serve_tcp,
     stimulus_devices,
 )
+from rigs.emulator.nullmodem import PtyLink
 from rigs.emulator.table import EmulatedTable
 
 GAUGE_CAPACITY_N = {"lumbar": 1000.0, "cervical": 500.0}
@@ -42,11 +52,65 @@ class EmulatorOptions:
     host: str = "127.0.0.1"
     unit_id: int = 1
     controller_rtu: str | None = None  # serial device for the controller (RTU)
+    gauge_serial: str | None = None  # serial device for the gcl gauge
+    serial_lines: bool = False  # make pty null-modems for the controller and the gcl gauge
+    rtu_parity: str | None = None  # None: the contract's E on a device, N over ptys
     events_path: str | None = None
+
+    def check(self) -> None:
+        """Bad combinations, as one line naming the options."""
+        if self.serial_lines and (self.controller_rtu or self.gauge_serial):
+            raise ConfigError("--serial-lines makes its own lines: drop --controller-rtu / --gauge-serial")
+        if self.rtu_parity is not None and self.rtu_parity not in ("E", "N", "O"):
+            raise ConfigError(f"--rtu-parity {self.rtu_parity}: expected E, N or O")
+        if self.rtu_parity is not None and not (self.serial_lines or self.controller_rtu):
+            raise ConfigError("--rtu-parity only applies to --controller-rtu or --serial-lines")
+
+    @property
+    def parity(self) -> str:
+        if self.rtu_parity is not None:
+            return self.rtu_parity
+        return "N" if self.serial_lines else RTU_PARITY
 
 
 def socket_resource(host: str, port: int) -> str:
     return f"TCPIP::{host}::{port}::SOCKET"
+
+
+def serial_endpoint(served_on: str, client: str | None, **settings) -> dict:
+    """A serial endpoint: `port` (and for the gauge `resource`) is what a client opens —
+    the far end of a null-modem the emulator made; with a device the user wired, only
+    the end the emulator holds (`emulator_port`) is known, and the client opens the other."""
+    ep: dict = {**settings, "emulator_port": served_on}
+    if client is not None:
+        ep["port"] = client
+        if settings.get("transport") == "serial":
+            ep["resource"] = f"ASRL{client}::INSTR"
+    return ep
+
+
+def check_serial_line(device: str, baudrate: int, parity: str) -> None:
+    """Open the line as the RTU server will and read its settings back, so a line that
+    cannot carry the parity fails now, in one line: pymodbus would only log the refusal
+    and retry in the background, and a pty may also accept PARENB and silently drop it."""
+    import termios
+
+    import serial
+
+    hint = ""
+    if parity != "N" and "/pts/" in device:
+        hint = "; a pseudo-terminal carries no parity bit and some kernels refuse PARENB: use parity N over a pty"
+    try:
+        line = serial.Serial(device, baudrate=baudrate, bytesize=8, parity=parity, stopbits=1)
+        try:
+            applied = bool(termios.tcgetattr(line.fd)[2] & termios.PARENB)
+        finally:
+            line.close()
+    except Exception as exc:  # noqa: BLE001 — pyserial also raises termios.error
+        raise ConfigError(f"{device}: cannot open the serial line at {baudrate} 8{parity}1 ({exc}){hint}") from None
+    if applied != (parity != "N"):
+        raise ConfigError(f"{device}: the line did not keep parity {parity} (it reads back "
+                          f"{'with' if applied else 'without'} parity){hint}")
 
 
 class EventLog:
@@ -71,12 +135,44 @@ class EventLog:
 
 async def run(options: EmulatorOptions, ready=None) -> None:
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    options.check()
     table = EmulatedTable(options.kind, options.seed, options.time_scale, options.faults)
     capacity = GAUGE_CAPACITY_N[table.params.kind.name.lower() if options.kind not in GAUGE_CAPACITY_N else options.kind]
     gcl = GclGauge(table, capacity_n=capacity, seed=options.seed)
     scpi = ScpiGauge(table, capacity_n=capacity, seed=options.seed + 1)
+    servers: list = []
+    gauge_servers: list = []
+    links: list[PtyLink] = []
+    try:
+        endpoints = await _serve(options, table, gcl, scpi, servers, gauge_servers, links)
+        events = EventLog(table, options.events_path)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(json.dumps(endpoints), flush=True)
+        if ready is not None:
+            ready(endpoints)
+        while not stop.is_set():
+            table.sync()
+            events.flush_new()
+            try:
+                await asyncio.wait_for(stop.wait(), TICK_S)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        for server in servers:
+            await server.shutdown()
+        for gserver in gauge_servers:
+            await close_gauge_server(gserver)
+        for link in links:
+            link.close()
+
+
+async def _serve(options: EmulatorOptions, table: EmulatedTable, gcl: GclGauge, scpi: ScpiGauge,
+                 servers: list, gauge_servers: list, links: list[PtyLink]) -> dict:
+    """Start every server (appending each to the lists the caller closes); the endpoints."""
     host = options.host
-    servers = []
     endpoints: dict = {
         "kind": options.kind,
         "seed": options.seed,
@@ -85,9 +181,25 @@ async def run(options: EmulatorOptions, ready=None) -> None:
         "serial": table.params.serial,
         "pid": os.getpid(),
     }
-    if options.controller_rtu:
-        servers.append(await serve_rtu(controller_devices(table, options.unit_id), options.controller_rtu))
-        endpoints["controller"] = {"transport": "rtu", "port": options.controller_rtu, "unit_id": options.unit_id}
+    controller_line = gauge_line = None  # (the device served on, the one a client opens or None)
+    if options.serial_lines:
+        links += [PtyLink(), PtyLink()]
+        controller_line = (links[0].end_a, links[0].end_b)
+        gauge_line = (links[1].end_a, links[1].end_b)
+    else:
+        if options.controller_rtu:
+            controller_line = (options.controller_rtu, None)
+        if options.gauge_serial:
+            gauge_line = (options.gauge_serial, None)
+    if controller_line is not None:
+        served_on, client = controller_line
+        check_serial_line(served_on, RTU_BAUDRATE, options.parity)
+        try:
+            servers.append(await serve_rtu(controller_devices(table, options.unit_id), served_on, parity=options.parity))
+        except Exception as exc:  # noqa: BLE001 — pyserial raises termios.error too
+            raise ConfigError(f"{served_on}: cannot serve Modbus RTU at {RTU_BAUDRATE} 8{options.parity}1 ({exc})") from None
+        endpoints["controller"] = serial_endpoint(served_on, client, transport="rtu", baudrate=RTU_BAUDRATE,
+                                                  parity=options.parity, unit_id=options.unit_id)
     else:
         server, port = await serve_tcp(controller_devices(table, options.unit_id), host)
         servers.append(server)
@@ -100,30 +212,17 @@ async def run(options: EmulatorOptions, ready=None) -> None:
     endpoints["patient_simulator"] = {"host": host, "port": port, "unit_id": 1}
     gauges = {}
     for dialect, gauge in (("gcl", gcl), ("scpi", scpi)):
+        if dialect == "gcl" and gauge_line is not None:
+            served_on, client = gauge_line
+            gauge_servers.append(await serve_gauge_serial(gauge, served_on, SERIAL_BAUD))
+            gauges[dialect] = serial_endpoint(served_on, client, transport="serial", baudrate=SERIAL_BAUD, parity="N")
+            continue
         gserver = await serve_gauge(gauge, host, 0)
+        gauge_servers.append(gserver)
         gport = gserver.sockets[0].getsockname()[1]
         gauges[dialect] = {"port": gport, "resource": socket_resource(host, gport)}
     endpoints["gauges"] = gauges
-    events = EventLog(table, options.events_path)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    print(json.dumps(endpoints), flush=True)
-    if ready is not None:
-        ready(endpoints)
-    try:
-        while not stop.is_set():
-            table.sync()
-            events.flush_new()
-            try:
-                await asyncio.wait_for(stop.wait(), TICK_S)
-            except asyncio.TimeoutError:
-                pass
-    finally:
-        for server in servers:
-            await server.shutdown()
+    return endpoints
 
 
 def main(options: EmulatorOptions) -> int:

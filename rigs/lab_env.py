@@ -1,0 +1,287 @@
+"""A rig described by a labgrid environment file instead of a rig file.
+
+One rig model, two ways to describe it: a labgrid target's resources (local, or the
+ones of a place acquired through labgrid's coordinator) are turned into the same
+`RigConfig` a rig file gives, with the same validation and one-line errors, and the
+rig is opened through the labgrid drivers of `drivers.labgrid_drivers`.
+
+A shared bench is locked the labgrid way: the coordinator refuses the resources of a
+place that another user holds, and that refusal reaches the test engineer as one line
+naming the holder and what to do, before anything on the bench is touched.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import import_module
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.errors import ConfigError, RigError
+from rigs.config import RigConfig, rig_from_dict
+from rigs.rig import Rig, attached_endpoints
+
+#: resource class -> the rig-file section its parameters fill
+RESOURCE_KEYS = {
+    "ForceGaugeVISA": {"gauge.calibration.certificate": "calibration_certificate",
+                       "gauge.calibration.date": "calibration_date", "gauge.calibration.due": "calibration_due",
+                       "gauge.calibration.expanded_uncertainty_n": "calibration_uncertainty_n",
+                       "gauge.calibration.coverage_factor": "calibration_coverage_factor"},
+}
+DEFAULT_COORDINATOR = "127.0.0.1:20408"
+
+
+class PlaceUnavailable(RigError):
+    """The labgrid place is not ours to drive (held by someone else, not acquired, unknown)."""
+
+
+@dataclass
+class LabTarget:
+    """One target of a labgrid environment, with the rig it describes."""
+
+    env_file: Path
+    role: str
+    target: object  # labgrid.Target
+    config: RigConfig
+    place: dict | None = None  # name, acquired by, coordinator — for the run record
+
+    def open(self) -> Rig:
+        return open_rig_on_target(self.target, self.config)
+
+
+def load_environment(path: str | Path, coordinator: str | None = None):
+    """labgrid's Environment for `path`, or one line naming the file and the fix."""
+    from labgrid import Environment
+    from labgrid.exceptions import NoConfigFoundError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such labgrid environment file; pass an existing file to --lg-env")
+    try:
+        env = Environment(config_file=str(path))
+    except NoConfigFoundError:
+        raise ConfigError(f"{path}: cannot read the labgrid environment file") from None
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"{path}: imports: module {exc.name!r} not found (use drivers.labgrid_drivers)") from None
+    except Exception as exc:  # labgrid's InvalidConfigError and YAML errors carry the detail
+        raise ConfigError(f"{path}: not a valid labgrid environment ({_first_line(exc)})") from None
+    if not env.config.get_targets():
+        raise ConfigError(f"{path}: targets: no target defined (add e.g. targets: {{main: {{resources: ...}}}})")
+    if coordinator:
+        env.config.set_option("coordinator_address", coordinator)
+    import_module("drivers.labgrid_drivers")  # the classes a target may name, even if imports: forgot them
+
+    return env
+
+
+def target_roles(env) -> list[str]:
+    return list(env.config.get_targets())
+
+
+def lab_target(env, role: str) -> LabTarget:
+    """Create the target (reaching the coordinator for a RemotePlace) and its rig model."""
+    from labgrid.exceptions import InvalidConfigError
+    from labgrid.remote.client import Error as LabgridClientError
+
+    path = Path(env.config_file)
+    place_name = _remote_place_name(env, role)
+    try:
+        target = env.get_target(role)
+    except LabgridClientError as exc:
+        raise _place_error(path, place_name, exc) from None
+    except (ConnectionError, OSError) as exc:
+        raise PlaceUnavailable(
+            f"{path}: labgrid coordinator {_coordinator(env)} unreachable ({_first_line(exc)}); "
+            "start it or pass --lg-coordinator HOST:PORT"
+        ) from None
+    except InvalidConfigError as exc:
+        raise ConfigError(f"{path}: target {role}: {_first_line(exc)}") from None
+    except Exception as exc:  # attrs/TypeError from a resource with a bad or missing parameter
+        raise ConfigError(f"{path}: target {role}: {_first_line(exc)}") from None
+    if target is None:
+        raise ConfigError(f"{path}: no target {role!r}; targets are {', '.join(target_roles(env))}")
+    name = place_name or _option(env, role, "rig_name") or role
+    config = rig_config_from_target(target, path, role, name)
+    place = None
+    if place_name:
+        place = {"name": place_name, "coordinator": _coordinator(env), "acquired_by": _place_holder(place_name)}
+    return LabTarget(path, role, target, config, place)
+
+
+def rig_config_from_target(target, source: Path, role: str, name: str) -> RigConfig:
+    by_class: dict[str, object] = {}
+    for resource in target.resources:
+        by_class.setdefault(type(resource).__name__, resource)
+    where = f"{source} (labgrid target {role})"
+
+    def need(cls: str, *alternatives: str):
+        for c in (cls, *alternatives):
+            if c in by_class:
+                return by_class[c]
+        names = " or ".join((cls, *alternatives))
+        have = ", ".join(sorted(by_class)) or "none"
+        raise ConfigError(f"{where}: no {names} resource (resources found: {have}); add it to the "
+                          "target, or to the exporter of its place")
+
+    table = need("TractionTable")
+    ctrl = need("TractionControllerTCP", "TractionControllerRTU")
+    stim = need("StimulusModuleTCP")
+    gauge = need("ForceGaugeVISA")
+    sim = by_class.get("PatientSimulatorTCP")
+    if type(ctrl).__name__ == "TractionControllerTCP":
+        host, port = _host_port(ctrl)
+        controller = {"transport": "tcp", "host": host, "port": port}
+    else:
+        controller = {"transport": "rtu", "serial_port": ctrl.port, "baudrate": ctrl.baudrate, "parity": ctrl.parity}
+    controller.update(unit_id=ctrl.unit_id, timeout_s=ctrl.timeout_s)
+    s_host, s_port = _host_port(stim)
+    data = {
+        "name": name,
+        "description": table.description,
+        "time_scale": table.time_scale,
+        "safety_limit_n": table.safety_limit_n,
+        "controller": controller,
+        "stimulus": {"host": s_host, "port": s_port, "unit_id": stim.unit_id, "timeout_s": stim.timeout_s},
+        "gauge": {
+            "resource": gauge.resource, "dialect": gauge.dialect, "model": gauge.model, "serial": gauge.serial,
+            "capacity_n": gauge.capacity_n, "resolution_n": gauge.resolution_n, "timeout_s": gauge.timeout_s,
+            "calibration": {
+                "certificate": gauge.calibration_certificate, "date": gauge.calibration_date,
+                "due": gauge.calibration_due, "expanded_uncertainty_n": gauge.calibration_uncertainty_n,
+                "coverage_factor": gauge.calibration_coverage_factor,
+            },
+        },
+        "table": {"kind": table.kind, "model": table.model, "serial": table.serial,
+                  "specification": table.specification or table.kind},
+    }
+    if table.emulated:
+        data["emulated"] = {"seed": table.seed, "attach": True}
+        if sim is not None:
+            host, port = _host_port(sim)
+            data["emulated"]["patient_simulator"] = f"{host}:{port}"
+    try:
+        return rig_from_dict(data, source)
+    except ConfigError as exc:
+        text = str(exc).removeprefix(f"{source}: ")
+        for cls, keys in RESOURCE_KEYS.items():
+            for key, param in keys.items():
+                if text.startswith(key + ":"):
+                    text = f"{cls}.{param}:" + text[len(key) + 1:]
+        raise ConfigError(f"{where}: {text}") from None
+
+
+def open_rig_on_target(target, config: RigConfig) -> Rig:
+    """Activate the target's drivers (creating any the environment did not list) into a Rig."""
+    from drivers.labgrid_drivers import (
+        ForceGaugeDriver,
+        PatientSimulatorDriver,
+        StimulusModuleDriver,
+        TractionControllerDriver,
+    )
+
+    def driver(cls, optional: bool = False):
+        from labgrid.exceptions import NoDriverFoundError
+
+        try:
+            return target.get_driver(cls)
+        except NoDriverFoundError:
+            pass
+        try:
+            cls(target, None)
+        except Exception:  # noqa: BLE001 — no resource to bind (optional side channels)
+            if optional:
+                return None
+            raise
+        return target.get_driver(cls)
+
+    try:
+        ctrl = driver(TractionControllerDriver)
+        safety = ctrl.open_safety_link()
+        stim = driver(StimulusModuleDriver)
+        gauge = driver(ForceGaugeDriver)
+        sim = driver(PatientSimulatorDriver, optional=True) if config.is_emulated else None
+    except Exception:
+        target.deactivate_all_drivers()
+        raise
+    endpoints = attached_endpoints(config) if config.is_emulated else {}
+    return Rig(config, ctrl.controller, stim.module, gauge.gauge, None, endpoints, safety,
+               sim.simulator if sim is not None else None, on_close=target.deactivate_all_drivers)
+
+
+# ---------------------------------------------------------------- helpers
+def _host_port(resource) -> tuple[str, int]:
+    host = resource.host
+    if ":" in host and not host.startswith("["):
+        h, p = host.rsplit(":", 1)
+        if p.isdigit():
+            return h, int(p)
+    return host, int(resource.port)
+
+
+def _option(env, role: str, name: str):
+    try:
+        return env.config.get_target_option(role, name)
+    except KeyError:
+        return None
+
+
+def _remote_place_name(env, role: str) -> str | None:
+    from labgrid.factory import target_factory
+
+    resources, _ = target_factory.normalize_config(env.config.get_targets().get(role) or {})
+    places = resources.get("RemotePlace", {})
+    for name, args in places.items():
+        if name is None and args and isinstance(args[0], dict):
+            return args[0].get("name")
+        return name
+    return None
+
+
+def _coordinator(env) -> str:
+    default = os.environ.get("LG_COORDINATOR", DEFAULT_COORDINATOR)
+    try:
+        return env.config.get_option("coordinator_address", default)
+    except KeyError:
+        return default
+
+
+def _session():
+    from labgrid.resource.remote import RemotePlaceManager
+
+    return RemotePlaceManager.get().session
+
+
+def _place_holder(place_name: str) -> str | None:
+    try:
+        return _session().get_place(place_name).acquired
+    except Exception:  # noqa: BLE001 — informational only
+        return None
+
+
+def _place_error(path: Path, place: str | None, exc: Exception) -> PlaceUnavailable:
+    """labgrid's refusal, restated with who holds the place and the command that fixes it."""
+    text = _first_line(exc)
+    if place is None:
+        return PlaceUnavailable(f"{path}: labgrid refused the target: {text}")
+    holder = _place_holder(place)
+    me = _me()
+    if holder and holder != me:
+        return PlaceUnavailable(
+            f"labgrid place {place} is held by {holder} (you are {me}): wait until they run "
+            f"`labgrid-client -p {place} release`, or ask them to `labgrid-client -p {place} allow {me}`"
+        )
+    if "not acquired" in text and not holder:
+        return PlaceUnavailable(f"labgrid place {place} is not acquired: run `labgrid-client -p {place} acquire` first")
+    return PlaceUnavailable(f"labgrid place {place}: {text}")
+
+
+def _me() -> str:
+    from getpass import getuser
+    from socket import gethostname
+
+    return f"{os.environ.get('LG_HOSTNAME', gethostname())}/{os.environ.get('LG_USERNAME', getuser())}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
