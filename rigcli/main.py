@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--events", metavar="FILE", help="append ground-truth events as JSON lines")
     emulate.set_defaults(func=_emulate)
 
+    from rigcli.lab import add_parser as add_lab_parser
+
+    add_lab_parser(sub)
+
     faults = sub.add_parser("faults", help="the emulated table's named defects: list them, or run the detection matrix")
     faults.set_defaults(func=_faults_list)
     fsub = faults.add_subparsers(dest="faults_command")

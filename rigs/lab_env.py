@@ -21,12 +21,26 @@ from drivers.errors import ConfigError, RigError
 from rigs.config import RigConfig, rig_from_dict
 from rigs.rig import Rig, attached_endpoints
 
-#: resource class -> the rig-file section its parameters fill
-RESOURCE_KEYS = {
-    "ForceGaugeVISA": {"gauge.calibration.certificate": "calibration_certificate",
-                       "gauge.calibration.date": "calibration_date", "gauge.calibration.due": "calibration_due",
-                       "gauge.calibration.expanded_uncertainty_n": "calibration_uncertainty_n",
-                       "gauge.calibration.coverage_factor": "calibration_coverage_factor"},
+#: resource class -> {resource parameter: the rig-file key it fills}. One table for both
+#: directions: a target's resources become a rig, and a rig becomes an exporter's resources.
+FIELDS: dict[str, dict[str, str]] = {
+    "TractionTable": {"kind": "table.kind", "model": "table.model", "serial": "table.serial",
+                      "specification": "table.specification", "safety_limit_n": "safety_limit_n",
+                      "description": "description", "time_scale": "time_scale"},
+    "TractionControllerTCP": {"host": "controller.host", "port": "controller.port",
+                              "unit_id": "controller.unit_id", "timeout_s": "controller.timeout_s"},
+    "TractionControllerRTU": {"port": "controller.serial_port", "baudrate": "controller.baudrate",
+                              "parity": "controller.parity", "unit_id": "controller.unit_id",
+                              "timeout_s": "controller.timeout_s"},
+    "StimulusModuleTCP": {"host": "stimulus.host", "port": "stimulus.port", "unit_id": "stimulus.unit_id",
+                          "timeout_s": "stimulus.timeout_s"},
+    "ForceGaugeVISA": {"resource": "gauge.resource", "dialect": "gauge.dialect", "model": "gauge.model",
+                       "serial": "gauge.serial", "capacity_n": "gauge.capacity_n",
+                       "resolution_n": "gauge.resolution_n", "timeout_s": "gauge.timeout_s",
+                       "calibration_certificate": "gauge.calibration.certificate",
+                       "calibration_date": "gauge.calibration.date", "calibration_due": "gauge.calibration.due",
+                       "calibration_uncertainty_n": "gauge.calibration.expanded_uncertainty_n",
+                       "calibration_coverage_factor": "gauge.calibration.coverage_factor"},
 }
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 
@@ -88,12 +102,11 @@ def lab_target(env, role: str) -> LabTarget:
     try:
         target = env.get_target(role)
     except LabgridClientError as exc:
+        if "could not connect to coordinator" in str(exc).lower():
+            raise _unreachable(env, path, exc) from None
         raise _place_error(path, place_name, exc) from None
     except (ConnectionError, OSError) as exc:
-        raise PlaceUnavailable(
-            f"{path}: labgrid coordinator {_coordinator(env)} unreachable ({_first_line(exc)}); "
-            "start it or pass --lg-coordinator HOST:PORT"
-        ) from None
+        raise _unreachable(env, path, exc) from None
     except InvalidConfigError as exc:
         raise ConfigError(f"{path}: target {role}: {_first_line(exc)}") from None
     except Exception as exc:  # attrs/TypeError from a resource with a bad or missing parameter
@@ -124,38 +137,20 @@ def rig_config_from_target(target, source: Path, role: str, name: str) -> RigCon
                           "target, or to the exporter of its place")
 
     table = need("TractionTable")
-    ctrl = need("TractionControllerTCP", "TractionControllerRTU")
-    stim = need("StimulusModuleTCP")
-    gauge = need("ForceGaugeVISA")
-    sim = by_class.get("PatientSimulatorTCP")
-    if type(ctrl).__name__ == "TractionControllerTCP":
-        host, port = _host_port(ctrl)
-        controller = {"transport": "tcp", "host": host, "port": port}
-    else:
-        controller = {"transport": "rtu", "serial_port": ctrl.port, "baudrate": ctrl.baudrate, "parity": ctrl.parity}
-    controller.update(unit_id=ctrl.unit_id, timeout_s=ctrl.timeout_s)
-    s_host, s_port = _host_port(stim)
-    data = {
-        "name": name,
-        "description": table.description,
-        "time_scale": table.time_scale,
-        "safety_limit_n": table.safety_limit_n,
-        "controller": controller,
-        "stimulus": {"host": s_host, "port": s_port, "unit_id": stim.unit_id, "timeout_s": stim.timeout_s},
-        "gauge": {
-            "resource": gauge.resource, "dialect": gauge.dialect, "model": gauge.model, "serial": gauge.serial,
-            "capacity_n": gauge.capacity_n, "resolution_n": gauge.resolution_n, "timeout_s": gauge.timeout_s,
-            "calibration": {
-                "certificate": gauge.calibration_certificate, "date": gauge.calibration_date,
-                "due": gauge.calibration_due, "expanded_uncertainty_n": gauge.calibration_uncertainty_n,
-                "coverage_factor": gauge.calibration_coverage_factor,
-            },
-        },
-        "table": {"kind": table.kind, "model": table.model, "serial": table.serial,
-                  "specification": table.specification or table.kind},
-    }
+    chosen = [table, need("TractionControllerTCP", "TractionControllerRTU"), need("StimulusModuleTCP"),
+              need("ForceGaugeVISA")]
+    data: dict = {"name": name, "controller": {"transport": "tcp" if "TCP" in type(chosen[1]).__name__ else "rtu"}}
+    for resource in chosen:
+        params = {p: getattr(resource, p) for p in FIELDS[type(resource).__name__]}
+        if "host" in params:
+            params["host"], params["port"] = _host_port(resource)
+        for param, key in FIELDS[type(resource).__name__].items():
+            if params[param] is not None:
+                _put(data, key, params[param])
+    data["table"].setdefault("specification", table.kind)
     if table.emulated:
         data["emulated"] = {"seed": table.seed, "attach": True}
+        sim = by_class.get("PatientSimulatorTCP")
         if sim is not None:
             host, port = _host_port(sim)
             data["emulated"]["patient_simulator"] = f"{host}:{port}"
@@ -163,11 +158,35 @@ def rig_config_from_target(target, source: Path, role: str, name: str) -> RigCon
         return rig_from_dict(data, source)
     except ConfigError as exc:
         text = str(exc).removeprefix(f"{source}: ")
-        for cls, keys in RESOURCE_KEYS.items():
-            for key, param in keys.items():
+        for resource in chosen:  # name the resource parameter the user wrote, not the rig key
+            cls = type(resource).__name__
+            for param, key in FIELDS[cls].items():
                 if text.startswith(key + ":"):
                     text = f"{cls}.{param}:" + text[len(key) + 1:]
         raise ConfigError(f"{where}: {text}") from None
+
+
+def exporter_config(config: RigConfig, group: str) -> dict:
+    """The labgrid exporter file that publishes `config`'s bench as resource group `group`.
+
+    The inverse of `rig_config_from_target`: exporting this and acquiring the place gives
+    back the same rig. An emulated rig must be attached (its addresses known).
+    """
+    if config.is_emulated and not config.emulated.attach:
+        raise ConfigError(f"{config.source or config.name}: an emulated rig is exported once its emulator runs "
+                          "(rig lab export starts it)")
+    flat = config.model_dump(mode="json")
+    ctrl_cls = "TractionControllerTCP" if config.controller.transport == "tcp" else "TractionControllerRTU"
+    resources: dict[str, dict] = {}
+    for cls in ("TractionTable", ctrl_cls, "StimulusModuleTCP", "ForceGaugeVISA"):
+        values = {param: _get(flat, key) for param, key in FIELDS[cls].items()}
+        resources[cls] = {param: value for param, value in values.items() if value not in (None, "")}
+    if config.is_emulated:
+        resources["TractionTable"].update(emulated=True, seed=config.emulated.seed)
+        if config.emulated.patient_simulator:
+            host, port = config.emulated.patient_simulator.rsplit(":", 1)
+            resources["PatientSimulatorTCP"] = {"host": host, "port": int(port)}
+    return {group: resources}
 
 
 def open_rig_on_target(target, config: RigConfig) -> Rig:
@@ -209,6 +228,19 @@ def open_rig_on_target(target, config: RigConfig) -> Rig:
 
 
 # ---------------------------------------------------------------- helpers
+def _put(data: dict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        data = data.setdefault(part, {})
+    data[leaf] = value
+
+
+def _get(data: dict, dotted: str):
+    for part in dotted.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
 def _host_port(resource) -> tuple[str, int]:
     host = resource.host
     if ":" in host and not host.startswith("["):
@@ -258,6 +290,11 @@ def _place_holder(place_name: str) -> str | None:
         return None
 
 
+def _unreachable(env, path: Path, exc: Exception) -> PlaceUnavailable:
+    return PlaceUnavailable(f"{path}: labgrid coordinator {_coordinator(env)} unreachable ({_first_line(exc)}); "
+                            "start it or pass --lg-coordinator HOST:PORT")
+
+
 def _place_error(path: Path, place: str | None, exc: Exception) -> PlaceUnavailable:
     """labgrid's refusal, restated with who holds the place and the command that fixes it."""
     text = _first_line(exc)
@@ -285,3 +322,19 @@ def _me() -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+def attached_rig(config: RigConfig, endpoints: dict) -> RigConfig:
+    """`config` with the addresses of its emulator, which `endpoints` (what `rig emulate` printed) says."""
+    if endpoints["controller"]["transport"] != "tcp":
+        raise ConfigError(f"{config.source or config.name}: only a Modbus TCP emulated table can be exported "
+                          "(serial lines are local to this machine)")
+    data = config.model_dump(mode="json", exclude={"source"})
+    data["controller"].update(host=endpoints["controller"]["host"], port=endpoints["controller"]["port"])
+    data["stimulus"].update(host=endpoints["stimulus"]["host"], port=endpoints["stimulus"]["port"])
+    data["gauge"]["resource"] = endpoints["gauges"][config.gauge.dialect]["resource"]
+    data["table"]["serial"] = endpoints.get("serial", config.table.serial)
+    sim = endpoints.get("patient_simulator")
+    data["emulated"] = {"seed": endpoints.get("seed", config.emulated.seed), "attach": True,
+                        "patient_simulator": f"{sim['host']}:{sim['port']}" if sim else None}
+    return rig_from_dict(data, config.source or "<rig>")
