@@ -57,13 +57,17 @@ if not os.environ.get("TRACTION_RIG_MODBUS_LOG"):
 class ModbusExceptionError(DeviceError):
     """The device answered with a Modbus exception."""
 
-    def __init__(self, device: str, code: int, target: str, reason: RejectReason | None, fix: str | None = None):
+    def __init__(self, device: str, code: int, target: str, reason: RejectReason | None, fix: str | None = None,
+                 fault: FaultCode | None = None):
         self.code = code
         self.target = target
         self.reason = reason
+        self.fault = fault
         text = f"exception {code:02X} ({_EXC_TEXT.get(code, 'unknown')}) on {target}"
         if reason is not None:
             text += f"; LAST_REJECT {int(reason)}: {reason.text}"
+        if fault:  # which latch: the first trigger the controller kept
+            text += f"; FAULT_CODE {int(fault)} ({fault.name.lower().replace('_', ' ')})"
         super().__init__(device, text, fix)
 
 
@@ -231,19 +235,22 @@ class TractionController:
             code = getattr(response, "exception_code", None)
             if code is None:
                 raise DeviceProtocolError(self.device, f"unexpected reply to {target}: {response}")
-            reason = None
+            reason = fault = None
             if code in (0x03, 0x04):
-                reason = self._last_reject()
+                reason = self._read_reason(InputReg.LAST_REJECT, RejectReason)
+            if reason is RejectReason.LATCHED:
+                fault = self._read_reason(InputReg.FAULT_CODE, FaultCode)
             fix = None
             if code == 0x0B:
                 fix = f"the device does not answer unit id {self.unit_id}: set the rig file's unit id"
-            raise _EXC_CLASS.get(code, ModbusExceptionError)(self.device, code, target, reason, fix)
+            raise _EXC_CLASS.get(code, ModbusExceptionError)(self.device, code, target, reason, fix, fault)
         return response
 
-    def _last_reject(self) -> RejectReason | None:
+    def _read_reason(self, reg: InputReg, kind):
+        """Why a command was refused, read after the refusal; None when that read fails too."""
         try:
-            raw = self._client.read_input_registers(InputReg.LAST_REJECT, count=1, device_id=self.unit_id)
-            return RejectReason(raw.registers[0]) if not raw.isError() else None
+            raw = self._client.read_input_registers(reg, count=1, device_id=self.unit_id)
+            return kind(raw.registers[0]) if not raw.isError() else None
         except (ModbusException, ValueError, OSError):
             return None
 

@@ -136,6 +136,10 @@ def run(args) -> int:
             except ReportError as exc:
                 console.print(f"[red]rig: the compliance report could not be rendered: {exc}[/]")
                 code = code or 1
+    if len(overall) > 1:  # side by side: one line a rig, so no verdict scrolls out of sight
+        console.print(f"{len(overall)} rigs:")
+        for run_dir, verdict in zip(sorted(probe.run_dirs), overall):
+            console.print(f"  [{STYLE[verdict]}]{verdict:<12}[/] {run_dir}")
     if code in (2, 3, 4):  # interrupted, internal error, usage error
         return 2
     return 0 if all(o == "PASS" for o in overall) and code == 0 else 1
