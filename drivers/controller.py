@@ -118,6 +118,10 @@ class ControllerStatus:
     position_m: float
     last_reject: RejectReason
     host_ns: int  # perf_counter_ns when the reply arrived
+    #: perf_counter_ns just before the request went out: the device sampled what this
+    #: snapshot shows somewhere in [sent_ns, host_ns], not at host_ns (a loaded host can
+    #: take its time to read a reply)
+    sent_ns: int = 0
 
     @property
     def latched(self) -> bool:
@@ -278,6 +282,7 @@ class TractionController:
     def status(self) -> ControllerStatus:
         start, count = STATUS_INPUT_SPAN
         with self._lock:
+            sent_ns = time.perf_counter_ns()
             di = self._call_locked("discrete inputs 0..9", self._client.read_discrete_inputs, 0, count=len(DiscreteInput)).bits
             ir = self._call_locked("input registers 0..6", self._client.read_input_registers, start, count=count).registers
             host_ns = time.perf_counter_ns()
@@ -294,6 +299,7 @@ class TractionController:
             position_m=units.to_signed16(ir[InputReg.POSITION]) * 1e-4,
             last_reject=reject,
             host_ns=host_ns,
+            sent_ns=sent_ns,
         )
 
     def identity(self) -> ControllerIdentity:

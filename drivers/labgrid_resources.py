@@ -32,14 +32,13 @@ def _text(value):
     return value if value is None or isinstance(value, (int, float, str)) else str(value)
 
 
-@target_factory.reg_resource
 @attr.s(eq=False)
-class TractionControllerTCP(Resource):
-    """A TCM-1 traction controller on Modbus TCP.
+class ModbusTCPEndpoint(Resource):
+    """A Modbus TCP device (not registered itself: the classes below say which device).
 
     Args:
-        host (str): address of the controller, optionally with ":port"
-        port (int): TCP port when `host` has none (real controllers: 502)
+        host (str): address of the device, optionally with ":port"
+        port (int): TCP port when `host` has none (real devices: 502)
         unit_id (int): Modbus unit / device id
         timeout_s (float|str): per-transaction timeout
     """
@@ -48,6 +47,12 @@ class TractionControllerTCP(Resource):
     port = attr.ib(default=502, validator=_int)
     unit_id = attr.ib(default=1, validator=_int)
     timeout_s = attr.ib(default=1.0, validator=_scalar)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class TractionControllerTCP(ModbusTCPEndpoint):
+    """A TCM-1 traction controller on Modbus TCP."""
 
 
 @target_factory.reg_resource
@@ -68,13 +73,8 @@ class TractionControllerRTU(Resource):
 
 @target_factory.reg_resource
 @attr.s(eq=False)
-class StimulusModuleTCP(Resource):
+class StimulusModuleTCP(ModbusTCPEndpoint):
     """The SIO-1 relay module that presses the patient switch and e-stop and cuts mains."""
-
-    host = attr.ib(validator=_str)
-    port = attr.ib(default=502, validator=_int)
-    unit_id = attr.ib(default=1, validator=_int)
-    timeout_s = attr.ib(default=1.0, validator=_scalar)
 
 
 @target_factory.reg_resource

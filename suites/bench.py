@@ -118,6 +118,14 @@ class Bench:
                 return st, False
             time.sleep(POLL_WALL_S)
 
+    def start_refused(self) -> bool:
+        """Try START: True when the controller refuses it (what a latched table must do)."""
+        try:
+            self.ctrl.start()
+        except CommandRefused:
+            return True
+        return False
+
     def released(self, st: ControllerStatus) -> bool:
         return st.force_n <= self.residual_n and st.phase is Phase.IDLE
 

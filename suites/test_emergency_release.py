@@ -121,12 +121,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         bench.relay(RELAY[trigger], False)
     else:
         bench.keeper.resume()
-    refused = True
-    try:
-        bench.ctrl.start()
-        refused = False
-    except CommandRefused:
-        pass
+    refused = bench.start_refused()
     if trigger == "mains_cut":
         try:
             bench.ctrl.enable()

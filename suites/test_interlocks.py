@@ -141,7 +141,7 @@ def test_overforce_trip(bench, spec, recorder, force_limit, rig):
     holder: list = []
     t0 = time.perf_counter_ns()
     pull_rate = 20.0 * limit  # N/s: a snag: faster than the force loop can pay out
-    reads: list[tuple[int, bool]] = []  # (host ns, OVERFORCE_TRIPPED) while waiting for the trip
+    reads: list[tuple[int, int, bool]] = []  # (sent ns, reply ns, OVERFORCE_TRIPPED) while waiting for the trip
     try:
         with bench.capture(holder):
             bench.sleep(0.3)
@@ -149,7 +149,7 @@ def test_overforce_trip(bench, spec, recorder, force_limit, rig):
             deadline = time.perf_counter() + 2.0 / bench.k + 0.5
             while time.perf_counter() < deadline:
                 st = bench.ctrl.status()
-                reads.append((st.host_ns, st.overforce_tripped))
+                reads.append((st.sent_ns, st.host_ns, st.overforce_tripped))
                 if st.overforce_tripped:
                     break
             bench.sleep(1.0)
@@ -157,13 +157,16 @@ def test_overforce_trip(bench, spec, recorder, force_limit, rig):
         rig.patient_simulator.pull(0.0)
     cap = bench.to_table(holder[0], t0)
     cross = crossing_above(cap.t, cap.force, limit)
-    # the trip instant: between the last read that did not show it and the first that did
-    first = next((i for i, (_, tripped) in enumerate(reads) if tripped), None)
+    # the trip instant: after the device sampled the last read that did not show it (no
+    # earlier than that read was sent) and before the first read that did came back —
+    # a reply the loaded host picked up late must not push the trip later
+    first = next((i for i, (_, _, tripped) in enumerate(reads) if tripped), None)
     if first is None or not np.isfinite(cross):
         trip, half = float("inf"), 0.0
     else:
-        seen = bench.table_s(t0, reads[first][0])
-        before = bench.table_s(t0, reads[first - 1][0]) if first > 0 else seen
+        seen = bench.table_s(t0, reads[first][1])
+        # tripped at the first read: it may have come before that read was even sent
+        before = bench.table_s(t0, reads[first - 1][0]) if first > 0 else min(cross, bench.table_s(t0, reads[0][0]))
         trip, half = (seen + before) / 2, (seen - before) / 2
     st = bench.ctrl.status()
     lo, hi = req.limits()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -106,3 +107,14 @@ def served_table(kind: str = "lumbar", seed: int = 1, faults: list[str] | None =
         for server in servers:
             loop.run(server.shutdown())
         loop.stop()
+
+
+def wait_for(predicate, wall_s: float, what: str, poll_s: float = 0.01):
+    """The first true value of `predicate`, polled for at most `wall_s`; else a failure naming `what`."""
+    deadline = time.perf_counter_ns() + int(wall_s * 1e9)
+    while time.perf_counter_ns() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError(f"{what} not within {wall_s} s")

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,8 @@ from drivers.errors import ConfigError
 from reports.record import read_record
 from rigs.config import load_rig
 from rigs.lab_env import PlaceUnavailable, attached_rig, exporter_config, lab_target, load_environment
-from rigs.rig import EmulatorProcess
+from rigs.rig import EmulatorProcess, _read_line
+from tests.emulated import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -180,25 +179,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(what: str, probe, timeout_s: float = WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
-
-
 def _read_json_line(proc: subprocess.Popen, timeout_s: float = WAIT_S) -> dict:
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    try:
-        if not sel.select(timeout_s):
-            raise AssertionError(f"no line from {proc.args} within {timeout_s:.0f} s")
-        return json.loads(proc.stdout.readline())
-    finally:
-        sel.close()
+    line = _read_line(proc, timeout_s)
+    assert line, f"no line from {proc.args} within {timeout_s:.0f} s"
+    return json.loads(line)
 
 
 class Lab:
@@ -212,7 +196,7 @@ class Lab:
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                            stdin=subprocess.DEVNULL, cwd=tmp_path))
         host, port = self.address.split(":")
-        _wait_for("coordinator listening", lambda: _connects(host, int(port)))
+        wait_for(lambda: _connects(host, int(port)), WAIT_S, "coordinator listening", poll_s=0.2)
 
     def export_emulated(self, place: str, seed: int) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "rigcli", "lab", "export", "--place", place, "--seed", str(seed),
@@ -221,8 +205,8 @@ class Lab:
                                 cwd=ROOT)
         self.procs.append(proc)
         line = _read_json_line(proc)
-        _wait_for(f"exporter publishes {place}",
-                  lambda: f"{place}/{place}/ForceGaugeVISA" in self.client("resources", check=False).stdout)
+        wait_for(lambda: f"{place}/{place}/ForceGaugeVISA" in self.client("resources", check=False).stdout,
+                 WAIT_S, f"exporter publishes {place}", poll_s=0.2)
         return line
 
     def client(self, *args, user: str = "alice", check: bool = True, token: str | None = None):

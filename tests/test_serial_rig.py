@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -25,19 +24,10 @@ from rigcli.main import main as rig_main
 from rigs.config import RIGS_DIR, load_rig, rig_from_dict
 from rigs.emulator.nullmodem import PtyLink
 from rigs.rig import EmulatorProcess, open_rig
+from tests.emulated import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SERIAL_RIG = RIGS_DIR / "emulated-serial.yaml"
-
-
-def wait_for(predicate, wall_s: float, what: str):
-    deadline = time.perf_counter_ns() + int(wall_s * 1e9)
-    while time.perf_counter_ns() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"{what} not within {wall_s} s")
 
 
 def pty_keeps_parity() -> bool:
