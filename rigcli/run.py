@@ -34,12 +34,9 @@ class RunDirProbe:
         srig = session.config.stash.get(RIG_KEY, {}).get("session")
         if srig is not None:
             self.run_dirs.append(srig.record.dir)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error):
-        run_dir = getattr(node, "workeroutput", {}).get("run_dir")
-        if run_dir:
-            self.run_dirs.append(Path(run_dir))
+        workers = session.config.pluginmanager.get_plugin("traction-rig-worker-runs")
+        if workers is not None:  # the plugin already collects what each xdist worker wrote
+            self.run_dirs.extend(workers.run_dirs)
 
 
 def rig_count(args) -> int:
