@@ -9,12 +9,15 @@ error naming the register and the device's own LAST_REJECT reason, because "exce
 from __future__ import annotations
 
 import enum
+import fcntl
 import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import serial
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
@@ -142,6 +145,34 @@ class Transport(enum.Enum):
     RTU = "rtu"
 
 
+#: After a failed RTU transaction the line is held this long (wall s) and then drained,
+#: so a late reply cannot be taken for the answer to the other master's next request.
+LINE_SETTLE_S = 0.05
+
+
+class SharedLineClient(ModbusSerialClient):
+    """An RTU client that opens its line without pyserial's lifetime lock.
+
+    pymodbus opens a serial port `exclusive`: an flock held as long as the port is open,
+    so no other process can open it. The test process and the heartbeat process both
+    need the line, so each opens it shared and takes that same flock around every
+    whole transaction instead (`TractionController._exclusive`): one master on the wire
+    at a time, and no frame of one interleaved with a frame of the other."""
+
+    def connect(self) -> bool:
+        if self.socket:
+            return True
+        p = self.comm_params
+        try:
+            self.socket = serial.serial_for_url(p.host, timeout=p.timeout_connect, write_timeout=p.timeout_connect,
+                                                bytesize=p.bytesize, stopbits=p.stopbits, baudrate=p.baudrate,
+                                                parity=p.parity, exclusive=False)
+            self.socket.inter_byte_timeout = self.inter_byte_timeout
+        except Exception:  # noqa: BLE001 — pyserial raises termios.error too; the caller explains
+            self.close()
+        return self.socket is not None
+
+
 class TractionController:
     """A TCM-1 controller. `safety_limit_n` is the rig's guard, not the device's."""
 
@@ -162,12 +193,14 @@ class TractionController:
         self.unit_id = unit_id
         self.timeout_s = timeout_s
         self.safety_limit_n = safety_limit_n
+        self._link = {"transport": self.transport.value, "host": host, "port": port, "unit_id": unit_id,
+                      "timeout_s": timeout_s, "baudrate": baudrate, "parity": parity}
         if self.transport is Transport.TCP:
             self.address = f"modbus-tcp://{host}:{port} unit {unit_id}"
             self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
         else:
             self.address = f"modbus-rtu://{port} unit {unit_id}"
-            self._client = ModbusSerialClient(
+            self._client = SharedLineClient(
                 str(port),
                 framer=FramerType.RTU,
                 baudrate=baudrate,
@@ -178,8 +211,13 @@ class TractionController:
                 retries=0,
             )
         self.device = f"{name} ({self.address})"
-        # one Modbus link shared by the test thread and the heartbeat keeper
+        # one Modbus link, whichever thread uses it
         self._lock = threading.RLock()
+        self._line_depth = 0  # nesting of _exclusive() (the flock is taken once)
+
+    def link_args(self) -> dict:
+        """How to open another link to this controller (the heartbeat process does)."""
+        return dict(self._link)
 
     # ------------------------------------------------------------ connection
     def connect(self) -> "TractionController":
@@ -220,8 +258,30 @@ class TractionController:
         self.close()
 
     # ------------------------------------------------------------ raw access
-    def _call(self, target: str, method, *args, **kwargs):
+    @contextmanager
+    def _exclusive(self):
+        """This link for one exchange: the thread lock, and on RTU the line itself (the
+        flock every master on this PC takes for a whole transaction)."""
         with self._lock:
+            line = None
+            if self.transport is Transport.RTU and self._line_depth == 0 and self._client.connect():
+                line = self._client.socket
+                fcntl.flock(line.fd, fcntl.LOCK_EX)
+            self._line_depth += 1
+            try:
+                yield
+            except (DeviceTimeout, DeviceProtocolError):
+                if line is not None:  # let a late reply arrive, then drop it, before the other master goes
+                    time.sleep(LINE_SETTLE_S)
+                    line.reset_input_buffer()
+                raise
+            finally:
+                self._line_depth -= 1
+                if line is not None and line.fd is not None:
+                    fcntl.flock(line.fd, fcntl.LOCK_UN)
+
+    def _call(self, target: str, method, *args, **kwargs):
+        with self._exclusive():
             return self._call_locked(target, method, *args, **kwargs)
 
     def _call_locked(self, target: str, method, *args, **kwargs):
@@ -274,14 +334,14 @@ class TractionController:
 
     def write_coil(self, coil: Coil, value: bool = True) -> int:
         """Write a coil; returns perf_counter_ns at the acknowledgement."""
-        with self._lock:
+        with self._exclusive():
             self._call_locked(f"{coil.name} (coil {int(coil)}) := {int(value)}", self._client.write_coil, int(coil), value)
             return time.perf_counter_ns()
 
     # ------------------------------------------------------------ status
     def status(self) -> ControllerStatus:
         start, count = STATUS_INPUT_SPAN
-        with self._lock:
+        with self._exclusive():
             sent_ns = time.perf_counter_ns()
             di = self._call_locked("discrete inputs 0..9", self._client.read_discrete_inputs, 0, count=len(DiscreteInput)).bits
             ir = self._call_locked("input registers 0..6", self._client.read_input_registers, start, count=count).registers
@@ -351,7 +411,7 @@ class TractionController:
 
     def heartbeat(self) -> int:
         """Restart the device's watchdog; returns perf_counter_ns at the acknowledgement."""
-        with self._lock:
+        with self._exclusive():
             self._heartbeat_count = (getattr(self, "_heartbeat_count", 0) + 1) & 0xFFFF
             self.write_holding(Holding.HEARTBEAT, self._heartbeat_count)
             return time.perf_counter_ns()

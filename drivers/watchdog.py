@@ -2,87 +2,184 @@
 
 The controller releases the table by itself when heartbeats stop (WATCHDOG_MS), which
 covers the exit paths code cannot: SIGKILL, a crash of the interpreter, a pulled
-cable. While the rig is open this thread writes HEARTBEAT well inside the period; a
-suite that tests the watchdog pauses it.
+cable. The beats come from a small process of their own (drivers/heartbeat.py) on a
+link of its own, outside this process's GIL, so a test that computes, a report that
+renders or a loaded machine cannot starve them; that process ends the moment this one
+does, however it ends, and the watchdog then trips. A suite that tests the watchdog
+pauses it.
 """
 
 from __future__ import annotations
 
-import threading
+import json
+import os
+import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from drivers.controller import TractionController
+from drivers.errors import RigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: wall seconds the beat process gets to start and to answer a control line
+START_TIMEOUT_S = 20.0
+REPLY_TIMEOUT_S = 5.0
+
+
+class HeartbeatError(RigError):
+    """The heartbeat process could not start, or stopped answering."""
 
 
 class HeartbeatKeeper:
-    def __init__(self, controller: TractionController, period_table_s: float, time_scale: float = 1.0,
-                 link: TractionController | None = None) -> None:
-        """`link`: a connection of its own for the beats (Modbus TCP). On the test's link a
-        beat waits for the link's lock, and a test polling the table back to back can hold
-        that lock for longer than the period on a loaded host: the watchdog then trips in
-        the middle of a test that has nothing to do with it."""
+    def __init__(self, controller: TractionController, period_table_s: float, time_scale: float = 1.0) -> None:
         if period_table_s <= 0:
             raise ValueError("the watchdog period must be > 0 s")
         self.controller = controller
-        self.link = link or controller
         self.period_table_s = period_table_s
+        self.time_scale = time_scale
         # a sixth of the period in wall seconds: five beats may be lost to a busy
         # machine before a trip
         self.interval_wall_s = period_table_s / time_scale / 6.0
-        self._running = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.process: subprocess.Popen | None = None
+        self._control: socket.socket | None = None
+        self._buffer = b""
+        self._paused = True
         self.last_ack_ns = 0
         self.last_rtt_s = 0.0  # write round trip of the last beat: bounds when it acted
-        self.errors = 0
-        self.beats = 0
-        self.max_gap_s = 0.0  # longest wall time between two acknowledged beats while feeding
-        self.max_rtt_s = 0.0  # longest beat round trip: a gap made of it is the device's (or link's), not ours
+        self.stats: dict = {}
 
+    # ------------------------------------------------------------ figures
+    @property
+    def beats(self) -> int:
+        return int(self.stats.get("beats", 0))
+
+    @property
+    def errors(self) -> int:
+        return int(self.stats.get("errors", 0))
+
+    @property
+    def max_gap_s(self) -> float:
+        """Longest wall time between two acknowledged beats while feeding."""
+        return self.stats.get("max_gap_ns", 0) / 1e9
+
+    @property
+    def max_rtt_s(self) -> float:
+        """Longest beat round trip: a gap made of it is the device's (or link's), not ours."""
+        return self.stats.get("max_rtt_ns", 0) / 1e9
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    # ------------------------------------------------------------ control
     def arm(self) -> None:
         """Set WATCHDOG_MS on the device and start feeding it."""
         self.controller.set_watchdog(self.period_table_s)
-        self._beat()
-        self._running.set()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
-            self._thread.start()
+        if self.process is None:
+            self._spawn()
+        elif self._paused:
+            self.resume()
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval_wall_s):
-            # the check and the beat under the link's lock, so pause() is exact
-            with self.link._lock:
-                if not self._running.is_set():
-                    continue
-                try:
-                    self._beat()
-                except Exception:  # noqa: BLE001 — a missed beat is what the watchdog is for
-                    self.errors += 1
+    def _spawn(self) -> None:
+        parent, child = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        cmd = [sys.executable, "-m", "drivers.heartbeat", "--control-fd", str(child.fileno()),
+               "--parent-pid", str(os.getpid()), "--interval-ns", str(int(self.interval_wall_s * 1e9)),
+               "--link", json.dumps(self.controller.link_args())]
+        try:
+            self.process = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL, cwd=str(PROJECT_ROOT), env=env)
+        finally:
+            child.close()  # only the beat process holds that end: its EOF is our death
+        self._control = parent
+        reply = self._read_line(START_TIMEOUT_S, "start")
+        if not reply.startswith("ready "):
+            self._kill()
+            raise HeartbeatError(f"{self.controller.device}: the heartbeat process did not start "
+                                 f"({reply.removeprefix('error ')})")
+        self._acked(reply)
+        self._paused = False
 
-    def _beat(self) -> None:
-        sent = time.perf_counter_ns()
-        ack = self.link.heartbeat()
-        if self._running.is_set() and self.last_ack_ns:
-            self.max_gap_s = max(self.max_gap_s, (ack - self.last_ack_ns) / 1e9)
-        self.last_ack_ns, self.last_rtt_s = ack, (ack - sent) / 1e9
-        self.max_rtt_s = max(self.max_rtt_s, self.last_rtt_s)
-        self.beats += 1
+    def _acked(self, reply: str) -> None:
+        _, ack, rtt = reply.split()
+        self.last_ack_ns, self.last_rtt_s = int(ack), int(rtt) / 1e9
+
+    def _ask(self, command: str) -> str:
+        if self._control is None:
+            raise HeartbeatError(f"{self.controller.device}: the heartbeat process is not running")
+        try:
+            self._control.sendall(command.encode() + b"\n")
+        except OSError as exc:
+            raise HeartbeatError(f"{self.controller.device}: the heartbeat process is gone ({exc})") from None
+        return self._read_line(REPLY_TIMEOUT_S, command)
+
+    def _read_line(self, timeout_s: float, what: str) -> str:
+        assert self._control is not None
+        deadline = time.perf_counter_ns() + int(timeout_s * 1e9)
+        while b"\n" not in self._buffer:
+            left = (deadline - time.perf_counter_ns()) / 1e9
+            if left <= 0:
+                raise HeartbeatError(f"{self.controller.device}: the heartbeat process did not answer "
+                                     f"{what!r} within {timeout_s:g} s")
+            self._control.settimeout(left)
+            try:
+                data = self._control.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                raise HeartbeatError(f"{self.controller.device}: the heartbeat process is gone ({exc})") from None
+            if not data:
+                code = self.process.poll() if self.process is not None else None
+                raise HeartbeatError(f"{self.controller.device}: the heartbeat process ended (exit code {code})")
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode("ascii", "replace")
 
     def pause(self) -> int:
-        """Stop feeding; returns the perf_counter_ns of the last acknowledged heartbeat."""
-        with self.link._lock:
-            self._running.clear()
-            return self.last_ack_ns
+        """Stop feeding; returns the perf_counter_ns of the last acknowledged heartbeat.
+        No beat is sent after this returns."""
+        self._acked(self._ask("pause"))
+        self._paused = True
+        return self.last_ack_ns
 
     def resume(self) -> None:
-        self._beat()
-        self._running.set()
+        """One beat at once, then feeding as before."""
+        reply = self._ask("resume")
+        if not reply.startswith("resumed "):
+            raise HeartbeatError(f"{self.controller.device}: heartbeat refused on resume ({reply.removeprefix('error ')})")
+        self._acked(reply)
+        self._paused = False
 
     @property
     def paused(self) -> bool:
-        return not self._running.is_set()
+        return self._paused
+
+    def refresh(self) -> dict:
+        """The beat process's figures now (beats, errors, largest gap and round trip)."""
+        self.stats = json.loads(self._ask("stats"))
+        return self.stats
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2.0)
+        """Stop the beats (the watchdog then trips unless the table is made safe first)."""
+        if self.process is None:
+            return
+        try:
+            self.stats = json.loads(self._ask("stop"))
+        except (HeartbeatError, ValueError):
+            pass
+        self._paused = True
+        self._kill()
+
+    def _kill(self) -> None:
+        if self._control is not None:
+            self._control.close()  # EOF: the process ends even if it missed "stop"
+            self._control = None
+        if self.process is not None:
+            try:
+                self.process.wait(2.0)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(2.0)

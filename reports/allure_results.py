@@ -67,7 +67,7 @@ def force_plot(m) -> bytes | None:
     ax.set_title(f"{m.requirement.id}: {m.name}", fontsize=9)
     ax.grid(alpha=0.3)
     buf = io.BytesIO()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.9, bottom=0.16)  # tight_layout would draw it twice
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()

@@ -31,7 +31,7 @@ from reports.record import RECORD_NAME
 from reports.verdicts import ORDER, RunSummary, _closeness, summarise
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-MAX_PLOTS = 6  # force/time plots per requirement: its worst measurements that have a series
+MAX_PLOTS = 4  # force/time plots per requirement: its worst measurements that have a series
 
 
 class ReportError(Exception):
@@ -188,9 +188,9 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         stats = plots.statistics(trials) if trials else None
         images = []
         if trials:
-            png = plots.values_plot(r.id, trials)
-            if png:
-                images.append({"uri": _data_uri(png), "caption": f"{r.id}: every measured value against its limit"})
+            if plots.has_values_plot(trials):
+                images.append({"plot": ("values_plot", r.id, trials),
+                               "caption": f"{r.id}: every measured value against its limit"})
             ranked = sorted(
                 (m for m in trials if m.get("decision_rule") != "boolean"
                  and (m.get("series") or series_of.get((m.get("test"), m.get("name"))))),
@@ -200,8 +200,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                 if not (run_dir / rel).is_file():
                     images.append({"uri": None, "caption": f"{m['name']}: series {rel} is missing"})
                     continue
-                png = plots.force_plot(run_dir, m, rel, residual)
-                images.append({"uri": _data_uri(png), "caption": f"{m['name']} — {rel}"})
+                images.append({"plot": ("force_plot", run_dir, m, rel, residual), "caption": f"{m['name']} — {rel}"})
         worst = r.worst
         sections.append({
             "id": r.id, "title": r.title, "source": r.source, "verdict": r.verdict,
@@ -217,6 +216,10 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                       "tur": m.get("tur"), "tur_below_4": m.get("tur_below_4"), "verdict": m["verdict"],
                       "summary": _is_summary(m)} for m in own],
         })
+
+    pending = [img for s in sections for img in s["images"] if "plot" in img]
+    for img, png in zip(pending, plots.render_all([img.pop("plot") for img in pending])):
+        img["uri"] = _data_uri(png)
 
     # deviations and incomplete items
     deviations = []

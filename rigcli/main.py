@@ -32,6 +32,7 @@ def _emulate(args: argparse.Namespace) -> int:
             serial_lines=args.serial_lines,
             rtu_parity=args.rtu_parity,
             events_path=args.events,
+            stats_path=args.stats,
         )
     )
 
@@ -97,7 +98,7 @@ def _report(args: argparse.Namespace) -> int:
             print(f"rig: {exc}", file=sys.stderr)
             code = 1
     try:
-        written = render_report(args.run, args.out, max_plots=args.max_plots)
+        written = render_report(args.run, args.out, **({} if args.max_plots is None else {"max_plots": args.max_plots}))
     except ReportError as exc:
         raise RigError(str(exc)) from None
     for path in [*written, *([allure_index] if allure_index else [])]:
@@ -168,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--rtu-parity", choices=["E", "N", "O"],
                          help="RTU parity (default E, the contract's 8E1; N with --serial-lines: ptys carry no parity)")
     emulate.add_argument("--events", metavar="FILE", help="append ground-truth events as JSON lines")
+    emulate.add_argument("--stats", metavar="FILE",
+                         help="on stopping, write how promptly it answered (reply latency per server) and its CPU use as JSON")
     emulate.set_defaults(func=_emulate)
 
     from rigcli.lab import add_parser as add_lab_parser
@@ -195,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render a run's compliance report (HTML and PDF) and seal the run with a SHA-256 manifest")
     report.add_argument("run", metavar="RUN", help="run directory (holds record.jsonl)")
     report.add_argument("--out", metavar="DIR", help="where report.html and report.pdf go (default: RUN/report)")
-    report.add_argument("--max-plots", type=int, default=6, metavar="N", help="force/time plots per requirement (default 6)")
+    report.add_argument("--max-plots", type=int, default=None, metavar="N",
+                        help="force/time plots per requirement (default: reports.render.MAX_PLOTS, 4)")
     report.add_argument("--allure", action="store_true",
                         help="also build the Allure 3 single-file report (RUN/report/allure/index.html; needs Node.js)")
     report.set_defaults(func=_report)

@@ -36,17 +36,20 @@ class EmulatorProcess:
     process: subprocess.Popen
     endpoints: dict
     events_path: str | None = None
+    stats_path: str | None = None
 
     @classmethod
     def start(cls, kind: str, seed: int, time_scale: float, faults: list[str] | None = None,
               events_path: str | None = None, extra: list[str] | None = None,
-              timeout_s: float = EMULATOR_START_TIMEOUT_S) -> "EmulatorProcess":
+              timeout_s: float = EMULATOR_START_TIMEOUT_S, stats_path: str | None = None) -> "EmulatorProcess":
         cmd = [sys.executable, "-m", "rigcli", "emulate", "--kind", kind, "--seed", str(seed),
                "--time-scale", str(time_scale)]
         for fault in faults or []:
             cmd += ["--fault", fault]
         if events_path:
             cmd += ["--events", events_path]
+        if stats_path:
+            cmd += ["--stats", stats_path]
         cmd += extra or []
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -63,7 +66,15 @@ class EmulatorProcess:
         except json.JSONDecodeError:
             proc.kill()
             raise RigError(f"emulator printed {line.strip()!r} instead of its endpoints") from None
-        return cls(proc, endpoints, events_path)
+        return cls(proc, endpoints, events_path, stats_path)
+
+    def stats(self) -> dict | None:
+        """What the stopped emulator wrote about itself (reply latencies, CPU), if asked to."""
+        try:
+            with open(self.stats_path, encoding="utf-8") as f:  # type: ignore[arg-type]
+                return json.load(f)
+        except (TypeError, OSError, ValueError):
+            return None
 
     def stop(self, timeout_s: float = 5.0) -> None:
         if self.process.poll() is None:
@@ -148,8 +159,9 @@ class Rig:
 
 
 def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[str] | None = None,
-             seed: int | None = None) -> Rig:
-    """Connect every device of the rig (starting its emulator first if it has one)."""
+             seed: int | None = None, stats_path: str | None = None) -> Rig:
+    """Connect every device of the rig (starting its emulator first if it has one);
+    `stats_path`: where a started emulator writes its reply latencies and CPU use."""
     emulator = None
     c, s, g = config.controller, config.stimulus, config.gauge
     if config.emulated is not None and not config.emulated.attach:
@@ -160,6 +172,7 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
             list(config.emulated.faults) + list(faults or []),
             events_path,
             extra=["--serial-lines", "--rtu-parity", c.parity] if config.emulated.serial_lines else None,
+            stats_path=stats_path,
         )
         ep = emulator.endpoints
         ec = ep["controller"]

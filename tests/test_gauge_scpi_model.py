@@ -224,8 +224,9 @@ def test_compound_messages():
 
 # -- buffered acquisition ----------------------------------------------------------------------------------------------------
 
-def parse_trace(reply: str):
-    fields = reply.split(",")
+def parse_trace(reply):
+    """TRAC:DATA?'s reply (a ChunkedReply: the server sends it piece by piece) as fields."""
+    fields = str(reply).split(",")
     return fields[0::2], fields[1::2]
 
 

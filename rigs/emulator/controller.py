@@ -3,12 +3,19 @@
 Every rule here is a line of shared/protocols/traction-controller-modbus.md. The model
 is plain Python with no I/O so the whole state machine can be unit-tested by stepping
 table time directly; the Modbus server only translates frames into these calls.
+
+`advance_to` hands runs of quiet cycles to the compiled kernel (rigs/emulator/kernel.py)
+and runs here, in `step`, every cycle in which a rule acts; `_quiet_inputs` packs what
+the kernel needs to tell the two apart.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from drivers.tcm1 import (
     HOLDING_SPECS,
@@ -23,8 +30,13 @@ from drivers.tcm1 import (
     StimulusCoil,
     encode_serial,
 )
+from rigs.emulator import kernel
 from rigs.emulator.faults import Defects
 from rigs.emulator.physics import Drive, Mechanics, TableParams
+
+#: Below this remainder (table seconds) no partial step is taken; keeps the
+#: number of steps bounded when requests arrive faster than the step.
+MIN_PARTIAL_STEP = 50e-6
 
 
 class Refused(Exception):
@@ -89,6 +101,11 @@ class ControllerModel:
         # stimulus relays (SIO-1) as the table's wiring sees them
         self.relays = {c: False for c in StimulusCoil}
         self.events: list[tuple[float, str]] = []  # ground truth for benchmarks/tests
+        self._watch: list[tuple[float, str]] = []  # force levels whose crossing is ground truth
+        self._over_since: float | None = None  # debounced over-force (a defect) counting since
+        self._overshot = False  # the overshoot defect's generator has turned back
+        self._releases = 0
+        self._cycle = np.zeros(kernel.C_SIZE)  # the kernel's view of this controller
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -348,7 +365,7 @@ class ControllerModel:
             self.events.append((self.now, f"emergency:{cause}"))
             self._watch_release()
             every = self.defects.sporadic_slow_every
-            self._releases = getattr(self, "_releases", 0) + 1
+            self._releases += 1
             self.mech.release_tau_override = (
                 self.defects.sporadic_slow_tau_s if every and self._releases % every == 0 else None
             )
@@ -426,7 +443,7 @@ class ControllerModel:
         if self.mech.s.cell > limit and not st.overforce_tripped:
             delay = self.defects.overforce_trip_delay_s
             if delay:
-                over_since = getattr(self, "_over_since", None)
+                over_since = self._over_since
                 if over_since is None:
                     self._over_since = self.now
                     return
@@ -489,26 +506,95 @@ class ControllerModel:
         st = self.st
         if st.phase == Phase.EMERGENCY_RELEASE:
             return 0.0
-        up = st.holding[Holding.RAMP_UP_RATE] / 10.0 * self.defects.ramp_rate_factor(
-            st.holding[Holding.RAMP_UP_RATE] / 10.0
-        )
-        down = st.holding[Holding.RAMP_DOWN_RATE] / 10.0
+        up, down = self._rates()
         goal = st.set_force
         if self.defects.overshoot_fraction and st.phase == Phase.RAMP_UP:
             # the defective generator aims past the set force, then comes back
-            if not getattr(self, "_overshot", False):
+            if not self._overshot:
                 goal = st.set_force * (1.0 + self.defects.overshoot_fraction)
                 if st.reference >= goal - 1e-9:
                     self._overshot = True
                     goal = st.set_force
         elif st.phase != Phase.RAMP_UP:
             self._overshot = False
-        error = goal - st.reference
-        if error > 0:
-            delta = min(error, up * h)
+        st.reference, slope = kernel.ramp(st.reference, goal, up, down, h)
+        return slope
+
+    def _rates(self) -> tuple[float, float]:
+        """The ramp generator's rates (N/s): up, as a defective rate table may run it; down."""
+        holding = self.st.holding
+        up = holding[Holding.RAMP_UP_RATE] / 10.0
+        return up * self.defects.ramp_rate_factor(up), holding[Holding.RAMP_DOWN_RATE] / 10.0
+
+    # ------------------------------------------------------------------ time
+    def advance_to(self, t: float, exact: bool = True) -> None:
+        """Run the controller cycles up to table time t: whole 1 ms cycles, then (exact)
+        a partial one ending at t itself, so a write acts at its true instant."""
+        dt = self.p.dt
+        mech = self.mech
+        state = mech.state
+        args = mech.kernel_args()
+        while t - state[kernel.S_T] >= dt:
+            c = self._quiet_inputs()
+            if c is None:
+                self.step(dt)
+                continue
+            reason, _ = kernel.run_quiet(*args, c, t)
+            self.st.reference = float(c[kernel.C_REF])
+            if reason == kernel.NOT_QUIET:
+                self.step(dt)
+            elif reason == kernel.WATCH:
+                self._check_watch()
+            elif reason == kernel.NEED_NOISE:
+                mech.refill_noise()
+        rest = t - state[kernel.S_T]
+        if exact and rest >= MIN_PARTIAL_STEP:
+            self.step(rest)
+
+    def _quiet_inputs(self) -> np.ndarray | None:
+        """The kernel's inputs for a run of quiet cycles, or None when the next cycle must
+        run here anyway (a state that the first cycle's rules would tidy up)."""
+        st = self.st
+        phase = st.phase
+        holding = st.holding
+        if phase in (Phase.RAMP_UP, Phase.HOLD):
+            set_force = holding[Holding.TARGET_FORCE] / 10.0
+        elif phase in (Phase.RAMP_TO_REST, Phase.REST):
+            set_force = holding[Holding.REST_FORCE] / 10.0
         else:
-            delta = max(error, -down * h)
-        st.reference += delta
-        if abs(goal - st.reference) < 1e-9:
-            st.reference = goal
-        return delta / h if h > 0 else 0.0
+            set_force = 0.0
+        if (self._over_since is not None or st.set_force != set_force
+                or (phase == Phase.EMERGENCY_RELEASE and st.reference != 0.0)):
+            return None
+        goal, overshoot_check = set_force, 0.0
+        if self.defects.overshoot_fraction and phase == Phase.RAMP_UP:
+            if not self._overshot:
+                goal, overshoot_check = set_force * (1.0 + self.defects.overshoot_fraction), 1.0
+        elif phase != Phase.RAMP_UP and self._overshot:
+            return None
+        up, down = self._rates()
+        treatment = holding[Holding.TREATMENT_TIME]
+        c = self._cycle
+        c[kernel.C_PHASE] = int(phase)
+        c[kernel.C_ENABLED] = st.enabled
+        c[kernel.C_POWERED] = self.powered
+        c[kernel.C_REF] = st.reference
+        c[kernel.C_GOAL] = goal
+        c[kernel.C_SET_FORCE] = set_force
+        c[kernel.C_UP] = up
+        c[kernel.C_DOWN] = down
+        c[kernel.C_WD_ACTIVE] = bool(holding[Holding.WATCHDOG_MS] and st.enabled and not st.watchdog_tripped
+                                     and not self.defects.no_watchdog)
+        c[kernel.C_WD_MS] = holding[Holding.WATCHDOG_MS]
+        c[kernel.C_LAST_HB] = st.last_heartbeat
+        c[kernel.C_LIMIT] = math.inf if st.overforce_tripped else holding[Holding.FORCE_LIMIT] / 10.0
+        c[kernel.C_TREAT_ACTIVE] = bool(self.running and treatment)
+        c[kernel.C_TREAT_S] = treatment
+        c[kernel.C_TREAT_STARTED] = st.treatment_started
+        c[kernel.C_PHASE_STARTED] = st.phase_started
+        c[kernel.C_HOLD_S] = (holding[Holding.HOLD_TIME] / 10.0 * self.defects.hold_time_factor
+                              if holding[Holding.MODE] == 1 else math.inf)
+        c[kernel.C_REST_S] = holding[Holding.REST_TIME] / 10.0
+        c[kernel.C_OVERSHOOT_CHECK] = overshoot_check
+        c[kernel.C_WATCH_LEVEL] = self._watch[0][0] if self._watch else -math.inf
+        return c

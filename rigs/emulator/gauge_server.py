@@ -31,10 +31,13 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 import numpy as np
 
+from rigs.emulator.gauges import ChunkedReply
+from rigs.emulator.latency import REPLIES
 from rigs.emulator.serial_line import TtyTransport, open_raw_tty
 
 log = logging.getLogger(__name__)
@@ -105,6 +108,11 @@ class _GaugeProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.discarding = False  # inside an over-long line: drop until the next terminator
+        #: commands read and not yet answered, with the instant they were read; they wait
+        #: (in order) while a chunked reply is being sent on this connection
+        self.pending: deque[tuple[bytes, int]] = deque()
+        self.pieces = None  # the rest of a chunked reply being sent, piece by piece
+        self.piece_arrived_ns = 0
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -113,10 +121,11 @@ class _GaugeProtocol(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.host.connection_lost(self)
         self.transport = None
+        self.pieces = None
+        self.pending.clear()
 
     def data_received(self, data: bytes) -> None:
-        host = self.host
-        term = host.terminator
+        term = self.host.terminator
         buf = self.buffer
         buf += data
         if term not in data:
@@ -124,29 +133,62 @@ class _GaugeProtocol(asyncio.Protocol):
                 buf.clear()
                 self.discarding = True
             return
+        arrived = time.perf_counter_ns()
         *lines, rest = buf.split(term)
         self.buffer = bytearray(rest)
-        out = []
-        gauge = host.gauge
         for raw in lines:
             if self.discarding:  # the tail of an over-long line
                 self.discarding = False
                 continue
-            if len(raw) > MAX_LINE:
-                continue
-            try:
-                reply = gauge.handle(raw.decode("latin-1"))
-            except Exception:  # a model bug must not take the server down
-                log.exception("gauge model failed on %r", raw[:80])
-                reply = None
-            if reply is not None:
-                out.append(reply.encode("latin-1", "replace") + host.reply_terminator)
-            host.update_stream(self)
+            if len(raw) <= MAX_LINE:
+                self.pending.append((raw, arrived))
         if len(self.buffer) > MAX_LINE:
             self.buffer.clear()
             self.discarding = True
+        if self.pieces is None:
+            self._answer()
+
+    def _answer(self) -> None:
+        """Answer the pending commands in order; a chunked reply hands over to _next_piece."""
+        host = self.host
+        out = []
+        done: list[int] = []
+        while self.pending and self.pieces is None:
+            raw, arrived = self.pending.popleft()
+            try:
+                reply = host.gauge.handle(raw.decode("latin-1"))
+            except Exception:  # a model bug must not take the server down
+                log.exception("gauge model failed on %r", raw[:80])
+                reply = None
+            if isinstance(reply, ChunkedReply):
+                self.pieces, self.piece_arrived_ns = iter(reply), arrived
+                done.append(arrived)  # the answer starts now (its first piece, below)
+            elif reply is not None:
+                out.append(reply.encode("latin-1", "replace") + host.reply_terminator)
+                done.append(arrived)
+            else:
+                done.append(arrived)  # answered by doing it: the contract sends nothing
+            host.update_stream(self)
         if out and self.transport is not None:
             self.transport.write(b"".join(out))
+        if self.pieces is not None:
+            self._next_piece()
+        for arrived in done:
+            REPLIES.add("gauge", arrived)
+
+    def _next_piece(self) -> None:
+        """Send one piece of the chunked reply, then let the loop serve others first."""
+        if self.pieces is None or self.transport is None:
+            return
+        piece = next(self.pieces, None)
+        if piece is not None:
+            self.transport.write(piece.encode("latin-1", "replace"))
+            self.host.loop.call_soon(self._next_piece)
+            return
+        self.transport.write(self.host.reply_terminator)
+        REPLIES.add("gauge trace, whole", self.piece_arrived_ns)
+        self.pieces = None
+        self._answer()
 
     def emit_stream_line(self, streamer: "_Streamer", table_t: float | None = None) -> None:
         """Loop thread: one AOUT line, unless the stream was stopped meanwhile.

@@ -306,6 +306,35 @@ def _nr3(x: float) -> str:
     return f"{x:+.6E}"
 
 
+#: TRAC:DATA? samples formatted per piece of a chunked reply (about 0.2 ms of work each)
+TRACE_CHUNK = 400
+
+
+class ChunkedReply:
+    """A long reply made a piece at a time, so the server can answer its other clients
+    between the pieces instead of after the whole reply (TRAC:DATA? of a long capture
+    at a high time scale is tens of thousands of numbers). `str()` gives it whole."""
+
+    def __init__(self, pieces) -> None:
+        self._pieces = pieces
+
+    def __iter__(self):
+        return iter(self._pieces)
+
+    def __str__(self) -> str:
+        return "".join(self._pieces)
+
+
+def _trace_pieces(t: np.ndarray, f: np.ndarray):
+    """`t1,f1,t2,f2,...` with 10 significant digits for times (NR3), in pieces."""
+    pairs = np.empty(2 * len(t))
+    pairs[0::2], pairs[1::2] = t, f
+    for start in range(0, len(t), TRACE_CHUNK):
+        chunk = pairs[2 * start : 2 * (start + TRACE_CHUNK)]
+        text = ",".join(["%+.9E,%+.6E"] * (len(chunk) // 2)) % tuple(chunk.tolist())
+        yield text if start == 0 else "," + text
+
+
 def _nr3_time(t: float) -> str:
     return f"{t:+.9E}"
 
@@ -417,13 +446,13 @@ class ScpiGauge:
         values = np.round(newtons / _SCPI_UNIT_NPU[self.unit], SCPI_DECIMALS[self.unit]) + 0.0
         return np.where(np.isinf(newtons), np.copysign(SCPI_OVERRANGE, newtons), values)
 
-    def _drain(self) -> str:
+    def _drain(self) -> str | ChunkedReply:
         if not self._buf_len:
             return ""
-        t = np.concatenate(self._buf_t).tolist()
-        f = self._to_unit(np.concatenate(self._buf_f)).tolist()
+        t = np.concatenate(self._buf_t)
+        f = self._to_unit(np.concatenate(self._buf_f))
         self._clear_buffer()
-        return ",".join([f"{ti:+.9E},{fi:+.6E}" for ti, fi in zip(t, f)])
+        return ChunkedReply(_trace_pieces(t, f))
 
     def _measure_now(self) -> str:
         raw = self._sensor.measure_one(self._now)
@@ -531,7 +560,9 @@ class ScpiGauge:
                 continue
             if reply is not None:
                 replies.append(reply)
-        return ";".join(replies) if replies else None
+        if len(replies) == 1:
+            return replies[0]  # a ChunkedReply stays chunked when it is the whole reply
+        return ";".join(map(str, replies)) if replies else None
 
     def _execute(self, text: str) -> str | None:
         header, _, rest = text.partition(" ")

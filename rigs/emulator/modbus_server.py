@@ -9,15 +9,19 @@ registered request class because the simulator hands the action 16-bit words onl
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Callable
 
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import ModbusIOException
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ExceptionResponse
 from pymodbus.pdu.bit_message import ReadCoilsRequest, ReadDiscreteInputsRequest
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
+from pymodbus.transaction import TransactionManager
 
 from drivers.tcm1 import (
     PULSE_COILS,
@@ -33,6 +37,7 @@ from drivers.tcm1 import (
     StimulusCoil,
 )
 from rigs.emulator.controller import Refused
+from rigs.emulator.latency import REPLIES
 from rigs.emulator.table import EmulatedTable
 
 READ_FC = {1: "c", 2: "d", 3: "h", 4: "i"}
@@ -40,16 +45,57 @@ WRITE_FC = {5: "c", 15: "c", 6: "h", 16: "h"}
 
 
 class _PromptRequestHandler(ServerRequestHandler):
-    """Handles a decoded request as a task on the loop it already runs on.
+    """Handles every request of a read as a task on the loop it already runs on.
 
-    pymodbus schedules each request through `run_coroutine_threadsafe` even though the
-    call comes from the loop's own thread; that detour wakes the loop through its
-    self-pipe and halves the emulator's request rate. Same coroutine, same loop, same
-    order — only the detour is gone.
+    Two changes to pymodbus' handler, same coroutine otherwise:
+    * pymodbus schedules each request through `run_coroutine_threadsafe` even though the
+      call comes from the loop's own thread; that detour wakes the loop through its
+      self-pipe and halves the emulator's request rate. Here the request is handled
+      the moment it is read (`_run_now`), not behind whatever else the loop has queued.
+    * pymodbus decodes one frame per read and keeps the rest of the bytes until more
+      arrive, so a second request sent right behind the first waits for a third. Here
+      every complete frame of a read is handled, each with its own request.
+    Each reply's latency (request read -> reply written) goes to the emulator's record.
     """
 
-    def handle_later(self):
-        self.loop.create_task(self.handle_request())
+    def callback_data(self, data: bytes, addr: tuple | None = None) -> int:
+        arrived = time.perf_counter_ns()
+        used = 0
+        while used < len(data):
+            try:
+                n = TransactionManager.callback_data(self, data[used:], addr)
+            except ModbusIOException:  # pymodbus' own handler answers a frame it cannot decode
+                return used + ServerRequestHandler.callback_data(self, data[used:], addr)
+            if not n:
+                break  # an incomplete frame: kept until the rest arrives
+            used += n
+            if self.last_pdu:
+                pdu, pdu.arrived_ns = self.last_pdu, arrived
+                _run_now(self._handle(pdu, self.last_addr), self.loop)
+        return used
+
+    async def _handle(self, pdu, addr) -> None:
+        # handle_request reads the request from last_pdu; the emulator's actions never
+        # yield to the loop, so nothing else can change it before the reply is sent
+        self.last_pdu, self.last_addr = pdu, addr
+        await self.handle_request()
+
+    def server_send(self, pdu, addr):
+        super().server_send(pdu, addr)
+        arrived = getattr(self.last_pdu, "arrived_ns", None)
+        if arrived is not None:
+            REPLIES.add("modbus", arrived)
+
+
+def _run_now(coro, loop: asyncio.AbstractEventLoop) -> None:
+    """Run a coroutine to its end now, on this thread; if it has to wait for something
+    after all, it goes on as a task once that is done. The emulator's device actions
+    never wait, so a request is answered within the read that brought it."""
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return
+    waiting.add_done_callback(lambda _: loop.create_task(coro))
 
 
 class _PromptMixin:

@@ -7,26 +7,29 @@ a speed limit and a velocity lag, the emergency release is fast but not instanta
 the body is a spring with damping, and the brake decides what a power cut does.
 
 The model is integrated in table time with a fixed step (1 ms) and an exact final
-partial step, so an event applied "now" lands at its true instant, not on a grid.
+partial step, so an event applied "now" lands at its true instant, not on a grid. The
+step itself is compiled (rigs/emulator/kernel.py); this module names its numbers and
+holds its state arrays.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from drivers.tcm1 import DeviceKind
+from rigs.emulator import kernel
 
 
-class Drive(enum.Enum):
-    """What the winch is doing; chosen by the controller each step."""
+class Drive(enum.IntEnum):
+    """What the winch is doing; chosen by the controller each step (the kernel's codes)."""
 
-    BRAKED = "braked"  # de-energised, brake engaged: carriage held
-    FORCE_LOOP = "force_loop"  # energised, closed force loop on the load cell
-    RELEASE = "release"  # energised emergency release: pay out, never pull
-    FREEWHEEL = "freewheel"  # no power, brake released: the patient pulls the cord out
+    BRAKED = kernel.BRAKED  # de-energised, brake engaged: carriage held
+    FORCE_LOOP = kernel.FORCE_LOOP  # energised, closed force loop on the load cell
+    RELEASE = kernel.RELEASE  # energised emergency release: pay out, never pull
+    FREEWHEEL = kernel.FREEWHEEL  # no power, brake released: the patient pulls the cord out
 
 
 @dataclass(frozen=True)
@@ -95,111 +98,110 @@ class TableParams:
         return 8_000.0 if self.kind == DeviceKind.CERVICAL else 25_000.0
 
 
-@dataclass
+def _slot(index: int, doc: str) -> property:
+    return property(lambda self: float(self._a[index]), lambda self, value: self._a.__setitem__(index, value), doc=doc)
+
+
 class MechanicsState:
-    t: float = 0.0
-    x: float = 0.0  # carriage take-up beyond the taut point, m (negative: slack)
-    v: float = 0.0  # carriage speed, m/s (positive pulls)
-    force: float = 0.0  # true cord force, N
-    cell: float = 0.0  # the controller's load-cell reading, N
+    """Named view of the kernel's state array (the kernel works on the array itself)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._a = array
+
+    t = _slot(kernel.S_T, "table time, s")
+    x = _slot(kernel.S_X, "carriage take-up beyond the taut point, m (negative: slack)")
+    v = _slot(kernel.S_V, "carriage speed, m/s (positive pulls)")
+    force = _slot(kernel.S_FORCE, "true cord force, N")
+    cell = _slot(kernel.S_CELL, "the controller's load-cell reading, N")
 
 
-@dataclass
 class ForceHistory:
-    """Recent (t, true force) pairs so instruments can sample between steps."""
+    """Recent (t, true force) pairs so instruments can sample between steps.
 
-    size: int = 16384
-    t: np.ndarray = field(init=False)
-    f: np.ndarray = field(init=False)
-    n: int = 0
+    A ring stored twice over (slot i and i + size hold the same sample), so the newest
+    `size` samples are always one contiguous slice: no copy per gauge query."""
 
-    def __post_init__(self) -> None:
-        self.t = np.zeros(self.size)
-        self.f = np.zeros(self.size)
+    def __init__(self, counts: np.ndarray, size: int = 16384) -> None:
+        self.size = size
+        self._counts = counts  # the kernel's integer state: I_HIST_N counts appends
+        self.t = np.zeros(2 * size)
+        self.f = np.zeros(2 * size)
+
+    @property
+    def n(self) -> int:
+        return int(self._counts[kernel.I_HIST_N])
 
     def append(self, t: float, f: float) -> None:
-        i = self.n % self.size
-        self.t[i] = t
-        self.f[i] = f
-        self.n += 1
+        n = self.n
+        i = n % self.size
+        self.t[i] = self.t[i + self.size] = t
+        self.f[i] = self.f[i + self.size] = f
+        self._counts[kernel.I_HIST_N] = n + 1
 
     def window(self) -> tuple[np.ndarray, np.ndarray]:
-        if self.n <= self.size:
-            return self.t[: self.n], self.f[: self.n]
-        i = self.n % self.size
-        return np.concatenate((self.t[i:], self.t[:i])), np.concatenate((self.f[i:], self.f[:i]))
+        n = self.n
+        if n <= self.size:
+            return self.t[:n], self.f[:n]
+        i = n % self.size
+        return self.t[i : i + self.size], self.f[i : i + self.size]
 
     @property
     def oldest(self) -> float:
-        return float(self.t[0] if self.n <= self.size else self.t[self.n % self.size])
+        return float(self.window()[0][0])
 
 
 class Mechanics:
-    """Integrates winch + body; the controller decides `drive` and `reference`."""
+    """Winch + body state for the kernel; the controller decides `drive` and `reference`."""
+
+    #: standard normals drawn from the table's generator at a time (the cell's noise)
+    NOISE_BLOCK = 4096
 
     def __init__(self, params: TableParams, rng: np.random.Generator) -> None:
         self.p = params
         self.rng = rng
-        self.s = MechanicsState()
-        self.history = ForceHistory()
+        self.params_array = kernel.params_array(params)
+        self.state = np.zeros(kernel.S_SIZE)
+        self.state[kernel.S_RELEASE_TAU] = params.release_tau_s
+        self.counts = np.zeros(kernel.I_SIZE, dtype=np.int64)
+        self.noise = np.empty(self.NOISE_BLOCK)
+        self.counts[kernel.I_NOISE_POS] = self.NOISE_BLOCK  # drawn when first needed
+        self.s = MechanicsState(self.state)
+        self.history = ForceHistory(self.counts)
         self.history.append(0.0, 0.0)
-        #: pull from outside the winch (the patient pulling back, a snag), N at the cord
-        self.external_n = 0.0
-        self.external_target_n = 0.0
-        self.external_rate_n_s = 0.0  # 0: jumps to the target
-        #: a defect may make one release slower than the table's own parameter
-        self.release_tau_override: float | None = None
+        self._release_tau_override: float | None = None
 
-    def true_force(self, x: float, v: float) -> float:
-        # the patient pulling back stretches the cord as if the winch had taken up more
-        x = x + self.external_n / self.p.stiffness_n_per_m
-        if x <= 0.0:
-            return 0.0
-        return max(0.0, self.p.stiffness_n_per_m * x + self.p.damping_ns_per_m * v)
+    #: pull from outside the winch (the patient pulling back, a snag), N at the cord
+    external_n = _slot(kernel.S_EXT, "present external pull, N")
+    external_target_n = _slot(kernel.S_EXT_TARGET, "where the external pull is heading, N")
+    external_rate_n_s = _slot(kernel.S_EXT_RATE, "how fast it gets there, N/s (0: jumps)")
 
-    def cell_reading(self, force: float) -> float:
-        p = self.p
-        hidden = p.hidden_offset_n
-        if p.hidden_gain_error and force > p.hidden_gain_above_n:
-            hidden += (force - p.hidden_gain_above_n) * p.hidden_gain_error
-        # the cell sees the force the defect hides: it reads less than the true force
-        seen = force - hidden
-        return seen * (1.0 + p.cell_gain_error) + p.cell_offset_n + float(
-            self.rng.normal(0.0, p.cell_noise_n)
-        )
+    @property
+    def _a(self) -> np.ndarray:  # what _slot reads and writes
+        return self.state
+
+    @property
+    def release_tau_override(self) -> float | None:
+        """A defect may make one release slower than the table's own parameter."""
+        return self._release_tau_override
+
+    @release_tau_override.setter
+    def release_tau_override(self, tau: float | None) -> None:
+        self._release_tau_override = tau
+        self.state[kernel.S_RELEASE_TAU] = tau or self.p.release_tau_s
+
+    def refill_noise(self) -> None:
+        self.rng.standard_normal(out=self.noise)
+        self.counts[kernel.I_NOISE_POS] = 0
+
+    def kernel_args(self) -> tuple:
+        """What every kernel call takes, in its order."""
+        return self.state, self.params_array, self.counts, self.history.t, self.history.f, self.noise
 
     def step(self, h: float, drive: Drive, reference: float, reference_slope: float) -> None:
-        p, s = self.p, self.s
-        if self.external_n != self.external_target_n:
-            gap = self.external_target_n - self.external_n
-            step = abs(gap) if not self.external_rate_n_s else min(abs(gap), self.external_rate_n_s * h)
-            self.external_n += step if gap > 0 else -step
-        k_nom = p.nominal_stiffness
-        if drive is Drive.BRAKED:
-            v = 0.0
-        elif drive is Drive.FREEWHEEL:
-            v = 0.0 if p.brake_holds_on_power_loss else -self._payout_speed(s.cell, p.freewheel_tau_s)
-        elif drive is Drive.RELEASE and p.release_mode == "clutch":
-            v = -self._payout_speed(s.force, p.release_tau_s)
-        else:
-            if drive is Drive.RELEASE:
-                v_cmd = -self._payout_speed(s.cell, self.release_tau_override or p.release_tau_s)
-            else:
-                v_cmd = reference_slope / k_nom + p.loop_gain_per_s * (reference - s.cell) / k_nom
-                v_cmd = min(max(v_cmd, -p.payout_speed_max_m_s), p.pull_speed_max_m_s)
-            v = s.v + (v_cmd - s.v) * min(1.0, h / p.servo_tau_s)
-        x = min(max(s.x + v * h, p.carriage_min_m), p.carriage_max_m)
-        if x in (p.carriage_min_m, p.carriage_max_m):
-            v = 0.0
-        s.x, s.v, s.t = x, v, s.t + h
-        s.force = self.true_force(x, v)
-        s.cell = self.cell_reading(s.force)
-        self.history.append(s.t, s.force)
-
-    def _payout_speed(self, force: float, tau: float) -> float:
-        p = self.p
-        speed = max(force, 0.0) / (p.nominal_stiffness * tau)
-        return min(p.payout_speed_max_m_s, speed + (p.release_min_speed_m_s if force > 0.5 else 0.0))
+        """One step of length h (a controller cycle the Python controller runs itself)."""
+        if self.counts[kernel.I_NOISE_POS] >= self.NOISE_BLOCK:
+            self.refill_noise()
+        kernel.mech_step(*self.kernel_args(), h, int(drive), reference, reference_slope)
 
     def force_at(self, times: np.ndarray) -> np.ndarray:
         """True cord force at table times inside the kept history (linear interpolation)."""

@@ -1,8 +1,10 @@
 """One emulated table: mechanics + TCM-1 controller + SIO-1 relays, on one clock.
 
 The table advances lazily to the clock's present on every access (and on a ticker),
-in 1 ms steps plus an exact partial step, so a trigger that arrives "now" acts at its
-true instant and everything observable is computed after the model caught up.
+in 1 ms controller cycles plus an exact partial one, so a trigger that arrives "now"
+acts at its true instant and everything observable is computed after the model caught
+up. The cycles run compiled, in batches (rigs/emulator/kernel.py), so catching up costs
+microseconds whatever the time scale.
 """
 
 from __future__ import annotations
@@ -14,10 +16,6 @@ from rigs.emulator.clock import TableClock
 from rigs.emulator.controller import ControllerModel
 from rigs.emulator.faults import Defects, apply_defects
 from rigs.emulator.physics import Mechanics, TableParams
-
-#: Below this remainder (table seconds) no partial step is taken; keeps the
-#: number of steps bounded when requests arrive faster than the step.
-MIN_PARTIAL_STEP = 50e-6
 
 
 class EmulatedTable:
@@ -56,14 +54,7 @@ class EmulatedTable:
 
     # -- time ------------------------------------------------------------------------
     def advance_to(self, t: float, exact: bool = True) -> None:
-        dt = self.params.dt
-        step = self.controller.step
-        s = self.mechanics.s
-        while t - s.t >= dt:
-            step(dt)
-        rest = t - s.t
-        if exact and rest >= MIN_PARTIAL_STEP:
-            step(rest)
+        self.controller.advance_to(t, exact)
 
     def advance_by(self, seconds: float) -> None:
         """Offline stepping for tests: the clock is not consulted."""

@@ -1,0 +1,174 @@
+"""The heartbeat process: feeds a TCM-1 controller's watchdog from outside the test process.
+
+Why a process: a heartbeat thread shares the test process's GIL, and a test that
+computes (numpy on a long trace, a report, a pure-Python loop) or a loaded machine can
+keep it from running for longer than the watchdog period; the controller then trips
+in the middle of a trial that has nothing to do with the watchdog. This process does
+nothing but beat, on a Modbus link of its own, so only the operating system can
+delay it.
+
+It beats only while its parent lives. The parent holds the other end of a socket pair
+(`--control-fd`); when the parent dies in any way, SIGKILL included, that end closes
+and this process exits at once, so the beats stop and the controller's watchdog
+releases the table. A parent-death signal (Linux prctl) and a check of the parent's
+pid at every beat are second and third ways to notice the same thing.
+
+Control lines from the parent, each answered with one line:
+  pause   -> "paused <last ack ns> <last round trip ns>"   (no beat is sent after it)
+  resume  -> "resumed <ack ns> <round trip ns>"            (one beat first)
+  stats   -> a JSON object (beats, errors, largest gap and round trip, wall ns)
+  stop    -> the stats, then it exits
+The first line it writes is "ready <ack ns> <round trip ns>" after its first beat, or
+"error <one line>" before it exits. Instants are time.perf_counter_ns, which on Linux
+is CLOCK_MONOTONIC and so the same clock in the parent.
+
+On Modbus RTU the line has one master port. This process and the test process open
+the same serial device and take turns, one whole transaction each, under an exclusive
+flock on the device (TractionController does it for every RTU transaction), so a beat
+waits for at most one test transaction and never for the test process's GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+
+from drivers.controller import TractionController
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent thread ends (a second guard)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the socket's EOF still ends this process
+        pass
+
+
+class Beater:
+    def __init__(self, link: TractionController, interval_ns: int, parent_pid: int) -> None:
+        self.link = link
+        self.interval_ns = interval_ns
+        self.parent_pid = parent_pid
+        self.running = True
+        self.beats = 0
+        self.errors = 0
+        self.last_ack_ns = 0
+        self.last_rtt_ns = 0
+        self.max_gap_ns = 0  # longest time between two acknowledged beats while feeding
+        self.max_rtt_ns = 0
+        self.last_error = ""
+        self.next_ns = 0
+
+    def beat(self) -> bool:
+        sent = time.perf_counter_ns()
+        try:
+            ack = self.link.heartbeat()
+        except Exception as exc:  # noqa: BLE001 — a missed beat is what the watchdog is for
+            self.errors += 1
+            self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.next_ns = time.perf_counter_ns() + self.interval_ns
+            return False
+        if self.running and self.last_ack_ns:
+            self.max_gap_ns = max(self.max_gap_ns, ack - self.last_ack_ns)
+        self.last_ack_ns, self.last_rtt_ns = ack, ack - sent
+        self.max_rtt_ns = max(self.max_rtt_ns, self.last_rtt_ns)
+        self.beats += 1
+        # the next beat one interval after this one was sent; a late one does not burst
+        self.next_ns = max(sent + self.interval_ns, time.perf_counter_ns())
+        return True
+
+    def stats(self) -> dict:
+        return {"beats": self.beats, "errors": self.errors, "max_gap_ns": self.max_gap_ns,
+                "max_rtt_ns": self.max_rtt_ns, "last_ack_ns": self.last_ack_ns, "last_rtt_ns": self.last_rtt_ns,
+                "last_error": self.last_error, "running": self.running, "pid": os.getpid()}
+
+    def command(self, line: str) -> tuple[str, bool]:
+        """Answer one control line; (reply, whether to go on)."""
+        if line == "pause":
+            self.running = False
+            return f"paused {self.last_ack_ns} {self.last_rtt_ns}", True
+        if line == "resume":
+            ok = self.beat()
+            self.running = True
+            return (f"resumed {self.last_ack_ns} {self.last_rtt_ns}" if ok else f"error {self.last_error}"), True
+        if line == "stats":
+            return json.dumps(self.stats()), True
+        if line == "stop":
+            self.running = False
+            return json.dumps(self.stats()), False
+        return f"error unknown command {line!r}", True
+
+
+def serve(beater: Beater, control: socket.socket) -> None:
+    sel = selectors.DefaultSelector()
+    sel.register(control, selectors.EVENT_READ)
+    buffer = b""
+    while True:
+        timeout = None
+        if beater.running:
+            timeout = max(0.0, (beater.next_ns - time.perf_counter_ns()) / 1e9)
+        events = sel.select(timeout)
+        if os.getppid() != beater.parent_pid:
+            return  # the parent is gone and this process was handed to another
+        if events:
+            try:
+                data = control.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return  # the parent's end closed: it died or let go — stop beating
+            buffer += data
+            while b"\n" in buffer:
+                raw, buffer = buffer.split(b"\n", 1)
+                reply, go_on = beater.command(raw.decode("ascii", "replace").strip())
+                control.sendall(reply.encode() + b"\n")
+                if not go_on:
+                    return
+        elif beater.running and time.perf_counter_ns() >= beater.next_ns:
+            beater.beat()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("--interval-ns", type=int, required=True)
+    parser.add_argument("--link", required=True, help="the controller's link as JSON (TractionController arguments)")
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    # Ctrl-C reaches the whole process group: the parent decides when beats stop
+    for sig in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    control = socket.socket(fileno=args.control_fd)
+    if os.getppid() != args.parent_pid:
+        return 1  # the parent died before the guard was set
+    link = TractionController(name="traction controller (heartbeat process)", **json.loads(args.link))
+    beater = Beater(link, args.interval_ns, args.parent_pid)
+    try:
+        link.connect()
+    except Exception as exc:  # noqa: BLE001 — one line to the parent
+        control.sendall(f"error {str(exc).splitlines()[0]}\n".encode())
+        return 2
+    if not beater.beat():
+        control.sendall(f"error {beater.last_error}\n".encode())
+        return 2
+    control.sendall(f"ready {beater.last_ack_ns} {beater.last_rtt_ns}\n".encode())
+    try:
+        serve(beater, control)
+    finally:
+        link.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

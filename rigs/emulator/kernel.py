@@ -1,0 +1,255 @@
+"""The emulated table's 1 ms controller cycle, compiled (numba), run in batches.
+
+Why: the table is integrated in 1 ms steps of table time, so at time scale K the
+emulator owes 1,000·K steps per wall second. As Python calls that cost most of a core
+at K = 10 and made every Modbus reply wait for the physics. Here the continuous part
+of a cycle (ramp generator, servo winch, cord and body, load cell, force history) is
+compiled, and `run_quiet` runs as many cycles as it can in one call, up to the first
+one in which the controller's logic would change something discrete (a phase change,
+a trip, a latch) or a ground-truth force crossing happens. That cycle is handed back
+to the Python controller (`rigs/emulator/controller.py`), which stays the one place
+where the contract's rules live: the kernel only *predicts* that a cycle is quiet,
+with the same expressions, in the same order, on the same floats.
+
+So the 1 ms cycle view of the registers, the exact instants of triggers (a partial
+step up to a write's true instant), the seeded noise (drawn from the table's
+generator in blocks, consumed one value per cycle whichever path runs it) and the
+event log are all as they were when every cycle was a Python call.
+
+Arrays, not objects, cross the boundary; the index constants below name their slots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# -- drive modes (what the winch does in a cycle) --------------------------------------
+BRAKED, FORCE_LOOP, RELEASE, FREEWHEEL = 0, 1, 2, 3
+
+# -- mechanics state `s` (S_RELEASE_TAU: this release's tau, a defect may slow one) -------
+S_T, S_X, S_V, S_FORCE, S_CELL, S_EXT, S_EXT_TARGET, S_EXT_RATE, S_RELEASE_TAU = range(9)
+S_SIZE = 9
+
+# -- table parameters `p` ---------------------------------------------------------------
+(P_STIFFNESS, P_DAMPING, P_SERVO_TAU, P_PULL_MAX, P_PAYOUT_MAX, P_LOOP_GAIN, P_RELEASE_MIN_SPEED,
+ P_CLUTCH, P_FREEWHEEL_TAU, P_BRAKE_HOLDS, P_CARRIAGE_MIN, P_CARRIAGE_MAX, P_CELL_GAIN_ERROR,
+ P_CELL_OFFSET, P_CELL_NOISE, P_HIDDEN_GAIN_ERROR, P_HIDDEN_GAIN_ABOVE, P_HIDDEN_OFFSET, P_K_NOM,
+ P_DT, P_RELEASE_TAU) = range(21)
+P_SIZE = 21
+
+# -- integer state `iv`: history count, noise cursor -------------------------------------
+I_HIST_N, I_NOISE_POS = 0, 1
+I_SIZE = 2
+
+# -- controller cycle inputs `c` (packed by the controller before a batch) ---------------
+(C_PHASE, C_ENABLED, C_POWERED, C_REF, C_GOAL, C_SET_FORCE, C_UP, C_DOWN, C_WD_ACTIVE, C_WD_MS,
+ C_LAST_HB, C_LIMIT, C_TREAT_ACTIVE, C_TREAT_S, C_TREAT_STARTED, C_PHASE_STARTED, C_HOLD_S,
+ C_REST_S, C_OVERSHOOT_CHECK, C_WATCH_LEVEL) = range(20)
+C_SIZE = 20
+
+# -- why a batch ended -------------------------------------------------------------------
+DONE, NOT_QUIET, WATCH, NEED_NOISE = 0, 1, 2, 3
+
+# phases, as drivers.tcm1.Phase numbers them (the kernel cannot import enums)
+IDLE, RAMP_UP, HOLD, RAMP_TO_REST, REST, RELEASING, EMERGENCY_RELEASE = range(7)
+
+
+@njit(cache=True)
+def payout_speed(p, force, tau):
+    speed = max(force, 0.0) / (p[P_K_NOM] * tau)
+    extra = p[P_RELEASE_MIN_SPEED] if force > 0.5 else 0.0
+    return min(p[P_PAYOUT_MAX], speed + extra)
+
+
+@njit(cache=True)
+def true_force(s, p, x, v):
+    # the patient pulling back stretches the cord as if the winch had taken up more
+    x = x + s[S_EXT] / p[P_STIFFNESS]
+    if x <= 0.0:
+        return 0.0
+    return max(0.0, p[P_STIFFNESS] * x + p[P_DAMPING] * v)
+
+
+@njit(cache=True)
+def cell_reading(p, force, z):
+    """The controller's load cell: it sees the force a defect hides, with its own error."""
+    hidden = p[P_HIDDEN_OFFSET]
+    if p[P_HIDDEN_GAIN_ERROR] != 0.0 and force > p[P_HIDDEN_GAIN_ABOVE]:
+        hidden += (force - p[P_HIDDEN_GAIN_ABOVE]) * p[P_HIDDEN_GAIN_ERROR]
+    seen = force - hidden
+    return seen * (1.0 + p[P_CELL_GAIN_ERROR]) + p[P_CELL_OFFSET] + p[P_CELL_NOISE] * z
+
+
+@njit(cache=True)
+def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
+    """One step of length h of winch + body; consumes one noise value; appends history."""
+    if s[S_EXT] != s[S_EXT_TARGET]:
+        gap = s[S_EXT_TARGET] - s[S_EXT]
+        rate = s[S_EXT_RATE]
+        step = abs(gap) if rate == 0.0 else min(abs(gap), rate * h)
+        s[S_EXT] += step if gap > 0 else -step
+    k_nom = p[P_K_NOM]
+    if drive == BRAKED:
+        v = 0.0
+    elif drive == FREEWHEEL:
+        v = 0.0 if p[P_BRAKE_HOLDS] != 0.0 else -payout_speed(p, s[S_CELL], p[P_FREEWHEEL_TAU])
+    elif drive == RELEASE and p[P_CLUTCH] != 0.0:
+        v = -payout_speed(p, s[S_FORCE], p[P_RELEASE_TAU])
+    else:
+        if drive == RELEASE:
+            v_cmd = -payout_speed(p, s[S_CELL], s[S_RELEASE_TAU])
+        else:
+            v_cmd = slope / k_nom + p[P_LOOP_GAIN] * (reference - s[S_CELL]) / k_nom
+            v_cmd = min(max(v_cmd, -p[P_PAYOUT_MAX]), p[P_PULL_MAX])
+        v = s[S_V] + (v_cmd - s[S_V]) * min(1.0, h / p[P_SERVO_TAU])
+    x = min(max(s[S_X] + v * h, p[P_CARRIAGE_MIN]), p[P_CARRIAGE_MAX])
+    if x == p[P_CARRIAGE_MIN] or x == p[P_CARRIAGE_MAX]:
+        v = 0.0
+    s[S_X] = x
+    s[S_V] = v
+    s[S_T] = s[S_T] + h
+    force = true_force(s, p, x, v)
+    s[S_FORCE] = force
+    pos = iv[I_NOISE_POS]
+    s[S_CELL] = cell_reading(p, force, noise[pos])
+    iv[I_NOISE_POS] = pos + 1
+    # the history is a ring stored twice over, so any window of it is one contiguous slice
+    size = hist_t.shape[0] // 2
+    n = iv[I_HIST_N]
+    i = n % size
+    hist_t[i] = s[S_T]
+    hist_t[i + size] = s[S_T]
+    hist_f[i] = force
+    hist_f[i + size] = force
+    iv[I_HIST_N] = n + 1
+
+
+@njit(cache=True)
+def ramp(reference, goal, up, down, h):
+    """The ramp generator: move toward the goal at the commanded rate; (reference, slope)."""
+    error = goal - reference
+    if error > 0:
+        delta = min(error, up * h)
+    else:
+        delta = max(error, -down * h)
+    reference += delta
+    if abs(goal - reference) < 1e-9:
+        reference = goal
+    return reference, (delta / h if h > 0 else 0.0)
+
+
+@njit(cache=True)
+def drive_of(c, cell):
+    """What the controller has the winch do this cycle (no state changes)."""
+    if c[C_ENABLED] == 0.0:
+        return BRAKED
+    phase = int(c[C_PHASE])
+    if phase == EMERGENCY_RELEASE:
+        return RELEASE
+    if phase == IDLE and c[C_REF] <= 0.0 and cell <= 1.0:
+        return BRAKED  # energised at no force: hold still, do not hunt
+    return FORCE_LOOP
+
+
+@njit(cache=True)
+def _quiet(s, c, now):
+    """True when the controller's logic would change nothing discrete in this cycle:
+    the predicates of ControllerModel._check_watchdog, _check_overforce, _advance_phase
+    and the overshoot branch of _ramp_reference, evaluated the same way."""
+    if c[C_WD_ACTIVE] != 0.0 and (now - c[C_LAST_HB]) * 1000.0 > c[C_WD_MS]:
+        return False
+    cell = s[S_CELL]
+    if cell > c[C_LIMIT]:
+        return False
+    if c[C_TREAT_ACTIVE] != 0.0 and now - c[C_TREAT_STARTED] >= c[C_TREAT_S]:
+        return False
+    phase = int(c[C_PHASE])
+    ref = c[C_REF]
+    in_phase = now - c[C_PHASE_STARTED]
+    if phase == RAMP_UP or phase == RAMP_TO_REST:
+        if ref == c[C_SET_FORCE]:
+            return False
+    elif phase == HOLD:
+        if in_phase >= c[C_HOLD_S]:
+            return False
+    elif phase == REST:
+        if in_phase >= c[C_REST_S]:
+            return False
+    elif phase == RELEASING:
+        if ref == 0.0 and cell <= 1.0:
+            return False
+    elif phase == EMERGENCY_RELEASE:
+        if cell <= 1.0 or s[S_X] <= 0.0:
+            return False
+    if c[C_OVERSHOOT_CHECK] != 0.0 and ref >= c[C_GOAL] - 1e-9:
+        return False
+    return True
+
+
+@njit(cache=True)
+def run_quiet(s, p, iv, hist_t, hist_f, noise, c, t_target):
+    """Whole cycles up to t_target while each is quiet; returns (reason, cycles run).
+
+    Stops before a cycle that is not quiet (NOT_QUIET: the controller runs that one),
+    after a cycle whose true force fell below c[C_WATCH_LEVEL] (WATCH: the controller
+    logs the crossing), or when the noise block is used up (NEED_NOISE)."""
+    dt = p[P_DT]
+    done = 0
+    powered = c[C_POWERED] != 0.0
+    emergency = int(c[C_PHASE]) == EMERGENCY_RELEASE
+    while t_target - s[S_T] >= dt:
+        if iv[I_NOISE_POS] >= noise.shape[0]:
+            return NEED_NOISE, done
+        if not powered:
+            mech_step(s, p, iv, hist_t, hist_f, noise, dt, FREEWHEEL, 0.0, 0.0)
+        else:
+            if not _quiet(s, c, s[S_T]):
+                return NOT_QUIET, done
+            slope = 0.0
+            if not emergency:
+                c[C_REF], slope = ramp(c[C_REF], c[C_GOAL], c[C_UP], c[C_DOWN], dt)
+            drive = drive_of(c, s[S_CELL])
+            mech_step(s, p, iv, hist_t, hist_f, noise, dt, drive, c[C_REF], slope)
+        done += 1
+        if s[S_FORCE] < c[C_WATCH_LEVEL]:
+            return WATCH, done
+    return DONE, done
+
+
+def warm_up() -> None:
+    """Load (or compile, the first time on a machine) every kernel function now, before
+    an emulator answers anything: the first call of each costs ~0.1 s, which would
+    otherwise be the first request's reply time."""
+    from rigs.emulator.table import EmulatedTable
+
+    table = EmulatedTable()
+    table.advance_by(0.0105)  # quiet cycles, a Python cycle and a partial step
+
+
+def params_array(params) -> np.ndarray:
+    """TableParams as the kernel's `p` array."""
+    p = np.zeros(P_SIZE)
+    p[P_STIFFNESS] = params.stiffness_n_per_m
+    p[P_DAMPING] = params.damping_ns_per_m
+    p[P_SERVO_TAU] = params.servo_tau_s
+    p[P_PULL_MAX] = params.pull_speed_max_m_s
+    p[P_PAYOUT_MAX] = params.payout_speed_max_m_s
+    p[P_LOOP_GAIN] = params.loop_gain_per_s
+    p[P_RELEASE_MIN_SPEED] = params.release_min_speed_m_s
+    p[P_CLUTCH] = 1.0 if params.release_mode == "clutch" else 0.0
+    p[P_FREEWHEEL_TAU] = params.freewheel_tau_s
+    p[P_BRAKE_HOLDS] = 1.0 if params.brake_holds_on_power_loss else 0.0
+    p[P_CARRIAGE_MIN] = params.carriage_min_m
+    p[P_CARRIAGE_MAX] = params.carriage_max_m
+    p[P_CELL_GAIN_ERROR] = params.cell_gain_error
+    p[P_CELL_OFFSET] = params.cell_offset_n
+    p[P_CELL_NOISE] = params.cell_noise_n
+    p[P_HIDDEN_GAIN_ERROR] = params.hidden_gain_error
+    p[P_HIDDEN_GAIN_ABOVE] = params.hidden_gain_above_n
+    p[P_HIDDEN_OFFSET] = params.hidden_offset_n
+    p[P_K_NOM] = params.nominal_stiffness
+    p[P_DT] = params.dt
+    p[P_RELEASE_TAU] = params.release_tau_s
+    return p
+

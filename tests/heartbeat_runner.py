@@ -1,0 +1,43 @@
+"""A minimal runner for tests/test_heartbeat.py: opens a rig, arms the heartbeat, holds a
+force, prints what the test needs as one JSON line, then waits to be killed.
+
+Run as `python -m tests.heartbeat_runner RIG_FILE FORCE_N`; the test SIGKILLs it and then
+watches the table from outside: nothing this process set up may keep the table pulling.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from drivers.watchdog import HeartbeatKeeper
+from rigs.config import load_rig
+from rigs.rig import open_rig
+from suites.spec import load_spec
+
+
+def main(rig_file: str, force_n: float) -> None:
+    config = load_rig(rig_file)
+    spec = load_spec(config.table.specification)
+    rig = open_rig(config)
+    keeper = HeartbeatKeeper(rig.controller, spec.plan.watchdog_s, config.time_scale)
+    keeper.arm()
+    ctrl = rig.controller
+    ctrl.reset()
+    ctrl.set_ramp_rates(200.0, 200.0)
+    ctrl.set_target_force(force_n)
+    ctrl.enable()
+    ctrl.start()
+    deadline = time.monotonic() + 30.0
+    while ctrl.status().force_n < 0.9 * force_n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {force_n} N within 30 s")
+        time.sleep(0.01)
+    print(json.dumps({"emulator": rig.endpoints, "heartbeat_pid": keeper.pid,
+                      "watchdog_s": spec.plan.watchdog_s, "time_scale": config.time_scale}), flush=True)
+    time.sleep(600)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], float(sys.argv[2]))
