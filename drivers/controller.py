@@ -12,6 +12,8 @@ import enum
 import fcntl
 import logging
 import os
+import select
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -20,7 +22,10 @@ from dataclasses import dataclass
 import serial
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ModbusException
-from pymodbus.framer import FramerType
+from pymodbus.framer import FramerSocket, FramerType
+from pymodbus.pdu import DecodePDU
+from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest
+from pymodbus.pdu.register_message import ReadInputRegistersRequest
 
 from drivers import units
 from drivers.errors import (
@@ -188,7 +193,10 @@ class TractionController:
         name: str = "traction controller",
         baudrate: int = RTU_BAUDRATE,
         parity: str = RTU_PARITY,
+        pipeline_status: bool = True,
     ) -> None:
+        """`pipeline_status`: on Modbus TCP, send a status snapshot's two reads together when
+        the device is found (at connect) to answer two requests sent in one segment."""
         self.transport = Transport(transport)
         self.unit_id = unit_id
         self.timeout_s = timeout_s
@@ -214,6 +222,10 @@ class TractionController:
         # one Modbus link, whichever thread uses it
         self._lock = threading.RLock()
         self._line_depth = 0  # nesting of _exclusive() (the flock is taken once)
+        self._pipeline = pipeline_status and self.transport is Transport.TCP
+        self.pipelined = False  # known after connect(): the device answers two requests at once
+        self._framer = FramerSocket(DecodePDU(False))
+        self._tid = 0
 
     def link_args(self) -> dict:
         """How to open another link to this controller (the heartbeat process does)."""
@@ -228,7 +240,62 @@ class TractionController:
                     "check the host/port in the rig file and that the controller is powered and on the network",
                 )
             raise DeviceUnreachable(self.device, *self._serial_refusal())
+        if self._pipeline:
+            self.pipelined = self._answers_two_at_once()
         return self
+
+    def _status_requests(self) -> tuple[ReadDiscreteInputsRequest, ReadInputRegistersRequest]:
+        start, count = STATUS_INPUT_SPAN
+        tids = [(self._tid + i) % 65000 + 1 for i in (1, 2)]
+        self._tid = tids[1]
+        return (ReadDiscreteInputsRequest(dev_id=self.unit_id, transaction_id=tids[0], address=0, count=len(DiscreteInput)),
+                ReadInputRegistersRequest(dev_id=self.unit_id, transaction_id=tids[1], address=start, count=count))
+
+    def _answers_two_at_once(self) -> bool:
+        """Send a snapshot's two reads in one segment, on a connection of its own: do both
+        answers come? Not every Modbus TCP server reads past the first frame of a segment
+        (pymodbus' own keeps the second until more bytes arrive), so this is asked, once,
+        before the link relies on it; a server that does not gets one read at a time."""
+        p = self._client.comm_params
+        try:
+            with socket.create_connection((p.host, p.port), timeout=self.timeout_s) as probe:
+                probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                replies = self._exchange(probe, self._status_requests(), self.timeout_s, then_s=0.05)
+        except (OSError, DeviceError):
+            return False
+        return replies is not None and not any(r.isError() for r in replies)
+
+    def _exchange(self, sock: socket.socket, requests, timeout_s: float, then_s: float | None = None):
+        """Both requests in one write, then their answers (by transaction id) or None when
+        they did not all come within the timeout. `then_s`: once the first answer is in,
+        the others get only max(then_s, 3 x its round trip) more (a probe need not wait
+        the whole timeout for an answer that is not coming)."""
+        sent = time.perf_counter_ns()
+        sock.sendall(b"".join(self._framer.buildFrame(r) for r in requests))
+        wanted = {r.transaction_id: i for i, r in enumerate(requests)}
+        out: list = [None] * len(requests)
+        data = b""
+        deadline = sent + int(timeout_s * 1e9)
+        while wanted:
+            if then_s is not None and len(wanted) < len(requests):
+                first = time.perf_counter_ns() - sent
+                deadline = min(deadline, sent + first + max(int(then_s * 1e9), 3 * first))
+                then_s = None
+            left = (deadline - time.perf_counter_ns()) / 1e9
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                return None
+            chunk = sock.recv(4096)
+            if not chunk:
+                raise OSError("connection closed by the device")
+            data += chunk
+            while data:
+                used, pdu = self._framer.handleFrame(data, 0, 0)
+                if pdu is None:
+                    break
+                data = data[used:]
+                if pdu.transaction_id in wanted:
+                    out[wanted.pop(pdu.transaction_id)] = pdu
+        return out
 
     def _serial_refusal(self) -> tuple[str, str]:
         """Why the serial line did not open, and the fix: pymodbus only logs the reason,
@@ -340,11 +407,17 @@ class TractionController:
 
     # ------------------------------------------------------------ status
     def status(self) -> ControllerStatus:
+        """Discrete inputs and status registers; on a device that takes both reads at once
+        (`pipelined`), both in flight together: one round trip, sampled back to back."""
         start, count = STATUS_INPUT_SPAN
         with self._exclusive():
             sent_ns = time.perf_counter_ns()
-            di = self._call_locked("discrete inputs 0..9", self._client.read_discrete_inputs, 0, count=len(DiscreteInput)).bits
-            ir = self._call_locked("input registers 0..6", self._client.read_input_registers, start, count=count).registers
+            replies = self._status_pipelined() if self.pipelined else None
+            if replies is not None:
+                di, ir = replies[0].bits, replies[1].registers
+            else:
+                di = self._call_locked("discrete inputs 0..9", self._client.read_discrete_inputs, 0, count=len(DiscreteInput)).bits
+                ir = self._call_locked("input registers 0..6", self._client.read_input_registers, start, count=count).registers
             host_ns = time.perf_counter_ns()
         try:
             phase, fault, reject = Phase(ir[InputReg.PHASE]), FaultCode(ir[InputReg.FAULT_CODE]), RejectReason(ir[InputReg.LAST_REJECT])
@@ -361,6 +434,23 @@ class TractionController:
             host_ns=host_ns,
             sent_ns=sent_ns,
         )
+
+    def _status_pipelined(self):
+        """Both status reads on this link at once; None (then read one at a time, so a
+        refusal is explained as usual) when the device answered either with an exception."""
+        sock = self._client.socket
+        if sock is None and self._client.connect():
+            sock = self._client.socket
+        try:
+            replies = self._exchange(sock, self._status_requests(), self.timeout_s) if sock else None
+        except OSError as exc:
+            self._client.close()
+            raise DeviceUnreachable(self.device, f"connection lost during the status reads: {exc}", "check the link") from exc
+        if replies is None:
+            self._client.close()  # a late answer must not be taken for the next request's
+            raise DeviceTimeout(self.device, f"no valid reply to the status reads within {self.timeout_s:g} s",
+                                "check the unit id, transport (TCP vs RTU, 19200 8E1) and that it is a TCM-1 controller")
+        return None if any(r.isError() for r in replies) else replies
 
     def identity(self) -> ControllerIdentity:
         start, count = IDENTITY_INPUT_SPAN

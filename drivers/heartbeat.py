@@ -41,6 +41,7 @@ import sys
 import time
 
 from drivers.controller import TractionController
+from drivers.priority import raise_priority
 
 PR_SET_PDEATHSIG = 1
 
@@ -90,7 +91,8 @@ class Beater:
     def stats(self) -> dict:
         return {"beats": self.beats, "errors": self.errors, "max_gap_ns": self.max_gap_ns,
                 "max_rtt_ns": self.max_rtt_ns, "last_ack_ns": self.last_ack_ns, "last_rtt_ns": self.last_rtt_ns,
-                "last_error": self.last_error, "running": self.running, "pid": os.getpid()}
+                "last_error": self.last_error, "running": self.running, "pid": os.getpid(),
+                "niceness": os.getpriority(os.PRIO_PROCESS, 0)}
 
     def command(self, line: str) -> tuple[str, bool]:
         """Answer one control line; (reply, whether to go on)."""
@@ -146,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--link", required=True, help="the controller's link as JSON (TractionController arguments)")
     args = parser.parse_args(argv)
     _die_with_parent()
+    raise_priority()
     # Ctrl-C reaches the whole process group: the parent decides when beats stop
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     control = socket.socket(fileno=args.control_fd)
     if os.getppid() != args.parent_pid:
         return 1  # the parent died before the guard was set
-    link = TractionController(name="traction controller (heartbeat process)", **json.loads(args.link))
+    link = TractionController(name="traction controller (heartbeat process)", pipeline_status=False,
+                              **json.loads(args.link))
     beater = Beater(link, args.interval_ns, args.parent_pid)
     try:
         link.connect()

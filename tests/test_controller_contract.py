@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.controller import CommandRefused, IllegalAddress, IllegalValue, WrongUnitId
+from drivers.controller import CommandRefused, IllegalAddress, IllegalValue, TractionController, WrongUnitId
 from drivers.errors import SafetyGuardError
 from drivers.tcm1 import (
     HOLDING_SPECS,
@@ -513,3 +513,29 @@ def test_stimulus_addresses_and_unit(lumbar):
 def test_other_unit_id_configuration():
     with served_table("lumbar", seed=3, unit_id=5) as served:
         assert served.controller.identity().kind is DeviceKind.LUMBAR
+
+
+def test_status_snapshots_go_out_together_where_the_device_takes_them(lumbar):
+    """The emulator answers every frame of a read: both status reads in flight at once,
+    the same snapshot as two plain reads would give."""
+    ctrl = lumbar.controller
+    assert ctrl.pipelined is True
+    together = ctrl.status()
+    ctrl.pipelined = False
+    apart = ctrl.status()
+    ctrl.pipelined = True
+    same = ("ready", "enabled", "phase", "fault_code", "uptime_s", "last_reject", "patient_switch_connected")
+    assert [getattr(together, f) for f in same] == [getattr(apart, f) for f in same]
+    assert together.sent_ns < together.host_ns
+
+
+def test_a_pipelined_snapshot_on_a_refused_unit_id_still_names_the_refusal(lumbar):
+    """An exception answer to a pipelined read falls back to the plain reads, which say why."""
+    ctrl = TractionController(host="127.0.0.1", port=lumbar.controller_port, unit_id=7, timeout_s=2.0).connect()
+    assert ctrl.pipelined is False  # the probe got exceptions: not relied on
+    ctrl.pipelined = True  # as if the unit id had been right at connect
+    try:
+        with pytest.raises(WrongUnitId):
+            ctrl.status()
+    finally:
+        ctrl.close()

@@ -111,3 +111,13 @@ def test_server_exception_02_is_typed(fixed_server):
     ctrl = fixed_server(fixed_device())
     with pytest.raises(IllegalAddress):
         ctrl.read_holding(Holding.TARGET_FORCE, count=20)
+
+
+def test_a_server_that_reads_one_frame_at_a_time_gets_one_read_at_a_time(fixed_server):
+    """pymodbus' stock server keeps the second frame of a segment until more bytes come:
+    the probe at connect finds that out, and every snapshot is then two plain reads."""
+    ctrl = fixed_server(fixed_device())
+    assert ctrl.pipelined is False
+    for _ in range(3):
+        st = ctrl.status()
+        assert st.force_n == -12.3 and st.phase is Phase.HOLD and st.uptime_s == 100.0

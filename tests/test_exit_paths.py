@@ -360,12 +360,18 @@ def test_signal_mid_ramp_releases_the_table(child, sig, request):
 
 def test_sigkill_mid_ramp_watchdog_releases_the_table(child, request):
     c = child("test_interrupted")
-    c.wait_run_start()
+    beats = c.wait_run_start()["heartbeat"]["pid"]
+    assert _alive(beats)
     before = c.wait_mid_ramp()
     sent = time.perf_counter()
     os.kill(c.proc.pid, signal.SIGKILL)
     assert c.proc.wait(10.0) == -signal.SIGKILL
     assert _alive(c.endpoints["pid"]), "the emulator died with its parent: nothing left to observe"
+    # the heartbeat process ended with its parent: nothing feeds the watchdog any more
+    deadline = time.monotonic() + 5.0
+    while _alive(beats):
+        assert time.monotonic() < deadline, "the heartbeat process outlived its SIGKILLed parent"
+        time.sleep(0.01)
     # nobody commands anything now: the controller's watchdog must notice, then release
     limit = (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + MARGIN_WALL_S
     obs = c.watch_release(sent, limit)

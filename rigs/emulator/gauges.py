@@ -325,14 +325,34 @@ class ChunkedReply:
         return "".join(self._pieces)
 
 
-def _trace_pieces(t: np.ndarray, f: np.ndarray):
-    """`t1,f1,t2,f2,...` with 10 significant digits for times (NR3), in pieces."""
-    pairs = np.empty(2 * len(t))
-    pairs[0::2], pairs[1::2] = t, f
-    for start in range(0, len(t), TRACE_CHUNK):
-        chunk = pairs[2 * start : 2 * (start + TRACE_CHUNK)]
-        text = ",".join(["%+.9E,%+.6E"] * (len(chunk) // 2)) % tuple(chunk.tolist())
-        yield text if start == 0 else "," + text
+def _trace_pieces(times: list[np.ndarray], forces: list[np.ndarray], to_unit):
+    """`t1,f1,t2,f2,...` (NR3, 10 significant digits for times) in pieces of TRACE_CHUNK
+    samples; each piece joins, converts and formats only its own samples, so no piece,
+    the first included, costs more than its share."""
+    first = True
+    pending_t: list[np.ndarray] = []
+    pending_f: list[np.ndarray] = []
+    pending = 0
+    blocks = iter(zip(times, forces))
+    while True:
+        block = next(blocks, None)
+        if block is not None:
+            pending_t.append(block[0])
+            pending_f.append(block[1])
+            pending += len(block[0])
+        while pending >= TRACE_CHUNK or (block is None and pending):
+            if len(pending_t) > 1:
+                pending_t, pending_f = [np.concatenate(pending_t)], [np.concatenate(pending_f)]
+            t, f = pending_t[0], pending_f[0]  # a view on one block: no copy of a long tail per piece
+            n = min(TRACE_CHUNK, len(t))
+            pending_t, pending_f, pending = [t[n:]], [f[n:]], len(t) - n
+            pairs = np.empty(2 * n)
+            pairs[0::2], pairs[1::2] = t[:n], to_unit(f[:n])
+            text = ",".join(["%+.9E,%+.6E"] * n) % tuple(pairs.tolist())
+            yield text if first else "," + text
+            first = False
+        if block is None:
+            return
 
 
 def _nr3_time(t: float) -> str:
@@ -442,17 +462,22 @@ class ScpiGauge:
         self._update(self._now)
 
     # -- formatting -------------------------------------------------------------------------
-    def _to_unit(self, newtons: np.ndarray) -> np.ndarray:
-        values = np.round(newtons / _SCPI_UNIT_NPU[self.unit], SCPI_DECIMALS[self.unit]) + 0.0
-        return np.where(np.isinf(newtons), np.copysign(SCPI_OVERRANGE, newtons), values)
+    def _unit_converter(self):
+        """Newtons -> readings in the unit of UNIT:FORC now (a reply keeps the unit it was asked in)."""
+        npu, decimals = _SCPI_UNIT_NPU[self.unit], SCPI_DECIMALS[self.unit]
+
+        def to_unit(newtons: np.ndarray) -> np.ndarray:
+            values = np.round(newtons / npu, decimals) + 0.0
+            return np.where(np.isinf(newtons), np.copysign(SCPI_OVERRANGE, newtons), values)
+
+        return to_unit
 
     def _drain(self) -> str | ChunkedReply:
         if not self._buf_len:
             return ""
-        t = np.concatenate(self._buf_t)
-        f = self._to_unit(np.concatenate(self._buf_f))
+        times, forces = self._buf_t, self._buf_f
         self._clear_buffer()
-        return ChunkedReply(_trace_pieces(t, f))
+        return ChunkedReply(_trace_pieces(times, forces, self._unit_converter()))
 
     def _measure_now(self) -> str:
         raw = self._sensor.measure_one(self._now)

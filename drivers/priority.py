@@ -1,0 +1,24 @@
+"""Processes that stand in for a device's own CPU ask to run ahead of ordinary work.
+
+A real controller answers and a real watchdog feeder beats on hardware of their own;
+here the heartbeat process and the emulated table share two cores with the test
+process and whatever else the machine runs. Where the operating system allows it
+(root, CAP_SYS_NICE, or an RLIMIT_NICE that permits it) they lower their nice value;
+elsewhere they run as they are. What they got is recorded, never assumed.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: the nice value asked for: ahead of normal work (0), far from real-time scheduling
+DEVICE_NICENESS = -10
+
+
+def raise_priority(niceness: int = DEVICE_NICENESS) -> int:
+    """Try to run at `niceness`; returns the nice value this process has afterwards."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
+    except OSError:  # not permitted: an ordinary user on an ordinary machine
+        pass
+    return os.getpriority(os.PRIO_PROCESS, 0)
