@@ -88,10 +88,27 @@ def test_a_main_thread_holding_the_gil_does_not_starve_the_beats(held_table):
     _busy(BUSY_PERIODS * period_wall_s)
     st = rig.controller.status()
     assert not st.watchdog_tripped and st.fault_code is FaultCode.NONE, st
-    assert st.phase is Phase.HOLD and st.force_n > 0.9 * HOLD_N  # still pulling: nothing released it
+    assert st.running and st.force_n > 0.9 * HOLD_N  # still pulling: nothing released it
     # the beats went on while this process could not run a line of Python
     assert keeper.refresh()["beats"] >= before + BUSY_PERIODS * 3
     assert keeper.errors == 0
+
+
+def test_test_traffic_and_beats_share_the_link(held_table):
+    """Status reads back to back while the beats go on: on RTU both masters take turns on
+    the one line (a whole transaction each, under the line's flock), so neither side ever
+    reads a frame meant for the other."""
+    rig, keeper, spec = held_table
+    before = keeper.refresh()["beats"]
+    end = time.perf_counter_ns() + int(4 * spec.plan.watchdog_s / rig.time_scale * 1e9)
+    reads = 0
+    while time.perf_counter_ns() < end:
+        st = rig.controller.status()
+        assert st.running and not st.watchdog_tripped, st
+        reads += 1
+    stats = keeper.refresh()
+    assert stats["errors"] == 0, stats["last_error"]
+    assert stats["beats"] >= before + 12 and reads > 20
 
 
 def test_pause_stops_the_beats_and_resume_restarts_them(held_table):
