@@ -26,6 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: wall seconds the beat process gets to start and to answer a control line
 START_TIMEOUT_S = 20.0
 REPLY_TIMEOUT_S = 5.0
+BEATS_PER_PERIOD = 10
 
 
 class HeartbeatError(RigError):
@@ -39,9 +40,9 @@ class HeartbeatKeeper:
         self.controller = controller
         self.period_table_s = period_table_s
         self.time_scale = time_scale
-        # a sixth of the period in wall seconds: five beats may be lost to a busy
-        # machine before a trip
-        self.interval_wall_s = period_table_s / time_scale / 6.0
+        # a tenth of the period in wall seconds: nine beats may be lost before a trip, and
+        # the largest gap between two stays well inside a third of the period
+        self.interval_wall_s = period_table_s / time_scale / BEATS_PER_PERIOD
         self.process: subprocess.Popen | None = None
         self._control: socket.socket | None = None
         self._buffer = b""

@@ -31,7 +31,7 @@ from reports.record import RECORD_NAME
 from reports.verdicts import ORDER, RunSummary, _closeness, summarise
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-MAX_PLOTS = 4  # force/time plots per requirement: its worst measurements that have a series
+MAX_PLOTS = 3  # force/time plots per requirement: its worst measurements that have a series
 
 
 class ReportError(Exception):
@@ -99,6 +99,39 @@ def _day(utc: str | None) -> str:
 
 def _is_summary(m: dict) -> bool:
     return bool((m.get("conditions") or {}).get("summary"))
+
+
+def _trial_key(m: dict) -> tuple | None:
+    """(test, trigger, trial) of a measurement that is one requirement of a repeated trial."""
+    c = m.get("conditions") or {}
+    if _is_summary(m) or "trial" not in c or "trigger" not in c:
+        return None
+    return m.get("test"), c["trigger"], c["trial"]
+
+
+def _trial_table(measurements: list[dict], req_order: list[str]) -> dict | None:
+    """One row per trial with every requirement it measured: the repeated trials (each
+    emergency release is judged on five requirements) read across, not five times down.
+    Each cell keeps the measurement's value, U, verdict and a TUR < 4 flag."""
+    rows: dict[tuple, dict] = {}
+    limits: dict[str, str] = {}
+    for m in measurements:
+        key = _trial_key(m)
+        if key is None:
+            continue
+        c = m.get("conditions") or {}
+        row = rows.setdefault(key, {"trigger": c["trigger"], "trial": c["trial"], "phase": c.get("phase", "—"),
+                                    "force": c.get("force_n"), "f0": c.get("force_at_trigger_n"), "cells": {}})
+        rid = m["requirement"]
+        v = m.get("value")
+        text = (f"{v:.4g} ± {m.get('uncertainty') or 0.0:.2g} {m.get('unit') or ''}".strip()
+                if m.get("decision_rule") != "boolean" and isinstance(v, (int, float)) else value_text(m))
+        row["cells"][rid] = {"text": text, "verdict": m["verdict"], "tur_below_4": m.get("tur_below_4")}
+        limits.setdefault(rid, limit_text(m))
+    if not rows:
+        return None
+    columns = [r for r in req_order if r in limits]
+    return {"columns": [{"id": r, "limit": limits[r]} for r in columns], "rows": list(rows.values())}
 
 
 def _instruments(start: dict) -> list[dict]:
@@ -185,6 +218,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         })
         own = [m for m in measurements if m.get("requirement") == r.id]
         trials = [m for m in own if not _is_summary(m)] or own
+        listed = [m for m in own if _trial_key(m) is None]  # the trials' own rows are the trial table's
         stats = plots.statistics(trials) if trials else None
         images = []
         if trials:
@@ -214,7 +248,8 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                                 "note": worst.get("note")},
             "rows": [{"name": m.get("name"), "value": value_text(m), "limit": limit_text(m), "u": u_text(m),
                       "tur": m.get("tur"), "tur_below_4": m.get("tur_below_4"), "verdict": m["verdict"],
-                      "summary": _is_summary(m)} for m in own],
+                      "summary": _is_summary(m)} for m in listed],
+            "in_trial_table": len(own) - len(listed),
         })
 
     pending = [img for s in sections for img in s["images"] if "plot" in img]
@@ -291,6 +326,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                  + [{"test": t, "outcome": "not finished"} for t in unfinished],
         "counts": {v: sum(1 for r in summary.results if r.verdict == v) for v in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN")},
         "files": file_hashes, "manifest_name": MANIFEST_NAME,
+        "trial_table": _trial_table(measurements, [r.id for r in summary.results]),
         "n_measurements": len(measurements),
     }
 
