@@ -14,6 +14,10 @@ stays in benchmarks/out/stability/; the figures also go to a JSON file beside th
 Asserts nothing: these are figures, not tests.
 
     python benchmarks/bench_stability.py [--main 10] [--loaded 5] [--parallel 5] [--only main,loaded,...]
+
+The heartbeat process and the emulator ask for nice -10 where the OS permits it (root,
+CAP_SYS_NICE); TRACTION_RIG_DEVICE_NICENESS=0 runs them at normal priority, as an
+ordinary user gets them. Each scenario line says what they got.
 """
 
 from __future__ import annotations
@@ -68,7 +72,7 @@ def table_figures(run_dir: Path) -> dict:
         "run": run_dir.name,
         "gap_table_s": hb.get("max_gap_table_s"), "gap_wall_s": hb.get("max_gap_wall_s"),
         "rtt_table_s": hb.get("max_round_trip_table_s"), "rtt_wall_s": hb.get("max_round_trip_wall_s"),
-        "beat_errors": hb.get("errors"),
+        "beat_errors": hb.get("errors"), "beat_niceness": hb.get("niceness"), "emulator_niceness": emu.get("niceness"),
         "emulator_cpu_per_wall": emu.get("cpu_s_per_wall_s"),
         "modbus": replies.get("modbus"), "gauge": replies.get("gauge"),
     }
@@ -94,7 +98,9 @@ def summary_line(name: str, runs: list[dict]) -> str:
         return "—" if v is None else format(v, fmt)
 
     gap_t, gap_w = worst(runs, "gap_table_s"), worst(runs, "gap_wall_s")
-    return (f"  {name:<9} {ok}/{n} PASS   wall {min(walls):.0f}–{max(walls):.0f} s (median {statistics.median(walls):.0f})\n"
+    first = runs[0]["tables"][0] if runs and runs[0]["tables"] else {}
+    nice = f"nice: heartbeat {first.get('beat_niceness')}, emulator {first.get('emulator_niceness')}"
+    return (f"  {name:<9} {ok}/{n} PASS   wall {min(walls):.0f}–{max(walls):.0f} s (median {statistics.median(walls):.0f}); {nice}\n"
             f"            heartbeat: largest gap {f(gap_t, '.2f')} s table ({f(gap_w and gap_w * 1e3, '.0f')} ms wall), "
             f"goal <= {WATCHDOG_S / 3:.1f} s table; largest beat round trip {f(worst(runs, 'rtt_table_s'), '.3f')} s table "
             f"({f(worst(runs, 'rtt_wall_s') and worst(runs, 'rtt_wall_s') * 1e3, '.1f')} ms wall); beat errors "

@@ -11,14 +11,22 @@ from __future__ import annotations
 
 import os
 
-#: the nice value asked for: ahead of normal work (0), far from real-time scheduling
+#: the nice value asked for: ahead of normal work (0), far from real-time scheduling;
+#: TRACTION_RIG_DEVICE_NICENESS overrides it (0: run as everything else does)
 DEVICE_NICENESS = -10
+ENV = "TRACTION_RIG_DEVICE_NICENESS"
 
 
-def raise_priority(niceness: int = DEVICE_NICENESS) -> int:
+def raise_priority(niceness: int | None = None) -> int:
     """Try to run at `niceness`; returns the nice value this process has afterwards."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, niceness)
-    except OSError:  # not permitted: an ordinary user on an ordinary machine
-        pass
+    if niceness is None:
+        try:
+            niceness = int(os.environ.get(ENV, DEVICE_NICENESS))
+        except ValueError:
+            niceness = DEVICE_NICENESS
+    if niceness < os.getpriority(os.PRIO_PROCESS, 0):
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)
+        except OSError:  # not permitted: an ordinary user on an ordinary machine
+            pass
     return os.getpriority(os.PRIO_PROCESS, 0)

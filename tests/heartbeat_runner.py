@@ -17,25 +17,38 @@ from rigs.rig import open_rig
 from suites.spec import load_spec
 
 
-def main(rig_file: str, force_n: float) -> None:
+def hold(rig_file: str, force_n: float):
+    """Open the rig, feed its watchdog from a heartbeat process, pull to force_n and stay
+    there; returns (rig, keeper, spec). The caller closes the rig (or is killed)."""
     config = load_rig(rig_file)
     spec = load_spec(config.table.specification)
     rig = open_rig(config)
     keeper = HeartbeatKeeper(rig.controller, spec.plan.watchdog_s, config.time_scale)
-    keeper.arm()
-    ctrl = rig.controller
-    ctrl.reset()
-    ctrl.set_ramp_rates(200.0, 200.0)
-    ctrl.set_target_force(force_n)
-    ctrl.enable()
-    ctrl.start()
-    deadline = time.monotonic() + 30.0
-    while ctrl.status().force_n < 0.9 * force_n:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"no {force_n} N within 30 s")
-        time.sleep(0.01)
+    try:
+        keeper.arm()
+        ctrl = rig.controller
+        ctrl.reset()
+        ctrl.set_ramp_rates(200.0, 200.0)
+        ctrl.set_target_force(force_n)
+        ctrl.enable()
+        ctrl.start()
+        deadline = time.monotonic() + 30.0
+        while ctrl.status().force_n < 0.9 * force_n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the table did not reach {force_n} N within 30 s")
+            time.sleep(0.01)
+    except BaseException:
+        rig.make_safe()
+        keeper.stop()
+        rig.close()
+        raise
+    return rig, keeper, spec
+
+
+def main(rig_file: str, force_n: float) -> None:
+    rig, keeper, spec = hold(rig_file, force_n)
     print(json.dumps({"emulator": rig.endpoints, "heartbeat_pid": keeper.pid,
-                      "watchdog_s": spec.plan.watchdog_s, "time_scale": config.time_scale}), flush=True)
+                      "watchdog_s": spec.plan.watchdog_s, "time_scale": rig.time_scale}), flush=True)
     time.sleep(600)
 
 

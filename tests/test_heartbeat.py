@@ -21,12 +21,12 @@ from pathlib import Path
 import pytest
 
 from drivers.controller import TractionController
-from drivers.tcm1 import FaultCode, Phase
+from drivers.tcm1 import FaultCode
 from drivers.watchdog import HeartbeatError, HeartbeatKeeper
 from rigs.config import load_rig
 from rigs.rig import open_rig
-from suites.spec import load_spec
 from tests.emulated import wait_for
+from tests.heartbeat_runner import hold
 
 REPO = Path(__file__).resolve().parent.parent
 RIGS = {"tcp": "emulated-lumbar", "rtu": "emulated-serial"}
@@ -61,19 +61,8 @@ def _busy(seconds: float) -> int:
 @pytest.fixture(params=["tcp", pytest.param("rtu", marks=pytest.mark.slow)])
 def held_table(request):
     """An open emulated rig whose table holds HOLD_N, its watchdog fed by a keeper."""
-    config = load_rig(RIGS[request.param])
-    spec = load_spec(config.table.specification)
-    rig = open_rig(config)
-    keeper = HeartbeatKeeper(rig.controller, spec.plan.watchdog_s, config.time_scale)
+    rig, keeper, spec = hold(RIGS[request.param], HOLD_N)
     try:
-        keeper.arm()
-        ctrl = rig.controller
-        ctrl.reset()
-        ctrl.set_ramp_rates(200.0, 200.0)
-        ctrl.set_target_force(HOLD_N)
-        ctrl.enable()
-        ctrl.start()
-        wait_for(lambda: ctrl.status().force_n > 0.9 * HOLD_N, 30.0, f"the table holding {HOLD_N} N")
         yield rig, keeper, spec
     finally:
         rig.make_safe()

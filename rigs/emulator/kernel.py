@@ -227,29 +227,23 @@ def warm_up() -> None:
     table.advance_by(0.0105)  # quiet cycles, a Python cycle and a partial step
 
 
+#: kernel slot -> TableParams field (numbers as they are)
+_PARAM_FIELDS = (
+    (P_STIFFNESS, "stiffness_n_per_m"), (P_DAMPING, "damping_ns_per_m"), (P_SERVO_TAU, "servo_tau_s"),
+    (P_PULL_MAX, "pull_speed_max_m_s"), (P_PAYOUT_MAX, "payout_speed_max_m_s"), (P_LOOP_GAIN, "loop_gain_per_s"),
+    (P_RELEASE_MIN_SPEED, "release_min_speed_m_s"), (P_FREEWHEEL_TAU, "freewheel_tau_s"),
+    (P_CARRIAGE_MIN, "carriage_min_m"), (P_CARRIAGE_MAX, "carriage_max_m"), (P_CELL_GAIN_ERROR, "cell_gain_error"),
+    (P_CELL_OFFSET, "cell_offset_n"), (P_CELL_NOISE, "cell_noise_n"), (P_HIDDEN_GAIN_ERROR, "hidden_gain_error"),
+    (P_HIDDEN_GAIN_ABOVE, "hidden_gain_above_n"), (P_HIDDEN_OFFSET, "hidden_offset_n"),
+    (P_K_NOM, "nominal_stiffness"), (P_DT, "dt"), (P_RELEASE_TAU, "release_tau_s"),
+)
+
+
 def params_array(params) -> np.ndarray:
     """TableParams as the kernel's `p` array."""
     p = np.zeros(P_SIZE)
-    p[P_STIFFNESS] = params.stiffness_n_per_m
-    p[P_DAMPING] = params.damping_ns_per_m
-    p[P_SERVO_TAU] = params.servo_tau_s
-    p[P_PULL_MAX] = params.pull_speed_max_m_s
-    p[P_PAYOUT_MAX] = params.payout_speed_max_m_s
-    p[P_LOOP_GAIN] = params.loop_gain_per_s
-    p[P_RELEASE_MIN_SPEED] = params.release_min_speed_m_s
+    for slot, name in _PARAM_FIELDS:
+        p[slot] = getattr(params, name)
     p[P_CLUTCH] = 1.0 if params.release_mode == "clutch" else 0.0
-    p[P_FREEWHEEL_TAU] = params.freewheel_tau_s
     p[P_BRAKE_HOLDS] = 1.0 if params.brake_holds_on_power_loss else 0.0
-    p[P_CARRIAGE_MIN] = params.carriage_min_m
-    p[P_CARRIAGE_MAX] = params.carriage_max_m
-    p[P_CELL_GAIN_ERROR] = params.cell_gain_error
-    p[P_CELL_OFFSET] = params.cell_offset_n
-    p[P_CELL_NOISE] = params.cell_noise_n
-    p[P_HIDDEN_GAIN_ERROR] = params.hidden_gain_error
-    p[P_HIDDEN_GAIN_ABOVE] = params.hidden_gain_above_n
-    p[P_HIDDEN_OFFSET] = params.hidden_offset_n
-    p[P_K_NOM] = params.nominal_stiffness
-    p[P_DT] = params.dt
-    p[P_RELEASE_TAU] = params.release_tau_s
     return p
-
