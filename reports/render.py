@@ -47,6 +47,8 @@ def _num(v, unit="") -> str:
 def value_text(m: dict | None) -> str:
     if m is None:
         return "—"
+    if m.get("verdict") == "N/A":
+        return "N/A"
     if m.get("decision_rule") == "boolean":
         return "holds" if m.get("value") else "VIOLATED"
     v = m.get("value")
@@ -101,6 +103,20 @@ def _is_summary(m: dict) -> bool:
     return bool((m.get("conditions") or {}).get("summary"))
 
 
+def _grounds(m: dict) -> str:
+    """What a FAIL stands on: the preconditions that held, and what was measured — so a
+    reader can tell a primary finding from a consequence of another one."""
+    held = [f"{p['what']} ({p['observed']})" for p in m.get("preconditions") or [] if p.get("held")]
+    measured = {k: v for k, v in (m.get("conditions") or {}).items()
+                if not isinstance(v, (dict, list)) and k not in ("summary",)}
+    text = ""
+    if held:
+        text += ". Preconditions held: " + "; ".join(held)
+    if measured:
+        text += ". Measured under: " + ", ".join(f"{k} = {v}" for k, v in list(measured.items())[:10])
+    return text
+
+
 def _trial_key(m: dict) -> tuple | None:
     """(test, trigger, trial) of a measurement that is one requirement of a repeated trial."""
     c = m.get("conditions") or {}
@@ -115,6 +131,7 @@ def _trial_table(measurements: list[dict], req_order: list[str]) -> dict | None:
     Each cell keeps the measurement's value, U, verdict and a TUR < 4 flag."""
     rows: dict[tuple, dict] = {}
     limits: dict[str, str] = {}
+    reasons: dict[str, int] = {}  # why a cell is N/A -> its note number
     for m in measurements:
         key = _trial_key(m)
         if key is None:
@@ -124,14 +141,22 @@ def _trial_table(measurements: list[dict], req_order: list[str]) -> dict | None:
                                     "force": c.get("force_n"), "f0": c.get("force_at_trigger_n"), "cells": {}})
         rid = m["requirement"]
         v = m.get("value")
-        text = (f"{v:.4g} ± {m.get('uncertainty') or 0.0:.2g} {m.get('unit') or ''}".strip()
-                if m.get("decision_rule") != "boolean" and isinstance(v, (int, float)) else value_text(m))
-        row["cells"][rid] = {"text": text, "verdict": m["verdict"], "tur_below_4": m.get("tur_below_4")}
+        note = None
+        if m["verdict"] == "N/A":
+            reason = m.get("not_applicable") or "a precondition did not hold"
+            note = reasons.setdefault(reason, len(reasons) + 1)
+            text = "N/A"
+        elif m.get("decision_rule") != "boolean" and isinstance(v, (int, float)):
+            text = f"{v:.4g} ± {m.get('uncertainty') or 0.0:.2g} {m.get('unit') or ''}".strip()
+        else:
+            text = value_text(m)
+        row["cells"][rid] = {"text": text, "verdict": m["verdict"], "tur_below_4": m.get("tur_below_4"), "note": note}
         limits.setdefault(rid, limit_text(m))
     if not rows:
         return None
     columns = [r for r in req_order if r in limits]
-    return {"columns": [{"id": r, "limit": limits[r]} for r in columns], "rows": list(rows.values())}
+    return {"columns": [{"id": r, "limit": limits[r]} for r in columns], "rows": list(rows.values()),
+            "notes": [{"n": n, "reason": reason} for reason, n in reasons.items()]}
 
 
 def _instruments(start: dict) -> list[dict]:
@@ -213,11 +238,12 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         matrix.append({
             "id": r.id, "title": r.title, "source": r.source, "tests": tests,
             "worst": value_text(r.worst), "limit": limit_text(r.worst, req), "u": u_text(r.worst),
-            "verdict": r.verdict, "n": r.measurements, "tur_flags": r.tur_flags,
+            "verdict": r.verdict, "n": r.measurements, "tur_flags": r.tur_flags, "na": r.not_applicable,
             "unfinished": [t for t in tests if t in unfinished],
         })
         own = [m for m in measurements if m.get("requirement") == r.id]
-        trials = [m for m in own if not _is_summary(m)] or own
+        trials = [m for m in own if not _is_summary(m) and m["verdict"] != "N/A"] or \
+            [m for m in own if m["verdict"] != "N/A"]  # judged measurements: a check that was N/A has no value
         listed = [m for m in own if _trial_key(m) is None]  # the trials' own rows are the trial table's
         stats = plots.statistics(trials) if trials else None
         images = []
@@ -248,8 +274,9 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                                 "note": worst.get("note")},
             "rows": [{"name": m.get("name"), "value": value_text(m), "limit": limit_text(m), "u": u_text(m),
                       "tur": m.get("tur"), "tur_below_4": m.get("tur_below_4"), "verdict": m["verdict"],
-                      "summary": _is_summary(m)} for m in listed],
+                      "summary": _is_summary(m), "not_applicable": m.get("not_applicable")} for m in listed],
             "in_trial_table": len(own) - len(listed),
+            "not_applicable": {"count": r.not_applicable, "reasons": r.not_applicable_reasons},
         })
 
     pending = [img for s in sections for img in s["images"] if "plot" in img]
@@ -273,13 +300,21 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         deviations.append(("incomplete", f"Test started but not finished: {t}"))
     for t, outcome in summary.tests.items():
         if outcome not in ("passed", "skipped"):
-            deviations.append(("test", f"Test {outcome}: {t}"))
+            deviations.append(("test", f"Test {outcome} on its measurements' verdicts (above): {t}" if t in summary.judged
+                                   else f"Test {outcome} before it could judge everything it verifies: {t}"))
     for r in summary.results:
         if r.verdict == "NOT RUN":
-            deviations.append(("not run", f"{r.id} ({r.title}): no measurement in this run."))
+            deviations.append(("not run", f"{r.id} ({r.title}): " + ("every check was not applicable (below)."
+                                                                      if r.not_applicable else "no measurement in this run.")))
         elif r.verdict in ("FAIL", "INCONCLUSIVE"):
             deviations.append((r.verdict.lower(), f"{r.id}: worst {value_text(r.worst)} vs {limit_text(r.worst)} "
-                                                  f"(U {u_text(r.worst)}) — {r.worst.get('name')}"))
+                                                  f"(U {u_text(r.worst)}) — {r.worst.get('name')}"
+                                                  + _grounds(r.worst)))
+        if r.not_applicable:
+            deviations.append(("not applicable", f"{r.id}: {r.not_applicable} check(s) not judged — "
+                                                 + "; ".join(r.not_applicable_reasons[:3])
+                                                 + (f" (and {len(r.not_applicable_reasons) - 3} more reasons)"
+                                                    if len(r.not_applicable_reasons) > 3 else "")))
         if r.tur_flags:
             deviations.append(("TUR < 4", f"{r.id}: {r.tur_flags} measurement(s) with a test uncertainty ratio below 4."))
     operator_steps = _operator_steps(events)

@@ -1,6 +1,8 @@
 """Per-requirement verdicts from a run record: the view `rig run` prints and the
 report's traceability matrix starts from. Every requirement of the specification
-appears, including those no measurement reached (NOT RUN)."""
+appears, including those no measurement reached (NOT RUN). A measurement that was not
+applicable (N/A: a precondition of its check did not hold) counts, with its reason,
+but decides nothing: a requirement with nothing else stays NOT RUN."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from dataclasses import dataclass, field
 
 from reports.record import read_record
 
-ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3}
+ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3, "N/A": 4}
+NOT_APPLICABLE = "N/A"
 
 
 @dataclass
@@ -22,6 +25,8 @@ class RequirementResult:
     measurements: int = 0
     tests: set = field(default_factory=set)
     tur_flags: int = 0
+    not_applicable: int = 0  # measurements whose check could not be judged
+    not_applicable_reasons: list = field(default_factory=list)  # distinct reasons, first seen first
 
 
 @dataclass
@@ -31,6 +36,7 @@ class RunSummary:
     results: list[RequirementResult]
     tests: dict  # nodeid -> outcome
     events: list[dict]
+    judged: set = field(default_factory=set)  # tests that failed on their verdicts alone (they did complete)
 
     @property
     def complete(self) -> bool:
@@ -49,7 +55,9 @@ class RunSummary:
 
     @property
     def errored_tests(self) -> list[str]:
-        return [t for t, outcome in self.tests.items() if outcome not in ("passed", "skipped")]
+        """Tests that broke off (an error, a timeout, a failure other than their verdicts):
+        the requirements they were verifying may be half verified."""
+        return [t for t, outcome in self.tests.items() if outcome not in ("passed", "skipped") and t not in self.judged]
 
 
 def _closeness(m: dict) -> float:
@@ -79,17 +87,24 @@ def summarise(run_dir) -> RunSummary:
     results = {r["id"]: RequirementResult(r["id"], r["title"], r["source"], r.get("decision_rule", "guard-banded"))
                for r in spec["requirements"]}
     tests: dict[str, str] = {}
+    judged: set[str] = set()
     for e in events:
         if e["event"] == "measurement" and e["requirement"] in results:
             r = results[e["requirement"]]
             r.measurements += 1
             r.tests.add(e["test"])
-            r.tur_flags += bool(e.get("tur_below_4"))
             v = e["verdict"]
+            if v == NOT_APPLICABLE:
+                r.not_applicable += 1
+                if e.get("not_applicable") and e["not_applicable"] not in r.not_applicable_reasons:
+                    r.not_applicable_reasons.append(e["not_applicable"])
+                continue
+            r.tur_flags += bool(e.get("tur_below_4"))
             if r.worst is None or (ORDER[v], -_closeness(e)) < (ORDER[r.worst["verdict"]], -_closeness(r.worst)):
                 r.worst = e
             r.verdict = v if r.verdict == "NOT RUN" else min(r.verdict, v, key=ORDER.get)
         elif e["event"] == "test-end":
             if e.get("when") == "call" or e.get("outcome") != "passed":
                 tests[e["test"]] = e["outcome"]
-    return RunSummary(start, end, list(results.values()), tests, events)
+                (judged.add if e.get("judged") else judged.discard)(e["test"])
+    return RunSummary(start, end, list(results.values()), tests, events, judged)

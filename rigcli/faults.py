@@ -4,6 +4,11 @@ Each cell is the verdict of one requirement on one table. A defect must be caugh
 (FAIL) by at least one of the requirements it is mapped to; the nominal table must
 pass every requirement on every seed (no FAIL, no INCONCLUSIVE). A defect that is not
 caught is a defect of the suites. Runs `rig run` in parallel worker processes.
+
+A FAIL of a requirement the defect is not mapped to is a *collateral* FAIL: right when
+the defect really breaks that requirement too (each such FAIL is documented in the
+catalogue with its reason), wrong when a check blamed a requirement the table met. An
+undocumented one is flagged NEW and makes the matrix exit non-zero, so it is noticed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ from suites.spec import SPECS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = {"PASS": "P", "FAIL": "F", "INCONCLUSIVE": "I", "NOT RUN": "-"}
+
+
+def collateral(fault: str, verdicts: dict) -> tuple[list[str], list[str]]:
+    """(documented, new) collateral FAILs of a defect's run."""
+    entry = CATALOGUE[fault]
+    others = [r for r, v in verdicts.items() if v == "FAIL" and r not in entry.requirements]
+    return [r for r in others if r in entry.collateral], [r for r in others if r not in entry.collateral]
 
 
 def _spec_copy(trials: int, workdir: Path) -> Path:
@@ -81,33 +93,50 @@ def run_matrix(args) -> int:
     for rid in req_ids:
         table.add_column(rid.replace("-", "\n", 1), justify="center")
     table.add_column("result", no_wrap=True)
+    table.add_column("collateral FAIL", no_wrap=True)
     ok = True
     rows = []
     for res in results:
         fault = res["fault"]
         v = res["verdicts"]
+        documented, new = [], []
         if fault is None:
             good = bool(v) and all(x == "PASS" for x in v.values())
             outcome = "all PASS" if good else "FALSE FAIL"
         else:
             mapped = CATALOGUE[fault].requirements
-            good = any(v.get(r) == "FAIL" for r in mapped)
-            outcome = f"caught by {', '.join(r for r in mapped if v.get(r) == 'FAIL')}" if good else "NOT CAUGHT"
+            documented, new = collateral(fault, v)
+            caught = any(v.get(r) == "FAIL" for r in mapped)
+            good = caught and not new
+            outcome = f"caught by {', '.join(r for r in mapped if v.get(r) == 'FAIL')}" if caught else "NOT CAUGHT"
         ok &= good
         cells = []
         for rid in req_ids:
             mark = SHORT.get(v.get(rid, "NOT RUN"), "?")
             if fault and rid in CATALOGUE[fault].requirements:
                 mark = f"[bold]{mark}*[/]"
+            elif rid in new:
+                mark = f"[bold red]{mark}![/]"
+            elif rid in documented:
+                mark = f"{mark}°"
             cells.append(mark)
-        table.add_row(res["label"], *cells, f"[{'green' if good else 'red'}]{outcome}[/]")
-        rows.append({**res, "outcome": outcome, "good": good})
+        coll = ", ".join(documented) + ("; " if documented and new else "") + (f"NEW: {', '.join(new)}" if new else "")
+        table.add_row(res["label"], *cells, f"[{'green' if good else 'red'}]{outcome}[/]",
+                      f"[{'red' if new else 'default'}]{coll or '—'}[/]")
+        rows.append({**res, "outcome": outcome, "good": good, "collateral": documented, "new_collateral": new})
     console.print(table)
-    console.print("P pass, F fail, I inconclusive, - not run; * = a requirement the defect is mapped to")
+    console.print("P pass, F fail, I inconclusive, - not run; * = a requirement the defect is mapped to; "
+                  "° = a collateral FAIL the catalogue documents; ! = a NEW collateral FAIL (a check may blame the "
+                  "wrong requirement: see docs/fault-matrix.md)")
+    new_total = sum(len(r["new_collateral"]) for r in rows)
+    if new_total:
+        console.print(f"[red]{new_total} new collateral FAIL(s): " + "; ".join(
+            f"{r['label']}: {', '.join(r['new_collateral'])}" for r in rows if r["new_collateral"]) + "[/]")
     nominal = [r for r in rows if r["fault"] is None]
     console.print(f"nominal: {sum(r['good'] for r in nominal)}/{len(nominal)} seeds all PASS "
                   f"(false-fail rate {sum(not r['good'] for r in nominal)}/{len(nominal)}); "
-                  f"defects caught: {sum(r['good'] for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
+                  f"defects caught: {sum(any(r['verdicts'].get(x) == 'FAIL' for x in CATALOGUE[r['fault']].requirements) for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
+                  f"new collateral FAILs: {new_total}; "
                   f"wall {wall:.0f} s with {args.jobs} workers")
     if args.save:
         out = Path(args.save)
@@ -117,13 +146,26 @@ def run_matrix(args) -> int:
         lines = ["# Fault detection matrix\n",
                  f"`rig faults matrix --seeds {args.seeds} --trials {args.trials} --jobs {args.jobs}` — "
                  f"{len(rows)} runs in {wall:.0f} s on this 2-core machine (time scale 10). "
-                 "P pass, F fail, I inconclusive, - not run; **bold** = a requirement the defect is mapped to.\n",
-                 "| table | " + " | ".join(req_ids) + " | result |", "|---" * (len(req_ids) + 2) + "|"]
+                 "P pass, F fail, I inconclusive, - not run; **bold** = a requirement the defect is mapped to; "
+                 "F° = a collateral FAIL, justified below; F! = a NEW collateral FAIL, not justified.\n",
+                 "| table | " + " | ".join(req_ids) + " | result | collateral FAIL |", "|---" * (len(req_ids) + 3) + "|"]
         for r in rows:
             mapped = CATALOGUE[r["fault"]].requirements if r["fault"] else ()
-            cells = [(f"**{SHORT.get(r['verdicts'].get(x, 'NOT RUN'))}**" if x in mapped
-                      else SHORT.get(r["verdicts"].get(x, "NOT RUN"))) for x in req_ids]
-            lines.append(f"| {r['label']} | " + " | ".join(cells) + f" | {r['outcome']} |")
+
+            def cell(x):
+                mark = SHORT.get(r["verdicts"].get(x, "NOT RUN"))
+                if x in mapped:
+                    return f"**{mark}**"
+                return mark + ("!" if x in r["new_collateral"] else "°" if x in r["collateral"] else "")
+            coll = ", ".join(r["collateral"]) + (f" NEW: {', '.join(r['new_collateral'])}" if r["new_collateral"] else "")
+            lines.append(f"| {r['label']} | " + " | ".join(cell(x) for x in req_ids) + f" | {r['outcome']} | {coll or '—'} |")
+        lines += ["", "## Why each collateral FAIL is right", "",
+                  "A defect that breaks more than the requirement it is mapped to makes those FAIL too; each such FAIL "
+                  "below is a finding of its own, not a check blaming a requirement the table met "
+                  "(`rigs/emulator/faults.py`, `collateral=`).", ""]
+        for name in sorted(CATALOGUE):
+            for rid, why in CATALOGUE[name].collateral.items():
+                lines.append(f"- `{name}` → **{rid}**: {why}")
         out.with_suffix(".md").write_text("\n".join(lines) + "\n")
         console.print(f"saved {out.with_suffix('.md')} and {out.with_suffix('.json')}")
     return 0 if ok else 1

@@ -75,13 +75,17 @@ def print_verdicts(run_dir: Path, console: Console) -> str:
     table.add_column("verdict", no_wrap=True)
     for r in summary.results:
         value, limit, u = format_value(r.worst)
-        flag = " TUR<4" if r.tur_flags else ""
+        flag = (" TUR<4" if r.tur_flags else "") + (f" ({r.not_applicable} N/A)" if r.not_applicable else "")
         table.add_row(r.id, value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}")
     console.print(table)
     overall = summary.overall
     note = "" if summary.complete else " (run incomplete)"
     for test in summary.errored_tests:
         console.print(f"[yellow]test did not complete: {test}[/]")
+    na = [r for r in summary.results if r.not_applicable]
+    if na:  # checks a precondition took away: said, so a NOT RUN or a thin PASS is understood
+        console.print("N/A (not judged): " + "; ".join(f"{r.id}: {r.not_applicable_reasons[0]}" for r in na[:4])
+                      + (f"; and {len(na) - 4} more requirements" if len(na) > 4 else ""))
     console.print(f"overall: [{STYLE[overall]}]{overall}[/]{note} — run record {run_dir}")
     return overall
 

@@ -88,21 +88,51 @@ def crossing_above(t: np.ndarray, f: np.ndarray, level: float, after: float = fl
 
 
 def smooth(f: np.ndarray, n: int) -> np.ndarray:
+    """Moving average over n samples, centred; near the ends over the samples there are
+    (a zero-padded average would pull the ends toward 0)."""
     if n <= 1 or len(f) < n:
         return f
-    kernel = np.ones(n) / n
-    return np.convolve(f, kernel, mode="same")
+    kernel = np.ones(n)
+    return np.convolve(f, kernel, mode="same") / np.convolve(np.ones(len(f)), kernel, mode="same")
 
 
-def last_maximum_time(t: np.ndarray, f: np.ndarray, after: float, until: float, smooth_s: float = 0.005) -> float:
-    """When the force stopped rising after `after`: the time of its (smoothed) maximum."""
+def last_rise_end_time(t: np.ndarray, f: np.ndarray, after: float, until: float, rise_tolerance_n: float,
+                       smooth_s: float = 0.005, start_level: float | None = None,
+                       min_noise_n: float = 0.1) -> float:
+    """When the force last stopped rising after `after`: the end (top) of the last rise of
+    more than `rise_tolerance_n` above the lowest force before it, on the force smoothed
+    over `smooth_s`; 0 when it never rose by that much.
+
+    A rise counts from the lowest force since the previous rise ended (or since `after`,
+    where `start_level`, the force held at a trigger, is the first value): so a force that
+    fell and held, or fell at once to a noisy floor, never rose; a ramp that went on
+    pulling rose until it stopped; a treatment that went down to its rest force and pulled
+    back up rose again. The top of a rise is the first instant the force came within its
+    noise (3 σ about the smoothed force) of the rise's highest value, so noise on a flat
+    top does not move it later."""
     sel = (t >= after) & (t <= until)
     if not sel.any():
         return float("inf")
-    tt, ff = t[sel], f[sel]
+    tt, raw = t[sel], f[sel]
     dt = float(np.median(np.diff(tt))) if len(tt) > 1 else 1.0
-    ff = smooth(ff, max(1, int(round(smooth_s / dt))))
-    return float(tt[int(np.argmax(ff))] - after)
+    n = max(1, int(round(smooth_s / dt)))
+    ff = smooth(raw, n)
+    interior = slice(n, len(raw) - n) if len(raw) > 2 * n + 2 else slice(None)
+    noise = max(min_noise_n, 3.0 * float(np.std((raw - ff)[interior])) if len(raw) > 2 else 0.0)
+    low = float(ff[0]) if start_level is None else min(float(start_level), float(ff[0]))
+    rising, top, top_t, last_end = False, -np.inf, 0.0, 0.0
+    for ti, v in zip(tt.tolist(), ff.tolist()):
+        if not rising:
+            low = min(low, v)
+            if v > low + rise_tolerance_n:
+                rising, top, top_t = True, v, ti
+        elif v > top + noise:
+            top, top_t = v, ti
+        elif v < top - rise_tolerance_n:
+            rising, low, last_end = False, v, top_t
+    if rising:
+        last_end = top_t
+    return float(last_end - after) if last_end else 0.0
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,14 @@ OpenHTF-style: a suite produces `Measurement`s; each knows its requirement IDs, 
 unit, limits, expanded uncertainty (with its budget), the decision rule and the time
 series behind it, and judges itself. Outputs (terminal table, run record, report)
 only consume them. Verdicts are PASS, FAIL or INCONCLUSIVE — the last when the
-uncertainty interval straddles a limit (ILAC-G8 guard-banded acceptance).
+uncertainty interval straddles a limit (ILAC-G8 guard-banded acceptance) — or N/A.
+
+A check relies on things it does not itself verify: force present when RESET is tried,
+a release to time, a latch to keep. Each measurement lists those `preconditions` with
+what was observed; when one did not hold, the measurement is NOT APPLICABLE (N/A, with
+the reason) instead of judged: a table must not FAIL a requirement it met because
+another requirement's defect took away what the check needed. N/A never decides a
+requirement's verdict; a requirement with nothing but N/A stays NOT RUN.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ class Verdict(str, enum.Enum):
     PASS = "PASS"
     FAIL = "FAIL"
     INCONCLUSIVE = "INCONCLUSIVE"
+    NOT_APPLICABLE = "N/A"
 
     @classmethod
     def worst(cls, verdicts) -> "Verdict":
@@ -32,6 +40,18 @@ class Verdict(str, enum.Enum):
             if v in verdicts:
                 return v
         return cls.PASS
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """Something a check relies on, and what was observed of it."""
+
+    what: str  # e.g. "force above the residual force when RESET was tried"
+    held: bool
+    observed: str  # e.g. "gauge 3.1 N at the RESET write"
+
+    def to_dict(self) -> dict:
+        return {"what": self.what, "held": bool(self.held), "observed": self.observed}
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,13 @@ class Measurement:
     series: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     annotations: dict = field(default_factory=dict)  # trigger instants, crossings (series time base)
     note: str = ""
+    preconditions: list[Precondition] = field(default_factory=list)
+
+    @property
+    def not_applicable(self) -> str:
+        """Why this check could not be judged ('' when every precondition held)."""
+        missing = next((p for p in self.preconditions if not p.held), None)
+        return "" if missing is None else f"{missing.what}: not so — {missing.observed}"
 
     @property
     def uncertainty(self) -> float:
@@ -90,6 +117,8 @@ class Measurement:
 
     @property
     def verdict(self) -> Verdict:
+        if self.not_applicable:
+            return Verdict.NOT_APPLICABLE
         if self.requirement.decision_rule == "boolean":
             return Verdict.PASS if bool(self.value) else Verdict.FAIL
         value = float(self.value)
@@ -106,6 +135,8 @@ class Measurement:
     @property
     def margin(self) -> float:
         """Distance to the nearest limit in units of the tolerance (negative: outside)."""
+        if self.not_applicable:
+            return math.inf  # never the worst of anything
         if self.requirement.decision_rule == "boolean":
             return 1.0 if self.value else -1.0
         value = float(self.value)
@@ -128,6 +159,8 @@ class Measurement:
         return f"≥ {self.lower:.4g} {self.unit}".strip()
 
     def value_text(self) -> str:
+        if self.not_applicable or self.value is None:
+            return "N/A"
         if isinstance(self.value, bool):
             return "yes" if self.value else "NO"
         return f"{float(self.value):.4g} {self.unit}".strip()
@@ -136,7 +169,7 @@ class Measurement:
         return {
             "name": self.name,
             "requirement": self.requirement.id,
-            "value": self.value if isinstance(self.value, bool) else float(self.value),
+            "value": self.value if isinstance(self.value, bool) or self.value is None else float(self.value),
             "unit": self.unit,
             "lower": self.lower,
             "upper": self.upper,
@@ -150,4 +183,6 @@ class Measurement:
             "conditions": self.conditions,
             "annotations": self.annotations,
             "note": self.note,
+            "preconditions": [p.to_dict() for p in self.preconditions],
+            "not_applicable": self.not_applicable or None,
         }

@@ -19,7 +19,7 @@ import pytest
 
 from drivers.controller import CommandRefused
 from drivers.tcm1 import Phase, StimulusCoil
-from suites.measurement import Measurement, Verdict
+from suites.measurement import Measurement, Precondition, Verdict
 from suites.release import force_at_trigger, release_measurements
 
 TRIGGERS = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
@@ -177,22 +177,38 @@ def test_emergency_release(bench, spec, recorder, trigger):
         m = Measurement(f"{trigger} trial {i + 1} restart refused until RESET", reqs["ER-LATCH"],
                         trial.restart_refused and trial.reset_accepted,
                         conditions={**cond, "restart_refused": trial.restart_refused, "reset_accepted": trial.reset_accepted},
-                        note="" if trial.reset_accepted else "the table could not be brought back to a known state")
+                        note="" if trial.reset_accepted else "the table could not be brought back to a known state",
+                        # a latch is judged on a table the trigger released: one still holding the
+                        # force refuses RESET for that reason alone (ER-HALF, ER-RESIDUAL are its findings)
+                        preconditions=[Precondition("the controller completed the release (its force at or below "
+                                                    "the residual, phase IDLE)", trial.released,
+                                                    "released" if trial.released
+                                                    else "still holding force when the release window ended")])
         per_req["ER-LATCH"].append(recorder.record(m))
         if not trial.reset_accepted:
             break  # a table stuck with force on it: no further trial is meaningful
-    # the verdict is on the worst trial: one summary per requirement and trigger
+    # the verdict is on the worst trial that could be judged: one summary per requirement and trigger
     for rid, ms in per_req.items():
         req = reqs[rid]
-        if req.decision_rule == "boolean":
-            worst = min(ms, key=lambda m: bool(m.value))
-            summary = Measurement(f"{trigger}: worst of {len(ms)} trials", req, bool(worst.value),
-                                  conditions={"trigger": trigger, "trials": len(ms),
-                                              "failed": sum(1 for m in ms if not m.value)})
+        judged = [m for m in ms if m.verdict is not Verdict.NOT_APPLICABLE]
+        if not judged:  # every trial N/A: so is the summary, and it says why
+            first = ms[0].not_applicable if ms else "no trial ran"
+            summary = Measurement(f"{trigger}: worst of {len(ms)} trials", req, None, ms[0].unit if ms else "",
+                                  conditions={"trigger": trigger, "trials": len(ms), "not_applicable": len(ms)},
+                                  preconditions=[Precondition("at least one trial could be judged", False,
+                                                              f"{len(ms)} of {len(ms)} not applicable; the first: {first}")])
+        elif req.decision_rule == "boolean":
+            worst = min(judged, key=lambda m: bool(m.value))
+            summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, bool(worst.value),
+                                  conditions={"trigger": trigger, "trials": len(judged), "not_applicable": len(ms) - len(judged),
+                                              "failed": sum(1 for m in judged if not m.value)})
         else:
-            worst = min(ms, key=lambda m: (m.verdict is Verdict.PASS, m.margin))
-            summary = Measurement(f"{trigger}: worst of {len(ms)} trials", req, worst.value, "s", worst.lower, worst.upper,
-                                  worst.budget, conditions={"trigger": trigger, "worst_trial": worst.conditions,
-                                                            **_stats([float(m.value) for m in ms])})
+            worst = min(judged, key=lambda m: (m.verdict is Verdict.PASS, m.margin))
+            summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, worst.value, "s", worst.lower,
+                                  worst.upper, worst.budget,
+                                  conditions={"trigger": trigger, "worst_trial": worst.conditions,
+                                              "not_applicable": len(ms) - len(judged),
+                                              **_stats([float(m.value) for m in judged])},
+                                  preconditions=worst.preconditions)
         summary.conditions["summary"] = True
         recorder.record(summary)

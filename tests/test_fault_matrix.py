@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: one defect from each family: release shape, hidden force error, phase-specific
 #: switch, setpoint interlock, ramp rate, latch
 REPRESENTATIVE = ["slow-release", "gain-error", "switch-ignored-in-hold", "overlimit-setpoint-accepted",
-                  "fast-ramp", "estop-no-latch"]
+                  "fast-ramp", "estop-no-latch", "instant-release"]
 
 
 def test_catalogue_is_large_enough_and_mapped():
@@ -27,6 +27,8 @@ def test_catalogue_is_large_enough_and_mapped():
     ids = set(load_spec("lumbar").ids)
     for entry in CATALOGUE.values():
         assert set(entry.requirements) <= ids, entry.name
+        assert set(entry.collateral) <= ids - set(entry.requirements), entry.name  # documented, and not its own
+        assert all(why.strip() for why in entry.collateral.values()), entry.name
 
 
 @pytest.mark.slow
@@ -40,4 +42,5 @@ def test_representative_third_of_the_defects_is_caught(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert "false-fail rate 0/1" in proc.stdout and f"defects caught: {len(REPRESENTATIVE)}/{len(REPRESENTATIVE)}" in proc.stdout
+    assert "new collateral FAILs: 0" in proc.stdout  # no check blamed a requirement a defect did not break
     assert (tmp_path / "matrix.md").exists()

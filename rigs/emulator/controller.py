@@ -521,10 +521,14 @@ class ControllerModel:
         return slope
 
     def _rates(self) -> tuple[float, float]:
-        """The ramp generator's rates (N/s): up, as a defective rate table may run it; down."""
+        """The ramp generator's rates (N/s): up, as a defective rate table may run it; down,
+        as a defective generator may come back from its overshoot."""
         holding = self.st.holding
         up = holding[Holding.RAMP_UP_RATE] / 10.0
-        return up * self.defects.ramp_rate_factor(up), holding[Holding.RAMP_DOWN_RATE] / 10.0
+        down = holding[Holding.RAMP_DOWN_RATE] / 10.0
+        if self._overshot and self.st.phase == Phase.RAMP_UP:
+            down *= self.defects.overshoot_return_factor
+        return up * self.defects.ramp_rate_factor(up), down
 
     # ------------------------------------------------------------------ time
     def advance_to(self, t: float, exact: bool = True) -> None:

@@ -9,7 +9,7 @@ what must catch it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from drivers.errors import ConfigError
@@ -32,6 +32,7 @@ class Defects:
     fast_ramp_above_n_s: float | None = None  # commanded rates above this run fast
     fast_ramp_factor: float = 1.0
     overshoot_fraction: float = 0.0  # the ramp generator overshoots the set force by this
+    overshoot_return_factor: float = 1.0  # ... and comes back at this fraction of the regressive rate
     estop_coil_no_latch: bool = False
     sporadic_slow_every: int | None = None  # every n-th emergency release is slow
     sporadic_slow_tau_s: float = 1.5
@@ -48,14 +49,19 @@ class Defect:
     summary: str
     requirements: tuple[str, ...]
     apply: Callable  # (params, defects) -> params
+    #: requirements the defect also makes FAIL, each with why that FAIL is right (a true
+    #: finding of its own, not a check blaming the wrong requirement); `rig faults matrix`
+    #: flags any other FAIL as a new collateral FAIL
+    collateral: dict = field(default_factory=dict)
 
 
 CATALOGUE: dict[str, Defect] = {}
 
 
-def defect(name: str, summary: str, requirements: tuple[str, ...], **changes) -> None:
+def defect(name: str, summary: str, requirements: tuple[str, ...], collateral: dict | None = None, **changes) -> None:
     """Register a defect: `changes` name TableParams fields (the table's physics) or
-    Defects switches (the controller's behaviour) and their defective values."""
+    Defects switches (the controller's behaviour) and their defective values;
+    `collateral`: other requirements it rightly makes FAIL, each with the reason."""
     if name in CATALOGUE:
         raise ValueError(f"defect {name!r} registered twice")
     physical = {k: v for k, v in changes.items() if k in TableParams.__dataclass_fields__}
@@ -69,7 +75,7 @@ def defect(name: str, summary: str, requirements: tuple[str, ...], **changes) ->
             setattr(defects, key, value)
         return replace(params, **physical) if physical else params
 
-    CATALOGUE[name] = Defect(name, summary, requirements, apply)
+    CATALOGUE[name] = Defect(name, summary, requirements, apply, dict(collateral or {}))
 
 
 def apply_defects(names: list[str], params, defects: Defects):
@@ -101,6 +107,8 @@ defect(
     "gain-error",
     "the controller's load cell under-reads by 12 % above 200 N; the table pulls harder than set",
     ('FA-STATIC',),
+    collateral={"FA-CELL": "the defect is in the controller's own load cell, which FA-CELL compares with the "
+                           "gauge: it disagrees by the hidden 12 % above 200 N — FA-CELL's own finding"},
     hidden_gain_error=0.12, hidden_gain_above_n=200.0,
 )
 
@@ -108,6 +116,9 @@ defect(
     "offset-error",
     "the controller's load cell reads 25 N low at every force (zeroed under load)",
     ('FA-STATIC',),
+    collateral={"FA-CELL": "the controller's load cell reads 25 N below the gauge at every setting: FA-CELL's own finding",
+                "ER-RESIDUAL": "the controller releases to what its cell calls zero, which leaves 25 N on the "
+                               "patient: the force never falls below the 15 N residual — a hazard of its own"},
     hidden_offset_n=25.0,
 )
 
@@ -115,6 +126,8 @@ defect(
     "no-watchdog",
     'the communication watchdog never trips: a dead host leaves force on the patient',
     ('ER-HALF', 'ER-RESIDUAL'),
+    collateral={"ER-NORISE": "a communication loss during a ramp up stops nothing: the ramp goes on pulling to "
+                             "its target after the trigger"},
     no_watchdog=True,
 )
 
@@ -200,4 +213,22 @@ defect(
     'the brake holds the winch on mains cut: the force stays on the patient',
     ('ER-HALF', 'ER-RESIDUAL'),
     brake_holds_on_power_loss=True,
+)
+
+defect(
+    "instant-release",
+    'the emergency release lets the whole force go within one controller cycle (the cord is let go): a snap',
+    ('ER-SNAP',),
+    release_mode='instant',
+)
+
+defect(
+    "overshoot-settles-late",
+    'the ramp generator overshoots the set force by 8 % and comes back at a twentieth of the regressive rate: '
+    'the force is still off the setting long after the settling time',
+    ('RA-OVERSHOOT', 'RA-SETTLE'),
+    collateral={"FA-STATIC": "the force is still 8 % above the setting when the settle time the specification "
+                             "allows (settle_s, the RA-SETTLE limit) is over: it is not at the setting when FA-STATIC "
+                             "is judged"},
+    overshoot_fraction=0.08, overshoot_return_factor=0.05,
 )

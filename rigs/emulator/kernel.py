@@ -26,6 +26,10 @@ from numba import njit
 
 # -- drive modes (what the winch does in a cycle) --------------------------------------
 BRAKED, FORCE_LOOP, RELEASE, FREEWHEEL = 0, 1, 2, 3
+#: how an emergency release pays out (TableParams.release_mode): a lagged servo, a
+#: clutch at the winch's top speed, or the cord let go at once
+RELEASE_MODES = {"servo": 0.0, "clutch": 1.0, "instant": 2.0}
+RELEASE_INSTANT = 2.0
 
 # -- mechanics state `s` (S_RELEASE_TAU: this release's tau, a defect may slow one) -------
 S_T, S_X, S_V, S_FORCE, S_CELL, S_EXT, S_EXT_TARGET, S_EXT_RATE, S_RELEASE_TAU = range(9)
@@ -90,8 +94,12 @@ def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
         step = abs(gap) if rate == 0.0 else min(abs(gap), rate * h)
         s[S_EXT] += step if gap > 0 else -step
     k_nom = p[P_K_NOM]
+    let_go = False
     if drive == BRAKED:
         v = 0.0
+    elif drive == RELEASE and p[P_CLUTCH] == RELEASE_INSTANT:
+        v = 0.0
+        let_go = True  # the cord is let go: slack within this cycle, whatever the winch can pay out
     elif drive == FREEWHEEL:
         v = 0.0 if p[P_BRAKE_HOLDS] != 0.0 else -payout_speed(p, s[S_CELL], p[P_FREEWHEEL_TAU])
     elif drive == RELEASE and p[P_CLUTCH] != 0.0:
@@ -103,7 +111,10 @@ def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
             v_cmd = slope / k_nom + p[P_LOOP_GAIN] * (reference - s[S_CELL]) / k_nom
             v_cmd = min(max(v_cmd, -p[P_PAYOUT_MAX]), p[P_PULL_MAX])
         v = s[S_V] + (v_cmd - s[S_V]) * min(1.0, h / p[P_SERVO_TAU])
-    x = min(max(s[S_X] + v * h, p[P_CARRIAGE_MIN]), p[P_CARRIAGE_MAX])
+    x = s[S_X] + v * h
+    if let_go:
+        x = min(x, -s[S_EXT] / p[P_STIFFNESS])
+    x = min(max(x, p[P_CARRIAGE_MIN]), p[P_CARRIAGE_MAX])
     if x == p[P_CARRIAGE_MIN] or x == p[P_CARRIAGE_MAX]:
         v = 0.0
     s[S_X] = x
@@ -244,6 +255,6 @@ def params_array(params) -> np.ndarray:
     p = np.zeros(P_SIZE)
     for slot, name in _PARAM_FIELDS:
         p[slot] = getattr(params, name)
-    p[P_CLUTCH] = 1.0 if params.release_mode == "clutch" else 0.0
+    p[P_CLUTCH] = RELEASE_MODES[params.release_mode]
     p[P_BRAKE_HOLDS] = 1.0 if params.brake_holds_on_power_loss else 0.0
     return p

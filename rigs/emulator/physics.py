@@ -50,7 +50,7 @@ class TableParams:
     loop_gain_per_s: float = 15.0  # force loop proportional gain (bandwidth ~2.4 Hz)
     release_tau_s: float = 0.06  # emergency release: exponential force decay
     release_min_speed_m_s: float = 0.004  # so the release reaches slack in finite time
-    release_mode: str = "servo"  # "servo" (lagged) or "clutch" (no lag: a snap)
+    release_mode: str = "servo"  # "servo" (lagged), "clutch" (no lag: a snap) or "instant" (the cord let go)
     freewheel_tau_s: float = 0.18  # power loss, brake released
     brake_holds_on_power_loss: bool = False
     carriage_min_m: float = -0.05
