@@ -46,7 +46,7 @@ def heartbeat_gaps(run_dir: Path) -> list[float]:
     """Longest gap between watchdog heartbeats of each table, table seconds (the period is 3 s)."""
     from reports.record import read_record
 
-    return [e["max_gap_table_s"] for d in sorted(run_dir.iterdir()) for e in read_record(d) if e["event"] == "heartbeat"]
+    return [e["max_gap_table_s"] for d in sorted(p for p in run_dir.iterdir() if (p / "record.jsonl").is_file()) for e in read_record(d) if e["event"] == "heartbeat"]
 
 
 def run(workers: int, rig: str, run_dir: Path) -> tuple[float, int, list[str]]:

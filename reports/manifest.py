@@ -9,8 +9,14 @@ record, the series CSVs) together with the report rendered from them
 does, except that only `rig verify` also notices files added since.
 
 Names with a backslash or a newline are escaped the way GNU sha256sum does (the line
-starts with a backslash). The manifest is evidence of accidental or careless change,
-not a signature: anybody who can write the run directory can rewrite it too.
+starts with a backslash).
+
+The manifest alone is not a signature: it is evidence of accidental or careless change
+only, because anybody who can write the run directory can rewrite it too. When the lab
+config names a private key, `rig report` also signs the manifest
+(`RUN/MANIFEST.sha256.sig`, reports/signing.py), and `rig verify` with the lab's public
+key then refuses a run that was edited and re-sealed. The signature is written after
+the manifest, so the manifest leaves it out, as it leaves out itself.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import re
 from pathlib import Path
 
 MANIFEST_NAME = "MANIFEST.sha256"
+SIGNATURE_NAME = MANIFEST_NAME + ".sig"  # reports/signing.py; defined here so run_files need not import it
+_NOT_LISTED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 _LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
 
 
@@ -33,14 +41,15 @@ def sha256_file(path: Path) -> str:
 
 
 def run_files(run_dir: Path) -> list[str]:
-    """Every regular file under RUN (relative POSIX paths, sorted), except the manifest."""
+    """Every regular file under RUN (relative POSIX paths, sorted), except the manifest and
+    its signature: both are written after the hashes are taken, so neither can be listed."""
     run_dir = Path(run_dir)
     found = []
     for root, dirs, files in os.walk(run_dir):
         dirs.sort()
         for name in files:
             rel = (Path(root) / name).relative_to(run_dir).as_posix()
-            if rel != MANIFEST_NAME:
+            if rel not in _NOT_LISTED:
                 found.append(rel)
     return sorted(found)
 
@@ -105,6 +114,21 @@ def read_manifest(run_dir: Path) -> dict[str, str]:
             escaped, digest, rel = match.groups()
             entries[_unescape(rel) if escaped else rel] = digest.lower()
     return entries
+
+
+REPORT_PREFIX = "report/"  # what `rig report` may render again: the rest of the run is its evidence
+
+
+def evidence_sha256(run_dir: Path) -> str | None:
+    """SHA-256 over the manifest's lines for the run's evidence (everything but the
+    report folder, which a later `rig report` may legitimately render and seal again);
+    None when the run is not sealed. A results database keeps it to notice an edit."""
+    try:
+        entries = read_manifest(run_dir)
+    except ManifestError:
+        return None
+    lines = "".join(f"{digest}  {rel}\n" for rel, digest in sorted(entries.items()) if not rel.startswith(REPORT_PREFIX))
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
 def verify_manifest(run_dir: Path, ignore_prefix: str | None = None) -> list[str]:

@@ -101,3 +101,9 @@ def read_record(directory: Path) -> list[dict]:
             except json.JSONDecodeError:
                 break
     return lines
+
+
+def run_dirs(root: Path):
+    """The run directories under a run root (its other files, e.g. history.sqlite, left out)."""
+    root = Path(root)
+    return iter(sorted(p for p in root.iterdir() if (p / RECORD_NAME).is_file())) if root.is_dir() else iter(())

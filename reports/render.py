@@ -9,8 +9,12 @@ Order of writing, and what the manifest covers:
 2. the SHA-256 of every file of the run (outside the report folder) is computed and
    listed in the report's appendix, so the report names the exact data it shows;
 3. report.html and report.pdf are written;
-4. `RUN/MANIFEST.sha256` is (re)written over every file under RUN except itself —
-   the record, the series and the report inside RUN. `rig verify RUN` recomputes it.
+4. `RUN/MANIFEST.sha256` is (re)written over every file under RUN except itself (and
+   its signature) — the record, the series and the report inside RUN. `rig verify RUN`
+   recomputes it;
+5. with a signing key (the lab config's signing.private_key), the manifest is signed:
+   `RUN/MANIFEST.sha256.sig` (reports/signing.py). Without one, a signature left from
+   an earlier rendering is removed, since it no longer matches the new manifest.
 
 A report written elsewhere (`--out DIR` outside RUN) is not covered by the manifest.
 """
@@ -26,7 +30,8 @@ import jinja2
 from markupsafe import Markup, escape
 
 from reports import plots
-from reports.manifest import MANIFEST_NAME, hash_files, run_files, verify_manifest, write_manifest, ManifestError
+from reports.manifest import (MANIFEST_NAME, SIGNATURE_NAME, hash_files, run_files, verify_manifest, write_manifest,
+                              ManifestError)
 from reports.record import RECORD_NAME
 from reports.verdicts import ORDER, RunSummary, _closeness, summarise
 
@@ -363,7 +368,28 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         "files": file_hashes, "manifest_name": MANIFEST_NAME,
         "trial_table": _trial_table(measurements, [r.id for r in summary.results]),
         "n_measurements": len(measurements),
+        "history": _history(run_dir),
     }
+
+
+def _history(run_dir: Path) -> dict | None:
+    """The run against its table's history, as `rig run` reviewed it (history.json), or
+    None when the run was not recorded in a results database."""
+    from reports.history.review import read_history
+
+    h = read_history(run_dir)
+    if h is None:
+        return None
+    rows = []
+    for r in h.get("requirements", []):
+        unit = r.get("unit") or ""
+        mean = r.get("history_mean")
+        rows.append({"id": r["requirement"], "runs": r["runs"], "value": f"{r['value']:.4g} {unit}",
+                     "u": f"± {r['uncertainty']:.2g} {unit}", "mean": "—" if mean is None else f"{mean:.4g} {unit}",
+                     "verdict": r.get("verdict"), "warnings": " + ".join(r.get("warnings") or []) or "—"})
+    return {"error": h.get("error"), "database": h.get("database"), "serial": h.get("serial"),
+            "runs": h.get("runs_of_table"), "horizon": h.get("horizon_runs"), "rows": rows,
+            "warnings": h.get("warnings", [])}
 
 
 # ---------------------------------------------------------------- rendering
@@ -388,8 +414,10 @@ def render_html(context: dict) -> str:
     return _environment().get_template("report.html.j2").render(**context)
 
 
-def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool = True) -> list[Path]:
-    """Write report.html, report.pdf and RUN/MANIFEST.sha256; returns the paths written."""
+def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool = True,
+                  signing_key: Path | None = None) -> list[Path]:
+    """Write report.html, report.pdf, RUN/MANIFEST.sha256 and, with `signing_key` (a PEM
+    Ed25519 private key), RUN/MANIFEST.sha256.sig; returns the paths written."""
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such run directory")
@@ -400,6 +428,10 @@ def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool =
         inside = out.relative_to(run_dir).as_posix() + "/"
     except ValueError:
         inside = None
+    if signing_key is not None:  # a bad key file must fail before anything is re-written
+        from reports.signing import load_private_key
+
+        load_private_key(signing_key)
     if (run_dir / MANIFEST_NAME).is_file():
         try:
             problems = verify_manifest(run_dir, ignore_prefix=inside)
@@ -428,6 +460,15 @@ def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool =
         _write_atomic(pdf_path, data)
         written.append(pdf_path)
     written.append(write_manifest(run_dir))
+    if signing_key is not None:
+        from reports.signing import sign_manifest
+
+        written.append(sign_manifest(run_dir, signing_key))
+    else:
+        # A signature from an earlier rendering signed the old manifest: it can no longer
+        # match the one just written, and left in place it would make `rig verify` report
+        # this honest re-rendering as "edited and re-sealed". The run is now unsigned.
+        (run_dir / SIGNATURE_NAME).unlink(missing_ok=True)
     return written
 
 

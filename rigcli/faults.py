@@ -25,6 +25,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from reports.record import run_dirs
 from reports.verdicts import summarise
 from rigs.emulator.faults import CATALOGUE
 from suites.spec import SPECS_DIR
@@ -50,14 +51,15 @@ def _spec_copy(trials: int, workdir: Path) -> Path:
 
 def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path) -> dict:
     run_root = workdir / label
-    cmd = [sys.executable, "-m", "rigcli", "run", "--no-report", "--run-dir", str(run_root),
+    # --no-history: runs of defects made on purpose stay out of any results database
+    cmd = [sys.executable, "-m", "rigcli", "run", "--no-report", "--no-history", "--run-dir", str(run_root),
            "--seed", str(seed), "--spec", str(spec)]
     if fault:
         cmd += ["--fault", fault]
     started = time.perf_counter_ns()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800)
     wall = (time.perf_counter_ns() - started) / 1e9
-    runs = sorted(run_root.glob("*")) if run_root.exists() else []
+    runs = list(run_dirs(run_root))
     if not runs:
         return {"label": label, "fault": fault, "seed": seed, "exit": proc.returncode, "wall_s": wall,
                 "verdicts": {}, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}

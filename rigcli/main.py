@@ -25,6 +25,7 @@ def _emulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             time_scale=args.time_scale,
             faults=list(args.fault),
+            wear=args.wear,
             host=args.host,
             unit_id=args.unit_id,
             controller_rtu=args.controller_rtu,
@@ -35,6 +36,16 @@ def _emulate(args: argparse.Namespace) -> int:
             stats_path=args.stats,
         )
     )
+
+
+def _wear(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number (a fraction, e.g. 0.2)") from None
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"{text}: wear is a fraction from 0 to 100")
+    return value
 
 
 def _faults_list(args: argparse.Namespace) -> int:
@@ -97,8 +108,12 @@ def _report(args: argparse.Namespace) -> int:
         except RigError as exc:
             print(f"rig: {exc}", file=sys.stderr)
             code = 1
+    from reports.lab_config import load_lab
+
+    signing_key = load_lab(args.lab).signing.private_key
     try:
-        written = render_report(args.run, args.out, **({} if args.max_plots is None else {"max_plots": args.max_plots}))
+        written = render_report(args.run, args.out, signing_key=signing_key,
+                                **({} if args.max_plots is None else {"max_plots": args.max_plots}))
     except ReportError as exc:
         raise RigError(str(exc)) from None
     for path in [*written, *([allure_index] if allure_index else [])]:
@@ -106,14 +121,36 @@ def _report(args: argparse.Namespace) -> int:
     return code
 
 
+def _verify_signature(run_dir, lab) -> tuple[list[str], str]:
+    """The signature check of `rig verify`: (problems, what to add to the success line).
+
+    With a public key in the lab config the run must carry a valid signature; without
+    one a signature cannot be checked, and saying nothing would pass it off as checked."""
+    from reports.manifest import SIGNATURE_NAME
+
+    public_key = lab.signing.public_key
+    if public_key is None:
+        if (run_dir / SIGNATURE_NAME).exists():
+            print("note: signature present, not checked: no public key (lab config signing.public_key)")
+        return [], ""
+    from reports.signing import check_signature, key_fingerprint, load_public_key, short_fingerprint
+
+    problems = check_signature(run_dir, public_key)
+    if problems:
+        return problems, ""
+    return [], f", signature valid (key {short_fingerprint(key_fingerprint(load_public_key(public_key)))})"
+
+
 def _verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from reports.lab_config import load_lab
     from reports.manifest import ManifestError, verify_manifest
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise RigError(f"{run_dir}: no such run directory")
+    lab = load_lab(args.lab)  # a wrong lab config is a usage error (exit 2), found before any verdict
     try:
         problems = verify_manifest(run_dir)
     except ManifestError as exc:
@@ -125,7 +162,71 @@ def _verify(args: argparse.Namespace) -> int:
         return 1
     from reports.manifest import read_manifest
 
-    print(f"{run_dir}: {len(read_manifest(run_dir))} files verified")
+    problems, signed = _verify_signature(run_dir, lab)
+    if not problems:
+        problems, recorded = _verify_database(run_dir, args, lab)
+        signed += recorded
+    if problems:
+        for line in problems:
+            print(line)
+        return 1
+    print(f"{run_dir}: {len(read_manifest(run_dir))} files verified{signed}")
+    return 0
+
+
+def _verify_database(run_dir, args, lab) -> tuple[list[str], str]:
+    """The digest the results database recorded at ingest must be the manifest's now (its
+    evidence lines: all but report/, which `rig report` may render again): a run edited
+    and re-sealed, even with a stolen key, no longer matches what the lab's database holds. Checked where a database is configured (--db, $TRACTION_RIG_DB, the
+    lab config) or the default history.sqlite lies beside the run."""
+    import os
+
+    from drivers.errors import ConfigError
+    from reports.history.store import DB_ENV, DEFAULT_DB_NAME, HistoryError, Store, shown
+    from reports.manifest import evidence_sha256
+
+    url = args.db or os.environ.get(DB_ENV) or lab.database
+    if url is None:
+        beside = run_dir.resolve().parent / DEFAULT_DB_NAME
+        if not beside.is_file():
+            return [], ""
+        url = f"sqlite:///{beside}"
+    digest = evidence_sha256(run_dir)  # the report folder may have been rendered again since: not evidence
+    try:
+        with Store(url) as store:
+            known, recorded = store.recorded_digest(run_dir)
+    except HistoryError as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        return [f"database: {exc}"], ""
+    where = shown(url)
+    if known is None:
+        return [f"database: the run is not recorded in {where}; `rig history import {run_dir}` records a run "
+                "that was never recorded"], ""
+    if known == "folder":
+        return [f"database: {where} recorded a run of this folder with another run-start line: its start "
+                "(rig, table, specification, operator) was edited"], ""
+    if recorded is None:
+        return [f"database: {where} recorded the run before it was sealed; `rig history import {run_dir}` "
+                "records its digest"], ""
+    if recorded != digest:
+        return [f"database: the manifest differs from the one {where} recorded at ingest "
+                f"(sha256 {recorded[:12]}…, now {digest[:12]}…): edited and re-sealed"], ""
+    return [], f", digest as recorded in {where}"
+
+
+def _keys_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from reports.signing import generate_keypair, key_fingerprint, load_public_key
+
+    key_path, pub_path = generate_keypair(Path(args.out), args.name, force=args.force)
+    key_path, pub_path = key_path.resolve(), pub_path.resolve()
+    print(f"private key  {key_path}  (mode 0600: only on the machines that seal runs)")
+    print(f"public key   {pub_path}  (on every machine that verifies)")
+    print(f"fingerprint  {key_fingerprint(load_public_key(pub_path))}")
+    print("lab config   (paste into lab.yaml; see docs/keys.md):")
+    print(f"signing:\n  public_key: {pub_path}\n  private_key: {key_path}")
     return 0
 
 
@@ -146,11 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--spec", help="specification file or name (default: the rig file's)")
     run.add_argument("--fault", action="append", default=[], metavar="NAME", help="emulated rigs: switch on a defect")
     run.add_argument("--seed", type=int, help="emulated rigs: the table's seed")
+    run.add_argument("--wear", type=_wear, metavar="FRACTION", help="emulated rigs: a release valve worn by FRACTION")
     run.add_argument("--run-dir", help="where run records go (default: runs/)")
     run.add_argument("--operator", help="who runs the tests (recorded)")
     run.add_argument("--allow-expired-calibration", action="store_true")
     run.add_argument("-k", dest="keyword", help="only tests matching this pytest expression")
     run.add_argument("--no-report", action="store_true", help="skip rendering the compliance report at the end")
+    run.add_argument("--db", metavar="URL", help="results database the run goes into (default: $TRACTION_RIG_DB, "
+                     "the lab config's database, or RUN_DIR/history.sqlite)")
+    run.add_argument("--no-history", action="store_true", help="do not record the run in the results database")
+    run.add_argument("--lab", metavar="FILE", help="lab config: results database and signing key "
+                     "(default: $TRACTION_RIG_LAB or /etc/traction-rig/lab.yaml)")
     run.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     run.set_defaults(func=_run)
 
@@ -159,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--seed", type=int, default=0)
     emulate.add_argument("--time-scale", type=float, default=1.0, help="table seconds per wall second (K)")
     emulate.add_argument("--fault", action="append", default=[], metavar="NAME", help="switch on a named defect")
+    emulate.add_argument("--wear", type=_wear, default=0.0, metavar="FRACTION",
+                         help="a worn release valve: the emergency release is slower by this fraction (default 0)")
     emulate.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
     emulate.add_argument("--unit-id", type=int, default=1)
     emulate.add_argument("--controller-rtu", metavar="DEVICE", help="serve the controller as Modbus RTU on this serial device")
@@ -176,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     from rigcli.lab import add_parser as add_lab_parser
 
     add_lab_parser(sub)
+
+    from rigcli.history import add_parser as add_history_parser
+
+    add_history_parser(sub)
 
     faults = sub.add_parser("faults", help="the emulated table's named defects: list them, or run the detection matrix")
     faults.set_defaults(func=_faults_list)
@@ -195,18 +308,36 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
     check.set_defaults(func=_check)
 
-    report = sub.add_parser("report", help="render a run's compliance report (HTML and PDF) and seal the run with a SHA-256 manifest")
+    report = sub.add_parser("report", help="render a run's compliance report (HTML and PDF) and seal the run with a "
+                            "SHA-256 manifest, signed with the lab key when configured")
     report.add_argument("run", metavar="RUN", help="run directory (holds record.jsonl)")
     report.add_argument("--out", metavar="DIR", help="where report.html and report.pdf go (default: RUN/report)")
     report.add_argument("--max-plots", type=int, default=None, metavar="N",
                         help="force/time plots per requirement (default: reports.render.MAX_PLOTS, 3)")
     report.add_argument("--allure", action="store_true",
                         help="also build the Allure 3 single-file report (RUN/report/allure/index.html; needs Node.js)")
+    report.add_argument("--lab", metavar="FILE", help="lab config (default: $TRACTION_RIG_LAB, else "
+                        "/etc/traction-rig/lab.yaml); its signing.private_key signs the manifest")
     report.set_defaults(func=_report)
 
-    verify = sub.add_parser("verify", help="check a run directory against its MANIFEST.sha256")
+    verify = sub.add_parser("verify", help="check a run directory against its MANIFEST.sha256 and, with the lab's "
+                            "public key, its signature")
     verify.add_argument("run", metavar="RUN", help="run directory")
+    verify.add_argument("--db", metavar="URL", help="results database whose recorded digest the manifest must match "
+                        "(default: $TRACTION_RIG_DB, the lab config's, or history.sqlite beside the run)")
+    verify.add_argument("--lab", metavar="FILE", help="lab config (default: $TRACTION_RIG_LAB, else "
+                        "/etc/traction-rig/lab.yaml); with signing.public_key the run must be signed by that key")
     verify.set_defaults(func=_verify)
+
+    keys = sub.add_parser("keys", help="the lab's Ed25519 key pair that signs run manifests (docs/keys.md)")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    generate = ksub.add_parser("generate", help="write NAME.key (private, mode 0600) and NAME.pub")
+    generate.add_argument("--out", metavar="DIR", default=".", help="where the pair goes (default: the current directory)")
+    generate.add_argument("--name", default="lab-signing", help="file name without extension (default: lab-signing)")
+    generate.add_argument("--force", action="store_true",
+                          help="overwrite an existing pair (runs signed with it then verify only with a kept copy "
+                               "of its public key)")
+    generate.set_defaults(func=_keys_generate)
 
     demo = sub.add_parser("demo", help="short demo: a treatment and an emergency stop, measured with the gauge")
     demo.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")

@@ -64,8 +64,12 @@ def format_value(m: dict | None) -> tuple[str, str, str]:
     return text, limit, f"± {m.get('uncertainty', 0):.2g} {unit}"
 
 
-def print_verdicts(run_dir: Path, console: Console) -> str:
+def print_verdicts(run_dir: Path, console: Console, history: dict | None = None) -> str:
+    """The verdict table; with the history review, a drift column and its warnings."""
     summary = summarise(run_dir)
+    drift = {}
+    for w in (history or {}).get("warnings", []):
+        drift.setdefault(w["requirement"], []).append(w["kind"])
     spec = summary.start["specification"]
     table = Table(title=f"{spec['title']}\ntable {summary.start['table']['serial']} on rig {summary.start['rig']['name']}")
     table.add_column("requirement", no_wrap=True)
@@ -73,11 +77,18 @@ def print_verdicts(run_dir: Path, console: Console) -> str:
     table.add_column("limit", justify="right", no_wrap=True)
     table.add_column("U (k=2)", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
+    if history is not None:
+        table.add_column("drift", no_wrap=True)
     for r in summary.results:
         value, limit, u = format_value(r.worst)
         flag = (" TUR<4" if r.tur_flags else "") + (f" ({r.not_applicable} N/A)" if r.not_applicable else "")
-        table.add_row(r.id, value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}")
+        cells = [r.id, value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}"]
+        if history is not None:
+            cells.append(f"[bold yellow]{' + '.join(drift[r.id])}[/]" if r.id in drift else "—")
+        table.add_row(*cells)
     console.print(table)
+    if history is not None:
+        print_history(history, console)
     overall = summary.overall
     note = "" if summary.complete else " (run incomplete)"
     for test in summary.errored_tests:
@@ -90,10 +101,55 @@ def print_verdicts(run_dir: Path, console: Console) -> str:
     return overall
 
 
+def print_history(history: dict, console: Console) -> None:
+    # soft_wrap: a URL or a warning stays one line a terminal may wrap, never broken by rich
+    if history.get("error"):
+        console.print(f"[yellow]history: {history['error']}[/]", soft_wrap=True)
+        return
+    for w in history.get("warnings", []):
+        console.print(f"[bold yellow]drift ({w['kind']}):[/] {w['text']}", soft_wrap=True)
+    console.print(f"history: {history.get('recorded')} in {history.get('database')} "
+                  f"({history.get('runs_of_table')} runs of table {history.get('serial')}, "
+                  f"{len(history.get('warnings', []))} drift warnings)", soft_wrap=True)
+
+
+def record_history(run_dir: Path, args, url: str | None) -> dict | None:
+    """Ingest the run and review it against its table's history (history.json in the
+    run directory, before the report renders it); None with --no-history."""
+    if url is None:
+        return None
+    from reports.history.review import record_and_review
+
+    return record_and_review(run_dir, url)
+
+
+def seal_history(run_dir: Path, url: str | None, console: Console) -> None:
+    """After sealing: record the manifest digest (and signature) the run now carries."""
+    if url is None:
+        return
+    from reports.history.store import HistoryError, Store
+
+    try:
+        with Store(url) as store:
+            store.ingest(run_dir)
+    except HistoryError as exc:
+        console.print(f"[yellow]history: {exc}[/]", soft_wrap=True)
+
+
 def run(args) -> int:
+    from reports.history.store import resolve_url
+    from reports.lab_config import load_lab
+
     console = Console()
     run_root = Path(args.run_dir or PROJECT_ROOT / "runs").resolve()
     run_root.mkdir(parents=True, exist_ok=True)
+    lab = load_lab(getattr(args, "lab", None))  # a wrong lab config is bad input: said before anything runs
+    if lab.signing.private_key is not None:  # and so is a key that cannot sign: found now, not after the suites
+        from reports.signing import load_private_key
+
+        load_private_key(lab.signing.private_key)
+    url = None if getattr(args, "no_history", False) else resolve_url(getattr(args, "db", None), lab_db=lab.database,
+                                                                       run_root=run_root)
     pytest_args = [str(SUITES), "-p", "no:cacheprovider", "--run-dir", str(run_root), "-q", "-rfE", "--allure"]
     for rig in args.rig or []:
         pytest_args += ["--rig", str(rig)]
@@ -110,6 +166,8 @@ def run(args) -> int:
         pytest_args += ["--fault", fault]
     if args.seed is not None:
         pytest_args += ["--seed", str(args.seed)]
+    if getattr(args, "wear", None):
+        pytest_args += ["--wear", repr(args.wear)]
     if args.operator:
         pytest_args += ["--operator-name", args.operator]
     if args.allow_expired_calibration:
@@ -127,16 +185,18 @@ def run(args) -> int:
         code = code or 1
     overall = []
     for run_dir in sorted(probe.run_dirs):
-        overall.append(print_verdicts(run_dir, console))
+        history = record_history(run_dir, args, url)
+        overall.append(print_verdicts(run_dir, console, history))
         if not args.no_report:
             from reports.render import ReportError, render_report
 
             try:
-                for path in render_report(run_dir, None):
+                for path in render_report(run_dir, None, signing_key=lab.signing.private_key):
                     console.print(f"report: {path}")
             except ReportError as exc:
                 console.print(f"[red]rig: the compliance report could not be rendered: {exc}[/]")
                 code = code or 1
+            seal_history(run_dir, url, console)
     if len(overall) > 1:  # side by side: one line a rig, so no verdict scrolls out of sight
         console.print(f"{len(overall)} rigs:")
         for run_dir, verdict in zip(sorted(probe.run_dirs), overall):

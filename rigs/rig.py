@@ -41,11 +41,14 @@ class EmulatorProcess:
     @classmethod
     def start(cls, kind: str, seed: int, time_scale: float, faults: list[str] | None = None,
               events_path: str | None = None, extra: list[str] | None = None,
-              timeout_s: float = EMULATOR_START_TIMEOUT_S, stats_path: str | None = None) -> "EmulatorProcess":
+              timeout_s: float = EMULATOR_START_TIMEOUT_S, stats_path: str | None = None,
+              wear: float = 0.0) -> "EmulatorProcess":
         cmd = [sys.executable, "-m", "rigcli", "emulate", "--kind", kind, "--seed", str(seed),
                "--time-scale", str(time_scale)]
         for fault in faults or []:
             cmd += ["--fault", fault]
+        if wear:
+            cmd += ["--wear", repr(float(wear))]
         if events_path:
             cmd += ["--events", events_path]
         if stats_path:
@@ -159,7 +162,7 @@ class Rig:
 
 
 def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[str] | None = None,
-             seed: int | None = None, stats_path: str | None = None) -> Rig:
+             seed: int | None = None, stats_path: str | None = None, wear: float = 0.0) -> Rig:
     """Connect every device of the rig (starting its emulator first if it has one);
     `stats_path`: where a started emulator writes its reply latencies and CPU use."""
     emulator = None
@@ -173,6 +176,7 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
             events_path,
             extra=["--serial-lines", "--rtu-parity", c.parity] if config.emulated.serial_lines else None,
             stats_path=stats_path,
+            wear=wear,
         )
         ep = emulator.endpoints
         ec = ep["controller"]

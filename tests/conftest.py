@@ -1,6 +1,17 @@
+import os
+import tempfile
+
 import pytest
 
 from tests.emulated import served_table
+
+# The tests (and every `rig` they start) see neither this machine's results database nor
+# its lab config: an empty lab config of their own, and no $TRACTION_RIG_DB.
+os.environ.pop("TRACTION_RIG_DB", None)
+_EMPTY_LAB = tempfile.NamedTemporaryFile("w", prefix="traction-rig-test-lab-", suffix=".yaml", delete=False)
+_EMPTY_LAB.write("# no database, no keys: tests pass their own\n")
+_EMPTY_LAB.close()
+os.environ["TRACTION_RIG_LAB"] = _EMPTY_LAB.name
 
 
 @pytest.fixture
@@ -13,3 +24,33 @@ def lumbar():
 def cervical():
     with served_table("cervical", seed=2, safety_limit_n=222.0) as served:
         yield served
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for this test session (tests/postgres_server.py)."""
+    import os
+
+    from tests.postgres_server import REQUIRE_ENV, PostgresServer
+
+    try:
+        server = PostgresServer().start()
+    except (FileNotFoundError, RuntimeError) as exc:
+        if os.environ.get(REQUIRE_ENV):
+            pytest.fail(f"PostgreSQL is required here (${REQUIRE_ENV}) but could not start: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """One empty results database per test: an SQLite file, or a database of its own on the
+    session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite'}"
+    server = request.getfixturevalue("postgres_server")
+    import re
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
+    return server.create_database(name)

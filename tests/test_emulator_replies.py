@@ -95,12 +95,12 @@ def test_stats_file_holds_reply_latencies_and_cpu(tmp_path):
 
 def test_latency_percentiles_are_exact_to_the_bin():
     rec = ReplyLatency()
-    now = time.perf_counter_ns()
-    for _ in range(1000):
-        rec.add("x", now)  # ~0 µs
+    now = 10_000_000_000  # the instants given: a loaded machine must not turn 1000 quick replies slow
+    for i in range(1000):
+        rec.add("x", now + i * 1000, now + i * 1000 + 20_000)  # 20 µs each
     s = rec.summary()["x"]
     assert s["replies"] == 1000 and s["over_1ms"] == 0
-    rec.add("x", time.perf_counter_ns() - 5_000_000)  # one 5 ms reply
+    rec.add("x", now, now + 5_000_000)  # one 5 ms reply
     s = rec.summary()["x"]
     assert s["over_1ms"] == 1 and s["max_us"] >= 5000 and s["p99_us"] < 1000
 

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from drivers.errors import ConfigError
+from reports.record import run_dirs
 from reports.record import read_record
 from rigs.config import load_rig
 from rigs.lab_env import PlaceUnavailable, attached_rig, exporter_config, lab_target, load_environment
@@ -156,7 +157,7 @@ def test_suites_run_with_lg_env_as_with_rig(tmp_path):
     finally:
         emulator.stop()
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = run_dirs(tmp_path / "runs")
     record = read_record(run_dir)
     start = _start(record)
     assert start["labgrid"]["target"] == "main" and start["labgrid"]["place"] is None
@@ -268,7 +269,7 @@ def test_shared_lab_place_is_locked_to_its_holder(lab, tmp_path):
     lab.client("-p", place, "acquire", user="alice")
     proc = pytest_suites(*common, "-k", "accuracy", user="alice")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    (run_dir,) = runs.iterdir()
+    (run_dir,) = run_dirs(runs)
     start = _start(read_record(run_dir))
     assert start["labgrid"]["place"] == {"name": place, "coordinator": lab.address, "acquired_by": "lab-pc/alice"}
     assert start["table"]["serial"] == "EMU-LUMB-0005"
@@ -281,7 +282,7 @@ def test_shared_lab_place_is_locked_to_its_holder(lab, tmp_path):
                        f"run `labgrid-client -p {place} release`, or ask them to "
                        f"`labgrid-client -p {place} allow lab-pc/bob`"], proc.stderr
     assert "Traceback" not in proc.stderr
-    assert len(list(runs.iterdir())) == 1  # nothing was opened or recorded for bob
+    assert len(list(run_dirs(runs))) == 1  # nothing was opened or recorded for bob
     taken = lab.client("-p", place, "acquire", user="bob", check=False)
     assert taken.returncode != 0 and "alice" in taken.stdout + taken.stderr
 

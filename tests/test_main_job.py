@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reports.record import run_dirs
 from reports.verdicts import summarise
 ROOT = Path(__file__).resolve().parent.parent
 from suites.spec import SPECS_DIR
@@ -32,7 +33,7 @@ def run(tmp_path, *args) -> tuple[int, dict, str]:
     runs = tmp_path / "runs"
     proc = subprocess.run([sys.executable, "-m", "rigcli", "run", "--run-dir", str(runs), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL)
-    run_dir = max(runs.iterdir(), key=lambda p: p.stat().st_mtime)
+    run_dir = max(run_dirs(runs), key=lambda p: p.stat().st_mtime)
     summary = summarise(run_dir)
     return proc.returncode, {r.id: r.verdict for r in summary.results}, proc.stdout + proc.stderr
 
@@ -41,9 +42,15 @@ def test_nominal_lumbar_table_passes_every_requirement(tmp_path):
     code, verdicts, out = run(tmp_path, "--spec", str(short_spec(tmp_path)))
     assert code == 0, out[-3000:]
     assert set(verdicts.values()) == {"PASS"}, verdicts
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = next(run_dirs(tmp_path / "runs"))
     assert (run_dir / "report" / "report.pdf").exists() and (run_dir / "MANIFEST.sha256").exists()
     assert "overall: PASS" in out
+    # recorded in the default results database beside the runs, sealed digest included
+    history = json.loads((run_dir / "history.json").read_text())
+    assert history["error"] is None and history["recorded"] == "recorded" and "history: recorded in sqlite:///" in out
+    verify = subprocess.run([sys.executable, "-m", "rigcli", "verify", str(run_dir)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert verify.returncode == 0 and "digest as recorded in sqlite:///" in verify.stdout, verify.stdout + verify.stderr
 
 
 def test_slow_release_fails_emergency_release(tmp_path):
@@ -72,7 +79,7 @@ def test_cervical_rig_with_gcl_gauge(tmp_path):
 
 def test_record_is_json_lines_with_identities(tmp_path):
     run(tmp_path, "--spec", str(short_spec(tmp_path)), "-k", "interlocks and limit")
-    run_dir = next((tmp_path / "runs").iterdir())
+    run_dir = next(run_dirs(tmp_path / "runs"))
     lines = [json.loads(x) for x in (run_dir / "record.jsonl").read_text().splitlines()]
     start = lines[0]
     assert start["event"] == "run-start"

@@ -19,7 +19,7 @@ import pytest
 from pypdf import PdfReader
 
 from reports.manifest import MANIFEST_NAME, verify_manifest
-from reports.record import read_record
+from reports.record import read_record, run_dirs
 from reports.render import ReportError, render_report
 from rigcli.main import main as rig_main
 from suites.spec import load_spec
@@ -87,7 +87,7 @@ def test_pdf_text_has_matrix_serial_and_verdicts(failed_run):
     assert matrix.count("NOT RUN") == len(REQUIREMENT_IDS) - len(RUN_REQUIREMENTS)
     assert "FAIL" in matrix and "PASS" in matrix
     # each requirement also has its own section, instruments and sign-off are there
-    for heading in ("2. Instruments", "3. Deviations and incomplete items", "4. Operator steps", "5. Sign-off", "G-7781", "SYN-CAL-001",
+    for heading in ("2. Instruments", "3. Deviations and incomplete items", "4. Operator steps", "5. History of this table", "6. Sign-off", "G-7781", "SYN-CAL-001",
                     "Tested by", "Approved by"):
         assert heading in flat, heading
     assert "RUN INCOMPLETE" not in flat
@@ -255,7 +255,7 @@ def test_allure_single_file_report(tmp_path):
     root = Path(__file__).resolve().parent.parent
     subprocess.run([sys.executable, "-m", "rigcli", "run", "--run-dir", str(runs), "-k", "interlocks and limit"],
                    cwd=root, capture_output=True, timeout=300, stdin=subprocess.DEVNULL)
-    run_dir = next(runs.iterdir())
+    run_dir = next(run_dirs(runs))
     proc = subprocess.run([sys.executable, "-m", "rigcli", "report", str(run_dir), "--allure"], cwd=root,
                           capture_output=True, text=True, timeout=500, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr[-2000:]

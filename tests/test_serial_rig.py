@@ -19,6 +19,7 @@ from drivers.controller import TractionController, Transport
 from drivers.errors import ConfigError
 from drivers.gauge import open_gauge
 from drivers.tcm1 import DeviceKind
+from reports.record import run_dirs
 from reports.verdicts import summarise
 from rigcli.main import main as rig_main
 from rigs.config import RIGS_DIR, load_rig, rig_from_dict
@@ -169,7 +170,7 @@ def test_rig_run_over_serial(tmp_path):
          "start_refused or setpoint or limit_locked", "--no-report", "--run-dir", str(runs)],
         cwd=ROOT, capture_output=True, text=True, timeout=110, stdin=subprocess.DEVNULL)
     out = proc.stdout + proc.stderr
-    run_dir = next(runs.iterdir())
+    run_dir = next(run_dirs(runs))
     summary = summarise(run_dir)
     verdicts = {r.id: r.verdict for r in summary.results}
     ran = {"IL-START", "IL-SETPOINT", "IL-LIMIT-LOCK"}

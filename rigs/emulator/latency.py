@@ -24,8 +24,8 @@ class ReplyLatency:
         self._hist: dict[str, np.ndarray] = {}
         self._max_ns: dict[str, int] = {}
 
-    def add(self, kind: str, arrived_ns: int) -> None:
-        ns = time.perf_counter_ns() - arrived_ns
+    def add(self, kind: str, arrived_ns: int, replied_ns: int | None = None) -> None:
+        ns = (time.perf_counter_ns() if replied_ns is None else replied_ns) - arrived_ns
         hist = self._hist.get(kind)
         if hist is None:
             hist = self._hist[kind] = np.zeros(BINS + 1, dtype=np.int64)

@@ -57,6 +57,7 @@ class EmulatorOptions:
     seed: int = 0
     time_scale: float = 1.0
     faults: list[str] = field(default_factory=list)
+    wear: float = 0.0  # release slowed by this fraction (release_tau_s × (1 + wear))
     host: str = "127.0.0.1"
     unit_id: int = 1
     controller_rtu: str | None = None  # serial device for the controller (RTU)
@@ -147,7 +148,7 @@ async def run(options: EmulatorOptions, ready=None) -> None:
     options.check()
     raise_priority()  # the emulated table stands in for hardware of its own: ahead of the test's work
     kernel.warm_up()
-    table = EmulatedTable(options.kind, options.seed, options.time_scale, options.faults)
+    table = EmulatedTable(options.kind, options.seed, options.time_scale, options.faults, wear=options.wear)
     capacity = GAUGE_CAPACITY_N[table.params.kind.name.lower() if options.kind not in GAUGE_CAPACITY_N else options.kind]
     gcl = GclGauge(table, capacity_n=capacity, seed=options.seed)
     scpi = ScpiGauge(table, capacity_n=capacity, seed=options.seed + 1)
@@ -203,6 +204,7 @@ async def _serve(options: EmulatorOptions, table: EmulatedTable, gcl: GclGauge, 
         "seed": options.seed,
         "time_scale": options.time_scale,
         "faults": options.faults,
+        "wear": options.wear,
         "serial": table.params.serial,
         "pid": os.getpid(),
     }

@@ -9,6 +9,8 @@ microseconds whatever the time scale.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from drivers.tcm1 import StimulusCoil
@@ -26,12 +28,18 @@ class EmulatedTable:
         time_scale: float = 1.0,
         faults: list[str] | None = None,
         clock: TableClock | None = None,
+        wear: float = 0.0,
     ) -> None:
         self.kind = kind
         self.seed = seed
         self.faults = list(faults or [])
         self.defects = Defects()
         params = TableParams.for_kind(kind, seed)
+        # a release valve that wears: its release slows by this fraction (a series of runs
+        # with a growing wear is the drift the results history must flag before it fails)
+        self.wear = float(wear)
+        if self.wear:
+            params = replace(params, release_tau_s=params.release_tau_s * (1.0 + self.wear))
         self.params = apply_defects(self.faults, params, self.defects)
         self.rng = np.random.default_rng([seed, 0xC0DE])
         self.mechanics = Mechanics(self.params, self.rng)
