@@ -77,6 +77,19 @@ def _unescape(rel: str) -> str:
     return "".join(out)
 
 
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write a run file so that a crash leaves the old file or the new one, never half of
+    one: a temporary beside it, fsynced, renamed over it."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def write_manifest(run_dir: Path) -> Path:
     """Hash every file of the run and write RUN/MANIFEST.sha256 (atomically); returns its path."""
     run_dir = Path(run_dir)
@@ -84,14 +97,7 @@ def write_manifest(run_dir: Path) -> Path:
     for rel, digest in hash_files(run_dir).items():
         prefix, name = _escape(rel)
         lines.append(f"{prefix}{digest}  {name}\n")
-    path = run_dir / MANIFEST_NAME
-    tmp = path.with_name(MANIFEST_NAME + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(lines)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(run_dir / MANIFEST_NAME, "".join(lines).encode("utf-8"))
 
 
 class ManifestError(Exception):

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 from pathlib import Path
 
 import jinja2
 from markupsafe import Markup, escape
 
 from reports import plots
-from reports.manifest import (MANIFEST_NAME, SIGNATURE_NAME, hash_files, run_files, verify_manifest, write_manifest,
+from reports.manifest import (MANIFEST_NAME, SIGNATURE_NAME, hash_files, run_files, verify_manifest, write_atomic,
+                              write_manifest,
                               ManifestError)
 from reports.record import RECORD_NAME
 from reports.verdicts import ORDER, RunSummary, _closeness, summarise
@@ -450,14 +450,14 @@ def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool =
     out.mkdir(parents=True, exist_ok=True)
     written = []
     html_path = out / "report.html"
-    _write_atomic(html_path, html.encode("utf-8"))
+    write_atomic(html_path, html.encode("utf-8"))
     written.append(html_path)
     if pdf:
         import weasyprint
 
         pdf_path = out / "report.pdf"
         data = weasyprint.HTML(string=html, base_url=str(out)).write_pdf()
-        _write_atomic(pdf_path, data)
+        write_atomic(pdf_path, data)
         written.append(pdf_path)
     written.append(write_manifest(run_dir))
     if signing_key is not None:
@@ -471,11 +471,3 @@ def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool =
         (run_dir / SIGNATURE_NAME).unlink(missing_ok=True)
     return written
 
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from drivers.errors import ConfigError, RigError
-from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME
+from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, write_atomic
 
 __all__ = ["SIGNATURE_NAME", "check_signature", "generate_keypair", "key_fingerprint", "load_private_key",
            "load_public_key", "short_fingerprint", "sign_manifest"]
@@ -201,14 +201,7 @@ def sign_manifest(run_dir: Path, private_key_path: Path) -> Path:
         "signature": base64.b64encode(key.sign(manifest)).decode("ascii"),
         "signed_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    path = run_dir / SIGNATURE_NAME
-    tmp = path.with_name(SIGNATURE_NAME + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(json.dumps(document, indent=1) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(run_dir / SIGNATURE_NAME, (json.dumps(document, indent=1) + "\n").encode("utf-8"))
 
 
 def _read_signature(path: Path) -> tuple[dict | None, str | None]:

@@ -179,13 +179,11 @@ def _verify_database(run_dir, args, lab) -> tuple[list[str], str]:
     evidence lines: all but report/, which `rig report` may render again): a run edited
     and re-sealed, even with a stolen key, no longer matches what the lab's database holds. Checked where a database is configured (--db, $TRACTION_RIG_DB, the
     lab config) or the default history.sqlite lies beside the run."""
-    import os
-
     from drivers.errors import ConfigError
-    from reports.history.store import DB_ENV, DEFAULT_DB_NAME, HistoryError, Store, shown
+    from reports.history.store import DEFAULT_DB_NAME, HistoryError, Store, configured_url, shown
     from reports.manifest import evidence_sha256
 
-    url = args.db or os.environ.get(DB_ENV) or lab.database
+    url = configured_url(args.db, lab_db=lab.database)
     if url is None:
         beside = run_dir.resolve().parent / DEFAULT_DB_NAME
         if not beside.is_file():

@@ -9,11 +9,11 @@ run directory alone and the manifest seals what the history said at the time.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from reports.history.drift import HORIZON_RUNS, WINDOW_RUNS, assess, points_from_rows
 from reports.history.store import HistoryError, Store, shown
+from reports.manifest import write_atomic
 
 HISTORY_NAME = "history.json"
 
@@ -44,14 +44,7 @@ def review(store: Store, serial: str, *, upto_run_id: int | None = None, horizon
 
 
 def write_history(run_dir: Path, content: dict) -> Path:
-    path = Path(run_dir) / HISTORY_NAME
-    tmp = path.with_name(HISTORY_NAME + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(content, f, indent=1, default=str)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_atomic(Path(run_dir) / HISTORY_NAME, json.dumps(content, indent=1, default=str).encode("utf-8"))
 
 
 def read_history(run_dir: Path) -> dict | None:

@@ -24,7 +24,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from drivers.errors import ConfigError, RigError
 from reports.history.models import MeasurementRow, RequirementResult, Run
-from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, evidence_sha256
+from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, evidence_sha256, sha256_file
 from reports.record import RECORD_NAME
 from reports.verdicts import summarise
 
@@ -41,9 +41,14 @@ class DatabaseURLError(HistoryError, ConfigError):
     """The URL itself is wrong (bad input, exit 2), not the database behind it."""
 
 
+def configured_url(explicit: str | None = None, *, lab_db: str | None = None) -> str | None:
+    """The database URL someone chose (--db, $TRACTION_RIG_DB, the lab config), or None."""
+    return explicit or os.environ.get(DB_ENV) or lab_db
+
+
 def resolve_url(explicit: str | None = None, *, lab_db: str | None = None, run_root: Path | None = None) -> str:
     """The database URL that applies (see the module docstring for the order)."""
-    url = explicit or os.environ.get(DB_ENV) or lab_db
+    url = configured_url(explicit, lab_db=lab_db)
     if url:
         return url
     root = Path(run_root) if run_root else Path("runs")
@@ -303,7 +308,7 @@ def _float(value) -> float | None:
 def _spec_sha256(run_dir: Path, spec: dict) -> str:
     copy = run_dir / "specification.yaml"
     if copy.is_file():
-        return hashlib.sha256(copy.read_bytes()).hexdigest()
+        return sha256_file(copy)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
@@ -370,7 +375,7 @@ def run_rows(run_dir: Path) -> dict:
         "instruments": {"gauge": gauge, "controller": s["table"], "emulator": s.get("emulator")},
         "started_utc": _utc(s["utc"]), "ended_utc": _utc((summary.end or {}).get("utc")),
         "status": "COMPLETE" if summary.complete else "INCOMPLETE", "overall": summary.overall,
-        "manifest_sha256": hashlib.sha256(manifest.read_bytes()).hexdigest() if manifest.is_file() else None,
+        "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
         "evidence_sha256": evidence_sha256(run_dir),
         "signed": (run_dir / SIGNATURE_NAME).is_file(),
         "measurement_count": len(measurements),
