@@ -5,6 +5,10 @@ Runs, as a new user would (`rig run`, the embedded emulated lumbar table, report
   loaded    the main job N times while two busy-loop processes, one per core, at normal
             priority, load the machine (default 5)
   parallel  `rig run --workers 2` at time scale 10, N times (default 5)
+  panel     `rig run --panel` N times (default 3) with a headless Chromium page following
+            the whole run (Playwright, the system browser), operator steps off
+            (`--no-operator`: nobody answers); its figures beside `main` are the panel's cost
+  panel-loaded  the same under the two busy loops, beside `loaded`
   idle      an emulated table doing nothing at time scale 10 for 20 s
 and prints, per scenario: how many runs PASS, wall time, the largest heartbeat gap and
 beat round trip (table and wall seconds; the goal is a gap of at most a third of the
@@ -13,7 +17,7 @@ watchdog period), the emulator's CPU seconds per wall second, and its reply late
 stays in benchmarks/out/stability/; the figures also go to a JSON file beside them.
 Asserts nothing: these are figures, not tests.
 
-    python benchmarks/bench_stability.py [--main 10] [--loaded 5] [--parallel 5] [--only main,loaded,...]
+    python benchmarks/bench_stability.py [--main 10] [--loaded 5] [--parallel 5] [--panel 3] [--only main,loaded,...]
 
 The heartbeat process and the emulator ask for nice -10 where the OS permits it (root,
 CAP_SYS_NICE); TRACTION_RIG_DEVICE_NICENESS=0 runs them at normal priority, as an
@@ -29,6 +33,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -49,17 +54,64 @@ def busy_loops(n: int) -> list[subprocess.Popen]:
             for _ in range(n)]
 
 
-def rig_run(run_dir: Path, extra: list[str]) -> dict:
+def rig_run(run_dir: Path, extra: list[str], page: bool = False) -> dict:
     started = time.perf_counter_ns()
-    proc = subprocess.run([sys.executable, "-m", "rigcli", "run", "--run-dir", str(run_dir), *extra], cwd=ROOT,
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    cmd = [sys.executable, "-m", "rigcli", "run", "--run-dir", str(run_dir), *extra]
+    if page:
+        code, stdout, seen = run_with_page(cmd)
+    else:
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        code, stdout, seen = proc.returncode, proc.stdout, None
     wall = (time.perf_counter_ns() - started) / 1e9
-    verdicts = re.findall(r"^overall: (\w+)", proc.stdout, re.MULTILINE)
-    problems = [line.strip() for line in proc.stdout.splitlines()
+    verdicts = re.findall(r"^overall: (\w+)", stdout, re.MULTILINE)
+    problems = [line.strip() for line in stdout.splitlines()
                 if re.search(r"│ (FAIL|INCONCLUSIVE|NOT RUN)", line) or "did not complete" in line]
     tables = [table_figures(d) for d in sorted(p for p in run_dir.iterdir() if p.is_dir())]
-    return {"wall_s": wall, "exit": proc.returncode, "verdicts": verdicts, "problems": problems, "tables": tables,
-            "passed": proc.returncode == 0 and bool(verdicts) and all(v == "PASS" for v in verdicts)}
+    return {"wall_s": wall, "exit": code, "verdicts": verdicts, "problems": problems, "tables": tables, "page": seen,
+            "passed": code == 0 and bool(verdicts) and all(v == "PASS" for v in verdicts)}
+
+
+def run_with_page(cmd: list[str]) -> tuple[int, str, dict]:
+    """`rig run --panel` with a headless Chromium page open on it from its URL to its end:
+    what a bench with the panel on a screen costs. Returns what the page received too."""
+    from playwright.sync_api import sync_playwright
+
+    from reports.panel.chromium import ARGS, find
+
+    browser_path = find()
+    if browser_path is None:
+        raise SystemExit("bench_stability: the panel scenarios need Chromium (apt-get install chromium)")
+    proc = subprocess.Popen([*cmd[:4], "--panel", "--panel-port", "0", *cmd[4:], "--", "--no-operator"], cwd=ROOT,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    url = None
+    for line in proc.stdout:  # until the panel serves
+        lines.append(line)
+        found = re.match(r"panel: (http://\S+/)\s*$", line)
+        if found:
+            url = found.group(1)
+            break
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    seen = {"opened": False, "trace_updates": 0, "verdict_rows": 0, "report_links": 0}
+    if url is not None:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=browser_path, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url)
+            seen["opened"] = True
+            page.evaluate("""() => { window.traceUpdates = 0; const plot = document.querySelector('#force-plot');
+                new MutationObserver(() => window.traceUpdates++).observe(plot, {attributes: true,
+                    attributeFilter: ['data-newest']}); }""")
+            while proc.poll() is None:
+                page.wait_for_timeout(500)  # the page keeps drawing; this thread only waits
+            seen["trace_updates"] = page.evaluate("() => window.traceUpdates")
+            seen["verdict_rows"] = page.locator("#verdicts tbody tr").count()
+            seen["report_links"] = page.locator("#report-links a").count()
+            browser.close()
+    proc.wait()
+    reader.join(10)
+    return proc.returncode, "".join(lines), seen
 
 
 def table_figures(run_dir: Path) -> dict:
@@ -100,7 +152,7 @@ def summary_line(name: str, runs: list[dict]) -> str:
     gap_t, gap_w = worst(runs, "gap_table_s"), worst(runs, "gap_wall_s")
     first = runs[0]["tables"][0] if runs and runs[0]["tables"] else {}
     nice = f"nice: heartbeat {first.get('beat_niceness')}, emulator {first.get('emulator_niceness')}"
-    return (f"  {name:<9} {ok}/{n} PASS   wall {min(walls):.0f}–{max(walls):.0f} s (median {statistics.median(walls):.0f}); {nice}\n"
+    return (f"  {name:<12} {ok}/{n} PASS   wall {min(walls):.0f}–{max(walls):.0f} s (median {statistics.median(walls):.0f}); {nice}\n"
             f"            heartbeat: largest gap {f(gap_t, '.2f')} s table ({f(gap_w and gap_w * 1e3, '.0f')} ms wall), "
             f"goal <= {WATCHDOG_S / 3:.1f} s table; largest beat round trip {f(worst(runs, 'rtt_table_s'), '.3f')} s table "
             f"({f(worst(runs, 'rtt_wall_s') and worst(runs, 'rtt_wall_s') * 1e3, '.1f')} ms wall); beat errors "
@@ -112,15 +164,18 @@ def summary_line(name: str, runs: list[dict]) -> str:
             f"{f(worst(runs, 'gauge', 'max_us'), '.0f')} µs (worst run)")
 
 
-def scenario(name: str, count: int, extra: list[str], stamp: str, load: int = 0) -> list[dict]:
+def scenario(name: str, count: int, extra: list[str], stamp: str, load: int = 0, page: bool = False) -> list[dict]:
     runs = []
     loops = busy_loops(load) if load else []
     try:
         for i in range(count):
-            run = rig_run(OUT / f"{stamp}-{name}-{i + 1:02d}", extra)
+            run = rig_run(OUT / f"{stamp}-{name}-{i + 1:02d}", extra, page)
             runs.append(run)
+            shown = run["page"]
             print(f"    {name} {i + 1}/{count}: {'PASS' if run['passed'] else 'NOT PASS'} "
                   f"({', '.join(run['verdicts']) or 'no verdict'}, exit {run['exit']}) in {run['wall_s']:.0f} s"
+                  + (f"; the page drew the trace {shown['trace_updates']} times, {shown['verdict_rows']} verdict rows, "
+                     f"{shown['report_links']} report links" if shown else "")
                   + "".join(f"\n        {p}" for p in run["problems"][:6]), flush=True)
     finally:
         for p in loops:
@@ -155,7 +210,10 @@ def main() -> int:
     parser.add_argument("--main", type=int, default=10, help="main jobs back to back (default 10)")
     parser.add_argument("--loaded", type=int, default=5, help="main jobs under two busy loops (default 5)")
     parser.add_argument("--parallel", type=int, default=5, help="rig run --workers 2 runs (default 5)")
-    parser.add_argument("--only", default="idle,main,loaded,parallel", help="scenarios to run, comma-separated")
+    parser.add_argument("--panel", type=int, default=3, help="rig run --panel runs with a page open, idle and loaded "
+                                                                "each (default 3)")
+    parser.add_argument("--only", default="idle,main,loaded,parallel,panel,panel-loaded",
+                        help="scenarios to run, comma-separated")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
@@ -168,13 +226,14 @@ def main() -> int:
         results["idle"] = idle
         print(f"  idle      emulated table at K = 10, nothing asked of it for {IDLE_S:.0f} s: "
               f"CPU {idle['cpu_s_per_wall_s']:.1%} of a core (goal <= 5 %)", flush=True)
-    plan = [("main", args.main, [], 0), ("loaded", args.loaded, [], cores),
-            ("parallel", args.parallel, ["--workers", "2"], 0)]
-    for name, count, extra, load in plan:
+    plan = [("main", args.main, [], 0, False), ("loaded", args.loaded, [], cores, False),
+            ("parallel", args.parallel, ["--workers", "2"], 0, False), ("panel", args.panel, [], 0, True),
+            ("panel-loaded", args.panel, [], cores, True)]
+    for name, count, extra, load, page in plan:
         if name not in only or count <= 0:
             continue
         print(f"  {name}: {count} run(s){f' under {load} busy loops' if load else ''} ...", flush=True)
-        runs = scenario(name, count, extra, stamp, load)
+        runs = scenario(name, count, extra, stamp, load, page)
         results[name] = runs
         print(summary_line(name, runs), flush=True)
     path = OUT / f"stability-{stamp}.json"

@@ -16,6 +16,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -201,6 +202,9 @@ class TractionController:
         self.unit_id = unit_id
         self.timeout_s = timeout_s
         self.safety_limit_n = safety_limit_n
+        #: called with every status read (the panel's live force trace taps the reads the
+        #: suites make anyway, never reads of its own); must return at once and never raise
+        self.on_status: Callable[[ControllerStatus], None] | None = None
         self._link = {"transport": self.transport.value, "host": host, "port": port, "unit_id": unit_id,
                       "timeout_s": timeout_s, "baudrate": baudrate, "parity": parity}
         if self.transport is Transport.TCP:
@@ -423,7 +427,7 @@ class TractionController:
             phase, fault, reject = Phase(ir[InputReg.PHASE]), FaultCode(ir[InputReg.FAULT_CODE]), RejectReason(ir[InputReg.LAST_REJECT])
         except ValueError as exc:
             raise DeviceProtocolError(self.device, f"status register out of the TCM-1 enumerations: {exc}") from exc
-        return ControllerStatus(
+        status = ControllerStatus(
             *(bool(di[d]) for d in DiscreteInput),
             force_n=units.dn_to_n(units.to_signed16(ir[InputReg.ACTUAL_FORCE])),
             phase=phase,
@@ -434,6 +438,9 @@ class TractionController:
             host_ns=host_ns,
             sent_ns=sent_ns,
         )
+        if self.on_status is not None:
+            self.on_status(status)
+        return status
 
     def _status_pipelined(self):
         """Both status reads on this link at once; None (then read one at a time, so a

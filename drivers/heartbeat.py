@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import datetime
 import json
 import os
 import selectors
@@ -111,14 +112,40 @@ class Beater:
         return f"error unknown command {line!r}", True
 
 
-def serve(beater: Beater, control: socket.socket) -> None:
+#: how often the stats file is rewritten (wall ns): the panel's heartbeat health
+STATS_EVERY_NS = 1_000_000_000
+
+
+def write_stats(beater: Beater, path: str, extra: dict) -> None:
+    """The beater's figures for whoever watches the run (the panel), replaced atomically;
+    written only right after a beat or while paused, so it never delays one."""
+    stats = {"utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+             **beater.stats(), "interval_ns": beater.interval_ns, **extra}
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(json.dumps(stats))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a panel without health figures; the beats matter, not the file
+
+
+def serve(beater: Beater, control: socket.socket, stats_file: str | None = None, stats_extra: dict | None = None) -> None:
     sel = selectors.DefaultSelector()
     sel.register(control, selectors.EVENT_READ)
     buffer = b""
+    next_stats_ns = time.perf_counter_ns()
     while True:
         timeout = None
+        now = time.perf_counter_ns()
+        if stats_file and now >= next_stats_ns and (not beater.running or now < beater.next_ns):
+            write_stats(beater, stats_file, stats_extra or {})
+            next_stats_ns = now + STATS_EVERY_NS
+            now = time.perf_counter_ns()
         if beater.running:
-            timeout = max(0.0, (beater.next_ns - time.perf_counter_ns()) / 1e9)
+            timeout = max(0.0, (beater.next_ns - now) / 1e9)
+        if stats_file:
+            timeout = min(timeout if timeout is not None else 1.0, max(0.0, (next_stats_ns - now) / 1e9))
         events = sel.select(timeout)
         if os.getppid() != beater.parent_pid:
             return  # the parent is gone and this process was handed to another
@@ -146,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--interval-ns", type=int, required=True)
     parser.add_argument("--link", required=True, help="the controller's link as JSON (TractionController arguments)")
+    parser.add_argument("--stats-file", help="rewrite the beat figures into this JSON file about once a second")
+    parser.add_argument("--stats-extra", default="{}", help="JSON fields added to the stats file")
     args = parser.parse_args(argv)
     _die_with_parent()
     raise_priority()
@@ -168,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     control.sendall(f"ready {beater.last_ack_ns} {beater.last_rtt_ns}\n".encode())
     try:
-        serve(beater, control)
+        serve(beater, control, args.stats_file, json.loads(args.stats_extra))
     finally:
         link.close()
     return 0

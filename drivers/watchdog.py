@@ -34,7 +34,8 @@ class HeartbeatError(RigError):
 
 
 class HeartbeatKeeper:
-    def __init__(self, controller: TractionController, period_table_s: float, time_scale: float = 1.0) -> None:
+    def __init__(self, controller: TractionController, period_table_s: float, time_scale: float = 1.0,
+                 stats_file: str | os.PathLike | None = None) -> None:
         if period_table_s <= 0:
             raise ValueError("the watchdog period must be > 0 s")
         self.controller = controller
@@ -50,6 +51,7 @@ class HeartbeatKeeper:
         self.last_ack_ns = 0
         self.last_rtt_s = 0.0  # write round trip of the last beat: bounds when it acted
         self.stats: dict = {}
+        self.stats_file = stats_file  # the beat process rewrites its figures there (the panel reads them)
 
     # ------------------------------------------------------------ figures
     @property
@@ -90,6 +92,9 @@ class HeartbeatKeeper:
         cmd = [sys.executable, "-m", "drivers.heartbeat", "--control-fd", str(child.fileno()),
                "--parent-pid", str(os.getpid()), "--interval-ns", str(int(self.interval_wall_s * 1e9)),
                "--link", json.dumps(self.controller.link_args())]
+        if self.stats_file is not None:
+            cmd += ["--stats-file", str(self.stats_file), "--stats-extra",
+                    json.dumps({"period_table_s": self.period_table_s, "time_scale": self.time_scale})]
         try:
             self.process = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL, cwd=str(PROJECT_ROOT), env=env)

@@ -108,3 +108,18 @@ def summarise(run_dir) -> RunSummary:
                 tests[e["test"]] = e["outcome"]
                 (judged.add if e.get("judged") else judged.discard)(e["test"])
     return RunSummary(start, end, list(results.values()), tests, events, judged)
+
+
+def format_value(m: dict | None) -> tuple[str, str, str]:
+    """A deciding measurement as the verdict table shows it: (worst value, limit, U); the
+    terminal table of `rig run` and the panel's page say the same thing the same way."""
+    if m is None:
+        return "—", "—", "—"
+    if m.get("decision_rule") == "boolean":
+        return ("holds" if m["value"] else "VIOLATED"), "must hold", "—"
+    unit = m.get("unit") or ""
+    value = m["value"]
+    text = "never" if value is None else f"{value:.4g} {unit}"
+    lo, hi = m.get("lower"), m.get("upper")
+    limit = f"≤ {hi:.4g} {unit}" if hi is not None and lo is None else f"≥ {lo:.4g} {unit}" if lo is not None and hi is None else f"{lo:.4g} … {hi:.4g} {unit}"
+    return text, limit, f"± {m.get('uncertainty', 0):.2g} {unit}"

@@ -256,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-history", action="store_true", help="do not record the run in the results database")
     run.add_argument("--lab", metavar="FILE", help="lab config: results database and signing key "
                      "(default: $TRACTION_RIG_LAB or /etc/traction-rig/lab.yaml)")
+    run.add_argument("--panel", action="store_true", help="serve the live bench panel (a browser page) while the "
+                     "suites run; operator questions can be answered in it too")
+    run.add_argument("--panel-host", default="127.0.0.1", metavar="HOST",
+                     help="address the panel listens on (default 127.0.0.1: this machine only)")
+    run.add_argument("--panel-port", type=int, default=8765, metavar="PORT",
+                     help="the panel's port (default 8765; 0: any free port)")
+    run.add_argument("--panel-linger", type=float, default=0.0, metavar="S",
+                     help="keep serving the panel S seconds after the run (default 0)")
     run.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     run.set_defaults(func=_run)
 
@@ -287,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     from rigcli.history import add_parser as add_history_parser
 
     add_history_parser(sub)
+
+    from rigcli.panel import add_parser as add_panel_parser
+
+    add_panel_parser(sub)
 
     faults = sub.add_parser("faults", help="the emulated table's named defects: list them, or run the detection matrix")
     faults.set_defaults(func=_faults_list)

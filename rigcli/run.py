@@ -8,13 +8,16 @@ inconclusive or was not run, 2 for bad input.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 from rich.table import Table
 
-from reports.verdicts import summarise
+from reports.verdicts import format_value, summarise
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUITES = PROJECT_ROOT / "suites"
@@ -49,19 +52,6 @@ def rig_count(args) -> int:
         except Exception:  # noqa: BLE001 — the plugin reports the file properly
             return 1
     return max(1, len(args.rig or []))
-
-
-def format_value(m: dict | None) -> tuple[str, str, str]:
-    if m is None:
-        return "—", "—", "—"
-    if m.get("decision_rule") == "boolean":
-        return ("holds" if m["value"] else "VIOLATED"), "must hold", "—"
-    unit = m.get("unit") or ""
-    value = m["value"]
-    text = "never" if value is None else f"{value:.4g} {unit}"
-    lo, hi = m.get("lower"), m.get("upper")
-    limit = f"≤ {hi:.4g} {unit}" if hi is not None and lo is None else f"≥ {lo:.4g} {unit}" if lo is not None and hi is None else f"{lo:.4g} … {hi:.4g} {unit}"
-    return text, limit, f"± {m.get('uncertainty', 0):.2g} {unit}"
 
 
 def print_verdicts(run_dir: Path, console: Console, history: dict | None = None) -> str:
@@ -174,7 +164,58 @@ def run(args) -> int:
         pytest_args.append("--allow-expired-calibration")
     if args.keyword:
         pytest_args += ["-k", args.keyword]
-    pytest_args += list(args.pytest_args or [])
+    panel, announce_dir = None, None
+    try:
+        if getattr(args, "panel", False):  # started last: a usage error above never leaves a page behind
+            panel, announce_dir = start_panel(args, console)
+            pytest_args += ["--panel-announce", str(announce_dir / ANNOUNCE_NAME), "--operator-page"]
+        pytest_args += list(args.pytest_args or [])
+        code = run_and_report(pytest_args, args, console, lab, url, workers)
+        if panel is not None:
+            linger(panel, getattr(args, "panel_linger", 0.0) or 0.0, console)
+        return code
+    finally:
+        if panel is not None:
+            panel.stop()
+        if announce_dir is not None:
+            shutil.rmtree(announce_dir, ignore_errors=True)
+
+
+ANNOUNCE_NAME = "run-dirs"
+
+
+def start_panel(args, console: Console):
+    """The panel process, serving before the suites start, and the folder of the announce
+    file its run directories are appended to (one per rig)."""
+    from rigcli.panel import start_child
+
+    announce_dir = Path(tempfile.mkdtemp(prefix="rig-panel-"))
+    try:
+        (announce_dir / ANNOUNCE_NAME).touch()
+        panel = start_child(announce_dir / ANNOUNCE_NAME, args.panel_host, args.panel_port)
+    except BaseException:
+        shutil.rmtree(announce_dir, ignore_errors=True)
+        raise
+    console.print(f"panel: {panel.url}", soft_wrap=True, highlight=False)
+    return panel, announce_dir
+
+
+def linger(panel, seconds: float, console: Console) -> None:
+    """Keep the page up a while after the run, for a last look at the verdicts and reports."""
+    if seconds <= 0 or panel.process.poll() is not None:
+        return
+    console.print(f"panel: still serving {panel.url} for {seconds:g} s (Ctrl-C stops it)", soft_wrap=True,
+                  highlight=False)
+    try:
+        panel.process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    except KeyboardInterrupt:
+        pass
+
+
+def run_and_report(pytest_args: list[str], args, console: Console, lab, url, workers: int) -> int:
+    """pytest on the suites, then each run's verdict table, history review and report."""
     probe = RunDirProbe()
     code = pytest.main(pytest_args, plugins=[probe])
     if not probe.run_dirs:

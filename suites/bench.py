@@ -76,8 +76,9 @@ class Capture:
 
 
 class Bench:
-    def __init__(self, rig: Rig, keeper: HeartbeatKeeper) -> None:
+    def __init__(self, rig: Rig, keeper: HeartbeatKeeper, feed=None) -> None:
         self.rig = rig
+        self.feed = feed  # the panel's live feed (fixtures/live_feed.py), or None
         self.ctrl = rig.controller
         self.gauge = rig.gauge
         self.stim = rig.stimulus
@@ -173,10 +174,23 @@ class Bench:
     def capture(self, holder: list):
         """Stream the gauge while the block runs; appends the GaugeTrace to `holder`."""
         self.gauge.start_stream(self.rate_hz)
+        if self.feed is not None:
+            self.feed.capture_started(self.gauge)
+        trace = None
         try:
             yield
         finally:
-            holder.append(self.gauge.stop_stream())
+            try:
+                trace = self.gauge.stop_stream()
+                holder.append(trace)
+            finally:
+                if self.feed is not None:
+                    self.feed.capture_ended(trace)
+
+    def context(self, **fields) -> None:
+        """What the panel shows as 'now' (trigger, phase, trial …); nothing is measured by it."""
+        if self.feed is not None:
+            self.feed.context(**fields)
 
     def to_table(self, trace: GaugeTrace, ref_ns: int) -> Capture:
         if trace.time_base == HOST_ARRIVAL:

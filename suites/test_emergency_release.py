@@ -163,6 +163,7 @@ def test_emergency_release(bench, spec, recorder, trigger):
     for i in range(em.trials):
         phase, force = combos[i % len(combos)]
         for attempt in range(ATTEMPTS):
+            bench.context(requirement=None, trigger=trigger, phase=phase, force_n=force, trial=i + 1, trials=em.trials)
             with allure.step(f"trial {i + 1}: {trigger} during {phase} at {force:g} N"):
                 trial = run_trial(bench, spec, trigger, phase, force, i)
             if trial.half_width_s <= MAX_TRIGGER_HALF_WIDTH_S or not trial.reset_accepted:

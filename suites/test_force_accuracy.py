@@ -25,7 +25,10 @@ def staircase(bench, spec):
     t0_ns = time.perf_counter_ns()
     with bench.capture(holder):
         present = 0.0
-        for setting in sorted(plan.setpoints_n):
+        settings = sorted(plan.setpoints_n)
+        for n, setting in enumerate(settings):
+            bench.context(requirement="FA-STATIC", trigger=None, phase="hold", force_n=setting, trial=n + 1,
+                          trials=len(settings))
             bench.configure(setting, rate, rate)
             bench.ctrl.start()
             # the specification allows settle_s after the ramp (RA-SETTLE): judge the force

@@ -10,13 +10,16 @@ the reason: another requirement's defect took away what it needed."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
 from drivers.controller import CommandRefused, IllegalValue
 from drivers.tcm1 import Holding, Phase, RejectReason, StimulusCoil
-from suites.analysis import crossing_above
+from fixtures.operator import OPERATOR_DID_IT
+from suites.analysis import crossing_above, fit_line
+from suites.bench import POLL_WALL_S
 from suites.measurement import Measurement, Precondition, UncertaintyTerm
 
 QUIET_S = 1.0  # table seconds in which nothing may move after a refusal
@@ -184,37 +187,80 @@ def test_reset_refused_with_force_present(bench, spec, recorder):
                           f"RESET {'refused' if refused_now else 'accepted'}" + (f" ({err2})" if err2 else ""))])
 
 
-@pytest.mark.requirement("IL-OVERFORCE")
-@pytest.mark.emulator_only
-@pytest.mark.destructive
-def test_overforce_trip(bench, spec, recorder, force_limit, rig):
-    req = spec.requirement("IL-OVERFORCE")
-    if rig.patient_simulator is None:
-        pytest.skip("this rig cannot pull on the harness from outside (no patient simulator)")
-    limit = spec.plan.overforce_limit_n
-    force_limit(limit)
-    hold = 0.8 * limit
-    bench.configure(hold, spec.max_ramp_rate_n_s)
-    bench.ctrl.start()
-    bench.wait_phase(Phase.HOLD, hold / spec.max_ramp_rate_n_s + 10)
-    holder: list = []
-    t0 = time.perf_counter_ns()
-    pull_rate = 20.0 * limit  # N/s: a snag: faster than the force loop can pay out
-    reads: list[tuple[int, int, bool]] = []  # (sent ns, reply ns, OVERFORCE_TRIPPED) while waiting for the trip
-    try:
-        with bench.capture(holder):
-            bench.sleep(0.3)
-            rig.patient_simulator.pull(0.4 * limit, pull_rate)
-            deadline = time.perf_counter() + 2.0 / bench.k + 0.5
-            while time.perf_counter() < deadline:
-                st = bench.ctrl.status()
-                reads.append((st.sent_ns, st.host_ns, st.overforce_tripped))
-                if st.overforce_tripped:
-                    break
-            bench.sleep(1.0)
-    finally:
-        rig.patient_simulator.pull(0.0)
-    cap = bench.to_table(holder[0], t0)
+# ---------------------------------------------------------------- IL-OVERFORCE
+# Two ways to take the force over FORCE_LIMIT, one analysis: the emulated table's patient
+# simulator snags the harness (faster than the force loop can pay out), or a person at
+# the bench pulls it (or tightens a come-along) — on every real bench, and on any rig
+# with --operator-overforce. Both time the gauge crossing FORCE_LIMIT to the trip the
+# controller reports, bracketed by status reads (`TripWatch`, `analyse_overforce_trip`),
+# and judge it with the same budget and decision rule (`record_overforce_trip`).
+
+HOLD_FRACTION = 0.8  # the table holds this fraction of FORCE_LIMIT before the pull
+AFTER_TRIP_S = 1.0  # table seconds of the gauge kept after the trip was seen (the emulated snag's)
+OPERATOR_AFTER_TRIP_S = 0.5  # the same for a person's pull: they are told to stop only after it
+SERIES_BEFORE_S = 2.0  # table seconds of a person's (long) pull kept in the series before the crossing
+CROSSING_BAND = 0.05  # the slope at the crossing: from this fraction below FORCE_LIMIT up to it
+CROSSING_FIT_MAX = 2000  # samples at most in that fit (a very slow pull)
+
+
+class TripWatch:
+    """Status reads while the force is taken over FORCE_LIMIT: (sent ns, reply ns,
+    OVERFORCE_TRIPPED) of each, for the bracketing; also an `observed` callable for
+    `Operator.await_action` (its answer is what the controller reported)."""
+
+    def __init__(self, ctrl) -> None:
+        self.ctrl = ctrl
+        self.reads: list[tuple[int, int, bool]] = []
+        self.first_position_m: float | None = None
+        self.trip_position_m: float | None = None
+
+    @property
+    def tripped(self) -> bool:
+        return bool(self.reads) and self.reads[-1][2]
+
+    def __call__(self) -> str | None:
+        st = self.ctrl.status()
+        self.reads.append((st.sent_ns, st.host_ns, st.overforce_tripped))
+        if self.first_position_m is None:
+            self.first_position_m = st.position_m
+        if st.overforce_tripped:
+            self.trip_position_m = st.position_m
+            return f"tripped (OVERFORCE_TRIPPED, fault {st.fault_code.name})"
+        return None
+
+    def wait(self, wall_s: float, pause_s: float = 0.0) -> bool:
+        """Read until the trip is seen or `wall_s` wall seconds passed."""
+        deadline = time.perf_counter() + wall_s
+        while time.perf_counter() < deadline:
+            if self() is not None:
+                return True
+            if pause_s:
+                time.sleep(pause_s)
+        return False
+
+
+@dataclass
+class OverforceTrip:
+    """The gauge crossing FORCE_LIMIT and the trip, in table seconds of one capture."""
+
+    cross: float  # first gauge crossing of FORCE_LIMIT (inf: never)
+    trip: float  # the trip instant (inf: never seen, or nothing to time it from)
+    half: float  # half-width of the trip's bracket
+    peak: float  # gauge peak over the capture
+    slope_n_s: float  # gauge slope just before the crossing (nan: no crossing)
+    crossing_u_s: float  # standard uncertainty of the crossing instant from the gauge force
+
+    @property
+    def crossed(self) -> bool:
+        return bool(np.isfinite(self.cross))
+
+    @property
+    def delay(self) -> float:
+        return self.trip - self.cross if np.isfinite(self.trip) else float("inf")
+
+
+def analyse_overforce_trip(bench, cap, t0: int, reads: list[tuple[int, int, bool]], limit: float) -> OverforceTrip:
+    """The crossing from the gauge trace and the trip instant from the status reads."""
     cross = crossing_above(cap.t, cap.force, limit)
     # the trip instant: after the device sampled the last read that did not show it (no
     # earlier than that read was sent) and before the first read that did came back —
@@ -227,20 +273,180 @@ def test_overforce_trip(bench, spec, recorder, force_limit, rig):
         # tripped at the first read: it may have come before that read was even sent
         before = bench.table_s(t0, reads[first - 1][0]) if first > 0 else min(cross, bench.table_s(t0, reads[0][0]))
         trip, half = (seen + before) / 2, (seen - before) / 2
-    st = bench.ctrl.status()
-    lo, hi = req.limits()
     peak = float(np.max(cap.force)) if len(cap.force) else float("nan")
-    over = Precondition("the pull took the gauge force over FORCE_LIMIT", bool(np.isfinite(cross)),
-                        f"gauge peak {peak:.4g} N, FORCE_LIMIT {limit:g} N")
-    recorder.record(Measurement(
-        "gauge crossing FORCE_LIMIT to the trip", req, trip - cross if np.isfinite(trip) else float("inf"), "s", lo, hi,
-        [UncertaintyTerm.rectangular("trip seen between two status reads", half),
+    slope, u_cross = float("nan"), 0.0
+    if np.isfinite(cross):
+        # a slow pull crosses slowly: the gauge's force uncertainty (calibration,
+        # resolution, its noise about the rise) becomes time at the crossing, ÷ the slope.
+        # For a snag this is microseconds; for a person's pull, milliseconds.
+        # the slope: a line through the rise's last stretch below the limit (the samples
+        # from FORCE_LIMIT − CROSSING_BAND of it up to the first one above), so neither the
+        # hold before a snag nor the table giving way before a person's pull bends it
+        i = int(np.searchsorted(cap.t, cross))  # the first sample above the limit
+        j = i - 1
+        while j >= 0 and cap.force[j] >= (1.0 - CROSSING_BAND) * limit and i - j < CROSSING_FIT_MAX:
+            j -= 1
+        fit = fit_line(cap.t[j + 1:i + 1], cap.force[j + 1:i + 1])
+        secant = ((cap.force[i] - cap.force[i - 1]) / (cap.t[i] - cap.t[i - 1])
+                  if 0 < i < len(cap.t) and cap.t[i] > cap.t[i - 1] else float("nan"))
+        slope = fit.slope if np.isfinite(fit.slope) and fit.slope > 0 else secant
+        noise = fit.residual_std if np.isfinite(fit.residual_std) else 0.0
+        force_u = float(np.sqrt(sum(term.standard ** 2 for term in bench.force_terms_of(noise, 1))))
+        u_cross = force_u / slope if np.isfinite(slope) and slope > 0 else float(cap.period)
+    return OverforceTrip(cross, trip, half, peak, slope, u_cross)
+
+
+def record_overforce_trip(bench, recorder, req, limit: float, cap, a: OverforceTrip, conditions: dict, *,
+                          note: str = "", series_from_s: float | None = None) -> Measurement:
+    """IL-OVERFORCE's measurement, judged alike whoever pulled; then the latch must hold."""
+    st = bench.ctrl.status()
+    over = Precondition("the pull took the gauge force over FORCE_LIMIT", a.crossed,
+                        f"gauge peak {a.peak:.4g} N, FORCE_LIMIT {limit:g} N")
+    keep = cap.t >= series_from_s if series_from_s is not None else slice(None)
+    lo, hi = req.limits()
+    m = recorder.record(Measurement(
+        "gauge crossing FORCE_LIMIT to the trip", req, a.delay, "s", lo, hi,
+        [UncertaintyTerm.rectangular("trip seen between two status reads", a.half),
          UncertaintyTerm.rectangular("gauge sample period (crossing)", cap.period),
-         UncertaintyTerm.rectangular("gauge clock mapping × K", getattr(cap, "mapping_half_width_s", 0.0) * bench.k)],
-        conditions={"limit_n": limit, "pull_rate_n_s": pull_rate, "latched": st.overforce_tripped, "peak_n": peak},
-        series={"t_s": cap.t, "force_n": cap.force},
-        annotations={"cross_s": cross, **({"trip_s": trip} if np.isfinite(trip) else {})},
+         UncertaintyTerm.rectangular("gauge clock mapping × K", getattr(cap, "mapping_half_width_s", 0.0) * bench.k),
+         UncertaintyTerm("crossing instant: gauge force uncertainty ÷ slope at the crossing", a.crossing_u_s)],
+        conditions={"limit_n": limit, **conditions, "latched": st.overforce_tripped, "peak_n": a.peak},
+        series={"t_s": cap.t[keep], "force_n": cap.force[keep]},
+        annotations={"cross_s": a.cross, **({"trip_s": a.trip} if np.isfinite(a.trip) else {})},
+        note=note,
         preconditions=[over],
     ))
     if over.held:
         assert st.overforce_tripped and st.fault_code.name == "OVERFORCE", "the over-force trip did not latch"
+    return m
+
+
+def hold_below_limit(bench, spec, force_limit) -> tuple[float, float]:
+    """FORCE_LIMIT set to the plan's over-force limit, the table holding HOLD_FRACTION of it."""
+    limit = spec.plan.overforce_limit_n
+    force_limit(limit)
+    hold = HOLD_FRACTION * limit
+    bench.configure(hold, spec.max_ramp_rate_n_s)
+    bench.ctrl.start()
+    bench.wait_phase(Phase.HOLD, hold / spec.max_ramp_rate_n_s + 10)
+    return limit, hold
+
+
+@pytest.mark.requirement("IL-OVERFORCE")
+@pytest.mark.emulator_only
+@pytest.mark.destructive
+def test_overforce_trip(bench, spec, recorder, force_limit, rig):
+    req = spec.requirement("IL-OVERFORCE")
+    if rig.patient_simulator is None:
+        pytest.skip("this rig cannot pull on the harness from outside (no patient simulator)")
+    limit, _ = hold_below_limit(bench, spec, force_limit)
+    holder: list = []
+    t0 = time.perf_counter_ns()
+    pull_rate = 20.0 * limit  # N/s: a snag: faster than the force loop can pay out
+    watch = TripWatch(bench.ctrl)
+    try:
+        with bench.capture(holder):
+            bench.sleep(0.3)
+            rig.patient_simulator.pull(0.4 * limit, pull_rate)
+            watch.wait(2.0 / bench.k + 0.5)
+            bench.sleep(AFTER_TRIP_S)
+    finally:
+        rig.patient_simulator.pull(0.0)
+    cap = bench.to_table(holder[0], t0)
+    a = analyse_overforce_trip(bench, cap, t0, watch.reads, limit)
+    record_overforce_trip(bench, recorder, req, limit, cap, a, {"pull_rate_n_s": pull_rate})
+
+
+def pull_rates(spec, limit: float) -> tuple[float, float]:
+    """(asked, slowest useful) pull rate in N/s for a person's pull.
+
+    Slowly through FORCE_LIMIT, the trip's delay includes the controller's own cell error
+    at the limit ÷ the pull rate — time the force really is over the limit, so it is
+    judged as measured. The slowest useful rate lets a cell within FA-CELL's tolerance
+    (2 % of the limit on both tables) trip within half of IL-OVERFORCE's limit; the
+    person is asked for twice that."""
+    upper = spec.requirement("IL-OVERFORCE").limits()[1] or 0.1
+    try:
+        tolerance = spec.requirement("FA-CELL").limits(setting=limit)[1] or 0.02 * limit
+    except KeyError:
+        tolerance = 0.02 * limit
+    slowest = tolerance / (upper / 2)
+    return float(np.ceil(2 * slowest / 10.0) * 10.0), float(np.ceil(slowest / 10.0) * 10.0)
+
+
+@pytest.fixture
+def person_pulls(rig, request):
+    """A person pulls on a rig that cannot pull itself (a real bench), or on any rig when
+    asked (--operator-overforce); decided before the table is touched."""
+    if rig.patient_simulator is not None and not request.config.getoption("operator_overforce", default=False):
+        pytest.skip("the emulated table's patient simulator pulls instead: test_overforce_trip "
+                    "(--operator-overforce runs this operator-assisted check too)")
+
+
+@pytest.mark.requirement("IL-OVERFORCE")
+@pytest.mark.operator(prompts=3)  # ready, pull, release
+@pytest.mark.destructive
+def test_overforce_trip_pulled_by_operator(person_pulls, bench, spec, recorder, force_limit, operator):
+    """IL-OVERFORCE on a real bench: the person at the bench pulls the harness (or
+    tightens a come-along) until the table trips; the gauge times the crossing, the
+    controller's flag the trip, judged exactly as the emulated snag (`record_overforce_trip`).
+
+    A person pulls slowly: the force loop pays the cord out to keep the hold (the force
+    rises only by the pull rate ÷ the loop's gain), so the force climbs only once the
+    winch can give no more — then at the person's rate. So the pull goes on until the
+    trip (not to a force), and the analysis converts the gauge's force uncertainty at the
+    crossing into time through the measured slope."""
+    req = spec.requirement("IL-OVERFORCE")
+    limit = spec.plan.overforce_limit_n
+    hold = HOLD_FRACTION * limit
+    asked, slowest = pull_rates(spec, limit)
+    operator.done("IL-OVERFORCE", "ready",
+                  f"The table will hold {hold:g} N; the over-force limit is {limit:g} N. Attach the pull to the "
+                  "harness now, while it is slack: a second harness or a come-along anchored to the bench, "
+                  "pulling away from the table. Keep clear of the cord.\nType done when ready.")
+    limit, hold = hold_below_limit(bench, spec, force_limit)
+    bench.context(requirement="IL-OVERFORCE", trigger="overforce_pull_by_hand", phase="hold", force_n=hold, trial=1,
+                  trials=1)
+    watch = TripWatch(bench.ctrl)
+    holder: list = []
+    t0 = time.perf_counter_ns()
+    with bench.capture(holder):
+        step = operator.await_action(
+            "IL-OVERFORCE", "pull",
+            f"PULL the harness steadily away from the table (about {asked:g} N/s, no slower than {slowest:g} N/s; "
+            f"or tighten the come-along) until the table trips. It holds {hold:g} N and will first give way "
+            "(its force loop pays out cord): keep pulling, do not jerk. Once it gives no more the force rises; "
+            f"the table must trip when the gauge passes {limit:g} N. STOP pulling as soon as it trips.\n"
+            "Nothing to type: the step ends when the controller reports the trip "
+            f"(type done if the gauge went past {limit:g} N and the table did not trip).",
+            observed=watch)
+        if not watch.tripped:  # done, says the person: the table gets a last chance to report it
+            watch.wait(2.0 / bench.k + 0.5, pause_s=POLL_WALL_S)
+        bench.sleep(OPERATOR_AFTER_TRIP_S)
+    operator.done("IL-OVERFORCE", "release",
+                  "STOP pulling and let the pull off slowly (release the come-along) until the cord is slack: "
+                  + ("the table has tripped; it cannot pay out while you pull." if watch.tripped
+                     else "the table did not report a trip.") + "\nType done when nothing pulls on the harness.")
+    cap = bench.to_table(holder[0], t0)
+    a = analyse_overforce_trip(bench, cap, t0, watch.reads, limit)
+    anchor = a.cross if a.crossed else float(cap.t[int(np.argmax(cap.force))]) if len(cap.t) else 0.0
+    said_done = step.answer == OPERATOR_DID_IT  # the person typed done: the table had not reported a trip
+    seen_by = ("operator only (the table never reported it)" if not watch.tripped
+               else "controller, after the operator said done" if said_done else "controller")
+    paid_out = (watch.first_position_m - watch.trip_position_m
+                if watch.first_position_m is not None and watch.trip_position_m is not None else None)
+    # who pulled: the one who said done, else (the table ended the step) who let the pull off
+    who = step.operator if step.where in ("terminal", "page") else operator.name
+    conditions = {"pull_rate_n_s": a.slope_n_s, "pulled_by": "operator", "operator": who,
+                  "asked_pull_rate_n_s": asked, "hold_n": hold, "trip_seen_by": seen_by,
+                  "paid_out_before_the_trip_m": paid_out, "status_reads": len(watch.reads)}
+    note = ""
+    if not watch.tripped:
+        note = f"the operator {who} said the pull was done; the controller never reported the trip"
+    elif said_done:
+        note = f"the operator {who} said the pull was done before the controller reported the trip"
+    elif a.crossed and np.isfinite(a.slope_n_s) and a.slope_n_s < slowest:
+        note = (f"pulled at {a.slope_n_s:.3g} N/s through FORCE_LIMIT, slower than {slowest:g} N/s: part of the "
+                "delay may be the controller cell's error that FA-CELL permits")
+    record_overforce_trip(bench, recorder, req, limit, cap, a, conditions, note=note,
+                          series_from_s=anchor - SERIES_BEFORE_S)

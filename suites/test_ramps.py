@@ -54,6 +54,8 @@ def test_ramp(bench, spec, recorder, index):
     plan = spec.plan
     holder: list = []
     t0 = time.perf_counter_ns()
+    bench.context(requirement="RA-RATE", trigger=None, phase="ramp_up", force_n=setting, trial=index + 1,
+                  trials=len(rates))
     with bench.capture(holder):
         bench.configure(setting, rate, rate)
         start_ns = bench.ctrl.start()

@@ -312,7 +312,7 @@ class RigRun:
         if hold:
             child_env["OPERATOR_TEST_HOLD"] = str(self.hold)
             extra += ["-p", "tests.operator_hold"]
-        cmd = [sys.executable, "-m", "rigcli", "run", "-k", "operator", "--operator", "alice",
+        cmd = [sys.executable, "-m", "rigcli", "run", "-k", "estop_button_pressed_by_hand", "--operator", "alice",
                "--run-dir", str(self.runs), "--no-report", "--", *extra]
         if stdin_devnull:  # as a script or the fault matrix starts it: the terminal stays the controlling one
             cmd = ["/bin/sh", "-c", 'exec "$@" < /dev/null', "sh", *cmd]
@@ -529,7 +529,7 @@ def test_skipped_at_a_terminal_on_ci_when_told_or_without_input(rig_run, how, re
 def test_skipped_without_a_terminal(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
     proc = subprocess.run(
-        [sys.executable, "-m", "rigcli", "run", "-k", "operator", "--operator", "alice", "--run-dir",
+        [sys.executable, "-m", "rigcli", "run", "-k", "estop_button_pressed_by_hand", "--operator", "alice", "--run-dir",
          str(tmp_path / "runs"), "--no-report", "--", "-rfEs"],
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, start_new_session=True,  # no controlling terminal
         capture_output=True, text=True, timeout=100)

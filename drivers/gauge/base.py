@@ -130,6 +130,12 @@ class ForceGauge(abc.ABC):
     @abc.abstractmethod
     def stop_stream(self) -> GaugeTrace: ...
 
+    def live_samples(self, since: int) -> tuple[int, list[int], list[float]]:
+        """Samples of the running stream from index `since` on, without a word to the gauge:
+        (next index, host perf_counter_ns stamps, newtons). A gauge that buffers its
+        acquisition (scpi) has none until stop_stream(); safe from another thread."""
+        return since, [], []
+
     @abc.abstractmethod
     def _wait_for_samples(self, n: int, deadline_ns: int) -> None:
         """Block until n samples were collected or the host's perf_counter_ns passes deadline_ns."""

@@ -155,6 +155,20 @@ class GclGauge(ForceGauge):
         self._stream = collector
         collector.start()
 
+    def live_samples(self, since: int) -> tuple[int, list[int], list[float]]:
+        collector = self._stream
+        if collector is None:
+            return since, [], []
+        n = min(len(collector.stamps), len(collector.lines))  # the collector appends stamp, then line
+        stamps, lines = collector.stamps[since:n], collector.lines[since:n]
+        values = []
+        for line in lines:
+            try:
+                values.append(self._stream_value(line))
+            except Exception:  # noqa: BLE001 — a line stop_stream() will judge; the panel shows a gap
+                values.append(float("nan"))
+        return n, stamps, values
+
     def _wait_for_samples(self, n: int, deadline_ns: int) -> None:
         collector = self._stream
         assert collector is not None
