@@ -13,14 +13,12 @@ interlocks, emergency release on the ESTOP coil with 4 trials; about 15 s), then
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
 
 
 def real_run(work: Path) -> Path:
@@ -44,12 +42,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "screenshots" / "report.png")
     parser.add_argument("--height", type=int, default=2000)
     args = parser.parse_args()
-    chromium = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
-    if chromium is None:
-        print(f"report_screenshot: {CHROMIUM} not found — install it (Debian: apt-get install chromium)", file=sys.stderr)
-        return 3
     sys.path.insert(0, str(ROOT))
+    from reports.panel.chromium import ARGS, find
     from reports.render import render_report
+
+    chromium = find()
+    if chromium is None:
+        print("report_screenshot: no Chromium found — install it (Debian: apt-get install chromium) or set "
+              "TRACTION_RIG_CHROMIUM", file=sys.stderr)
+        return 3
 
     with tempfile.TemporaryDirectory(prefix="report-shot-") as tmp:
         work = Path(tmp)
@@ -65,8 +66,7 @@ def main() -> int:
         html = written[0]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         out = args.out.resolve()
-        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+        cmd = [chromium, "--headless", *ARGS, "--hide-scrollbars",
                f"--user-data-dir={work / 'chromium-profile'}", f"--screenshot={out}",
                f"--window-size=1280,{args.height}", html.as_uri()]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
