@@ -1,5 +1,6 @@
-"""What the run tells Allure: requirement labels and links, parameters, and for each
-measurement with a time series its data (CSV) and a force–time plot (PNG).
+"""What the run tells Allure: requirement labels and links, parameters, every measurement
+as a step titled with its value, limit, U and verdict, and for each measurement with a
+time series its data (CSV) and a force–time plot (PNG).
 
 Everything here is a no-op when allure-pytest is not writing results (`rig run`
 turns it on with `--allure`); the run record stays the source of truth.
@@ -8,6 +9,7 @@ turns it on with `--allure`); the run record stays the source of truth.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import allure
@@ -34,6 +36,20 @@ def label_test(session_rig, requirement_ids: list[str]) -> None:
         allure.dynamic.label("requirement", rid)
         allure.dynamic.feature(f"{rid} {req.title}")
         allure.dynamic.link(f"#{rid}", link_type="requirement", name=f"{rid} — {req.source}")
+
+
+def measurement_step(m) -> None:
+    """Every measurement as a step of its test, titled as the verdict table reads
+    (ER-NORISE.rise: 3.2 N ≤ 8 N, U ± 0.4 N → PASS), the whole measurement attached: in
+    Allure each quantity a requirement bounds is seen with its own value and verdict."""
+    if not active():
+        return
+    rid = f"{m.requirement.id}.{m.quantity}" if m.quantity else m.requirement.id
+    u = f", U ± {m.uncertainty:.2g} {m.unit}".rstrip() if m.requirement.decision_rule != "boolean" else ""
+    title = f"{rid}: {m.value_text()} {m.limit_text()}{u} → {m.verdict.value} — {m.name}"
+    with allure.step(title):
+        allure.attach(json.dumps(m.to_dict(), indent=1, default=str), name=f"{rid} measurement",
+                      attachment_type=allure.attachment_type.JSON)
 
 
 def attach_measurement(csv_path: Path, m) -> None:

@@ -85,7 +85,20 @@ def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None
     rid, unit = m.get("requirement", ""), m.get("unit") or ""
     hi, value, u = m.get("upper"), m.get("value"), m.get("uncertainty") or 0.0
 
-    if unit == "N":
+    rise = m.get("quantity") == "rise" and cond.get("force_at_trigger_n") is not None
+    if rise:
+        # how far the force rose after the trigger: the band up to the limit above the force
+        # held at the trigger, the largest force after it, and the view zoomed on the rise
+        f0, peak = cond["force_at_trigger_n"], cond.get("peak_n")
+        if hi is not None:
+            ax.axhspan(f0, f0 + hi, color="#2e7d32", alpha=0.12, label=f"no rise above {f0:.4g} + {hi:.3g} N")
+            ax.axhspan(f0 + hi - u, f0 + hi, color="#f9a825", alpha=0.25, label=f"guard band (U = {u:.2g} N)")
+        ax.axhline(f0, color="#2e7d32", lw=0.6, ls=":")
+        if isinstance(peak, (int, float)) and math.isfinite(peak):
+            ax.axhline(peak, color="#e65100", lw=1.0, label=f"largest after the trigger {peak:.4g} N")
+            top = max(peak, f0 + (hi or 0.0))
+            ax.set_ylim(f0 - 2.0 * (top - f0 + 1.0), top + 0.5 * (top - f0 + 1.0))
+    elif unit == "N":
         # a force error: the acceptance band is the setting ± the limit
         setting = cond.get("setting_n", cond.get("set_n"))
         if setting is not None and hi is not None:
@@ -105,7 +118,7 @@ def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None
     if "limit_n" in cond:
         ax.axhline(cond["limit_n"], color="#c62828", lw=0.8, ls="--", label=f"FORCE_LIMIT {cond['limit_n']:g} N")
     f0 = cond.get("force_at_trigger_n")
-    if f0 is not None and rid.startswith("ER-"):
+    if f0 is not None and rid.startswith("ER-") and not rise:
         ax.axhline(0.5 * f0, color="#6a1b9a", lw=0.6, ls=":", label=f"50 % of {f0:.4g} N")
         if residual_n is not None:
             ax.axhline(residual_n, color="#ad1457", lw=0.6, ls=":", label=f"residual {residual_n:g} N")
@@ -129,14 +142,16 @@ def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None
         ax.axvline(at, color="#e65100" if own else "#999", lw=1.4 if own else 0.7, ls="-" if own else "--")
         ax.annotate(f"{key} {x * 1e3:.1f} ms" if abs(x) < 1 else f"{key} {x:.3g} s", (at, ymax), rotation=90,
                     va="top", ha="left", fontsize=7, color="#e65100" if own else "#666")
-    if rid.startswith("ER-") and "trigger_s" in ann:
+    if rise and "trigger_s" in ann:
+        ax.set_xlim(ann["trigger_s"] - 0.05, ann["trigger_s"] + 0.15)
+    elif rid.startswith("ER-") and "trigger_s" in ann:
         # the release is what matters: from shortly before the trigger to the residual crossing + margin
         end = max([ann.get("ER-RESIDUAL", 0.5), (hi or 0.0)]) * 1.3 + 0.05
         ax.set_xlim(ann["trigger_s"] - 0.1 * end - 0.05, ann["trigger_s"] + end)
     elif rid == "IL-OVERFORCE" and "cross_s" in ann:
         ax.set_xlim(ann["cross_s"] - 0.3, ann.get("release_s", ann["cross_s"]) + 0.5)
     verdict = m.get("verdict", "")
-    ax.set_title(f"{rid} — {m.get('name', '')}: {_fmt(value)} {unit} ± {u:.2g} → {verdict}", fontsize=8.5)
+    ax.set_title(f"{rid}{'.' + m['quantity'] if m.get('quantity') else ''} — {m.get('name', '')}: {_fmt(value)} {unit} ± {u:.2g} → {verdict}", fontsize=8.5)
     ax.set_xlabel("table time (s)", fontsize=8)
     ax.set_ylabel("force (N)", fontsize=8)
     ax.tick_params(labelsize=7)

@@ -33,7 +33,8 @@ from reports.manifest import (MANIFEST_NAME, SIGNATURE_NAME, hash_files, run_fil
                               write_manifest,
                               ManifestError)
 from reports.record import RECORD_NAME
-from reports.verdicts import ORDER, RunSummary, _closeness, summarise
+from reports.verdicts import ORDER, RunSummary, _closeness, summarise, verdict_rows
+from suites.spec import quantity_id
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_PLOTS = 3  # force/time plots per requirement: its worst measurements that have a series
@@ -144,7 +145,7 @@ def _trial_table(measurements: list[dict], req_order: list[str]) -> dict | None:
         c = m.get("conditions") or {}
         row = rows.setdefault(key, {"trigger": c["trigger"], "trial": c["trial"], "phase": c.get("phase", "—"),
                                     "force": c.get("force_n"), "f0": c.get("force_at_trigger_n"), "cells": {}})
-        rid = m["requirement"]
+        rid = quantity_id(m["requirement"], m.get("quantity"))
         v = m.get("value")
         note = None
         if m["verdict"] == "N/A":
@@ -237,16 +238,19 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
     last_utc = events[-1].get("utc") if events else None
 
     matrix, sections = [], []
-    for r in summary.results:
-        req = reqs.get(r.id, {})
-        tests = sorted(r.tests) or covering.get(r.id, [])
+    for rid, title, r in verdict_rows(summary.results):
+        requirement, key = rid.partition(".")[0], getattr(r, "key", None)
+        req = reqs.get(requirement, {})
+        if key is not None:  # a further quantity: its own text, unit and limit from `also:`
+            req = {**req, **next((q for q in req.get("also") or [] if q.get("key") == key), {})}
+        tests = sorted(r.tests) or covering.get(requirement, [])
         matrix.append({
-            "id": r.id, "title": r.title, "source": r.source, "tests": tests,
+            "id": rid, "title": title, "source": req.get("source", ""), "tests": tests,
             "worst": value_text(r.worst), "limit": limit_text(r.worst, req), "u": u_text(r.worst),
             "verdict": r.verdict, "n": r.measurements, "tur_flags": r.tur_flags, "na": r.not_applicable,
             "unfinished": [t for t in tests if t in unfinished],
         })
-        own = [m for m in measurements if m.get("requirement") == r.id]
+        own = [m for m in measurements if m.get("requirement") == requirement and m.get("quantity") == key]
         trials = [m for m in own if not _is_summary(m) and m["verdict"] != "N/A"] or \
             [m for m in own if m["verdict"] != "N/A"]  # judged measurements: a check that was N/A has no value
         listed = [m for m in own if _trial_key(m) is None]  # the trials' own rows are the trial table's
@@ -254,8 +258,8 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         images = []
         if trials:
             if plots.has_values_plot(trials):
-                images.append({"plot": ("values_plot", r.id, trials),
-                               "caption": f"{r.id}: every measured value against its limit"})
+                images.append({"plot": ("values_plot", rid, trials),
+                               "caption": f"{rid}: every measured value against its limit"})
             ranked = sorted(
                 (m for m in trials if m.get("decision_rule") != "boolean"
                  and (m.get("series") or series_of.get((m.get("test"), m.get("name"))))),
@@ -268,7 +272,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                 images.append({"plot": ("force_plot", run_dir, m, rel, residual), "caption": f"{m['name']} — {rel}"})
         worst = r.worst
         sections.append({
-            "id": r.id, "title": r.title, "source": r.source, "verdict": r.verdict,
+            "id": rid, "title": title, "source": req.get("source", ""), "verdict": r.verdict,
             "quantity": req.get("quantity", ""), "spec_limit": limit_text(None, req),
             "decision_rule": req.get("decision_rule", "guard-banded"), "tests": tests,
             "stats": stats, "images": images,
@@ -308,11 +312,15 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
             deviations.append(("test", f"Test {outcome} on its measurements' verdicts (above): {t}" if t in summary.judged
                                    else f"Test {outcome} before it could judge everything it verifies: {t}"))
     for r in summary.results:
-        if r.verdict == "NOT RUN":
+        unmeasured = [q.id for q in r.quantities if q.verdict == "NOT RUN"]
+        if r.verdict == "NOT RUN" and r.measurements > r.not_applicable and unmeasured:
+            deviations.append(("not run", f"{r.id} ({r.title}): {', '.join(unmeasured)} has no measurement in this "
+                                          "run; the requirement is not verified."))
+        elif r.verdict == "NOT RUN":
             deviations.append(("not run", f"{r.id} ({r.title}): " + ("every check was not applicable (below)."
                                                                       if r.not_applicable else "no measurement in this run.")))
         elif r.verdict in ("FAIL", "INCONCLUSIVE"):
-            deviations.append((r.verdict.lower(), f"{r.id}: worst {value_text(r.worst)} vs {limit_text(r.worst)} "
+            deviations.append((r.verdict.lower(), f"{quantity_id(r.id, r.worst.get('quantity'))}: worst {value_text(r.worst)} vs {limit_text(r.worst)} "
                                                   f"(U {u_text(r.worst)}) — {r.worst.get('name')}"
                                                   + _grounds(r.worst)))
         if r.not_applicable:
@@ -366,7 +374,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                  + [{"test": t, "outcome": "not finished"} for t in unfinished],
         "counts": {v: sum(1 for r in summary.results if r.verdict == v) for v in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN")},
         "files": file_hashes, "manifest_name": MANIFEST_NAME,
-        "trial_table": _trial_table(measurements, [r.id for r in summary.results]),
+        "trial_table": _trial_table(measurements, [rid for rid, _, _ in verdict_rows(summary.results)]),
         "n_measurements": len(measurements),
         "history": _history(run_dir),
     }

@@ -9,17 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from reports.record import read_record
+from suites.spec import quantity_id
 
 ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3, "N/A": 4}
 NOT_APPLICABLE = "N/A"
 
 
-@dataclass
-class RequirementResult:
-    id: str
-    title: str
-    source: str
-    decision_rule: str
+@dataclass(kw_only=True)
+class Tally:
+    """What the measurements of one requirement, or of one of its quantities, add up to."""
+
     verdict: str = "NOT RUN"
     worst: dict | None = None  # the measurement line that decides the verdict
     measurements: int = 0
@@ -27,6 +26,44 @@ class RequirementResult:
     tur_flags: int = 0
     not_applicable: int = 0  # measurements whose check could not be judged
     not_applicable_reasons: list = field(default_factory=list)  # distinct reasons, first seen first
+
+    def add(self, e: dict) -> None:
+        self.measurements += 1
+        self.tests.add(e["test"])
+        v = e["verdict"]
+        if v == NOT_APPLICABLE:
+            self.not_applicable += 1
+            if e.get("not_applicable") and e["not_applicable"] not in self.not_applicable_reasons:
+                self.not_applicable_reasons.append(e["not_applicable"])
+            return
+        self.tur_flags += bool(e.get("tur_below_4"))
+        if self.worst is None or (ORDER[v], -_closeness(e)) < (ORDER[self.worst["verdict"]], -_closeness(self.worst)):
+            self.worst = e
+        self.verdict = v if self.verdict == "NOT RUN" else min(self.verdict, v, key=ORDER.get)
+
+
+@dataclass(kw_only=True)
+class QuantityResult(Tally):
+    id: str  # quantity_id: ER-NORISE, ER-NORISE.rise
+    key: str | None  # None: the requirement's own quantity
+    quantity: str  # what is measured, as the specification says it
+    unit: str = ""
+
+
+@dataclass(kw_only=True)
+class RequirementResult(Tally):
+    """A requirement's verdict (the worst of its quantities') and, for a requirement that
+    bounds more than one quantity (ER-NORISE: how long and how much the force rose), each
+    quantity's own verdict and deciding measurement."""
+
+    id: str
+    title: str
+    source: str
+    decision_rule: str
+    quantities: list[QuantityResult] = field(default_factory=list)  # its own first, then `also:`
+
+    def quantity(self, key: str | None) -> QuantityResult | None:
+        return next((q for q in self.quantities if q.key == key), None)
 
 
 @dataclass
@@ -84,30 +121,49 @@ def summarise(run_dir) -> RunSummary:
         raise ValueError(f"{run_dir}: no run-start line: not a traction-rig run record")
     end = next((e for e in reversed(events) if e["event"] == "run-end"), None)
     spec = start["specification"]
-    results = {r["id"]: RequirementResult(r["id"], r["title"], r["source"], r.get("decision_rule", "guard-banded"))
-               for r in spec["requirements"]}
+    results = {}
+    for r in spec["requirements"]:
+        own = QuantityResult(id=r["id"], key=None, quantity=r.get("quantity", ""), unit=r.get("unit") or "")
+        further = [QuantityResult(id=quantity_id(r["id"], q["key"]), key=q["key"], quantity=q.get("quantity", ""),
+                                  unit=q.get("unit") or "") for q in r.get("also") or []]
+        results[r["id"]] = RequirementResult(id=r["id"], title=r["title"], source=r["source"],
+                                             decision_rule=r.get("decision_rule", "guard-banded"),
+                                             quantities=[own, *further])
     tests: dict[str, str] = {}
     judged: set[str] = set()
     for e in events:
         if e["event"] == "measurement" and e["requirement"] in results:
             r = results[e["requirement"]]
-            r.measurements += 1
-            r.tests.add(e["test"])
-            v = e["verdict"]
-            if v == NOT_APPLICABLE:
-                r.not_applicable += 1
-                if e.get("not_applicable") and e["not_applicable"] not in r.not_applicable_reasons:
-                    r.not_applicable_reasons.append(e["not_applicable"])
-                continue
-            r.tur_flags += bool(e.get("tur_below_4"))
-            if r.worst is None or (ORDER[v], -_closeness(e)) < (ORDER[r.worst["verdict"]], -_closeness(r.worst)):
-                r.worst = e
-            r.verdict = v if r.verdict == "NOT RUN" else min(r.verdict, v, key=ORDER.get)
+            r.add(e)
+            q = r.quantity(e.get("quantity"))
+            if q is None:  # a quantity the record's specification does not name: its own row, never lost
+                q = QuantityResult(id=quantity_id(r.id, e.get("quantity")), key=e.get("quantity"), quantity="",
+                                   unit=e.get("unit") or "")
+                r.quantities.append(q)
+            q.add(e)
         elif e["event"] == "test-end":
             if e.get("when") == "call" or e.get("outcome") != "passed":
                 tests[e["test"]] = e["outcome"]
                 (judged.add if e.get("judged") else judged.discard)(e["test"])
+    for r in results.values():
+        if r.verdict == "PASS" and any(q.verdict == "NOT RUN" for q in r.quantities):
+            r.verdict = "NOT RUN"  # a quantity it bounds was never measured: not verified
     return RunSummary(start, end, list(results.values()), tests, events, judged)
+
+
+def verdict_rows(results: list[RequirementResult]) -> list[tuple[str, str, Tally]]:
+    """(row id, title, tally) per verdict-table row: a requirement, or each quantity of a
+    requirement that bounds several (ER-NORISE, ER-NORISE.rise), so every quantity shows
+    its own worst value against its own limit. The terminal table, the page and the report
+    list the same rows."""
+    rows = []
+    for r in results:
+        if len(r.quantities) <= 1:
+            rows.append((r.id, r.title, r))
+            continue
+        for q in r.quantities:
+            rows.append((q.id, r.title if q.key is None else f"{r.title} — {q.quantity}", q))
+    return rows
 
 
 def format_value(m: dict | None) -> tuple[str, str, str]:

@@ -1,6 +1,7 @@
 """`rig faults matrix`: the suites against the nominal table and against every defect.
 
-Each cell is the verdict of one requirement on one table. A defect must be caught
+Each cell is the verdict of one requirement on one table (of each quantity, for a
+requirement that bounds several: ER-NORISE and ER-NORISE.rise). A defect must be caught
 (FAIL) by at least one of the requirements it is mapped to; the nominal table must
 pass every requirement on every seed (no FAIL, no INCONCLUSIVE). A defect that is not
 caught is a defect of the suites. Runs `rig run` in parallel worker processes.
@@ -26,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reports.record import run_dirs
-from reports.verdicts import summarise
+from reports.verdicts import summarise, verdict_rows
 from rigs.emulator.faults import CATALOGUE
 from suites.spec import SPECS_DIR
 
@@ -34,11 +35,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SHORT = {"PASS": "P", "FAIL": "F", "INCONCLUSIVE": "I", "NOT RUN": "-"}
 
 
+def covers(ids, row: str) -> bool:
+    """Whether a defect's mapping (or its documented collateral) names this verdict row: a
+    requirement names all its quantities (ER-NORISE: ER-NORISE and ER-NORISE.rise), a
+    quantity id only itself."""
+    return row in ids or row.partition(".")[0] in ids
+
+
 def collateral(fault: str, verdicts: dict) -> tuple[list[str], list[str]]:
     """(documented, new) collateral FAILs of a defect's run."""
     entry = CATALOGUE[fault]
-    others = [r for r, v in verdicts.items() if v == "FAIL" and r not in entry.requirements]
-    return [r for r in others if r in entry.collateral], [r for r in others if r not in entry.collateral]
+    others = [r for r, v in verdicts.items() if v == "FAIL" and not covers(entry.requirements, r)]
+    return [r for r in others if covers(entry.collateral, r)], [r for r in others if not covers(entry.collateral, r)]
 
 
 def _spec_copy(trials: int, workdir: Path) -> Path:
@@ -65,7 +73,7 @@ def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path
                 "verdicts": {}, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
     summary = summarise(runs[-1])
     return {"label": label, "fault": fault, "seed": seed, "exit": proc.returncode, "wall_s": wall,
-            "verdicts": {r.id: r.verdict for r in summary.results}, "run": str(runs[-1])}
+            "verdicts": {rid: r.verdict for rid, _, r in verdict_rows(summary.results)}, "run": str(runs[-1])}
 
 
 def run_matrix(args) -> int:
@@ -108,14 +116,15 @@ def run_matrix(args) -> int:
         else:
             mapped = CATALOGUE[fault].requirements
             documented, new = collateral(fault, v)
-            caught = any(v.get(r) == "FAIL" for r in mapped)
+            by = [r for r, x in v.items() if x == "FAIL" and covers(mapped, r)]
+            caught = bool(by)
             good = caught and not new
-            outcome = f"caught by {', '.join(r for r in mapped if v.get(r) == 'FAIL')}" if caught else "NOT CAUGHT"
+            outcome = f"caught by {', '.join(by)}" if caught else "NOT CAUGHT"
         ok &= good
         cells = []
         for rid in req_ids:
             mark = SHORT.get(v.get(rid, "NOT RUN"), "?")
-            if fault and rid in CATALOGUE[fault].requirements:
+            if fault and covers(CATALOGUE[fault].requirements, rid):
                 mark = f"[bold]{mark}*[/]"
             elif rid in new:
                 mark = f"[bold red]{mark}![/]"
@@ -137,7 +146,7 @@ def run_matrix(args) -> int:
     nominal = [r for r in rows if r["fault"] is None]
     console.print(f"nominal: {sum(r['good'] for r in nominal)}/{len(nominal)} seeds all PASS "
                   f"(false-fail rate {sum(not r['good'] for r in nominal)}/{len(nominal)}); "
-                  f"defects caught: {sum(any(r['verdicts'].get(x) == 'FAIL' for x in CATALOGUE[r['fault']].requirements) for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
+                  f"defects caught: {sum(r['outcome'].startswith('caught') for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
                   f"new collateral FAILs: {new_total}; "
                   f"wall {wall:.0f} s with {args.jobs} workers")
     if args.save:
@@ -156,7 +165,7 @@ def run_matrix(args) -> int:
 
             def cell(x):
                 mark = SHORT.get(r["verdicts"].get(x, "NOT RUN"))
-                if x in mapped:
+                if covers(mapped, x):
                     return f"**{mark}**"
                 return mark + ("!" if x in r["new_collateral"] else "°" if x in r["collateral"] else "")
             coll = ", ".join(r["collateral"]) + (f" NEW: {', '.join(r['new_collateral'])}" if r["new_collateral"] else "")

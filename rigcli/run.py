@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from reports.verdicts import format_value, summarise
+from reports.verdicts import format_value, summarise, verdict_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUITES = PROJECT_ROOT / "suites"
@@ -69,12 +69,12 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
     table.add_column("verdict", no_wrap=True)
     if history is not None:
         table.add_column("drift", no_wrap=True)
-    for r in summary.results:
+    for rid, _, r in verdict_rows(summary.results):
         value, limit, u = format_value(r.worst)
         flag = (" TUR<4" if r.tur_flags else "") + (f" ({r.not_applicable} N/A)" if r.not_applicable else "")
-        cells = [r.id, value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}"]
+        cells = [rid, value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}"]
         if history is not None:
-            cells.append(f"[bold yellow]{' + '.join(drift[r.id])}[/]" if r.id in drift else "—")
+            cells.append(f"[bold yellow]{' + '.join(drift[rid])}[/]" if rid in drift else "—")
         table.add_row(*cells)
     console.print(table)
     if history is not None:

@@ -88,6 +88,7 @@ class Measurement:
     annotations: dict = field(default_factory=dict)  # trigger instants, crossings (series time base)
     note: str = ""
     preconditions: list[Precondition] = field(default_factory=list)
+    quantity: str | None = None  # a further quantity of the requirement (its `also:` key); None: its own
 
     @property
     def not_applicable(self) -> str:
@@ -169,6 +170,7 @@ class Measurement:
         return {
             "name": self.name,
             "requirement": self.requirement.id,
+            "quantity": self.quantity,
             "value": self.value if isinstance(self.value, bool) or self.value is None else float(self.value),
             "unit": self.unit,
             "lower": self.lower,

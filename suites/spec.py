@@ -37,6 +37,52 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+def quantity_id(requirement: str, key: str | None = None) -> str:
+    """The trace id of one quantity a requirement bounds: the requirement's id for its own,
+    `ID.key` for a further one (ER-NORISE.rise). A verdict-table row, a report row, a
+    results-database trend and a fault's mapping each use it."""
+    return f"{requirement}.{key}" if key else requirement
+
+
+def _check_formula(value):
+    if value is None:
+        return value
+    formula = Formula(value)
+    unknown = set(formula.names) - FORMULA_VARIABLES
+    if unknown:
+        raise ValueError(f"unknown variable {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(FORMULA_VARIABLES))})")
+    return value
+
+
+def _limits_of(lower, upper, variables: dict) -> tuple[float | None, float | None]:
+    low = Formula(lower)(**variables) if lower is not None else None
+    high = Formula(upper)(**variables) if upper is not None else None
+    return low, high
+
+
+class Quantity(Strict):
+    """A further quantity a requirement bounds, judged by the requirement's decision rule:
+    ER-NORISE bounds how long the force rises after a trigger and by how much. Each is
+    measured and reported on its own; the requirement's verdict is the worst of them."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="short name, e.g. rise")
+    quantity: str = Field(min_length=1)
+    unit: str = ""
+    upper: str | float | None = None
+    lower: str | float | None = None
+
+    @field_validator("upper", "lower")
+    @classmethod
+    def _formula(cls, value):
+        return _check_formula(value)
+
+    @model_validator(mode="after")
+    def _limits(self):
+        if self.upper is None and self.lower is None:
+            raise ValueError(f"quantity {self.key}: needs an upper or a lower limit")
+        return self
+
+
 class Requirement(Strict):
     id: str = Field(pattern=r"^[A-Z]{2}-[A-Z0-9-]+$")
     title: str = Field(min_length=1)
@@ -46,28 +92,37 @@ class Requirement(Strict):
     upper: str | float | None = None
     lower: str | float | None = None
     decision_rule: Literal["guard-banded", "boolean"] = "guard-banded"
+    also: list[Quantity] = Field(default_factory=list, description="further quantities the requirement bounds")
 
     @field_validator("upper", "lower")
     @classmethod
     def _formula(cls, value):
-        if value is None:
-            return value
-        formula = Formula(value)
-        unknown = set(formula.names) - FORMULA_VARIABLES
-        if unknown:
-            raise ValueError(f"unknown variable {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(FORMULA_VARIABLES))})")
-        return value
+        return _check_formula(value)
 
     @model_validator(mode="after")
     def _limits(self):
         if self.decision_rule == "guard-banded" and self.upper is None and self.lower is None:
             raise ValueError("a guard-banded requirement needs an upper or a lower limit")
+        if self.also and self.decision_rule != "guard-banded":
+            raise ValueError("further quantities (also:) need the guard-banded decision rule")
+        keys = [q.key for q in self.also]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"also: a quantity key appears twice ({', '.join(keys)})")
         return self
 
-    def limits(self, **variables: float) -> tuple[float | None, float | None]:
-        low = Formula(self.lower)(**variables) if self.lower is not None else None
-        high = Formula(self.upper)(**variables) if self.upper is not None else None
-        return low, high
+    def further(self, key: str) -> Quantity:
+        for q in self.also:
+            if q.key == key:
+                return q
+        raise KeyError(f"{self.id}: no further quantity {key!r} (the specification's also: has "
+                       f"{', '.join(q.key for q in self.also) or 'none'})")
+
+    def limits(self, quantity: str | None = None, **variables: float) -> tuple[float | None, float | None]:
+        """The limits of the requirement's quantity, or of its further quantity `quantity`."""
+        if quantity is None:
+            return _limits_of(self.lower, self.upper, variables)
+        q = self.further(quantity)
+        return _limits_of(q.lower, q.upper, variables)
 
     @property
     def rule_text(self) -> str:
@@ -136,6 +191,11 @@ class Specification(Strict):
     @property
     def ids(self) -> list[str]:
         return [r.id for r in self.requirements]
+
+    @property
+    def quantity_ids(self) -> list[str]:
+        """Every quantity's trace id: each requirement's, then its further ones (ER-NORISE.rise)."""
+        return [q for r in self.requirements for q in [r.id, *(quantity_id(r.id, a.key) for a in r.also)]]
 
 
 def load_spec(name_or_path: str | Path) -> Specification:

@@ -20,7 +20,7 @@ import pytest
 from drivers.controller import CommandRefused
 from drivers.tcm1 import Phase, StimulusCoil
 from suites.measurement import Measurement, Precondition, Verdict
-from suites.release import force_at_trigger, release_measurements
+from suites.release import RISE_KEY, force_at_trigger, release_measurements
 
 TRIGGERS = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
 RELAY = {
@@ -115,7 +115,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         bench.sleep(AFTER_RELEASE_S)
     cap = bench.to_table(holder[0], trigger_ns)
     t, f = cap.t, cap.force
-    f0 = force_at_trigger(t, f)
+    f0 = force_at_trigger(t, f, half_width * bench.k)
     # remove the cause, then a restart must be refused until RESET
     if trigger in RELAY:
         bench.relay(RELAY[trigger], False)
@@ -159,7 +159,9 @@ def test_emergency_release(bench, spec, recorder, trigger):
         pytest.skip(f"trigger {trigger} is not in specification {spec.name}'s plan")
     combos = [(p, F) for p in em.phases for F in em.forces_n]
     reqs = {r: spec.requirement(r) for r in REQUIREMENTS}
-    per_req: dict[str, list[Measurement]] = {r: [] for r in REQUIREMENTS}
+    # one list per quantity verified: a requirement's own, and ER-NORISE's rise
+    per_req: dict[tuple[str, str | None], list[Measurement]] = {(r, None): [] for r in REQUIREMENTS}
+    per_req[("ER-NORISE", RISE_KEY)] = []
     for i in range(em.trials):
         phase, force = combos[i % len(combos)]
         for attempt in range(ATTEMPTS):
@@ -174,7 +176,7 @@ def test_emergency_release(bench, spec, recorder, trigger):
                 "force_at_trigger_n": trial.f0, "trial": i + 1}
         for m in release_measurements(spec, bench, trial.capture, trial.f0, trial.half_width_s,
                                       f"{trigger} trial {i + 1} ({phase}, {force:g} N)", cond):
-            per_req[m.requirement.id].append(recorder.record(m))
+            per_req[(m.requirement.id, m.quantity)].append(recorder.record(m))
         m = Measurement(f"{trigger} trial {i + 1} restart refused until RESET", reqs["ER-LATCH"],
                         trial.restart_refused and trial.reset_accepted,
                         conditions={**cond, "restart_refused": trial.restart_refused, "reset_accepted": trial.reset_accepted},
@@ -185,16 +187,17 @@ def test_emergency_release(bench, spec, recorder, trigger):
                                                     "the residual, phase IDLE)", trial.released,
                                                     "released" if trial.released
                                                     else "still holding force when the release window ended")])
-        per_req["ER-LATCH"].append(recorder.record(m))
+        per_req[("ER-LATCH", None)].append(recorder.record(m))
         if not trial.reset_accepted:
             break  # a table stuck with force on it: no further trial is meaningful
     # the verdict is on the worst trial that could be judged: one summary per requirement and trigger
-    for rid, ms in per_req.items():
+    for (rid, quantity), ms in per_req.items():
         req = reqs[rid]
         judged = [m for m in ms if m.verdict is not Verdict.NOT_APPLICABLE]
         if not judged:  # every trial N/A: so is the summary, and it says why
             first = ms[0].not_applicable if ms else "no trial ran"
             summary = Measurement(f"{trigger}: worst of {len(ms)} trials", req, None, ms[0].unit if ms else "",
+                                  quantity=quantity,
                                   conditions={"trigger": trigger, "trials": len(ms), "not_applicable": len(ms)},
                                   preconditions=[Precondition("at least one trial could be judged", False,
                                                               f"{len(ms)} of {len(ms)} not applicable; the first: {first}")])
@@ -205,8 +208,8 @@ def test_emergency_release(bench, spec, recorder, trigger):
                                               "failed": sum(1 for m in judged if not m.value)})
         else:
             worst = min(judged, key=lambda m: (m.verdict is Verdict.PASS, m.margin))
-            summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, worst.value, "s", worst.lower,
-                                  worst.upper, worst.budget,
+            summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, worst.value, worst.unit, worst.lower,
+                                  worst.upper, worst.budget, quantity=quantity,
                                   conditions={"trigger": trigger, "worst_trial": worst.conditions,
                                               "not_applicable": len(ms) - len(judged),
                                               **_stats([float(m.value) for m in judged])},

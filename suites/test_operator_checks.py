@@ -115,7 +115,7 @@ def test_estop_button_pressed_by_hand(bench, spec, recorder, operator):
         bench.sleep(AFTER_RELEASE_S)
     trigger_ns, half_width = watch.trigger(said_done_ns)
     cap = _from(bench.to_table(holder[0], trigger_ns), -PRE_TRIGGER_S)
-    f0 = force_at_trigger(cap.t, cap.force)
+    f0 = force_at_trigger(cap.t, cap.force, half_width * bench.k)
     seen_by = "controller" if watch.seen_ns is not None else "operator only (the table never reported it)"
     cond = {"trigger": "estop_button_by_hand", "phase": "hold", "force_n": force, "force_at_trigger_n": f0,
             "operator": step.operator, "trigger_seen_by": seen_by, "trigger_half_width_wall_s": half_width,

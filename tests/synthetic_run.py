@@ -18,8 +18,9 @@ RAMP_TEST = "suites/test_ramps.py::test_ramp[slow]"
 
 
 def _m(rec: RunRecord, test: str, rid: str, name: str, value, unit="s", lower=None, upper=None, u=0.0025,
-       verdict="PASS", rule="guard-banded", conditions=None, annotations=None, series=None):
-    rec.event("measurement", test=test, series=series, name=name, requirement=rid, value=value, unit=unit,
+       verdict="PASS", rule="guard-banded", conditions=None, annotations=None, series=None, quantity=None):
+    rec.event("measurement", test=test, series=series, name=name, requirement=rid, quantity=quantity, value=value,
+              unit=unit,
               lower=lower, upper=upper, uncertainty=u if rule != "boolean" else 0.0, coverage_factor=2.0,
               budget=[{"name": "gauge sample period", "standard": u / 2}] if rule != "boolean" else [],
               tur=(None if rule == "boolean" else ((upper or lower or 1.0) / u)), tur_below_4=False,
@@ -82,6 +83,9 @@ def build_run(run_dir: Path, *, complete: bool = True, calibration_expired: bool
                series=rel if rid == "ER-HALF" else None)
             if rid == "ER-HALF":
                 halves.append((v, verdict))
+        peak = float(np.max(f[after]))  # ER-NORISE's amount: how far the force rose after the trigger
+        _m(rec, ER_TEST, "ER-NORISE", name, peak - f0, unit="N", upper=max(0.02 * f0, 5.0), u=0.9,
+           conditions={**cond, "peak_n": peak}, annotations={"trigger_s": 0.0}, quantity="rise")
         _m(rec, ER_TEST, "ER-LATCH", f"estop_coil trial {i + 1} restart refused until RESET", True, unit="",
            rule="boolean", conditions=cond)
     worst, verdict = max(halves)

@@ -111,5 +111,6 @@ def test_the_trial_table_shows_each_trial_across(tmp_path):
     run = build_run(tmp_path / "run")
     ctx = build_context(run, summarise(run), {}, max_plots=0)
     table = ctx["trial_table"]
-    assert [c["id"] for c in table["columns"]] == ["ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP", "ER-LATCH"][:len(table["columns"])]
-    assert len(table["rows"]) == 3 and all(len(r["cells"]) >= 4 for r in table["rows"])
+    assert [c["id"] for c in table["columns"]] == ["ER-NORISE", "ER-NORISE.rise", "ER-HALF", "ER-RESIDUAL", "ER-SNAP",
+                                                   "ER-LATCH"][:len(table["columns"])]
+    assert len(table["rows"]) == 3 and all(len(r["cells"]) >= 5 for r in table["rows"])

@@ -437,7 +437,10 @@ def test_estop_pressed_by_hand_recorded_with_who_confirmed_what(rig_run, cord, v
     assert steps[1]["answer"].startswith("e-stop reported by the controller (fault ESTOP)")
     assert all(s["test"] == TEST for s in steps)
     assert steps[0]["requirements"] == RELEASE_IDS and steps[3]["requirements"] == ["ER-LATCH"]
-    ms = {(m["requirement"], m["decision_rule"]): m for m in events(record, "measurement")}
+    ms = {(m["requirement"], m["decision_rule"]): m for m in events(record, "measurement") if not m.get("quantity")}
+    rise = next(m for m in events(record, "measurement") if m.get("quantity") == "rise")
+    assert rise["requirement"] == "ER-NORISE" and rise["unit"] == "N" and rise["upper"] == pytest.approx(8.0, abs=0.2)  # 2 % of 400 N
+    assert rise["verdict"] in ("PASS", "INCONCLUSIVE"), rise
     cord_m = ms["ER-RESIDUAL", "boolean"]
     assert cord_m["value"] is (cord == "y") and cord_m["verdict"] == verdict
     assert cord_m["conditions"]["operator"] == "alice" and cord_m["conditions"]["answer"] == cord

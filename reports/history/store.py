@@ -26,7 +26,8 @@ from drivers.errors import ConfigError, RigError
 from reports.history.models import MeasurementRow, RequirementResult, Run
 from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, evidence_sha256, sha256_file
 from reports.record import RECORD_NAME
-from reports.verdicts import summarise
+from reports.verdicts import summarise, verdict_rows
+from suites.spec import quantity_id
 
 DB_ENV = "TRACTION_RIG_DB"
 DEFAULT_DB_NAME = "history.sqlite"
@@ -336,7 +337,8 @@ def run_rows(run_dir: Path) -> dict:
         cond = e.get("conditions") or {}
         value = e.get("value")
         measurements.append({
-            "seq": seq, "requirement": e["requirement"], "test": e["test"], "name": e.get("name", ""),
+            "seq": seq, "requirement": quantity_id(e["requirement"], e.get("quantity")), "test": e["test"],
+            "name": e.get("name", ""),
             "trigger": cond.get("trigger"), "phase": cond.get("phase"),
             "force_n": _float(cond.get("force_n", cond.get("setting_n"))),
             "rate_n_s": _float(cond.get("rate_n_s", cond.get("pull_rate_n_s"))),
@@ -349,11 +351,12 @@ def run_rows(run_dir: Path) -> dict:
             "tur": _float(e.get("tur")), "not_applicable": e.get("not_applicable") or None,
         })
     requirements = []
-    for r in summary.results:
+    rules = {r.id: r.decision_rule for r in summary.results}
+    for rid, _, r in verdict_rows(summary.results):  # a requirement bounding two quantities: a trend each
         w = r.worst or {}
         value = w.get("value")
         requirements.append({
-            "requirement": r.id, "verdict": r.verdict, "decision_rule": r.decision_rule,
+            "requirement": rid, "verdict": r.verdict, "decision_rule": rules[rid.partition(".")[0]],
             "value": (1.0 if value else 0.0) if isinstance(value, bool) else _float(value),
             "unit": w.get("unit") or None, "lower": _float(w.get("lower")), "upper": _float(w.get("upper")),
             "uncertainty": _float(w.get("uncertainty")), "measurements": r.measurements,

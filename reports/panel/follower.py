@@ -78,17 +78,16 @@ def identity_of(start: dict) -> dict:
 
 def verdict_rows(summary) -> dict:
     """The verdict table as the page shows it, formatted as `rig run` prints it."""
-    from reports.verdicts import format_value
+    from reports.verdicts import format_value, verdict_rows
 
     rows = []
-    counts: dict[str, int] = collections.Counter()
-    for r in summary.results:
+    counts: dict[str, int] = collections.Counter(r.verdict for r in summary.results)
+    for rid, title, r in verdict_rows(summary.results):
         try:
             worst, limit, u = format_value(r.worst)
         except (TypeError, ValueError, KeyError):
             worst, limit, u = "?", "?", "?"
-        counts[r.verdict] += 1
-        rows.append({"requirement": r.id, "title": r.title, "worst": worst, "limit": limit, "u": u,
+        rows.append({"requirement": rid, "title": title, "worst": worst, "limit": limit, "u": u,
                      "verdict": r.verdict, "measurements": r.measurements, "tur_flags": r.tur_flags,
                      "not_applicable": r.not_applicable,
                      "not_applicable_reason": r.not_applicable_reasons[0] if r.not_applicable_reasons else None,

@@ -105,6 +105,7 @@ class ControllerModel:
         self._over_since: float | None = None  # debounced over-force (a defect) counting since
         self._overshot = False  # the overshoot defect's generator has turned back
         self._releases = 0
+        self._pull_until = -math.inf  # a late drive stop (a defect): the drive pulls until then
         self._cycle = np.zeros(kernel.C_SIZE)  # the kernel's view of this controller
 
     # ------------------------------------------------------------------ inputs
@@ -369,6 +370,8 @@ class ControllerModel:
             self.mech.release_tau_override = (
                 self.defects.sporadic_slow_tau_s if every and self._releases % every == 0 else None
             )
+            if self.defects.late_drive_stop_s:
+                self._pull_until = self.now + self.defects.late_drive_stop_s
         st.set_force = 0.0
 
     def power_loss(self) -> None:
@@ -421,7 +424,7 @@ class ControllerModel:
         if not st.enabled:
             drive = Drive.BRAKED
         elif st.phase == Phase.EMERGENCY_RELEASE:
-            drive = Drive.RELEASE
+            drive = Drive.PULL_ON if self.now < self._pull_until else Drive.RELEASE
         elif st.phase == Phase.IDLE and st.reference <= 0.0 and self.mech.s.cell <= 1.0:
             drive = Drive.BRAKED  # energised at no force: hold still, do not hunt
         else:
@@ -601,4 +604,5 @@ class ControllerModel:
         c[kernel.C_REST_S] = holding[Holding.REST_TIME] / 10.0
         c[kernel.C_OVERSHOOT_CHECK] = overshoot_check
         c[kernel.C_WATCH_LEVEL] = self._watch[0][0] if self._watch else -math.inf
+        c[kernel.C_PULL_UNTIL] = self._pull_until
         return c

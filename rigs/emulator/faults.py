@@ -36,6 +36,7 @@ class Defects:
     estop_coil_no_latch: bool = False
     sporadic_slow_every: int | None = None  # every n-th emergency release is slow
     sporadic_slow_tau_s: float = 1.5
+    late_drive_stop_s: float = 0.0  # after a trigger the drive pulls on at its top speed this long
 
     def ramp_rate_factor(self, commanded_n_s: float) -> float:
         if self.fast_ramp_above_n_s is not None and commanded_n_s > self.fast_ramp_above_n_s:
@@ -143,6 +144,14 @@ defect(
     'one emergency release in four is slow (a sticking valve): only repeated trials catch it',
     ('ER-HALF', 'ER-RESIDUAL'),
     sporadic_slow_every=4,
+)
+
+defect(
+    "late-drive-stop",
+    'the drive is stopped 25 ms after an emergency trigger (a contactor that drops out late): until then the '
+    'winch pulls in at its top speed, about 1000 N/s on the patient, before the release begins',
+    ('ER-NORISE.rise',),
+    late_drive_stop_s=0.025,
 )
 
 defect(

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 
 # -- drive modes (what the winch does in a cycle) --------------------------------------
-BRAKED, FORCE_LOOP, RELEASE, FREEWHEEL = 0, 1, 2, 3
+BRAKED, FORCE_LOOP, RELEASE, FREEWHEEL, PULL_ON = 0, 1, 2, 3, 4
 #: how an emergency release pays out (TableParams.release_mode): a lagged servo, a
 #: clutch at the winch's top speed, or the cord let go at once
 RELEASE_MODES = {"servo": 0.0, "clutch": 1.0, "instant": 2.0}
@@ -49,8 +49,8 @@ I_SIZE = 2
 # -- controller cycle inputs `c` (packed by the controller before a batch) ---------------
 (C_PHASE, C_ENABLED, C_POWERED, C_REF, C_GOAL, C_SET_FORCE, C_UP, C_DOWN, C_WD_ACTIVE, C_WD_MS,
  C_LAST_HB, C_LIMIT, C_TREAT_ACTIVE, C_TREAT_S, C_TREAT_STARTED, C_PHASE_STARTED, C_HOLD_S,
- C_REST_S, C_OVERSHOOT_CHECK, C_WATCH_LEVEL) = range(20)
-C_SIZE = 20
+ C_REST_S, C_OVERSHOOT_CHECK, C_WATCH_LEVEL, C_PULL_UNTIL) = range(21)
+C_SIZE = 21
 
 # -- why a batch ended -------------------------------------------------------------------
 DONE, NOT_QUIET, WATCH, NEED_NOISE = 0, 1, 2, 3
@@ -107,6 +107,8 @@ def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
     else:
         if drive == RELEASE:
             v_cmd = -payout_speed(p, s[S_CELL], s[S_RELEASE_TAU])
+        elif drive == PULL_ON:
+            v_cmd = p[P_PULL_MAX]  # a defect: the drive, not yet stopped, pulls in at its top speed
         else:
             v_cmd = slope / k_nom + p[P_LOOP_GAIN] * (reference - s[S_CELL]) / k_nom
             v_cmd = min(max(v_cmd, -p[P_PAYOUT_MAX]), p[P_PULL_MAX])
@@ -151,13 +153,13 @@ def ramp(reference, goal, up, down, h):
 
 
 @njit(cache=True)
-def drive_of(c, cell):
+def drive_of(c, cell, now):
     """What the controller has the winch do this cycle (no state changes)."""
     if c[C_ENABLED] == 0.0:
         return BRAKED
     phase = int(c[C_PHASE])
     if phase == EMERGENCY_RELEASE:
-        return RELEASE
+        return PULL_ON if now < c[C_PULL_UNTIL] else RELEASE
     if phase == IDLE and c[C_REF] <= 0.0 and cell <= 1.0:
         return BRAKED  # energised at no force: hold still, do not hunt
     return FORCE_LOOP
@@ -220,7 +222,7 @@ def run_quiet(s, p, iv, hist_t, hist_f, noise, c, t_target):
             slope = 0.0
             if not emergency:
                 c[C_REF], slope = ramp(c[C_REF], c[C_GOAL], c[C_UP], c[C_DOWN], dt)
-            drive = drive_of(c, s[S_CELL])
+            drive = drive_of(c, s[S_CELL], s[S_T])
             mech_step(s, p, iv, hist_t, hist_f, noise, dt, drive, c[C_REF], slope)
         done += 1
         if s[S_FORCE] < c[C_WATCH_LEVEL]:

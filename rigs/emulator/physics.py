@@ -30,6 +30,7 @@ class Drive(enum.IntEnum):
     FORCE_LOOP = kernel.FORCE_LOOP  # energised, closed force loop on the load cell
     RELEASE = kernel.RELEASE  # energised emergency release: pay out, never pull
     FREEWHEEL = kernel.FREEWHEEL  # no power, brake released: the patient pulls the cord out
+    PULL_ON = kernel.PULL_ON  # a defect: after a trigger the drive still pulls in at its top speed
 
 
 @dataclass(frozen=True)
