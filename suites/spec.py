@@ -60,12 +60,9 @@ def _limits_of(lower, upper, variables: dict) -> tuple[float | None, float | Non
     return low, high
 
 
-class Quantity(Strict):
-    """A further quantity a requirement bounds, judged by the requirement's decision rule:
-    ER-NORISE bounds how long the force rises after a trigger and by how much. Each is
-    measured and reported on its own; the requirement's verdict is the worst of them."""
+class Bounded(Strict):
+    """A measured quantity and its limit formulas: a requirement's own, or a further one."""
 
-    key: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="short name, e.g. rise")
     quantity: str = Field(min_length=1)
     unit: str = ""
     upper: str | float | None = None
@@ -75,6 +72,14 @@ class Quantity(Strict):
     @classmethod
     def _formula(cls, value):
         return _check_formula(value)
+
+
+class Quantity(Bounded):
+    """A further quantity a requirement bounds, judged by the requirement's decision rule:
+    ER-NORISE bounds how long the force rises after a trigger and by how much. Each is
+    measured and reported on its own; the requirement's verdict is the worst of them."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9-]*$", description="short name, e.g. rise")
 
     @model_validator(mode="after")
     def _limits(self):
@@ -83,21 +88,12 @@ class Quantity(Strict):
         return self
 
 
-class Requirement(Strict):
+class Requirement(Bounded):
     id: str = Field(pattern=r"^[A-Z]{2}-[A-Z0-9-]+$")
     title: str = Field(min_length=1)
     source: str = Field(min_length=1, description="clause or source; (J) marks engineering judgment")
-    quantity: str = Field(min_length=1)
-    unit: str = ""
-    upper: str | float | None = None
-    lower: str | float | None = None
     decision_rule: Literal["guard-banded", "boolean"] = "guard-banded"
     also: list[Quantity] = Field(default_factory=list, description="further quantities the requirement bounds")
-
-    @field_validator("upper", "lower")
-    @classmethod
-    def _formula(cls, value):
-        return _check_formula(value)
 
     @model_validator(mode="after")
     def _limits(self):
