@@ -14,6 +14,8 @@ from pathlib import Path
 
 import allure
 
+from suites.spec import quantity_id
+
 
 def active() -> bool:
     try:
@@ -44,7 +46,7 @@ def measurement_step(m) -> None:
     Allure each quantity a requirement bounds is seen with its own value and verdict."""
     if not active():
         return
-    rid = f"{m.requirement.id}.{m.quantity}" if m.quantity else m.requirement.id
+    rid = quantity_id(m.requirement.id, m.quantity)
     u = f", U ± {m.uncertainty:.2g} {m.unit}".rstrip() if m.requirement.decision_rule != "boolean" else ""
     title = f"{rid}: {m.value_text()} {m.limit_text()}{u} → {m.verdict.value} — {m.name}"
     with allure.step(title):

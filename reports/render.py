@@ -238,8 +238,8 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
     last_utc = events[-1].get("utc") if events else None
 
     matrix, sections = [], []
-    for rid, title, r in verdict_rows(summary.results):
-        requirement, key = rid.partition(".")[0], getattr(r, "key", None)
+    for row in verdict_rows(summary.results):
+        rid, title, r, requirement, key = row.id, row.title, row.tally, row.requirement.id, row.key
         req = reqs.get(requirement, {})
         if key is not None:  # a further quantity: its own text, unit and limit from `also:`
             req = {**req, **next((q for q in req.get("also") or [] if q.get("key") == key), {})}
@@ -374,7 +374,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                  + [{"test": t, "outcome": "not finished"} for t in unfinished],
         "counts": {v: sum(1 for r in summary.results if r.verdict == v) for v in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN")},
         "files": file_hashes, "manifest_name": MANIFEST_NAME,
-        "trial_table": _trial_table(measurements, [rid for rid, _, _ in verdict_rows(summary.results)]),
+        "trial_table": _trial_table(measurements, [row.id for row in verdict_rows(summary.results)]),
         "n_measurements": len(measurements),
         "history": _history(run_dir),
     }

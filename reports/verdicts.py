@@ -7,6 +7,7 @@ but decides nothing: a requirement with nothing else stays NOT RUN."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from reports.record import read_record
 from suites.spec import quantity_id
@@ -151,18 +152,25 @@ def summarise(run_dir) -> RunSummary:
     return RunSummary(start, end, list(results.values()), tests, events, judged)
 
 
-def verdict_rows(results: list[RequirementResult]) -> list[tuple[str, str, Tally]]:
-    """(row id, title, tally) per verdict-table row: a requirement, or each quantity of a
-    requirement that bounds several (ER-NORISE, ER-NORISE.rise), so every quantity shows
-    its own worst value against its own limit. The terminal table, the page and the report
-    list the same rows."""
+class VerdictRow(NamedTuple):
+    id: str  # the quantity's trace id: ER-HALF, ER-NORISE, ER-NORISE.rise
+    title: str
+    tally: Tally  # the requirement's own, or one quantity's
+    requirement: RequirementResult
+    key: str | None  # the further quantity's key; None: the requirement's own quantity
+
+
+def verdict_rows(results: list[RequirementResult]) -> list[VerdictRow]:
+    """One row per verdict-table row: a requirement, or each quantity of a requirement that
+    bounds several (ER-NORISE, ER-NORISE.rise), so every quantity shows its own worst value
+    against its own limit. The terminal table, the page and the report list the same rows."""
     rows = []
     for r in results:
         if len(r.quantities) <= 1:
-            rows.append((r.id, r.title, r))
+            rows.append(VerdictRow(r.id, r.title, r, r, None))
             continue
         for q in r.quantities:
-            rows.append((q.id, r.title if q.key is None else f"{r.title} — {q.quantity}", q))
+            rows.append(VerdictRow(q.id, r.title if q.key is None else f"{r.title} — {q.quantity}", q, r, q.key))
     return rows
 
 

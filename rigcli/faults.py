@@ -73,7 +73,7 @@ def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path
                 "verdicts": {}, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
     summary = summarise(runs[-1])
     return {"label": label, "fault": fault, "seed": seed, "exit": proc.returncode, "wall_s": wall,
-            "verdicts": {rid: r.verdict for rid, _, r in verdict_rows(summary.results)}, "run": str(runs[-1])}
+            "verdicts": {row.id: row.tally.verdict for row in verdict_rows(summary.results)}, "run": str(runs[-1])}
 
 
 def run_matrix(args) -> int:
@@ -109,7 +109,7 @@ def run_matrix(args) -> int:
     for res in results:
         fault = res["fault"]
         v = res["verdicts"]
-        documented, new = [], []
+        documented, new, caught = [], [], False
         if fault is None:
             good = bool(v) and all(x == "PASS" for x in v.values())
             outcome = "all PASS" if good else "FALSE FAIL"
@@ -134,7 +134,8 @@ def run_matrix(args) -> int:
         coll = ", ".join(documented) + ("; " if documented and new else "") + (f"NEW: {', '.join(new)}" if new else "")
         table.add_row(res["label"], *cells, f"[{'green' if good else 'red'}]{outcome}[/]",
                       f"[{'red' if new else 'default'}]{coll or '—'}[/]")
-        rows.append({**res, "outcome": outcome, "good": good, "collateral": documented, "new_collateral": new})
+        rows.append({**res, "outcome": outcome, "good": good, "caught": caught, "collateral": documented,
+                     "new_collateral": new})
     console.print(table)
     console.print("P pass, F fail, I inconclusive, - not run; * = a requirement the defect is mapped to; "
                   "° = a collateral FAIL the catalogue documents; ! = a NEW collateral FAIL (a check may blame the "
@@ -146,7 +147,7 @@ def run_matrix(args) -> int:
     nominal = [r for r in rows if r["fault"] is None]
     console.print(f"nominal: {sum(r['good'] for r in nominal)}/{len(nominal)} seeds all PASS "
                   f"(false-fail rate {sum(not r['good'] for r in nominal)}/{len(nominal)}); "
-                  f"defects caught: {sum(r['outcome'].startswith('caught') for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
+                  f"defects caught: {sum(r['caught'] for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
                   f"new collateral FAILs: {new_total}; "
                   f"wall {wall:.0f} s with {args.jobs} workers")
     if args.save:

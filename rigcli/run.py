@@ -69,7 +69,8 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
     table.add_column("verdict", no_wrap=True)
     if history is not None:
         table.add_column("drift", no_wrap=True)
-    for rid, _, r in verdict_rows(summary.results):
+    for row in verdict_rows(summary.results):
+        rid, r = row.id, row.tally
         value, limit, u = format_value(r.worst)
         flag = (" TUR<4" if r.tur_flags else "") + (f" ({r.not_applicable} N/A)" if r.not_applicable else "")
         cells = [rid, value, limit, u, f"[{STYLE[r.verdict]}]{r.verdict}[/]{flag}"]

@@ -114,15 +114,14 @@ def rise_after_trigger(spec, bench, cap, f0: float, trigger_half_width_s: float,
     rise = peak_n - f0
     g = bench.rig.config.gauge
     slope = abs(fit.slope_n_s)
-    k = bench.k
     terms = [
         UncertaintyTerm.rectangular("gauge resolution (two readings)", np.sqrt(2.0) * g.resolution_n / 2.0),
         UncertaintyTerm.rectangular("noise of the largest sample (up to 3 σ above the force)", 3.0 * fit.noise_n),
         UncertaintyTerm(f"force at the trigger: noise of the line through {fit.samples} samples", fit.standard_n),
         UncertaintyTerm.rectangular(f"force at the trigger: trigger instant × K × the slope there ({fit.slope_n_s:.3g} N/s)",
-                                    slope * trigger_half_width_s * k),
+                                    slope * unsure),
         UncertaintyTerm.rectangular("force at the trigger: gauge clock mapping × K × the slope there",
-                                    slope * cap.mapping_half_width_s * k),
+                                    slope * cap.mapping_half_width_s * bench.k),
         UncertaintyTerm.expanded("gauge calibration, its share of the rise",
                                  g.calibration.expanded_uncertainty_n * abs(rise) / max(abs(f0), 1.0) if np.isfinite(rise)
                                  else 0.0, g.calibration.coverage_factor),

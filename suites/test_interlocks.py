@@ -20,7 +20,7 @@ from drivers.tcm1 import Holding, Phase, RejectReason, StimulusCoil
 from fixtures.operator import OPERATOR_DID_IT
 from suites.analysis import crossing_above, fit_line
 from suites.bench import POLL_WALL_S
-from suites.measurement import Measurement, Precondition, UncertaintyTerm
+from suites.measurement import Measurement, Precondition, UncertaintyTerm, expanded_uncertainty
 
 QUIET_S = 1.0  # table seconds in which nothing may move after a refusal
 
@@ -291,7 +291,7 @@ def analyse_overforce_trip(bench, cap, t0: int, reads: list[tuple[int, int, bool
                   if 0 < i < len(cap.t) and cap.t[i] > cap.t[i - 1] else float("nan"))
         slope = fit.slope if np.isfinite(fit.slope) and fit.slope > 0 else secant
         noise = fit.residual_std if np.isfinite(fit.residual_std) else 0.0
-        force_u = float(np.sqrt(sum(term.standard ** 2 for term in bench.force_terms_of(noise, 1))))
+        force_u = expanded_uncertainty(bench.force_terms_of(noise, 1), k=1.0)  # one reading's standard uncertainty
         u_cross = force_u / slope if np.isfinite(slope) and slope > 0 else float(cap.period)
     return OverforceTrip(cross, trip, half, peak, slope, u_cross)
 

@@ -141,7 +141,7 @@ def test_the_verdict_table_has_a_row_per_quantity_and_a_missing_one_is_not_a_pas
 
     run = build_run(tmp_path / "run")
     summary = summarise(run)
-    rows = {rid: r for rid, _, r in verdict_rows(summary.results)}
+    rows = {row.id: row.tally for row in verdict_rows(summary.results)}
     assert rows["ER-NORISE"].worst["unit"] == "s" and rows["ER-NORISE.rise"].worst["unit"] == "N"
     assert rows["ER-NORISE.rise"].verdict == "PASS" and rows["ER-NORISE.rise"].measurements == 3
     assert "ER-HALF.rise" not in rows and "ER-HALF" in rows
@@ -182,7 +182,7 @@ def test_the_late_drive_stop_fails_on_the_amount_and_passes_on_the_duration(tmp_
         cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=560,
         stdin=subprocess.DEVNULL)
     assert proc.returncode != 0, proc.stdout[-3000:]
-    rows = {rid: r for rid, _, r in verdict_rows(summarise(next(iter(run_dirs(tmp_path / "runs")))).results)}
+    rows = {row.id: row.tally for row in verdict_rows(summarise(next(iter(run_dirs(tmp_path / "runs")))).results)}
     assert rows["ER-NORISE"].verdict == "PASS", (rows["ER-NORISE"].worst, proc.stdout[-3000:])
     assert rows["ER-NORISE.rise"].verdict == "FAIL", (rows["ER-NORISE.rise"].worst, proc.stdout[-3000:])
     assert rows["ER-NORISE.rise"].worst["value"] > 10.0

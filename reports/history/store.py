@@ -351,12 +351,12 @@ def run_rows(run_dir: Path) -> dict:
             "tur": _float(e.get("tur")), "not_applicable": e.get("not_applicable") or None,
         })
     requirements = []
-    rules = {r.id: r.decision_rule for r in summary.results}
-    for rid, _, r in verdict_rows(summary.results):  # a requirement bounding two quantities: a trend each
+    for row in verdict_rows(summary.results):  # a requirement bounding two quantities: a trend each
+        rid, r = row.id, row.tally
         w = r.worst or {}
         value = w.get("value")
         requirements.append({
-            "requirement": rid, "verdict": r.verdict, "decision_rule": rules[rid.partition(".")[0]],
+            "requirement": rid, "verdict": r.verdict, "decision_rule": row.requirement.decision_rule,
             "value": (1.0 if value else 0.0) if isinstance(value, bool) else _float(value),
             "unit": w.get("unit") or None, "lower": _float(w.get("lower")), "upper": _float(w.get("upper")),
             "uncertainty": _float(w.get("uncertainty")), "measurements": r.measurements,

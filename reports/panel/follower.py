@@ -76,13 +76,14 @@ def identity_of(start: dict) -> dict:
     }
 
 
-def verdict_rows(summary) -> dict:
+def page_verdicts(summary) -> dict:
     """The verdict table as the page shows it, formatted as `rig run` prints it."""
     from reports.verdicts import format_value, verdict_rows
 
     rows = []
     counts: dict[str, int] = collections.Counter(r.verdict for r in summary.results)
-    for rid, title, r in verdict_rows(summary.results):
+    for row in verdict_rows(summary.results):
+        rid, title, r = row.id, row.title, row.tally
         try:
             worst, limit, u = format_value(r.worst)
         except (TypeError, ValueError, KeyError):
@@ -107,7 +108,6 @@ class RunFollower:
         self.start: dict | None = None
         self.identity: dict | None = None
         self.plan: list[dict] | None = None
-        self.test_starts: dict[str, dict] = {}  # test -> its test-start line
         self.outcomes: dict[str, str] = {}  # test -> outcome (the worst of its test-end lines)
         self.current: dict | None = None
         self._timeline: list[dict] = []  # test-start/test-end/run-end lines: the durations
@@ -176,7 +176,6 @@ class RunFollower:
             self.plan = [t for t in e.get("tests") or [] if isinstance(t, dict) and t.get("test")]
         elif kind == "test-start":
             test = e.get("test")
-            self.test_starts[test] = e
             self.current = {"test": test, "requirements": e.get("requirements") or [], "started_utc": e.get("utc")}
             self._timeline.append(e)
         elif kind == "test-end":
@@ -309,7 +308,7 @@ class RunFollower:
         if self.start is None:
             return
         try:
-            self.verdicts = verdict_rows(summarise(self.dir))
+            self.verdicts = page_verdicts(summarise(self.dir))
         except (OSError, ValueError, KeyError, TypeError):
             return  # a record the table cannot be made from yet: the last table stays
         touched.add("verdicts")
