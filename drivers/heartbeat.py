@@ -190,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         link.connect()
     except Exception as exc:  # noqa: BLE001 — one line to the parent
-        control.sendall(f"error {str(exc).splitlines()[0]}\n".encode())
+        control.sendall(f"error {str(exc).splitlines()[0]}\n".encode("utf-8"))
         return 2
     if not beater.beat():
-        control.sendall(f"error {beater.last_error}\n".encode())
+        control.sendall(f"error {beater.last_error}\n".encode("utf-8"))
         return 2
     control.sendall(f"ready {beater.last_ack_ns} {beater.last_rtt_ns}\n".encode())
     try:

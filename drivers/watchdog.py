@@ -142,7 +142,7 @@ class HeartbeatKeeper:
                 raise HeartbeatError(f"{self.controller.device}: the heartbeat process ended (exit code {code})")
             self._buffer += data
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode("ascii", "replace")
+        return line.decode("utf-8", "replace")
 
     def pause(self) -> int:
         """Stop feeding; returns the perf_counter_ns of the last acknowledged heartbeat.
