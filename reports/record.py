@@ -14,7 +14,9 @@ import math
 import os
 import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -91,16 +93,96 @@ class RunRecord:
             self._file.close()
 
 
+class Damage(NamedTuple):
+    """A line of a record that does not decode (a disk error, an editor): skipped, never the
+    end of the record, and said with its line number wherever the run is judged."""
+
+    line: int  # 1-based line number in record.jsonl
+    reason: str  # what is wrong with it, in a few words
+
+    def __str__(self) -> str:
+        return f"line {self.line} ({self.reason})"
+
+
+def decode_line(raw: bytes, key: str | None = "event") -> tuple[dict | None, str | None]:
+    """(the event, None) or (None, why it is not one): the one definition of a readable
+    record line, shared by every reader (the report, the history, the panel). `key`: the
+    field every line of the file names its kind by (None: any JSON object will do)."""
+    if not raw.strip():
+        return None, "blank line"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 at byte {exc.start + 1}"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, f"not JSON, column {exc.colno}: {exc.msg}"
+    if not isinstance(value, dict):
+        return None, f"not a JSON object but {type(value).__name__}"
+    if key is not None and not isinstance(value.get(key), str):
+        return None, f"a JSON object without {key!r}"
+    return value, None
+
+
+@dataclass(frozen=True)
+class RecordRead:
+    """What a record holds: every event that decodes, the lines that did not (damage), and
+    whether the last line is torn. A torn last line is how a cut run ends (SIGKILL or power
+    loss mid-write: a line without its newline), already reported as incomplete through the
+    missing run-end; a bad line anywhere else, or a bad last line that did end, is damage."""
+
+    events: list[dict]
+    damage: tuple[Damage, ...] = ()
+    torn_last_line: bool = False
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.damage)
+
+    def damage_text(self) -> str | None:
+        return damage_text(self.damage)
+
+
+def damage_text(damage) -> str | None:
+    """"record damaged at line 12 (not JSON, …)", the one wording every consumer prints."""
+    damage = list(damage)
+    if not damage:
+        return None
+    shown = ", ".join(str(d) for d in damage[:3]) + (f" and {len(damage) - 3} more lines" if len(damage) > 3 else "")
+    return f"record damaged at {shown}" if len(damage) == 1 else f"record damaged at {len(damage)} lines: {shown}"
+
+
+def scan_record(directory: Path) -> RecordRead:
+    """Every line of a run's record: each that decodes is an event, each that does not is
+    damage with its line number and is skipped, so one bad line never hides the ones after
+    it; a torn last line (no newline) is the cut of a killed run, not damage."""
+    with open(Path(directory) / RECORD_NAME, "rb") as f:
+        data = f.read()
+    events, damage = [], []
+    lines = data.split(b"\n")
+    tail = lines.pop()  # b"" when the record ends with its newline, else the last line's torn text
+    for number, raw in enumerate(lines, start=1):
+        event, problem = decode_line(raw)
+        if event is None:
+            damage.append(Damage(number, problem))
+        else:
+            events.append(event)
+    torn = False
+    if tail:
+        event, _problem = decode_line(tail)
+        if event is None:
+            torn = True
+        else:  # cut exactly before its newline: the line itself is whole
+            events.append(event)
+    return RecordRead(events, tuple(damage), torn)
+
+
 def read_record(directory: Path) -> list[dict]:
-    """Every complete line of a run's record (a torn last line from a cut run is skipped)."""
-    lines = []
-    with open(Path(directory) / RECORD_NAME, encoding="utf-8") as f:
-        for text in f:
-            try:
-                lines.append(json.loads(text))
-            except json.JSONDecodeError:
-                break
-    return lines
+    """The events of a run's record (the damaged and torn lines skipped), for callers that
+    only look up what was recorded; whatever judges a run reads scan_record, which says
+    what was skipped."""
+    return scan_record(directory).events
 
 
 def run_dirs(root: Path):

@@ -307,6 +307,9 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
             deviations.append(("incomplete", f"The run ended abnormally (pytest exit status {summary.end.get('exitstatus')})."))
     for t in unfinished:
         deviations.append(("incomplete", f"Test started but not finished: {t}"))
+    for d in summary.damage:  # skipped, never the end of the record: whatever the line held is missing
+        deviations.append(("record damaged", f"record damaged at {d}: the line was skipped; a measurement it held is "
+                                             "missing from this report, so the overall verdict cannot be PASS."))
     for t, outcome in summary.tests.items():
         if outcome not in ("passed", "skipped"):
             deviations.append(("test", f"Test {outcome} on its measurements' verdicts (above): {t}" if t in summary.judged
@@ -366,7 +369,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         "started": _day(start.get("utc")),
         "ended": _day(summary.end.get("utc")) if summary.end else f"— (cut; last event {_day(last_utc)})",
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-        "overall": overall, "complete": complete, "unfinished": unfinished,
+        "overall": overall, "complete": complete, "unfinished": unfinished, "damage": summary.damage_text,
         "calibration_expired": bool(gauge.get("calibration_expired")),
         "instruments": _instruments(start),
         "matrix": matrix, "sections": sections, "deviations": deviations, "operator_steps": operator_steps,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from reports.record import read_record
+from reports.record import Damage, damage_text, scan_record
 from suites.spec import quantity_id
 
 ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3, "N/A": 4}
@@ -75,6 +75,13 @@ class RunSummary:
     tests: dict  # nodeid -> outcome
     events: list[dict]
     judged: set = field(default_factory=set)  # tests that failed on their verdicts alone (they did complete)
+    #: lines of the record that did not decode: whatever they held is missing, so the run cannot PASS
+    damage: tuple[Damage, ...] = ()
+
+    @property
+    def damage_text(self) -> str | None:
+        """"record damaged at line N (…)", or None for an intact record."""
+        return damage_text(self.damage)
 
     @property
     def complete(self) -> bool:
@@ -89,6 +96,8 @@ class RunSummary:
             return "INCONCLUSIVE"
         if self.errored_tests:
             return "INCONCLUSIVE"  # a test that broke off may have left a requirement half verified
+        if self.damage:
+            return "INCONCLUSIVE"  # a skipped line may have held a measurement that failed
         return "PASS"
 
     @property
@@ -116,10 +125,12 @@ def _closeness(m: dict) -> float:
 
 
 def summarise(run_dir) -> RunSummary:
-    events = read_record(run_dir)
+    read = scan_record(run_dir)
+    events = read.events
     start = next((e for e in events if e["event"] == "run-start"), None)
     if start is None:
-        raise ValueError(f"{run_dir}: no run-start line: not a traction-rig run record")
+        damaged = f" ({read.damage_text()})" if read.damaged else ""
+        raise ValueError(f"{run_dir}: no run-start line{damaged}: not a traction-rig run record")
     end = next((e for e in reversed(events) if e["event"] == "run-end"), None)
     spec = start["specification"]
     results = {}
@@ -149,7 +160,7 @@ def summarise(run_dir) -> RunSummary:
     for r in results.values():
         if r.verdict == "PASS" and any(q.verdict == "NOT RUN" for q in r.quantities):
             r.verdict = "NOT RUN"  # a quantity it bounds was never measured: not verified
-    return RunSummary(start, end, list(results.values()), tests, events, judged)
+    return RunSummary(start, end, list(results.values()), tests, events, judged, read.damage)
 
 
 class VerdictRow(NamedTuple):

@@ -153,7 +153,13 @@ def _import(url: str, dirs: list[str]) -> int:
                 code = 1
                 continue
             try:
-                print(store.ingest(path).line())
+                done = store.ingest(path)
+                print(done.line())
+                if done.damage:  # imported from the intact lines, but not a clean import: a script must notice
+                    print(f"rig history import: {path}: {done.damage_text}; imported with the "
+                          f"{done.run['measurement_count']} measurements of the intact lines, overall "
+                          f"{done.run['overall']} (never PASS)", file=sys.stderr)
+                    code = 1
             except HistoryError as exc:
                 print(f"rig history import: {exc}")
                 code = 1

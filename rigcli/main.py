@@ -151,11 +151,15 @@ def _verify(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise RigError(f"{run_dir}: no such run directory")
     lab = load_lab(args.lab)  # a wrong lab config is a usage error (exit 2), found before any verdict
+    damaged = _record_damage(run_dir)  # said whatever the manifest says: sealed damage is still damage
     try:
         problems = verify_manifest(run_dir)
     except ManifestError as exc:
         print(f"rig verify: {exc}", file=sys.stderr)
+        for line in damaged:
+            print(line)
         return 1
+    problems = damaged + problems
     if problems:
         for line in problems:
             print(line)
@@ -172,6 +176,21 @@ def _verify(args: argparse.Namespace) -> int:
         return 1
     print(f"{run_dir}: {len(read_manifest(run_dir))} files verified{signed}")
     return 0
+
+
+def _record_damage(run_dir) -> list[str]:
+    """`rig verify`'s check of the record itself: a line that does not decode was skipped by
+    every verdict, so the run cannot be trusted as a PASS whatever its manifest says."""
+    from reports.record import RECORD_NAME, scan_record
+
+    try:
+        read = scan_record(run_dir)
+    except OSError:
+        return []  # no record: the manifest check names the missing file
+    if not read.damaged:
+        return []
+    return [f"{RECORD_NAME}: {read.damage_text()}: the line is skipped by the verdicts, report and history; "
+            "the run cannot PASS"]
 
 
 def _verify_database(run_dir, args, lab) -> tuple[list[str], str]:

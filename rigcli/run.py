@@ -84,6 +84,11 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
     note = "" if summary.complete else " (run incomplete)"
     for test in summary.errored_tests:
         console.print(f"[yellow]test did not complete: {test}[/]")
+    if summary.damage:  # skipped lines: what they held is missing, so the run is never PASS
+        from rich.markup import escape
+
+        console.print(f"[bold red]{escape(summary.damage_text)}[/]: skipped, the run cannot PASS — "
+                      f"{escape(str(Path(run_dir) / 'record.jsonl'))}", soft_wrap=True, highlight=False)
     na = [r for r in summary.results if r.not_applicable]
     if na:  # checks a precondition took away: said, so a NOT RUN or a thin PASS is understood
         console.print("N/A (not judged): " + "; ".join(f"{r.id}: {r.not_applicable_reasons[0]}" for r in na[:4])

@@ -47,7 +47,7 @@ class Run(Base):
     instruments: Mapped[dict] = mapped_column(JSON)
     started_utc: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     ended_utc: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    status: Mapped[str] = mapped_column(String(12))  # COMPLETE | INCOMPLETE (cut: no run-end)
+    status: Mapped[str] = mapped_column(String(12))  # COMPLETE | INCOMPLETE (cut: no run-end) | DAMAGED (lines skipped)
     overall: Mapped[str] = mapped_column(String(16), index=True)
     manifest_sha256: Mapped[str | None] = mapped_column(String(64))  # the sealed manifest's digest at ingest
     #: the digest of the manifest's evidence lines (all but report/, which may be rendered again)

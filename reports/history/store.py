@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from drivers.errors import ConfigError, RigError
 from reports.history.models import MeasurementRow, RequirementResult, Run
 from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, evidence_sha256, sha256_file
-from reports.record import RECORD_NAME
+from reports.record import RECORD_NAME, damage_text
 from reports.verdicts import summarise, verdict_rows
 from suites.spec import quantity_id
 
@@ -150,7 +150,7 @@ class Store:
                             f"{(run['evidence_sha256'] or 'none')[:12]}…): the run was changed after it was sealed; "
                             "not imported")
                     if (old.manifest_sha256 == run["manifest_sha256"] and old.status == run["status"]):
-                        return Ingested(run_dir, old.id, "already recorded", run)
+                        return Ingested(run_dir, old.id, "already recorded", run, rows["damage"])
                     conn.execute(delete(MeasurementRow).where(MeasurementRow.run_id == old.id))
                     conn.execute(delete(RequirementResult).where(RequirementResult.run_id == old.id))
                     conn.execute(delete(Run).where(Run.id == old.id))
@@ -165,7 +165,7 @@ class Store:
             raise HistoryError(f"results database {shown(self.url)}: {run_dir.name} not recorded "
                                f"({_reason(exc)}); the run on disk is kept — `rig history import {run_dir}` "
                                "records it later") from None
-        return Ingested(run_dir, run_id, "updated" if old is not None else "recorded", run)
+        return Ingested(run_dir, run_id, "updated" if old is not None else "recorded", run, rows["damage"])
 
     def recorded_digest(self, run_dir: Path) -> tuple[str | None, str | None]:
         """(how the run was found: "key", "folder" or None; the evidence digest recorded at
@@ -269,6 +269,11 @@ class Ingested:
     run_id: int
     action: str  # recorded | updated | already recorded
     run: dict
+    damage: tuple = ()  # the record's lines that did not decode (reports.record.Damage): skipped, not imported
+
+    @property
+    def damage_text(self) -> str | None:
+        return damage_text(self.damage)
 
     def line(self) -> str:
         r = self.run
@@ -377,11 +382,13 @@ def run_rows(run_dir: Path) -> dict:
         "calibration_expired": gauge.get("calibration_expired"),
         "instruments": {"gauge": gauge, "controller": s["table"], "emulator": s.get("emulator")},
         "started_utc": _utc(s["utc"]), "ended_utc": _utc((summary.end or {}).get("utc")),
-        "status": "COMPLETE" if summary.complete else "INCOMPLETE", "overall": summary.overall,
+        # DAMAGED: lines of the record did not decode and were skipped (the record on disk names them)
+        "status": "DAMAGED" if summary.damage else "COMPLETE" if summary.complete else "INCOMPLETE",
+        "overall": summary.overall,
         "manifest_sha256": sha256_file(manifest) if manifest.is_file() else None,
         "evidence_sha256": evidence_sha256(run_dir),
         "signed": (run_dir / SIGNATURE_NAME).is_file(),
         "measurement_count": len(measurements),
         "ingested_utc": dt.datetime.now(dt.timezone.utc),
     }
-    return {"run": run, "requirements": requirements, "measurements": measurements}
+    return {"run": run, "requirements": requirements, "measurements": measurements, "damage": summary.damage}

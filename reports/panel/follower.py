@@ -94,7 +94,8 @@ def page_verdicts(summary) -> dict:
                      "not_applicable_reason": r.not_applicable_reasons[0] if r.not_applicable_reasons else None,
                      "worst_name": (r.worst or {}).get("name")})
     return {"rows": rows, "overall": summary.overall, "complete": summary.complete,
-            "errored": summary.errored_tests, "counts": dict(counts)}
+            "errored": summary.errored_tests, "counts": dict(counts),
+            "damage": summary.damage_text, "damage_lines": [d.line for d in summary.damage]}
 
 
 class RunFollower:
@@ -102,7 +103,7 @@ class RunFollower:
         self.dir = Path(run_dir)
         self.id = run_id
         self.clock = clock
-        self.record = LineTail(self.dir / RECORD_NAME)
+        self.record = LineTail(self.dir / RECORD_NAME, key="event")
         self.live = LineTail(self.dir / LIVE_NAME)
         self._caught_up_live = False
         self.start: dict | None = None
@@ -142,8 +143,11 @@ class RunFollower:
         """Read what is new; (section, value) for every section that changed, and ("trace",
         the new samples) when force samples arrived."""
         touched: set[str] = set()
+        damaged = len(self.record.damage)
         for line in self.record.read():
             touched |= self._record_line(line)
+        if len(self.record.damage) != damaged:  # a skipped line: the table must say so, and cannot end PASS
+            self._verdicts_due = True
         trace = self._read_live(touched)
         self._read_heartbeat(touched)
         if self.end is not None:

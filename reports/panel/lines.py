@@ -12,12 +12,22 @@ import json
 import os
 from pathlib import Path
 
+from reports.record import Damage, decode_line
+
 
 class LineTail:
-    def __init__(self, path: Path) -> None:
+    """`key`: the field every line names its kind by (a run record's "event"); a line
+    without it is damage like a line that is not JSON."""
+
+    def __init__(self, path: Path, key: str | None = None) -> None:
         self.path = Path(path)
+        self.key = key
         self.offset = 0
         self._partial = b""
+        #: complete lines read so far, blank ones included; None after skip_to (not counted from the start)
+        self.lines: int | None = 0
+        #: the lines that did not decode, by line number (reports.record.Damage), oldest first
+        self.damage: list[Damage] = []
 
     def size(self) -> int:
         try:
@@ -30,7 +40,7 @@ class LineTail:
         feed: only its end is shown, so its start is not worth parsing)."""
         if offset <= self.offset:
             return
-        self.offset, self._partial = offset, b""
+        self.offset, self._partial, self.lines = offset, b"", None
         try:
             with open(self.path, "rb") as f:
                 f.seek(offset - 1)
@@ -42,6 +52,9 @@ class LineTail:
 
     def read_lines(self, limit: int | None = None) -> list[bytes]:
         """The complete lines appended since the last read (without their newline)."""
+        return [raw for raw in self._complete_lines(limit) if raw.strip()]
+
+    def _complete_lines(self, limit: int | None) -> list[bytes]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -53,19 +66,24 @@ class LineTail:
         self.offset += len(data)
         data = self._partial + data
         *complete, self._partial = data.split(b"\n")
-        return [raw for raw in complete if raw.strip()]
+        return complete
 
     def read(self, limit: int | None = None) -> list[dict]:
-        """The complete lines appended since the last read, parsed; a line that is not a JSON
-        object is skipped (nothing the panel shows depends on one broken line)."""
+        """The complete lines appended since the last read, parsed; a line that does not
+        decode is skipped and kept in `damage` with its line number (the lines after it are
+        read as ever: one broken line never ends the file)."""
         out = []
-        for raw in self.read_lines(limit):
-            try:
-                line = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+        for raw in self._complete_lines(limit):
+            if self.lines is not None:
+                self.lines += 1
+            if not raw.strip() and self.key is None:
+                continue  # a feed's blank line is nothing; a record never writes one
+            line, problem = decode_line(raw, self.key)
+            if line is None:
+                if self.lines is not None:
+                    self.damage.append(Damage(self.lines, problem))
                 continue
-            if isinstance(line, dict):
-                out.append(line)
+            out.append(line)
         return out
 
 

@@ -310,16 +310,18 @@
     const overall = $("#overall");
     overall.replaceChildren();
     if (!v) { overall.dataset.verdict = ""; return; }
+    // lines of the record that did not decode: skipped, said, and the run cannot end PASS
+    const damage = v.damage ? el("div", {class: "damage", id: "record-damage", text: `${v.damage}: skipped, the run cannot PASS`}) : "";
     if (r.end) {
       overall.dataset.verdict = v.overall;
       overall.append("overall ", el("span", {class: "verdict", "data-verdict": v.overall, text: v.overall}),
-                     v.complete ? "" : el("span", {class: "dim", text: " (run incomplete)"}));
+                     v.complete ? "" : el("span", {class: "dim", text: " (run incomplete)"}), damage);
     } else {
       overall.dataset.verdict = "RUNNING";
       const c = v.counts || {};
       const parts = ["FAIL", "INCONCLUSIVE", "PASS", "NOT RUN"].filter((k) => c[k]).map((k) => `${c[k]} ${k}`);
       overall.append(el("span", {class: "verdict", "data-verdict": "RUNNING", text: "RUNNING"}),
-                     el("span", {class: "dim", text: ` so far: ${parts.join(" · ")}`}));
+                     el("span", {class: "dim", text: ` so far: ${parts.join(" · ")}`}), damage);
     }
   }
 
