@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import serial
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.framer import FramerSocket, FramerType
 from pymodbus.pdu import DecodePDU
 from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest
@@ -34,6 +34,7 @@ from drivers.errors import (
     DeviceProtocolError,
     DeviceTimeout,
     DeviceUnreachable,
+    ReplyClock,
     SafetyGuardError,
 )
 from drivers.tcm1 import (
@@ -61,6 +62,12 @@ from drivers.tcm1 import (
 # what went wrong and what to do, so its chatter is opt-in (TRACTION_RIG_MODBUS_LOG=1).
 if not os.environ.get("TRACTION_RIG_MODBUS_LOG"):
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+#: a controller that never answered: most likely set up wrong
+SETUP_FIX = "check the unit id, transport (TCP vs RTU, 19200 8E1) and that it is a TCM-1 controller"
+#: a controller whose connection could not be made or was lost before it ever answered
+CONNECT_FIX = "check the host/port in the rig file and that the controller is powered and on the network"
 
 
 class ModbusExceptionError(DeviceError):
@@ -223,6 +230,7 @@ class TractionController:
                 retries=0,
             )
         self.device = f"{name} ({self.address})"
+        self.replies = ReplyClock(self.address)
         # one Modbus link, whichever thread uses it
         self._lock = threading.RLock()
         self._line_depth = 0  # nesting of _exclusive() (the flock is taken once)
@@ -237,12 +245,10 @@ class TractionController:
 
     # ------------------------------------------------------------ connection
     def connect(self) -> "TractionController":
+        self.replies.reset()
         if not self._client.connect():
             if self.transport is Transport.TCP:
-                raise DeviceUnreachable(
-                    self.device, "cannot connect",
-                    "check the host/port in the rig file and that the controller is powered and on the network",
-                )
+                raise DeviceUnreachable(self.device, "cannot connect", CONNECT_FIX)
             raise DeviceUnreachable(self.device, *self._serial_refusal())
         if self._pipeline:
             self.pipelined = self._answers_two_at_once()
@@ -358,14 +364,9 @@ class TractionController:
     def _call_locked(self, target: str, method, *args, **kwargs):
         try:
             response = method(*args, device_id=self.unit_id, **kwargs)
-        except ModbusException as exc:
-            raise DeviceTimeout(
-                self.device,
-                f"no valid reply to {target} within {self.timeout_s:g} s",
-                "check the unit id, transport (TCP vs RTU, 19200 8E1) and that it is a TCM-1 controller",
-            ) from exc
-        except OSError as exc:
-            raise DeviceUnreachable(self.device, f"connection lost during {target}: {exc}", "check the link") from exc
+        except (ModbusException, OSError) as exc:
+            raise self._silent(target, exc) from exc
+        self.replies.tick()
         if response.isError():
             code = getattr(response, "exception_code", None)
             if code is None:
@@ -380,6 +381,16 @@ class TractionController:
                 fix = f"the device does not answer unit id {self.unit_id}: set the rig file's unit id"
             raise _EXC_CLASS.get(code, ModbusExceptionError)(self.device, code, target, reason, fix, fault)
         return response
+
+    def _silent(self, target: str, exc: BaseException | None) -> DeviceError:
+        """The error for a request that got no reply: a lost connection or a timeout, with
+        set-up advice only while this controller has never answered (see ReplyClock)."""
+        if isinstance(exc, (ConnectionException, OSError)):
+            why = f" ({str(exc).splitlines()[0]})" if isinstance(exc, OSError) and str(exc) else ""
+            return self.replies.error(DeviceUnreachable, self.device, f"connection lost or refused during {target}{why}",
+                                      CONNECT_FIX)
+        return self.replies.error(DeviceTimeout, self.device, f"no valid reply to {target} within {self.timeout_s:g} s",
+                                  SETUP_FIX)
 
     def _read_reason(self, reg: InputReg, kind):
         """Why a command was refused, read after the refusal; None when that read fails too."""
@@ -448,15 +459,17 @@ class TractionController:
         sock = self._client.socket
         if sock is None and self._client.connect():
             sock = self._client.socket
+        if sock is None:  # the connection was lost and could not be made again
+            raise self._silent("the status reads", ConnectionException("cannot reconnect"))
         try:
-            replies = self._exchange(sock, self._status_requests(), self.timeout_s) if sock else None
+            replies = self._exchange(sock, self._status_requests(), self.timeout_s)
         except OSError as exc:
             self._client.close()
-            raise DeviceUnreachable(self.device, f"connection lost during the status reads: {exc}", "check the link") from exc
+            raise self._silent("the status reads", exc) from exc
         if replies is None:
             self._client.close()  # a late answer must not be taken for the next request's
-            raise DeviceTimeout(self.device, f"no valid reply to the status reads within {self.timeout_s:g} s",
-                                "check the unit id, transport (TCP vs RTU, 19200 8E1) and that it is a TCM-1 controller")
+            raise self._silent("the status reads", None)
+        self.replies.tick()
         return None if any(r.isError() for r in replies) else replies
 
     def identity(self) -> ControllerIdentity:

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 
 from pymodbus.client import ModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException
 
-from drivers.errors import DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from drivers.errors import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, ReplyClock
 from drivers.tcm1 import StimulusCoil
 
 #: contract: a relay acts within this time of the acknowledged write
@@ -24,9 +24,11 @@ class StimulusModule:
                  name: str = "stimulus module") -> None:
         self.unit_id = unit_id
         self.device = f"{name} (modbus-tcp://{host}:{port} unit {unit_id})"
+        self.replies = ReplyClock(self.device)
         self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
 
     def connect(self) -> "StimulusModule":
+        self.replies.reset()
         if not self._client.connect():
             raise DeviceUnreachable(self.device, "cannot connect", "check the host/port in the rig file")
         return self
@@ -40,6 +42,14 @@ class StimulusModule:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _silent(self, what: str, exc: BaseException) -> DeviceError:
+        """No reply: set-up advice only while the module has never answered (ReplyClock)."""
+        if isinstance(exc, (ConnectionException, OSError)):
+            return self.replies.error(DeviceUnreachable, self.device, f"connection lost or refused during {what}",
+                                      "check the host/port in the rig file and that the module is powered")
+        return self.replies.error(DeviceTimeout, self.device, f"no reply to {what}",
+                                  "check the unit id and that it is an SIO-1 module")
+
     def _check(self, response, what: str):
         if response.isError():
             code = getattr(response, "exception_code", None)
@@ -52,9 +62,10 @@ class StimulusModule:
         relay = StimulusCoil(relay)
         try:
             response = self._client.write_coil(int(relay), on, device_id=self.unit_id)
-        except ModbusException as exc:
-            raise DeviceTimeout(self.device, f"no reply to {relay.name} := {int(on)}", "check the unit id and link") from exc
+        except (ModbusException, OSError) as exc:
+            raise self._silent(f"{relay.name} := {int(on)}", exc) from exc
         ack_ns = time.perf_counter_ns()
+        self.replies.tick()
         self._check(response, f"{relay.name} := {int(on)}")
         return ack_ns
 
@@ -67,8 +78,9 @@ class StimulusModule:
     def states(self) -> dict[StimulusCoil, bool]:
         try:
             response = self._client.read_coils(0, count=len(StimulusCoil), device_id=self.unit_id)
-        except ModbusException as exc:
-            raise DeviceTimeout(self.device, "no reply to relay read", "check the unit id and link") from exc
+        except (ModbusException, OSError) as exc:
+            raise self._silent("relay read", exc) from exc
+        self.replies.tick()
         bits = self._check(response, "read relays").bits
         return {relay: bool(bits[relay]) for relay in StimulusCoil}
 

@@ -8,10 +8,27 @@ of bad input must give the same exit status in every command.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from drivers.controller import TractionController
+from drivers.errors import DeviceTimeout, DeviceUnreachable
+from drivers.gauge import open_gauge
+from drivers.stimulus import StimulusModule
+from drivers.tcm1 import Coil
 from drivers.watchdog import HeartbeatError, HeartbeatKeeper
+from rigs.emulator.gauges import GclGauge as GclModel
+from tests.gauge_helpers import FakeClock, FunctionSource, resource, served
+from tests.link_cut import LinkCut
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def one_line(err: Exception) -> str:
+    text = str(err)
+    assert "\n" not in text and "Traceback" not in text
+    return text
 
 
 def test_the_heartbeat_process_error_keeps_its_dash():
@@ -25,3 +42,91 @@ def test_the_heartbeat_process_error_keeps_its_dash():
     assert "cannot connect — check the host/port" in text
     assert "\ufffd" not in text
     assert keeper.process.wait(5.0) == 2
+
+
+# ---------------------------------------------------------------- advice that fits the moment
+MID_RUN = "stopped answering mid-run"
+SETUP_ADVICE = "unit id"
+
+
+def test_a_controller_that_stalls_mid_run_is_not_given_set_up_advice(lumbar):
+    with LinkCut(lumbar.controller_port) as cut:
+        ctrl = TractionController(host="127.0.0.1", port=cut.port, timeout_s=0.3, name="traction controller (test link)")
+        with ctrl:
+            ctrl.status()
+            cut.stall()
+            with pytest.raises(DeviceTimeout) as err:
+                ctrl.status()
+    text = one_line(err.value)
+    assert text.startswith(f"traction controller (test link) (modbus-tcp://127.0.0.1:{cut.port} unit 1): {MID_RUN}")
+    assert "after its last good reply" in text and "check the cable or network and the device's power" in text
+    assert SETUP_ADVICE not in text and "19200 8E1" not in text
+
+
+def test_a_controller_that_never_answered_gets_set_up_advice():
+    with socket.socket() as silent:  # accepts (the kernel does), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        ctrl = TractionController(host="127.0.0.1", port=silent.getsockname()[1], timeout_s=0.3)
+        with ctrl, pytest.raises(DeviceTimeout) as err:
+            ctrl.identity()
+    text = one_line(err.value)
+    assert "check the unit id, transport (TCP vs RTU, 19200 8E1)" in text and MID_RUN not in text
+
+
+def test_a_severed_controller_link_says_lost_mid_run(lumbar):
+    with LinkCut(lumbar.controller_port) as cut:
+        ctrl = TractionController(host="127.0.0.1", port=cut.port, timeout_s=0.3)
+        with ctrl:
+            ctrl.read_coils()
+            cut.sever()
+            with pytest.raises(DeviceUnreachable) as err:
+                ctrl.read_coils()
+    text = one_line(err.value)
+    assert f"{MID_RUN}: connection lost or refused during coils 0..4" in text and SETUP_ADVICE not in text
+
+
+def test_a_second_link_to_a_device_that_answered_knows_it_answered(lumbar):
+    """The safety link's first request may come long after the test link's last reply: a
+    silent device then stopped mid-run, it was not set up wrong."""
+    with LinkCut(lumbar.controller_port) as cut:
+        test_link = TractionController(host="127.0.0.1", port=cut.port, timeout_s=0.3).connect()
+        safety = TractionController(host="127.0.0.1", port=cut.port, timeout_s=0.3,
+                                    name="traction controller (safety link)").connect()
+        try:
+            test_link.status()
+            cut.stall()
+            with pytest.raises(DeviceTimeout) as err:
+                safety.write_coil(Coil.ESTOP)
+        finally:
+            test_link.close()
+            safety.close()
+    text = one_line(err.value)
+    assert text.startswith("traction controller (safety link)") and MID_RUN in text and SETUP_ADVICE not in text
+
+
+def test_a_stimulus_module_that_stalls_mid_run(lumbar):
+    with LinkCut(lumbar.stimulus_port) as cut:
+        stim = StimulusModule("127.0.0.1", cut.port, timeout_s=0.3)
+        with stim:
+            stim.states()
+            cut.stall()
+            with pytest.raises(DeviceTimeout) as err:
+                stim.states()
+    text = one_line(err.value)
+    assert text.startswith("stimulus module") and MID_RUN in text and SETUP_ADVICE not in text
+
+
+def test_a_gauge_that_stalls_mid_run_is_not_told_to_check_its_termination():
+    source = FunctionSource(77.0, FakeClock(1.0))
+    with served(lambda: GclModel(source, noise_n=0.0)) as srv, LinkCut(srv.ports[0]) as cut:
+        gauge = open_gauge(resource(cut.port), "gcl", timeout_ms=300)
+        try:
+            gauge.read()
+            cut.stall()
+            with pytest.raises(DeviceTimeout) as err:
+                gauge.read()
+        finally:
+            gauge.close()
+    text = one_line(err.value)
+    assert MID_RUN in text and "termination" not in text and "check the cable or network" in text

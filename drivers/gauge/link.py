@@ -12,7 +12,7 @@ import socket
 import pyvisa
 from pyvisa import constants
 
-from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable
+from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, ReplyClock
 
 SERIAL_BAUD = 115200
 DEFAULT_TIMEOUT_MS = 2000
@@ -41,6 +41,8 @@ class VisaLink:
         self.timeout_ms = int(timeout_ms)
         #: a serial line (ASRL) rather than a socket: no connection, so state outlives us
         self.serial = resource.upper().startswith("ASRL")
+        self.replies = ReplyClock(resource)
+        self.replies.reset()
         self._own_rm = resource_manager is None
         try:
             self.rm = resource_manager or pyvisa.ResourceManager(backend)
@@ -76,9 +78,11 @@ class VisaLink:
     def query(self, command: str) -> str:
         try:
             self.inst.write(command)
-            return self.inst.read()
+            reply = self.inst.read()
         except Exception as exc:
             raise self.error(exc, command) from exc
+        self.replies.tick()
+        return reply
 
     def write(self, command: str) -> None:
         try:
@@ -88,9 +92,11 @@ class VisaLink:
 
     def read(self) -> str:
         try:
-            return self.inst.read()
+            reply = self.inst.read()
         except Exception as exc:
             raise self.error(exc, None) from exc
+        self.replies.tick()
+        return reply
 
     def set_timeout(self, timeout_ms: float) -> None:
         self.inst.timeout = timeout_ms
@@ -128,14 +134,14 @@ class VisaLink:
         if isinstance(exc, pyvisa.VisaIOError):
             if exc.error_code == constants.StatusCode.error_timeout:
                 seconds = self.inst.timeout / 1000.0 if self.inst.timeout else 0.0
-                return DeviceTimeout(
-                    self.resource,
-                    f"no reply {what} within {seconds:.1f} s".replace("  ", " "),
-                    f"check termination / dialect / cable ({self.hint})",
-                )
-            return DeviceUnreachable(self.resource, f"I/O failed {what} ({_short(exc)})", self._where())
+                return self.replies.error(DeviceTimeout, self.resource,
+                                          f"no reply {what} within {seconds:.1f} s".replace("  ", " "),
+                                          f"check termination / dialect / cable ({self.hint})")
+            return self.replies.error(DeviceUnreachable, self.resource, f"I/O failed {what} ({_short(exc)})",
+                                      self._where())
         if isinstance(exc, (ConnectionError, OSError)):
-            return DeviceUnreachable(self.resource, f"connection failed ({_short(exc)})", self._where())
+            return self.replies.error(DeviceUnreachable, self.resource, f"connection failed ({_short(exc)})",
+                                      self._where())
         return DeviceProtocolError(
             self.resource, f"unexpected failure {what} ({type(exc).__name__}: {_short(exc)})", self.hint
         )
