@@ -44,6 +44,13 @@ def export(args) -> int:
             raise ConfigError(f"--config-only: {config.source}: an emulated table lives only as long as this "
                               "command; run it without --config-only")
         extra = ["--host", args.host] if args.host else None
+        if args.host:  # beyond the loopback: refused, or said here (the table's stderr is not shown)
+            from rigcli.exposure import emulator_listen
+
+            warning = emulator_listen(args.host, args.allow_remote)
+            if warning is not None:
+                print(f"rig: {warning}", file=sys.stderr, flush=True)
+                extra.append("--allow-remote")
         emulator = EmulatorProcess.start(config.table.kind, config.emulated.seed if args.seed is None else args.seed,
                                          config.time_scale, list(config.emulated.faults) + list(args.fault), extra=extra)
         config = attached_rig(config, emulator.endpoints)
@@ -102,5 +109,8 @@ def add_parser(sub) -> None:
     exp.add_argument("--config-only", action="store_true", help="write the exporter file and stop (bench rig files)")
     exp.add_argument("--seed", type=int, help="emulated rigs: the table's seed")
     exp.add_argument("--fault", action="append", default=[], metavar="NAME", help="emulated rigs: switch on a defect")
-    exp.add_argument("--host", help="emulated rigs: address the table binds (default 127.0.0.1)")
+    exp.add_argument("--host", help="emulated rigs: address the table binds (default 127.0.0.1; any other needs "
+                     "--allow-remote)")
+    exp.add_argument("--allow-remote", action="store_true", help="emulated rigs: allow a --host beyond the loopback "
+                     "(anyone who can reach it can command the table)")
     exp.set_defaults(func=export)

@@ -19,6 +19,11 @@ def _emulate(args: argparse.Namespace) -> int:
     for name in args.fault:
         if name not in CATALOGUE:
             raise RigError(f"--fault {name}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
+    from rigcli.exposure import emulator_listen
+
+    warning = emulator_listen(args.host, args.allow_remote)  # beyond the loopback: refused, or said
+    if warning is not None:
+        print(f"rig: {warning}", file=sys.stderr, flush=True)
     return emulate_main(
         EmulatorOptions(
             kind=args.kind,
@@ -278,7 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--panel", action="store_true", help="serve the live bench panel (a browser page) while the "
                      "suites run; operator questions can be answered in it too")
     run.add_argument("--panel-host", default="127.0.0.1", metavar="HOST",
-                     help="address the panel listens on (default 127.0.0.1: this machine only)")
+                     help="address the panel listens on (default 127.0.0.1: this machine only; any other needs "
+                          "--panel-allow-remote)")
+    run.add_argument("--panel-allow-remote", action="store_true",
+                     help="allow a --panel-host beyond the loopback: anyone who gets the printed URL can then answer "
+                          "the operator's questions (a trusted bench network only)")
     run.add_argument("--panel-port", type=int, default=8765, metavar="PORT",
                      help="the panel's port (default 8765; 0: any free port)")
     run.add_argument("--panel-linger", type=float, default=0.0, metavar="S",
@@ -293,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_argument("--fault", action="append", default=[], metavar="NAME", help="switch on a named defect")
     emulate.add_argument("--wear", type=_wear, default=0.0, metavar="FRACTION",
                          help="a worn release valve: the emergency release is slower by this fraction (default 0)")
-    emulate.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
+    emulate.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only; any other "
+                         "needs --allow-remote)")
+    emulate.add_argument("--allow-remote", action="store_true", help="allow a --host beyond the loopback: anyone who "
+                         "can reach it can command the table (Modbus TCP has no authentication)")
     emulate.add_argument("--unit-id", type=int, default=1)
     emulate.add_argument("--controller-rtu", metavar="DEVICE", help="serve the controller as Modbus RTU on this serial device")
     emulate.add_argument("--gauge-serial", metavar="DEVICE", help="serve the gcl gauge on this serial device (115200 8N1)")

@@ -137,6 +137,8 @@ def run(args) -> int:
     from reports.lab_config import load_lab
 
     console = Console()
+    if getattr(args, "panel", False):  # a panel beyond the loopback: refused or warned of before anything runs
+        check_panel_host(args)
     run_root = Path(args.run_dir or PROJECT_ROOT / "runs").resolve()
     run_root.mkdir(parents=True, exist_ok=True)
     lab = load_lab(getattr(args, "lab", None))  # a wrong lab config is bad input: said before anything runs
@@ -190,19 +192,35 @@ def run(args) -> int:
 ANNOUNCE_NAME = "run-dirs"
 
 
+def check_panel_host(args) -> None:
+    """--panel-host beyond the loopback: RigError (one line, exit 2) without
+    --panel-allow-remote, else one warning line on stderr."""
+    import sys
+
+    from rigcli.exposure import panel_listen
+
+    warning = panel_listen(args.panel_host, getattr(args, "panel_allow_remote", False), option="--panel-host",
+                           allow_option="--panel-allow-remote")
+    if warning is not None:
+        print(f"rig: {warning}", file=sys.stderr, flush=True)
+
+
 def start_panel(args, console: Console):
     """The panel process, serving before the suites start, and the folder of the announce
-    file its run directories are appended to (one per rig)."""
-    from rigcli.panel import start_child
+    file its run directories are appended to (one per rig). Its URL, printed here, carries
+    the run's key; nothing else does (docs/panel.md)."""
+    from rigcli.panel import announce_lines, start_child
 
     announce_dir = Path(tempfile.mkdtemp(prefix="rig-panel-"))
     try:
         (announce_dir / ANNOUNCE_NAME).touch()
-        panel = start_child(announce_dir / ANNOUNCE_NAME, args.panel_host, args.panel_port)
+        panel = start_child(announce_dir / ANNOUNCE_NAME, args.panel_host, args.panel_port,
+                            allow_remote=getattr(args, "panel_allow_remote", False))
     except BaseException:
         shutil.rmtree(announce_dir, ignore_errors=True)
         raise
-    console.print(f"panel: {panel.url}", soft_wrap=True, highlight=False)
+    for line in announce_lines(panel.url, panel.remote_url):
+        console.print(line, soft_wrap=True, highlight=False)
     return panel, announce_dir
 
 

@@ -1,7 +1,9 @@
 """The live bench panel (reports/panel, `rig panel`): a run directory is written line by line
 exactly as docs/panel-protocol.md says (record.jsonl, live.jsonl, heartbeat.json), and the
 panel's state, its event stream, its answer desk and its report files are checked against
-it. No browser; every wait is bounded; nothing asserts on timing."""
+it; so is its guard (the run's key, Host, Origin, JSON only) and the refusal of an address
+beyond the loopback without an explicit flag. No browser; every wait is bounded; nothing
+asserts on timing."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -26,8 +30,9 @@ with warnings.catch_warnings():  # starlette >= 1.x would rather have httpx2; ht
 
 from reports.panel.app import create_app
 from reports.panel.follower import RunFollower
+from reports.panel.guard import Guard, new_token
 from reports.panel.runs import RunSet
-from reports.panel.server import bind, make_server, url_of
+from reports.panel.server import bind, guard_for, make_server, url_of
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 WAIT_S = 10.0
@@ -294,9 +299,31 @@ def test_announced_run_directories_become_runs(tmp_path):
 
 
 # ---------------------------------------------------------------- the app
+PORT = 8765
+ORIGIN = f"http://127.0.0.1:{PORT}"
+
+
 @pytest.fixture
-def client(run):
-    with TestClient(create_app(RunSet([run.dir])), client=("127.0.0.1", 53422)) as c:
+def key() -> str:
+    return new_token()
+
+
+@pytest.fixture
+def app(run, key):
+    return create_app(RunSet([run.dir]), guard=Guard(key, PORT))
+
+
+@pytest.fixture
+def client(app, key):
+    """The panel's own page: its URL carries the key, and a POST says it comes from the panel."""
+    with TestClient(app, base_url=f"{ORIGIN}/p/{key}/", client=("127.0.0.1", 53422), headers={"origin": ORIGIN}) as c:
+        yield c
+
+
+@pytest.fixture
+def bare(app):
+    """Anyone else that reaches the port: no key, no Origin unless a test gives one."""
+    with TestClient(app, base_url=ORIGIN, client=("127.0.0.1", 53423)) as c:
         yield c
 
 
@@ -313,8 +340,9 @@ def test_page_and_its_assets_are_served(client):
                    'id="heartbeat"', 'id="overall"', "/static/vendor/uPlot.iife.min.js"):
         assert marker in page.text
     for asset in ("panel.js", "panel.css", "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css", "vendor/LICENSE"):
-        assert client.get(f"/static/{asset}").status_code == 200, asset
-    assert client.get("/static/../follower.py").status_code == 404
+        assert client.get(f"{ORIGIN}/static/{asset}").status_code == 200, asset  # open: nothing of the run
+    outside = client.get(f"{ORIGIN}/static/../follower.py")  # the client normalises it to /follower.py
+    assert outside.status_code in (401, 404) and "import" not in outside.text
 
 
 def test_an_answer_is_appended_once_and_a_second_one_is_refused(run, client):
@@ -382,8 +410,8 @@ def test_report_files_are_served_and_nothing_else(run, client):
         assert "secret" not in r.text and '"event"' not in r.text and "root:" not in r.text
     run.rec("run-end", complete=True, exitstatus=0)
     end = client.get("/state").json()["runs"][0]["end"]
-    assert [link["href"] for link in end["links"]] == ["/report/0/report/report.html",
-                                                       "/report/0/allure-report/index.html"]
+    assert [link["href"] for link in end["links"]] == ["report/0/report/report.html",  # relative: under the key
+                                                       "report/0/allure-report/index.html"]
 
 
 # ---------------------------------------------------------------- a real server
@@ -391,12 +419,13 @@ def test_report_files_are_served_and_nothing_else(run, client):
 def served(runs: RunSet, **options):
     sock = bind("127.0.0.1", 0)
     started = threading.Event()
-    server = make_server(runs, on_started=started.set, **options)
+    key = new_token()
+    server = make_server(runs, guard_for(sock, "127.0.0.1", key), on_started=started.set, **options)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         assert started.wait(WAIT_S), "the panel did not start"
-        yield url_of(sock, "127.0.0.1"), server
+        yield url_of(sock, "127.0.0.1", key), server
     finally:
         server.should_exit = True
         thread.join(WAIT_S)
@@ -426,6 +455,10 @@ def until(items, want, deadline):
     raise AssertionError("the stream ended")
 
 
+def origin_of(url: str) -> str:
+    return f"http://{urlsplit(url).netloc}"
+
+
 def test_events_send_the_full_state_then_increments_and_keepalives(run):
     with served(RunSet([run.dir]), poll_s=0.05, keepalive_s=0.3) as (url, server):
         with httpx.Client(timeout=WAIT_S) as http, http.stream("GET", url + "events") as response:
@@ -445,7 +478,8 @@ def test_events_send_the_full_state_then_increments_and_keepalives(run):
             run.ask("1")
             _, op = until(items, lambda k, d: k == "operator", deadline)
             assert op["value"]["open"][0]["ask"] == "1"
-            answered = http.post(url + "answer", json={"ask": "1", "answer": "n", "operator": "Pat"})
+            answered = http.post(url + "answer", json={"ask": "1", "answer": "n", "operator": "Pat"},
+                                 headers={"origin": origin_of(url)})
             assert answered.status_code == 200
             _, op = until(items, lambda k, d: k == "operator", deadline)
             assert op["value"]["sent"]["1"]["operator"] == "Pat"
@@ -489,14 +523,23 @@ def test_rig_panel_serves_and_prints_its_url(run):
         line = p.stdout.readline()
         assert line.startswith("panel: http://127.0.0.1:") and line.endswith("/\n")
         url = line.split(" ", 1)[1].strip()
-        assert not url.endswith(":0/")
+        parts = urlsplit(url)
+        assert parts.port and parts.port != 0
+        key = parts.path.split("/")[2]
+        assert parts.path == f"/p/{key}/" and len(key) >= 43  # 32 random bytes, URL-safe
         assert httpx.get(url, timeout=WAIT_S).status_code == 200
-        state = httpx.get(url + "state", timeout=WAIT_S).json()
-        assert state["runs"][0]["identity"]["table"]["serial"] == "SYN-LUMB-0042"
+        state = httpx.get(url + "state", timeout=WAIT_S)
+        assert state.json()["runs"][0]["identity"]["table"]["serial"] == "SYN-LUMB-0042"
+        root = f"http://{parts.netloc}/"
+        assert httpx.get(root, timeout=WAIT_S).status_code == 401
+        assert httpx.get(root + "state", timeout=WAIT_S).status_code == 401
+        # the key is in the printed URL only: not in what the page can fetch, nor in the run directory
+        assert key not in state.text
+        assert all(key not in f.read_text(errors="replace") for f in run.dir.rglob("*") if f.is_file())
     finally:
         p.terminate()
         _, err = p.communicate(timeout=WAIT_S)
-    assert "Traceback" not in err
+    assert "Traceback" not in err and key not in err
 
 
 def test_the_child_rig_run_starts_follows_the_announce_file_and_stops(run, tmp_path):
@@ -515,9 +558,142 @@ def test_the_child_rig_run_starts_follows_the_announce_file_and_stops(run, tmp_p
         while not httpx.get(child.url + "state", timeout=WAIT_S).json()["runs"]:
             assert time.monotonic() < deadline, "the announced run was not followed"
             time.sleep(0.05)
-        port = int(child.url.rsplit(":", 1)[1].strip("/"))
+        port = urlsplit(child.url).port
         with pytest.raises(RigError, match=f"port {port} on 127.0.0.1 is in use — give --panel-port another"):
             start_child(announce, "127.0.0.1", port)
     finally:
         child.stop()
     assert child.process.returncode is not None
+
+
+# ---------------------------------------------------------------- the guard: key, Host, Origin, JSON
+ANSWER = {"ask": "1", "answer": "y", "operator": "Mallory"}
+
+
+def test_without_the_key_nothing_of_the_run_is_served_or_taken(run, bare, key):
+    run.ask("1")
+    (run.dir / "report").mkdir()
+    (run.dir / "report" / "report.html").write_text("<h1>report</h1>")
+    wrong = new_token()
+    assert wrong != key
+    for prefix, status in (("", 401), (f"/p/{wrong}", 403), (f"/p/{key[:-1]}", 403), (f"/p/{key}x", 403),
+                           ("/p/", 403)):
+        for path in ("/", "/state", "/events", "/report/0/report/report.html"):
+            r = bare.get(prefix + path)
+            assert r.status_code == status, (prefix, path, r.status_code)
+            assert "SYN-LUMB-0042" not in r.text and "report</h1>" not in r.text
+            assert "the URL the terminal printed" in r.json()["error"]
+        r = bare.post(prefix + "/answer", json=ANSWER, headers={"origin": ORIGIN})
+        assert r.status_code == status, (prefix, r.status_code)
+    assert answers(run) == []
+    assert bare.get("/static/panel.js").status_code == 200  # the page's script reveals nothing of a run
+
+
+def test_a_foreign_host_is_refused_whatever_the_key(run, client, key):
+    run.ask("1")
+    for host in ("evil.example:8765", "evil.example", "127.0.0.1:8766", "127.0.0.1.nip.io:8765", "", "localhost:80"):
+        r = client.get("state", headers={"host": host})
+        assert r.status_code == 421, (host, r.status_code)
+        assert "SYN-LUMB-0042" not in r.text and "DNS rebinding" in r.json()["error"]
+        assert client.post("answer", json=ANSWER, headers={"host": host}).status_code == 421
+    assert answers(run) == []
+    for host in (f"localhost:{PORT}", f"[::1]:{PORT}", f"LOCALHOST:{PORT}"):
+        assert client.get("state", headers={"host": host, "origin": f"http://{host.lower()}"}).status_code == 200
+
+
+def test_only_the_panels_own_origin_may_post_or_read(run, client):
+    run.ask("1")
+    for origin in ("http://evil.example", "http://127.0.0.1:9999", "null", "https://127.0.0.1:8765",
+                   "http://localhost:8765"):  # localhost is another origin than the one this page was opened at
+        r = client.post("answer", json=ANSWER, headers={"origin": origin})
+        assert r.status_code == 403, (origin, r.status_code)
+        assert client.get("state", headers={"origin": origin}).status_code == 403, origin
+        assert client.get("events", headers={"origin": origin}).status_code == 403, origin
+    no_origin = client.post("answer", json=ANSWER, headers={"origin": ""})
+    assert no_origin.status_code == 403 and "Origin" in no_origin.json()["error"]
+    for site in ("cross-site", "same-site"):  # a subresource (img, script) another page makes the browser load
+        assert client.get("state", headers={"sec-fetch-site": site, "sec-fetch-mode": "no-cors"}).status_code == 403
+    assert answers(run) == []
+    ok = client.get("state", headers={"sec-fetch-site": "same-origin", "sec-fetch-mode": "cors"})
+    assert ok.status_code == 200 and ok.headers["referrer-policy"] == "no-referrer"
+    assert "frame-ancestors 'none'" in ok.headers["content-security-policy"]
+
+
+def test_an_answer_is_json_only(run, client):
+    run.ask("1")
+    body = json.dumps(ANSWER)
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", None):
+        headers = {"content-type": kind} if kind else {}
+        r = client.post("answer", content=body, headers=headers)
+        assert r.status_code == 415, (kind, r.status_code)
+        assert "application/json" in r.json()["error"]
+    assert answers(run) == []
+    good = client.post("answer", content=body, headers={"content-type": "application/json; charset=utf-8"})
+    assert good.status_code == 200, good.text
+    assert [a["operator"] for a in answers(run)] == ["Mallory"]
+
+
+def test_the_key_path_without_its_slash_leads_to_the_page(client, key):
+    r = client.get(f"{ORIGIN}/p/{key}", follow_redirects=False)
+    assert r.status_code in (301, 307, 308) and r.headers["location"].endswith(f"/p/{key}/")
+
+
+def test_a_panel_beyond_the_loopback_needs_the_flag_and_is_said(run):
+    for host in ("0.0.0.0", "::"):
+        done = rig("panel", str(run.dir), "--host", host, "--port", "0", "--no-open")
+        assert done.returncode == 2 and done.stdout == ""
+        assert done.stderr.count("\n") == 1 and "--allow-remote" in done.stderr and host in done.stderr, done.stderr
+    done = rig("run", "--panel", "--panel-host", "0.0.0.0", "--panel-port", "0", "--no-history")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "--panel-allow-remote" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_rig_run_warns_of_an_allowed_remote_panel(capsys):
+    from rigcli.run import check_panel_host
+
+    check_panel_host(SimpleNamespace(panel_host="127.0.0.1", panel_allow_remote=False))
+    check_panel_host(SimpleNamespace(panel_host="localhost", panel_allow_remote=False))
+    assert capsys.readouterr().err == ""
+    check_panel_host(SimpleNamespace(panel_host="0.0.0.0", panel_allow_remote=True))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("rig: warning: the panel listens on 0.0.0.0")
+
+
+def test_an_allowed_wildcard_panel_warns_and_prints_urls_that_work(run):
+    p = subprocess.Popen([sys.executable, "-m", "rigcli", "panel", str(run.dir), "--host", "0.0.0.0", "--port", "0",
+                          "--allow-remote", "--no-open"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL)
+    try:
+        local = p.stdout.readline()
+        remote = p.stdout.readline()
+        assert local.startswith("panel: http://127.0.0.1:") and local.endswith("/\n"), local  # not 0.0.0.0
+        url = local.split(" ", 1)[1].strip()
+        assert "0.0.0.0" not in local and httpx.get(url + "state", timeout=WAIT_S).status_code == 200
+        assert remote.startswith(f"panel: from other machines: http://{socket.gethostname()}:"), remote
+        remote_url = remote.split()[4]
+        assert urlsplit(remote_url).path == urlsplit(url).path
+        assert httpx.get(remote_url + "state", timeout=WAIT_S).status_code == 200  # its Host is accepted
+        parts = urlsplit(url)
+        foreign = httpx.get(url + "state", headers={"host": f"evil.example:{parts.port}"}, timeout=WAIT_S)
+        assert foreign.status_code == 421
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=WAIT_S)
+    assert err.count("\n") == 1 and err.startswith("rig panel: warning: the panel listens on 0.0.0.0"), err
+
+
+def test_an_emulator_beyond_the_loopback_needs_the_flag_and_is_said():
+    done = rig("emulate", "--host", "0.0.0.0")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "--allow-remote" in done.stderr and "table" in done.stderr, done.stderr
+    p = subprocess.Popen([sys.executable, "-m", "rigcli", "emulate", "--host", "0.0.0.0", "--allow-remote"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=PROJECT_ROOT,
+                         stdin=subprocess.DEVNULL)
+    try:
+        endpoints = json.loads(p.stdout.readline())  # it serves
+        assert endpoints["controller"]["port"] > 0
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=WAIT_S)
+    assert err.splitlines()[0].startswith("rig: warning: the emulated table listens on 0.0.0.0"), err

@@ -4,7 +4,11 @@ Playwright, against `rig run --panel` on the emulated table, with no terminal at
 The person at the bench is this test: it reads the questions in the page, types a name,
 presses the answer buttons, and presses and releases the emulated table's e-stop button
 through the stimulus module when the page asks for it. The run record, not the page, is
-then asked who answered what and where. A screenshot of the page is kept as an artifact
+then asked who answered what and where. While the first question is open, a page of
+another origin in the same browser (and the same browser context) tries to answer it and
+to read the run — by form, by fetch, without and even with the run's key, and under a
+rebound host name — and the panel must refuse every attempt (no answer of it reaches the
+record). A screenshot of the page is kept as an artifact
 (artifacts/panel/ or $TRACTION_RIG_ARTIFACTS). Every wait is bounded; nothing asserts on
 timing. Without Chromium the test is skipped, unless TRACTION_RIG_REQUIRE_CHROMIUM=1
 (CI sets it), where a missing browser is a failure.
@@ -12,6 +16,8 @@ timing. Without Chromium the test is skipped, unless TRACTION_RIG_REQUIRE_CHROMI
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import re
 import shutil
@@ -20,6 +26,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
@@ -33,6 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 TESTS = "test_static_force_accuracy or estop_button_pressed_by_hand"
 OP_TEST = "suites/test_operator_checks.py::test_estop_button_pressed_by_hand"
 NAME = "Dana Bench"
+FORGER = "Mallory Forge"
+REBOUND = "rebind.test"  # a name the browser resolves to 127.0.0.1: a DNS-rebinding page
 STEP_S = 120.0  # bound of every wait for the run (a loaded 2-core machine, the whole force-accuracy test)
 PAGE_MS = 15_000  # bound of every wait for the page to show something
 
@@ -129,6 +138,98 @@ class PanelRun:
         self.reader.join(10)
 
 
+FORGING_PAGE = """<!doctype html><html><head><title>a page of another origin</title></head><body>
+<iframe name="sink1"></iframe><iframe name="sink2"></iframe>
+<form id="with-key" method="POST" action="%(keyed)sanswer" enctype="text/plain" target="sink1">
+<input name='%(form_name)s' value='"}'></form>
+<form id="without-key" method="POST" action="%(root)sanswer" enctype="text/plain" target="sink2">
+<input name='%(form_name)s' value='"}'></form>
+<script>
+window.results = {};
+const body = %(body)s;
+async function attempt(name, fn) {
+  try { const r = await fn(); window.results[name] = typeof r === "string" ? "read: " + r.slice(0, 80)
+                                                                          : `${r.type} ${r.status}`; }
+  catch (e) { window.results[name] = "failed: " + e.message; }
+}
+(async () => {
+  document.getElementById("with-key").submit();
+  document.getElementById("without-key").submit();
+  await attempt("post-json", () => fetch("%(keyed)sanswer", {method: "POST",
+      headers: {"content-type": "application/json"}, body}));
+  await attempt("post-text", () => fetch("%(keyed)sanswer", {method: "POST", mode: "no-cors",
+      headers: {"content-type": "text/plain"}, body}));
+  await attempt("post-without-key", () => fetch("%(root)sanswer", {method: "POST", mode: "no-cors", body}));
+  await attempt("state", () => fetch("%(keyed)sstate").then((r) => r.text()));
+  await attempt("state-no-cors", () => fetch("%(keyed)sstate", {mode: "no-cors"}));
+  await attempt("state-without-key", () => fetch("%(root)sstate").then((r) => r.text()));
+  await attempt("state-rebound", () => fetch("%(rebound)sstate").then((r) => r.text()));
+  await new Promise((done) => {
+    const es = new EventSource("%(keyed)sevents");
+    es.onopen = () => { window.results.events = "open"; es.close(); done(); };
+    es.onerror = () => { window.results.events = "failed"; es.close(); done(); };
+  });
+  await new Promise((r) => setTimeout(r, 500));  // the two forms' posts
+  window.finished = true;
+})();
+</script></body></html>"""
+
+
+class ForgingSite:
+    """A web server on another ephemeral port: the page of another origin (a tab open in the
+    operator's browser) that tries to answer the run's question and to read the run."""
+
+    def __init__(self, page_html: str) -> None:
+        body = page_html.encode()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 — the stdlib's name
+                self.send_response(200)
+                self.send_header("content-type", "text/html; charset=utf-8")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def forge(context, url: str, ask: str) -> tuple[dict, list[tuple[str, str, int]]]:
+    """Open the forging page in the operator's browser context while question `ask` is open:
+    what its scripts could see, and every response the panel gave it (method, URL, status)."""
+    parts = urlsplit(url)
+    root = f"http://{parts.netloc}/"
+    forged = {"run": 0, "ask": ask, "answer": "done", "operator": FORGER}
+    text = json.dumps(forged)
+    page_html = FORGING_PAGE % {
+        "keyed": url, "root": root, "rebound": f"http://{REBOUND}:{parts.port}{parts.path}",
+        "body": json.dumps(text), "form_name": text[:-1] + ',"x":"'}  # text/plain form: the body is JSON
+    site = ForgingSite(page_html)
+    seen: list[tuple[str, str, int]] = []
+    try:
+        evil = context.new_page()
+        evil.on("response", lambda r: seen.append((r.request.method, r.url, r.status))
+                if urlsplit(r.url).port == parts.port else None)
+        evil.goto(site.url)
+        evil.wait_for_function("() => window.finished === true", timeout=PAGE_MS)
+        results = evil.evaluate("() => window.results")
+        rebound = evil.goto(f"http://{REBOUND}:{parts.port}{parts.path}")  # the page itself, under a rebound name
+        seen.append(("GET (top level)", rebound.url, rebound.status))
+        evil.close()
+    finally:
+        site.close()
+    return results, seen
+
+
 def answer(page, step: str, value: str, run: PanelRun) -> None:
     """Wait until the page asks `step`, then answer it as NAME."""
     ask = wait_asked(page, step, run)
@@ -161,9 +262,11 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
         url = run.wait_url()
         assert url.startswith("http://127.0.0.1:")
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=executable, headless=True,
+                                         args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {REBOUND} 127.0.0.1"])
             try:
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})  # the forging page's too
+                page = context.new_page()
                 page.set_default_timeout(PAGE_MS)
                 # the force trace: what the page shows is kept from its first paint, so a short
                 # force-accuracy test is seen on a fast machine as well as on a slow one
@@ -200,8 +303,27 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
                 gone.locator('#connection[data-state="live"]').wait_for(timeout=PAGE_MS)
                 other.close()
 
-                # the operator test, answered only in the page
+                # the operator test, answered only in the page; first, while "ready" is open (a
+                # "done" would make the table pull), a page of another origin tries to answer it
                 page.locator("#operator-name").fill(NAME)
+                ask = wait_asked(page, "ready", run)
+                results, seen = forge(context, url, ask)
+                key = urlsplit(url).path.split("/")[2]
+                (artifacts_dir() / "forged-requests.json").write_text(json.dumps(  # the key is this run's only
+                    {"scripts_saw": results, "panel_answered": [(m, u.replace(key, "KEY"), st) for m, u, st in seen]},
+                    indent=1))
+                assert results["post-json"].startswith("failed"), results  # its CORS preflight was refused
+                for name in ("state", "state-without-key", "state-rebound", "events"):
+                    assert results[name].startswith("failed"), (name, results)  # nothing of the run was read
+                assert {s for _, _, s in seen} <= {401, 403, 421}, seen  # the panel refused each, not only CORS
+                posts = [(m, u) for m, u, _ in seen if m in ("POST", "OPTIONS")]
+                assert len(posts) >= 4, seen  # two forms, the no-cors posts, the JSON post's preflight
+                assert any(u.endswith(f"/p/{urlsplit(url).path.split('/')[2]}/state") and s == 403
+                           for _, u, s in seen), seen
+                assert ("GET (top level)", f"http://{REBOUND}:{urlsplit(url).port}{urlsplit(url).path}", 421) in seen
+                answers_file = run.run_dir() / "answers.jsonl"
+                assert not answers_file.exists() or FORGER not in answers_file.read_text(), answers_file.read_text()
+                assert page.locator(f'#question[data-ask="{ask}"][data-state="open"]').count() == 1
                 answer(page, "ready", "done", run)
                 stim = run.stimulus()
                 wait_asked(page, "press-estop", run)
@@ -219,7 +341,7 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
                 assert any(h.endswith("report/report.html") for h in links), links
                 assert page.locator("#overall").inner_text().strip() != ""
                 page.screenshot(path=str(artifacts_dir() / "run-ended.png"), full_page=True)
-                report = page.request.get(url.rstrip("/") + next(h for h in links if h.endswith("report.html")))
+                report = page.request.get(urljoin(url, next(h for h in links if h.endswith("report.html"))))
                 assert report.status == 200 and "ER-HALF" in report.text()
             finally:
                 browser.close()
@@ -238,6 +360,8 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
         ends = {e["test"]: e["outcome"] for e in record if e["event"] == "test-end" and e.get("when") == "call"}
         assert ends.get(OP_TEST) == "passed", (ends, run.output())
         assert not [e for e in record if e["event"] == "operator-answer-refused"]
+        assert FORGER not in (run.run_dir() / "answers.jsonl").read_text()  # the forged answer never reached the run
+        assert not [e for e in record if e.get("operator") == FORGER]
         assert "Traceback" not in "".join(run.lines), run.output()
     finally:
         if stim is not None:

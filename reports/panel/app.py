@@ -8,6 +8,10 @@ files are read in a worker thread: a slow disk delays the next poll, never a pag
 An answer is checked against the record as it is at that moment (the poll is run first,
 under the lock), so of two pages answering one question the first POST wins and the
 second is told so, before anything reaches the run.
+
+Everything but /static lives under the run's key, `/p/<key>/`, and reaches the app only
+through the guard (reports/panel/guard.py: key, Host, Origin); an answer must also be
+JSON (415 otherwise), so a cross-site form, which cannot send JSON, can never be one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import anyio
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -31,6 +36,7 @@ from reports.panel.answers import (
     check_answer,
     client_label,
 )
+from reports.panel.guard import Guard, GuardMiddleware
 from reports.panel.runs import RunSet
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -176,11 +182,11 @@ def _error(status: int, text: str) -> JSONResponse:
     return JSONResponse({"ok": False, "error": text}, status_code=status)
 
 
-def create_app(runs: RunSet, *, poll_s: float = POLL_S, keepalive_s: float = KEEPALIVE_S) -> Starlette:
+def create_app(runs: RunSet, *, guard: Guard, poll_s: float = POLL_S, keepalive_s: float = KEEPALIVE_S) -> Starlette:
     hub = Hub(runs, poll_s, keepalive_s)
 
     async def page(request: Request) -> Response:
-        return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-cache"})
+        return FileResponse(STATIC_DIR / "index.html", headers={"cache-control": "no-store"})
 
     async def events(request: Request) -> Response:
         return EventStream(hub)
@@ -191,6 +197,10 @@ def create_app(runs: RunSet, *, poll_s: float = POLL_S, keepalive_s: float = KEE
             return JSONResponse(json.loads(json.dumps(runs.snapshot(), default=str)))
 
     async def answer(request: Request) -> Response:
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind != "application/json":
+            return _error(415, f"Send the answer as application/json (not {kind or 'no content type'}); "
+                               "nothing was sent.")
         try:
             body = await request.json()
         except (ValueError, UnicodeDecodeError):
@@ -242,12 +252,15 @@ def create_app(runs: RunSet, *, poll_s: float = POLL_S, keepalive_s: float = KEE
                 await task
 
     app = Starlette(routes=[
-        Route("/", page),
-        Route("/events", events),
-        Route("/state", state),
-        Route("/answer", answer, methods=["POST"]),
-        Route("/report/{run:int}/{path:path}", report),
+        Mount("/p/{key}", routes=[
+            Route("/", page),
+            Route("/events", events),
+            Route("/state", state),
+            Route("/answer", answer, methods=["POST"]),
+            Route("/report/{run:int}/{path:path}", report),
+        ]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, middleware=[Middleware(GuardMiddleware, guard=guard)])
     app.state.hub = hub
+    app.state.guard = guard
     return app

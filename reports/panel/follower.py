@@ -299,7 +299,7 @@ class RunFollower:
         for name, rel in candidates:
             if name not in names and (self.dir / rel).is_file():
                 names.add(name)
-                links.append({"name": name, "href": f"/report/{self.id}/{rel}", "file": rel})
+                links.append({"name": name, "href": f"report/{self.id}/{rel}", "file": rel})  # under the key
         if links != self.links:
             self.links = links
             touched.add("end")

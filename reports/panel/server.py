@@ -3,7 +3,9 @@
 The socket is bound before anything else starts, so a port in use is one clear line
 before any server machinery runs, and port 0 gives the real port for the printed URL.
 The URL is announced only once uvicorn serves (its startup, lifespan included, is done),
-so whoever waits for it can open the page at once.
+so whoever waits for it can open the page at once. It carries the run's key
+(reports/panel/guard.py), and it is one that works: a wildcard bind (0.0.0.0, ::) is
+announced on the loopback for this machine, and under this machine's name for the others.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import webbrowser
 import uvicorn
 
 from reports.panel.app import create_app
+from reports.panel.guard import Guard, is_wildcard
 from reports.panel.runs import RunSet
 
 
@@ -51,10 +54,28 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket, host: str) -> str:
+def _authority(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"{shown}:{port}"
+
+
+def url_of(sock: socket.socket, host: str, token: str) -> str:
+    """The page's URL for this machine: on a wildcard bind, the loopback of the socket's family."""
     port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/"
+    if is_wildcard(host):
+        host = "::1" if sock.family == socket.AF_INET6 else "127.0.0.1"
+    return f"http://{_authority(host, port)}/p/{token}/"
+
+
+def remote_url_of(sock: socket.socket, host: str, token: str) -> str | None:
+    """On a wildcard bind, the URL for the other machines: under this machine's name."""
+    if not is_wildcard(host):
+        return None
+    return f"http://{_authority(socket.gethostname(), sock.getsockname()[1])}/p/{token}/"
+
+
+def guard_for(sock: socket.socket, host: str, token: str) -> Guard:
+    return Guard.for_bind(host, sock.getsockname()[1], token)
 
 
 class PanelServer(uvicorn.Server):
@@ -77,8 +98,8 @@ class PanelServer(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
-def make_server(runs: RunSet, on_started=None, **app_options) -> PanelServer:
-    app = create_app(runs, **app_options)
+def make_server(runs: RunSet, guard: Guard, on_started=None, **app_options) -> PanelServer:
+    app = create_app(runs, guard=guard, **app_options)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http="h11", ws="none",
                             loop="asyncio", timeout_graceful_shutdown=2)
     return PanelServer(config, on_started)

@@ -39,8 +39,10 @@
   const current = () => (selected === null ? null : runs.get(selected));
 
   // ------------------------------------------------------------ events
+  // Every request is relative to the page's URL, /p/<key>/ (docs/panel.md): it carries the
+  // run's key to the server without this script ever reading or storing it.
   function connect() {
-    const source = new EventSource("/events");
+    const source = new EventSource("events");
     const conn = $("#connection");
     source.onopen = () => { conn.dataset.state = "live"; conn.textContent = "live"; };
     source.onerror = () => { conn.dataset.state = "lost"; conn.textContent = "connection lost — reconnecting…"; };
@@ -464,7 +466,7 @@
     for (const b of document.querySelectorAll("#question-buttons button")) b.disabled = true;
     let reply, body;
     try {
-      reply = await fetch("/answer", {method: "POST", headers: {"content-type": "application/json"},
+      reply = await fetch("answer", {method: "POST", headers: {"content-type": "application/json"},
                                       body: JSON.stringify({run: r.id, ask, answer: value, operator})});
       body = await reply.json();
     } catch (e) {
