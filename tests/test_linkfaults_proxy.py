@@ -87,6 +87,13 @@ def recv_exactly(sock: socket.socket, n: int, timeout_s: float = WAIT_S) -> byte
     return data
 
 
+def wait_until(predicate, within_s: float = WAIT_S) -> None:
+    deadline = time.perf_counter_ns() + int(within_s * 1e9)
+    while not predicate():
+        assert time.perf_counter_ns() < deadline, "condition not reached within the bound"
+        time.sleep(0.005)
+
+
 def nothing_arrives(sock: socket.socket, within_s: float = QUIET_S) -> bool:
     sock.settimeout(within_s)
     try:
@@ -175,6 +182,30 @@ def test_refuse_after_sever_is_a_refused_reconnect(proxy):
         assert recv_exactly(again, 4) == b"back"
 
 
+def test_refuse_reset_sees_each_attempt(proxy):
+    with connect(proxy) as sock:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"
+        at = proxy.sever()
+        proxy.refuse(reset=True)
+        assert proxy.state()["first_use_ns"] is None  # nobody touched the link since
+    with connect(proxy) as again:  # the handshake completes; the connection is reset at once
+        assert closed_by_peer(again)
+    state = proxy.state()
+    assert state["refused_attempts"] == 1 and state["first_use_ns"] > at
+
+
+def test_first_use_after_a_fault(proxy):
+    with connect(proxy) as sock:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"
+        at = proxy.stall()
+        assert proxy.state()["first_use_ns"] is None
+        sock.sendall(b"u")
+        wait_until(lambda: proxy.state()["first_use_ns"] is not None)
+        assert proxy.state()["first_use_ns"] > at
+
+
 def test_refuse_keeps_current_connections(proxy):
     with connect(proxy) as sock:
         sock.sendall(b"x")
@@ -192,6 +223,19 @@ def test_garbage_injects_bytes_toward_the_client(proxy):
         noise = recv_exactly(sock, 16)
         assert len(noise) == 16
         assert proxy.state()["garbage_bytes"] == 16
+
+
+def test_garbage_corrupt_several_frames_until_heal(proxy):
+    frame = bytes(range(8))
+    with connect(proxy) as sock:
+        proxy.garbage(corrupt=True, frames=1000)
+        for _ in range(3):
+            sock.sendall(frame)
+            got = recv_exactly(sock, len(frame))
+            assert len(got) == len(frame) and got != frame
+        proxy.heal()
+        sock.sendall(frame)
+        assert recv_exactly(sock, len(frame)) == frame
 
 
 def test_garbage_corrupt_replaces_the_next_frame_from_the_device(proxy):
@@ -220,6 +264,9 @@ def test_bad_commands_are_one_line_naming_the_proxy(proxy):
         proxy.command("delay")
     with pytest.raises(ProxyError, match="must be >= 0"):
         proxy.delay(-1)
+    with pytest.raises(ProxyError, match="refuse takes nothing or `reset`"):
+        proxy.command("refuse hard")
+    assert proxy.command("garbage 4 corrupt 3") > 0 and proxy.state()["corrupt_pending"] == 3
 
 
 def test_control_socket_from_another_process(proxy):

@@ -7,17 +7,21 @@ down (delay), refuse the reconnect that follows a cut (refuse), or deliver bytes
 not what the device said (garbage). Each of those is one call here, applied to every
 connection through the proxy at once, and stamped with `time.perf_counter_ns()` (the
 same CLOCK_MONOTONIC the emulator's ground truth and the heartbeat process use), so the
-matrix can measure from the instant the fault took effect.
+matrix can measure from the instant the fault took effect; `first_use_ns` is when the
+client next touched the link after the last fault (a byte sent, a connection attempted):
+a fault on a link nobody uses has not happened yet, as far as the rig can know.
 
 Faults:
   sever            close both sides of every current connection now (new ones are served)
   stall            keep every connection open, forward no byte either way (held, not lost:
                    on heal they are delivered, as TCP would after a link comes back)
   delay MS         add MS milliseconds to every chunk, each direction, order kept
-  refuse           stop listening: new connections are refused (ECONNREFUSED); current
-                   ones are kept (after a sever: a refused reconnect)
-  garbage [N] [corrupt]  N random bytes toward the client now; with `corrupt`, the next
-                   chunk from the device has its bytes replaced instead (same length)
+  refuse [reset]   stop listening: new connections are refused (ECONNREFUSED); current
+                   ones are kept (after a sever: a refused reconnect). With `reset`, still
+                   listening but every new connection is reset at once, so the attempt is seen
+  garbage [N] [corrupt [F]]  N random bytes toward the client now; with `corrupt`, the
+                   next F chunks (default 1) from the device have their bytes replaced
+                   instead (same length)
   heal             undo stall, delay and refuse (listening again on the same port)
 
 Control: from this process through the methods (thread-safe; the proxy runs an asyncio
@@ -36,6 +40,7 @@ import json
 import random
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -93,6 +98,10 @@ class FaultProxy:
         self._delay_ns = 0
         self._corrupt_next = 0  # chunks toward the client still to be corrupted
         self.refusing = False
+        self._reset_new = False  # refusing by resetting accepted connections (attempts are seen)
+        self.refused_attempts = 0
+        self.first_use_ns: int | None = None  # the client's first use of the link after the last fault
+        self._watching = False
         self.connections_total = 0
         self.bytes_to_device = 0
         self.bytes_to_client = 0
@@ -167,11 +176,11 @@ class FaultProxy:
     def delay(self, ms: float) -> int:
         return self._call(self._apply("delay", ms))
 
-    def refuse(self) -> int:
-        return self._call(self._apply("refuse"))
+    def refuse(self, reset: bool = False) -> int:
+        return self._call(self._apply("refuse", reset))
 
-    def garbage(self, nbytes: int = 32, corrupt: bool = False) -> int:
-        return self._call(self._apply("garbage", nbytes, corrupt))
+    def garbage(self, nbytes: int = 32, corrupt: bool = False, frames: int = 1) -> int:
+        return self._call(self._apply("garbage", nbytes, corrupt, frames))
 
     def heal(self) -> int:
         return self._call(self._apply("heal"))
@@ -201,7 +210,9 @@ class FaultProxy:
                 raise ProxyError(f"fault proxy {self.name}: delay {ms:g} ms: must be >= 0")
             self._delay_ns = int(ms * 1e6)
         elif fault == "refuse":
-            if self._server is not None:
+            if args and args[0]:
+                self._reset_new = True
+            elif self._server is not None:
                 self._server.close()  # the port is free: a connect is refused by the kernel
                 self._server = None
             self.refusing = True
@@ -209,7 +220,7 @@ class FaultProxy:
             nbytes = int(args[0]) if args else 32
             corrupt = bool(args[1]) if len(args) > 1 else False
             if corrupt:
-                self._corrupt_next += 1
+                self._corrupt_next += int(args[2]) if len(args) > 2 else 1
             else:
                 for conn in list(self._connections):
                     noise = self._noise(nbytes)
@@ -220,12 +231,18 @@ class FaultProxy:
             self._flowing.set()
             if self._server is None:
                 self._server = await asyncio.start_server(self._accept, self.host, self.port, reuse_address=True)
-            self.refusing = False
+            self.refusing = self._reset_new = False
+            self._corrupt_next = 0
         else:
             raise ProxyError(f"fault proxy {self.name}: unknown fault {fault!r}; one of {', '.join(FAULTS)}")
         at = time.perf_counter_ns()
         self.log.append((at, " ".join([fault, *map(str, args)])))
+        self.first_use_ns, self._watching = None, fault != "heal"
         return at
+
+    def _used(self) -> None:
+        if self._watching and self.first_use_ns is None:
+            self.first_use_ns = time.perf_counter_ns()
 
     def _noise(self, nbytes: int) -> bytes:
         return bytes(self._rng.getrandbits(8) for _ in range(max(1, nbytes)))
@@ -251,13 +268,22 @@ class FaultProxy:
     async def _state(self) -> dict:
         return {"name": self.name, "port": self.port, "target": f"{self.target[0]}:{self.target[1]}",
                 "stalled": not self._flowing.is_set(), "delay_ms": self._delay_ns / 1e6,
-                "refusing": self.refusing, "connections": len(self._connections),
+                "refusing": self.refusing, "refused_attempts": self.refused_attempts,
+                "first_use_ns": self.first_use_ns, "connections": len(self._connections),
                 "connections_total": self.connections_total, "bytes_to_device": self.bytes_to_device,
                 "bytes_to_client": self.bytes_to_client, "garbage_bytes": self.garbage_bytes,
                 "corrupt_pending": self._corrupt_next}
 
     # ------------------------------------------------------------ forwarding
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self._used()
+        if self._reset_new:
+            self.refused_attempts += 1
+            sock = client_writer.get_extra_info("socket")
+            if sock is not None:  # an RST, not a FIN: the connect is refused, not ended
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client_writer.transport.abort()
+            return
         self._opening.add(client_writer)  # a sever while the device connection opens cuts it too
         try:
             device_reader, device_writer = await asyncio.open_connection(*self.target)
@@ -285,6 +311,8 @@ class FaultProxy:
                 data = await reader.read(CHUNK)
                 if not data:
                     break
+                if way is conn.to_device:
+                    self._used()
                 way.queue.append((time.perf_counter_ns() + self._delay_ns, data))
                 way.ready.set()
         except (OSError, asyncio.IncompleteReadError):
@@ -363,7 +391,13 @@ def _parse(line: str) -> tuple:
         return fault, float(rest[0])
     if fault == "garbage":
         nbytes = int(rest[0]) if rest and rest[0] != "corrupt" else 32
-        return fault, nbytes, "corrupt" in rest
+        corrupt = "corrupt" in rest
+        frames = int(rest[rest.index("corrupt") + 1]) if corrupt and rest[-1] != "corrupt" else 1
+        return fault, nbytes, corrupt, frames
+    if fault == "refuse":
+        if rest not in ([], ["reset"]):
+            raise ProxyError(f"refuse takes nothing or `reset`, got {' '.join(rest)!r}")
+        return fault, bool(rest)
     if rest:
         raise ProxyError(f"{fault} takes no argument, got {' '.join(rest)!r}")
     return (fault,)
@@ -427,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--name", default="link")
     send = sub.add_parser("send", help="send one command to a running proxy's control port")
     send.add_argument("--control", type=int, required=True, metavar="PORT")
-    send.add_argument("words", nargs="+", help="sever | stall | delay MS | refuse | garbage [N] [corrupt] | heal | state")
+    send.add_argument("words", nargs="+",
+                      help="sever | stall | delay MS | refuse [reset] | garbage [N] [corrupt [F]] | heal | state")
     args = parser.parse_args(argv)
     if args.command == "send":
         try:
