@@ -104,7 +104,9 @@ def test_scpi_refusal_is_reported_with_the_error_text():
     with ScpiGauge("TCPIP::sim-indicator::5026::SOCKET", backend=SIM) as g:
         assert g.unit == "kgF"
         assert g.read() == pytest.approx(10.0 * KGF)
-        with pytest.raises(DeviceProtocolError, match=r"'SENS:ZERO' rejected: -113,\"Undefined header\""):
+        # the one error of the queue (nothing left over from the open), and what to do about it
+        with pytest.raises(DeviceProtocolError, match=r"'SENS:ZERO' rejected: -113,\"Undefined header\" — the "
+                                                      r"indicator does not know this command"):
             g.tare()
 
 

@@ -180,10 +180,19 @@ class ForceGauge(abc.ABC):
         self._link = VisaLink(resource, hint=hint, timeout_ms=timeout_ms, **link_options)
         if check:
             try:
+                self._to_known_state()
                 probe()
             except BaseException:
                 self._link.close()
                 raise
+
+    @abc.abstractmethod
+    def _to_known_state(self) -> None:
+        """At open, before the gauge is asked who it is: stop any acquisition in progress,
+        clear its error state and drain the stale bytes on the link. A gauge outlives the
+        run that used it: a run killed mid-capture, or a severed link, leaves it streaming
+        or acquiring (and a serial line with half a command or old replies in flight); the
+        next run must find it as the contract's commands leave it, not need a hand-sent ABOR."""
 
     def _unexpected(self, command: str, reply: str, expected: str):
         from drivers.errors import DeviceProtocolError

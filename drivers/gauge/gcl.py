@@ -23,7 +23,7 @@ AOUT_RATES = (1, 2, 5, 10, 25, 50, 125, 250, 500, 1000)
 UNIT_COMMANDS = {"N": "N", "lbF": "LB", "kgF": "KG", "gF": "G", "ozF": "OZ", "mN": "MN", "kN": "KN"}
 HINT = "gcl: commands end with CR, replies with CR LF"
 _EXPECTED = "'<value> <unit>' such as '123.4 N'"
-#: Opening a serial gcl gauge reads until the line has been quiet this long (see _resync).
+#: Opening a gcl gauge reads until the link has been quiet this long (see _to_known_state).
 RESYNC_QUIET_MS = 50.0
 
 
@@ -51,18 +51,19 @@ class GclGauge(ForceGauge):
 
     def _probe(self) -> None:
         """Prove at open that a gcl gauge answers (an overload answer counts)."""
-        if self._link.serial:
-            self._resync()
         try:
             self.read_current()
         except GaugeOverload:
             pass
 
-    def _resync(self) -> None:
-        """A serial line outlives its clients: an earlier session may have left half a
-        command in the gauge's buffer or an AOUT stream running (closing a socket ends
-        both). A bare CR ends the partial line, AOUT0 stops the stream, and whatever
-        was already on its way (the *10 for the partial line, stream lines) is read away."""
+    def _to_known_state(self) -> None:
+        """A gauge outlives its clients: an earlier session may have left half a command in
+        its buffer or an AOUT stream running. Over a serial line always; over a socket too
+        when the socket ends at a serial device server, or when the gauge still streams to
+        a client whose link was severed (nothing closed that connection). A bare CR ends
+        the partial line, AOUT0 stops the stream (the contract's only stop), and whatever
+        was already on its way (the *10 for the partial line, stream lines) is read away
+        until the link is quiet. gcl has no error queue: nothing else to clear."""
         self._link.write("\rAOUT0")
         self._link.drain(quiet_ms=RESYNC_QUIET_MS)
 

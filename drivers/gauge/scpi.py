@@ -29,6 +29,8 @@ SCPI_UNIT = {"N": "N", "lbF": "LBF", "kgF": "KGF"}
 #: Readings at or beyond this magnitude are SCPI's over-range marker (9.9E37).
 OVERRANGE = 9.0e37
 RATE_MIN, RATE_MAX = 1.0, 10000.0
+#: Opening reads until the link has been quiet this long (stale replies, see _to_known_state).
+OPEN_QUIET_MS = 50.0
 _MAPPING_TRIES = 3
 _DRAIN_PERIOD_S = 0.05
 
@@ -58,8 +60,20 @@ class ScpiGauge(ForceGauge):
     def _probe(self) -> None:
         """Prove at open that a scpi indicator answers, and learn its unit."""
         self._idn()
-        self._link.write("*CLS")  # so later SYST:ERR? checks report our own commands
         self._learn_unit()
+
+    def _to_known_state(self) -> None:
+        """An indicator outlives the run that used it: one killed during a capture, or whose
+        link was severed, leaves its acquisition running, and every later SAMP:RATE is
+        refused (-221, "Settings conflict"); a serial line may also hold half a command or
+        replies nobody read. A bare LF ends a partial command, ABOR stops the acquisition
+        (the buffer it filled is cleared by the next INIT), *CLS empties the error queue of
+        whatever the earlier session and the partial line left (so later SYST:ERR? checks
+        report our own commands), and replies already on their way are read away until
+        the link is quiet. None of these commands answers, so nothing of ours is drained."""
+        for command in ("", "ABOR", "*CLS"):
+            self._link.write(command)
+        self._link.drain(quiet_ms=OPEN_QUIET_MS)
 
     # -- readings ---------------------------------------------------------------------------
     def read(self) -> float:
@@ -97,8 +111,9 @@ class ScpiGauge(ForceGauge):
         self.check_errors(command)
 
     def check_errors(self, after: str = "the last command") -> None:
-        """Drain the error queue; raise DeviceProtocolError with the first error's text."""
-        first = None
+        """Drain the error queue; raise DeviceProtocolError with the first error's text and
+        what to do about it (explain_error), counting the others."""
+        errors = []
         for _ in range(11):  # queue depth 10 + the overflow entry
             reply = self._link.query("SYST:ERR?")
             code_text, _, message = reply.partition(",")
@@ -108,9 +123,12 @@ class ScpiGauge(ForceGauge):
                 raise self._unexpected("SYST:ERR?", reply, "'<code>,\"<message>\"'") from None
             if code == 0:
                 break
-            first = first or (code, message.strip().strip('"'))
-        if first is not None:
-            raise DeviceProtocolError(self.resource, f"{after!r} rejected: {first[0]},\"{first[1]}\"", "see the scpi command table")
+            errors.append((code, message.strip().strip('"')))
+        if errors:
+            (code, message), more = errors[0], len(errors) - 1
+            also = f" (and {more} more error{'s' if more > 1 else ''} in the queue)" if more else ""
+            raise DeviceProtocolError(self.resource, f"{after!r} rejected: {code},\"{message}\"{also}",
+                                      explain_error(code))
 
     def tare(self) -> None:
         self._set("SENS:ZERO")
@@ -252,6 +270,62 @@ class ScpiGauge(ForceGauge):
     @property
     def streaming(self) -> bool:
         return self._acq is not None
+
+
+#: What to do about each error the contract names (shared/protocols/force-gauges.md): -113
+#: for an unknown command, the standard codes for the others.
+CONTRACT_ERRORS = {
+    -104: "a parameter of the wrong type (text where a number belongs): check the value the rig sent",
+    -108: "more parameters than the command takes: check the command against the scpi table",
+    -109: "the command needs a parameter: check the value the rig sent",
+    -113: "the indicator does not know this command: is it a scpi indicator (LF-terminated, the contract's "
+          "command set)? check the rig file's dialect",
+    -222: "a value outside the indicator's range (SAMP:RATE 1..10000 Hz): check the rate or setting asked for",
+    -224: "a value the indicator does not offer (UNIT:FORC N, LBF or KGF): check the unit asked for",
+    -350: "more than 10 errors queued, the later ones were lost: the first one above is the cause; "
+          "the driver clears the queue (*CLS) at every open",
+}
+#: Standard SCPI codes beyond the contract's list that an indicator is known to answer.
+OTHER_ERRORS = {
+    -221: "an acquisition is still running, so its settings cannot change: a run killed during a capture, or "
+          "whose gauge link was cut, leaves it running; the driver sends ABOR on open, so opening the gauge "
+          "again clears it; if seen mid-run, another client started an acquisition on this gauge (only one "
+          "rig may use it)",
+    -213: "INIT while an acquisition was running: reopen the gauge (ABOR on open); only one rig may use it",
+    -200: "the indicator could not execute the command in its present state: reopen the gauge (the driver "
+          "stops any acquisition and clears errors on open); if it persists, power-cycle the indicator",
+    -310: "the indicator reports an internal fault: power-cycle it; if it persists it needs service",
+    -363: "the indicator's input buffer overran (commands sent faster than it reads): reopen the gauge and "
+          "check the serial line's baud rate (115200 8N1)",
+    -410: "a query was interrupted (a new command before its reply was read, e.g. after a cut link): reopen "
+          "the gauge, which drains stale replies",
+    -420: "a reply was asked for but nothing was queried (e.g. after a cut link): reopen the gauge",
+}
+
+
+def explain_error(code: int) -> str:
+    """What to do about a SCPI error, for every code: the contract's list, the standard
+    codes known beyond it, else the SCPI class the code belongs to (an unknown code must
+    still say which way to look, not "see the command table")."""
+    if code in CONTRACT_ERRORS:
+        return CONTRACT_ERRORS[code]
+    if code in OTHER_ERRORS:
+        return OTHER_ERRORS[code]
+    if -199 <= code <= -100:
+        return (f"a command error (SCPI class -100) the contract does not list: the indicator did not accept the "
+                f"command's form; check it is a scpi indicator of this dialect and see its manual for {code}")
+    if -299 <= code <= -200:
+        return (f"an execution error (SCPI class -200) the contract does not list: the command was understood but "
+                f"not possible in the indicator's present state; reopen the gauge (ABOR and *CLS on open), and see "
+                f"its manual for {code} if it persists")
+    if -399 <= code <= -300:
+        return (f"a device-specific error (SCPI class -300) the contract does not list: the indicator reports a "
+                f"fault of its own; see its manual for {code}, power-cycle it, and have it serviced if it persists")
+    if -499 <= code <= -400:
+        return (f"a query error (SCPI class -400) the contract does not list: a reply was lost or interrupted; "
+                f"reopen the gauge, which drains stale replies")
+    return (f"an error code the contract does not list: see the indicator's manual for {code}; reopen the gauge "
+            "(ABOR and *CLS on open) and power-cycle it if it persists")
 
 
 class _Acquisition:
