@@ -56,7 +56,7 @@ class TractionControllerDriver(Driver):
         self.controller: TractionController | None = None
         self._links: list[TractionController] = []
 
-    def _open(self, name: str = "traction controller") -> TractionController:
+    def _open(self, name: str = "traction controller (test link)") -> TractionController:
         r = self.interface
         limit = parse_force(self.table.safety_limit_n) if self.table is not None else None
         timeout = _seconds(r.timeout_s, 1.0)

@@ -30,6 +30,7 @@ class RunDirProbe:
 
     def __init__(self) -> None:
         self.run_dirs: list[Path] = []
+        self.open_error: str | None = None  # the plugin's one line when the rig did not open
 
     def pytest_sessionfinish(self, session):
         from fixtures.plugin import RIG_KEY
@@ -40,6 +41,16 @@ class RunDirProbe:
         workers = session.config.pluginmanager.get_plugin("traction-rig-worker-runs")
         if workers is not None:  # the plugin already collects what each xdist worker wrote
             self.run_dirs.extend(workers.run_dirs)
+        self.open_error = session.config.stash.get(RIG_KEY, {}).get("open_error")
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_unconfigure(self, config):
+        """The rig did not open: the plugin has put its one line on stderr; pytest would
+        repeat it on stdout between rows of '!' (its report of pytest.exit), which `rig run`
+        leaves out."""
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if self.open_error and reporter is not None and hasattr(reporter, "_keyboardinterrupt_memo"):
+            reporter._keyboardinterrupt_memo = None
 
 
 def rig_count(args) -> int:
@@ -82,8 +93,9 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
         print_history(history, console)
     overall = summary.overall
     note = "" if summary.complete else " (run incomplete)"
-    for test in summary.errored_tests:
-        console.print(f"[yellow]test did not complete: {test}[/]")
+    for test in summary.errored_tests:  # with the one line of a rig error: the device, the link, the moment
+        console.print(f"test did not complete: {broke_off(summary.events, test)}", style="yellow", soft_wrap=True,
+                      markup=False, highlight=False)
     if summary.damage:  # skipped lines: what they held is missing, so the run is never PASS
         from rich.markup import escape
 
@@ -95,6 +107,14 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
                       + (f"; and {len(na) - 4} more requirements" if len(na) > 4 else ""))
     console.print(f"overall: [{STYLE[overall]}]{overall}[/]{note} — run record {run_dir}")
     return overall
+
+
+def broke_off(events: list[dict], test: str) -> str:
+    """The test's node id, and the one line of the rig error it broke off on, if it did
+    (the plugin records it on the test-end event)."""
+    lines = [e["failure"]["line"] for e in events
+             if e.get("event") == "test-end" and e.get("test") == test and isinstance(e.get("failure"), dict)]
+    return f"{test} — {lines[-1]}" if lines else test
 
 
 def print_history(history: dict, console: Console) -> None:
@@ -243,7 +263,8 @@ def run_and_report(pytest_args: list[str], args, console: Console, lab, url, wor
     probe = RunDirProbe()
     code = pytest.main(pytest_args, plugins=[probe])
     if not probe.run_dirs:
-        console.print("[red]no run record was written (the rig did not open)[/]")
+        if not probe.open_error:  # else its one line on stderr said why
+            console.print("[red]no run record was written (the rig did not open)[/]")
         return 2 if code in (2, 3, 4) else 1
     if len(probe.run_dirs) < workers:
         console.print(f"[red]only {len(probe.run_dirs)} of {workers} rigs wrote a run record[/]")

@@ -161,6 +161,10 @@ class Rig:
         self.close()
 
 
+#: the link the suites talk on, named so a failure says which of the controller's links it was
+TEST_LINK = "traction controller (test link)"
+
+
 def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[str] | None = None,
              seed: int | None = None, stats_path: str | None = None, wear: float = 0.0) -> Rig:
     """Connect every device of the rig (starting its emulator first if it has one);
@@ -182,21 +186,23 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
         ec = ep["controller"]
         if ec["transport"] == "rtu":  # the far end of the null-modem the emulator made
             ctrl = TractionController(transport="rtu", port=ec["port"], baudrate=ec["baudrate"], parity=ec["parity"],
-                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n,
+                                      name=TEST_LINK)
         else:
             ctrl = TractionController(transport="tcp", host=ec["host"], port=ec["port"],
-                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n,
+                                      name=TEST_LINK)
         stim = StimulusModule(ep["stimulus"]["host"], ep["stimulus"]["port"], s.unit_id, s.timeout_s)
         resource = ep["gauges"][g.dialect]["resource"]
         endpoints = ep
     else:
         if c.transport == "tcp":
             ctrl = TractionController(transport="tcp", host=c.host, port=c.port, unit_id=c.unit_id,
-                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n)
+                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n, name=TEST_LINK)
         else:
             ctrl = TractionController(transport="rtu", port=c.serial_port, unit_id=c.unit_id,
                                       timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n,
-                                      baudrate=c.baudrate, parity=c.parity)
+                                      baudrate=c.baudrate, parity=c.parity, name=TEST_LINK)
         stim = StimulusModule(s.host, s.port, s.unit_id, s.timeout_s)
         resource = g.resource
         endpoints = attached_endpoints(config) if config.is_emulated else {}

@@ -188,7 +188,9 @@ class Bench:
                     self.feed.capture_ended(trace)
 
     def context(self, **fields) -> None:
-        """What the panel shows as 'now' (trigger, phase, trial …); nothing is measured by it."""
+        """What the panel shows as 'now' (trigger, phase, trial …); nothing is measured by it.
+        Kept as `now`: a test that breaks off is reported at this step."""
+        self.now = fields
         if self.feed is not None:
             self.feed.context(**fields)
 

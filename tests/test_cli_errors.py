@@ -8,7 +8,11 @@ of bad input must give the same exit status in every command.
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +22,8 @@ from drivers.gauge import open_gauge
 from drivers.stimulus import StimulusModule
 from drivers.tcm1 import Coil
 from drivers.watchdog import HeartbeatError, HeartbeatKeeper
+from reports.record import read_record
+from rigcli.run import broke_off
 from rigs.emulator.gauges import GclGauge as GclModel
 from tests.gauge_helpers import FakeClock, FunctionSource, resource, served
 from tests.link_cut import LinkCut
@@ -130,3 +136,70 @@ def test_a_gauge_that_stalls_mid_run_is_not_told_to_check_its_termination():
             gauge.close()
     text = one_line(err.value)
     assert MID_RUN in text and "termination" not in text and "check the cable or network" in text
+
+
+# ---------------------------------------------------------------- a link fault mid-test: one line
+REPO = Path(__file__).resolve().parent.parent
+LUMBAR_RIG = REPO / "rigs" / "emulated-lumbar.yaml"
+
+STALLING_TEST = '''
+from tests.link_cut import LinkCut
+
+
+def test_link_stalls(bench, controller):
+    """The test link goes quiet at trial 3: its path now runs through a relay that stalls."""
+    bench.context(requirement="ER-HALF", trigger="estop_coil", phase="hold", force_n=150.0, trial=3, trials=8)
+    client = controller._client
+    cut = LinkCut(client.comm_params.port)
+    client.close()
+    client.comm_params.port = cut.port
+    controller.status()  # answered through the relay
+    cut.stall()
+    controller.status()
+'''
+
+
+def child_pytest(tmp_path: Path, source: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """A pytest session of its own (the plugin opens the shipped emulated rig) on one test file."""
+    (tmp_path / "test_child.py").write_text(source, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "pytest", "test_child.py", f"--rig={LUMBAR_RIG}",
+                           f"--run-dir={tmp_path / 'runs'}", "-p", "no:cacheprovider", "-p", "no:labgrid", "-q",
+                           *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_a_link_that_stalls_mid_test_is_one_line_naming_device_link_and_step(tmp_path):
+    proc = child_pytest(tmp_path, STALLING_TEST)
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    expected_start = ("during test_link_stalls trial 3 of 8 (ER-HALF, estop_coil, hold, 150 N): "
+                      "traction controller (test link) (modbus-tcp://127.0.0.1:")
+    lines = [line for line in out.splitlines() if line.startswith(expected_start)]
+    assert len(lines) == 1, out  # the failure itself: one line, not pages of library frames
+    assert ("stopped answering mid-run: no valid reply to the status reads within 1 s" in lines[0]
+            and "after its last good reply — check the cable or network and the device's power" in lines[0])
+    assert "Traceback" not in out and "pymodbus" not in out and "unit id, transport" not in out
+    assert len(out.splitlines()) < 20, out
+    # the closing summary names it too
+    assert "traction-rig: 1 test(s) broke off on a rig error (full tracebacks: tracebacks.log" in out
+    assert f"  {lines[0]}" in out.splitlines()
+    # nothing is lost: the whole traceback is in the run directory, the line in the record
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    kept = (run_dir / "tracebacks.log").read_text(encoding="utf-8")
+    assert "test_child.py::test_link_stalls (call)" in kept and lines[0] in kept
+    assert "Traceback (most recent call last)" in kept and "drivers.errors.DeviceTimeout" in kept
+    ends = [e for e in read_record(run_dir) if e["event"] == "test-end" and e.get("failure")]
+    assert [e["failure"]["line"] for e in ends] == lines
+    assert ends[0]["failure"]["device"].startswith("traction controller (test link) (modbus-tcp://127.0.0.1:")
+    assert broke_off(read_record(run_dir), ends[0]["test"]) == f"{ends[0]['test']} — {lines[0]}"
+
+
+def test_a_failure_that_is_no_rig_error_keeps_its_traceback(tmp_path):
+    """Only the rig's own errors are shortened: an assertion in a test is the test's to show."""
+    proc = child_pytest(tmp_path, "def test_plain(bench):\n    assert 1 + 1 == 3\n")
+    assert proc.returncode == 1
+    assert "assert (1 + 1) == 3" in proc.stdout and "broke off on a rig error" not in proc.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert not (run_dir / "tracebacks.log").exists()
