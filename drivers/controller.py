@@ -28,7 +28,7 @@ from pymodbus.pdu import DecodePDU
 from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest
 from pymodbus.pdu.register_message import ReadInputRegistersRequest
 
-from drivers import units
+from drivers import lease, units
 from drivers.errors import (
     DeviceError,
     DeviceProtocolError,
@@ -239,9 +239,13 @@ class TractionController:
         self._framer = FramerSocket(DecodePDU(False))
         self._tid = 0
 
+    #: {"host", "port"} of the heartbeat process's link when the rig routes it elsewhere
+    #: (rig file: controller.heartbeat_link); None: the same address as this link
+    heartbeat_link: dict | None = None
+
     def link_args(self) -> dict:
         """How to open another link to this controller (the heartbeat process does)."""
-        return dict(self._link)
+        return {**self._link, **(self.heartbeat_link or {})}
 
     # ------------------------------------------------------------ connection
     def connect(self) -> "TractionController":
@@ -347,6 +351,8 @@ class TractionController:
             self._line_depth += 1
             try:
                 yield
+                if self._line_depth == 1:
+                    lease.progress()  # a completed exchange: the runner is making progress
             except (DeviceTimeout, DeviceProtocolError):
                 if line is not None:  # let a late reply arrive, then drop it, before the other master goes
                     time.sleep(LINE_SETTLE_S)
@@ -508,6 +514,7 @@ class TractionController:
         return self.write_coil(Coil.ENABLE, False)
 
     def start(self) -> int:
+        lease.motion()  # the heartbeat's lease is short again before the table can pull
         return self.write_coil(Coil.START)
 
     def stop(self) -> int:

@@ -7,7 +7,10 @@ in the middle of a trial that has nothing to do with the watchdog. This process 
 nothing but beat, on a Modbus link of its own, so only the operating system can
 delay it.
 
-It beats only while its parent lives. The parent holds the other end of a socket pair
+It beats only while the test process makes progress: before every beat it reads the
+lease (drivers/lease.py), a deadline in memory shared with the test process that only
+the test process's progress moves; past it, no beat goes out and the controller's
+watchdog releases the table one period later. It also beats only while its parent lives. The parent holds the other end of a socket pair
 (`--control-fd`); when the parent dies in any way, SIGKILL included, that end closes
 and this process exits at once, so the beats stop and the controller's watchdog
 releases the table. A parent-death signal (Linux prctl) and a check of the parent's
@@ -42,6 +45,7 @@ import sys
 import time
 
 from drivers.controller import TractionController
+from drivers.lease import LeaseReader
 from drivers.priority import raise_priority
 
 PR_SET_PDEATHSIG = 1
@@ -56,9 +60,62 @@ def _die_with_parent() -> None:
         pass
 
 
+#: while the lease has lapsed, it is read this often (wall ns) so beats resume promptly
+LAPSED_POLL_NS = 5_000_000
+#: the window over which the runner's main thread must have run (the kernel accounts run
+#: time when a thread leaves the CPU and at every tick)
+RUNNING_WINDOW_NS = 50_000_000
+#: the runner's CPU time is read at least this often (a frozen runner's last window ends soon)
+CPU_SAMPLE_NS = 20_000_000
+
+
+class MainThreadCpu:
+    """Whether the runner's main thread ran lately, read from outside its GIL.
+
+    Why: the lease is renewed by the runner's transactions and bounded waits, but a long
+    computation (numpy on a long trace, a pure-Python loop) or a polling loop of a test's
+    own is progress too and renews nothing. Such a thread runs on a CPU now and then; a
+    stopped (SIGSTOP, a debugger), deadlocked or stuck (a call that never returns) one
+    does not run at all (/proc's schedstat: nanoseconds on a CPU). A thread that spins or
+    polls forever passes for a live one: the per-test timeout catches that, not the lease."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = f"/proc/{pid}/task/{pid}/schedstat"
+        self.samples: list[tuple[int, int]] = []
+
+    def _read(self) -> int | None:
+        try:
+            with open(self.path, "rb") as f:
+                return int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def running(self, now_ns: int) -> bool:
+        """It ran in the last window (at least RUNNING_WINDOW_NS, at most a sample more)."""
+        cpu = self._read()
+        if cpu is None:
+            return False
+        self.samples.append((now_ns, cpu))
+        # keep one sample at least a window old, and nothing older than needed
+        while len(self.samples) > 2 and now_ns - self.samples[1][0] >= RUNNING_WINDOW_NS:
+            self.samples.pop(0)
+        t0, c0 = self.samples[0]
+        if now_ns - t0 < RUNNING_WINDOW_NS:
+            return False
+        return cpu > c0
+
+
 class Beater:
-    def __init__(self, link: TractionController, interval_ns: int, parent_pid: int) -> None:
+    def __init__(self, link: TractionController, interval_ns: int, parent_pid: int,
+                 lease: LeaseReader | None = None, lease_length_ns: int = 0) -> None:
         self.link = link
+        self.lease = lease
+        self.lease_length_ns = lease_length_ns
+        self.cpu = MainThreadCpu(parent_pid) if lease is not None else None
+        self.running_until_ns = 0  # the runner's main thread was seen running: beats until then
+        self.lapses = 0  # times the lease ran out while feeding
+        self.max_lapse_ns = 0  # the longest of them
+        self.lapsed_since_ns = 0  # when the present lapse began, 0 when none
         self.interval_ns = interval_ns
         self.parent_pid = parent_pid
         self.running = True
@@ -89,8 +146,43 @@ class Beater:
         self.next_ns = max(sent + self.interval_ns, time.perf_counter_ns())
         return True
 
+    def tick(self) -> None:
+        """Beat if the lease allows it; otherwise note the lapse and look again soon."""
+        now = time.perf_counter_ns()
+        if not self.may_beat(now):
+            if not self.lapsed_since_ns:
+                self.lapsed_since_ns = now
+                self.lapses += 1
+            self.max_lapse_ns = max(self.max_lapse_ns, now - self.lapsed_since_ns)
+            self.next_ns = now + min(self.interval_ns, LAPSED_POLL_NS)
+            return
+        if self.lapsed_since_ns:
+            self.max_lapse_ns = max(self.max_lapse_ns, now - self.lapsed_since_ns)
+            self.lapsed_since_ns = 0
+        self.beat()
+
+    def sample(self, now: int) -> None:
+        """Look at the runner's main thread: running lately extends the beats by a lease."""
+        if self.cpu is not None and self.cpu.running(now):
+            self.running_until_ns = now + self.lease_length_ns
+
+    def may_beat(self, now: int) -> bool:
+        """The lease lies ahead, or the runner's main thread is running; never after a drop."""
+        if self.lease is None:
+            return True
+        self.sample(now)
+        deadline = self.lease.deadline_ns()
+        if deadline == 0:
+            return False  # dropped: a safe-state command failed, the watchdog must trip
+        return now < deadline or now < self.running_until_ns
+
+    def lease_valid(self) -> bool:
+        return self.may_beat(time.perf_counter_ns())
+
     def stats(self) -> dict:
         return {"beats": self.beats, "errors": self.errors, "max_gap_ns": self.max_gap_ns,
+                "lease_lapses": self.lapses, "max_lease_lapse_ns": self.max_lapse_ns,
+                "lease_lapsed": bool(self.lapsed_since_ns),
                 "max_rtt_ns": self.max_rtt_ns, "last_ack_ns": self.last_ack_ns, "last_rtt_ns": self.last_rtt_ns,
                 "last_error": self.last_error, "running": self.running, "pid": os.getpid(),
                 "niceness": os.getpriority(os.PRIO_PROCESS, 0)}
@@ -101,6 +193,8 @@ class Beater:
             self.running = False
             return f"paused {self.last_ack_ns} {self.last_rtt_ns}", True
         if line == "resume":
+            if not self.lease_valid():
+                return "error the lease has run out (the test process stopped renewing it)", True
             ok = self.beat()
             self.running = True
             return (f"resumed {self.last_ack_ns} {self.last_rtt_ns}" if ok else f"error {self.last_error}"), True
@@ -144,6 +238,8 @@ def serve(beater: Beater, control: socket.socket, stats_file: str | None = None,
             now = time.perf_counter_ns()
         if beater.running:
             timeout = max(0.0, (beater.next_ns - now) / 1e9)
+            if beater.cpu is not None:  # the runner's CPU is looked at between beats too
+                timeout = min(timeout, CPU_SAMPLE_NS / 1e9)
         if stats_file:
             timeout = min(timeout if timeout is not None else 1.0, max(0.0, (next_stats_ns - now) / 1e9))
         events = sel.select(timeout)
@@ -163,8 +259,12 @@ def serve(beater: Beater, control: socket.socket, stats_file: str | None = None,
                 control.sendall(reply.encode() + b"\n")
                 if not go_on:
                     return
-        elif beater.running and time.perf_counter_ns() >= beater.next_ns:
-            beater.beat()
+        elif beater.running:
+            now = time.perf_counter_ns()
+            if now >= beater.next_ns:
+                beater.tick()
+            else:
+                beater.sample(now)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--interval-ns", type=int, required=True)
     parser.add_argument("--link", required=True, help="the controller's link as JSON (TractionController arguments)")
+    parser.add_argument("--lease-fd", type=int, help="the lease's shared memory (drivers/lease.py)")
+    parser.add_argument("--lease-length-ns", type=int, default=0,
+                        help="how long the runner's main thread seen running keeps the beats going")
     parser.add_argument("--stats-file", help="rewrite the beat figures into this JSON file about once a second")
     parser.add_argument("--stats-extra", default="{}", help="JSON fields added to the stats file")
     args = parser.parse_args(argv)
@@ -186,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1  # the parent died before the guard was set
     link = TractionController(name="traction controller (heartbeat process)", pipeline_status=False,
                               **json.loads(args.link))
-    beater = Beater(link, args.interval_ns, args.parent_pid)
+    lease = LeaseReader(args.lease_fd) if args.lease_fd is not None else None
+    beater = Beater(link, args.interval_ns, args.parent_pid, lease, args.lease_length_ns)
     try:
         link.connect()
     except Exception as exc:  # noqa: BLE001 — one line to the parent

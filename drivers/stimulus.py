@@ -12,6 +12,7 @@ import time
 from pymodbus.client import ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
+from drivers import lease
 from drivers.errors import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, ReplyClock
 from drivers.tcm1 import StimulusCoil
 
@@ -67,6 +68,7 @@ class StimulusModule:
         ack_ns = time.perf_counter_ns()
         self.replies.tick()
         self._check(response, f"{relay.name} := {int(on)}")
+        lease.progress()
         return ack_ns
 
     def press(self, relay: StimulusCoil) -> int:
@@ -82,6 +84,7 @@ class StimulusModule:
             raise self._silent("relay read", exc) from exc
         self.replies.tick()
         bits = self._check(response, "read relays").bits
+        lease.progress()
         return {relay: bool(bits[relay]) for relay in StimulusCoil}
 
     def release_all(self) -> list[str]:

@@ -7,6 +7,10 @@ link of its own, outside this process's GIL, so a test that computes, a report t
 renders or a loaded machine cannot starve them; that process ends the moment this one
 does, however it ends, and the watchdog then trips. A suite that tests the watchdog
 pauses it.
+
+Living is not enough: the beats go on only while this process renews a lease by making
+progress (drivers/lease.py), so a runner that is stopped, deadlocked or stuck in a call
+releases the table too, within the lease's length plus one watchdog period.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import sys
 import time
 from pathlib import Path
 
-from drivers.controller import TractionController
+from drivers.controller import ControllerStatus, TractionController
 from drivers.errors import RigError
+from drivers.lease import Lease, lease_length_s
+from drivers.tcm1 import Phase
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: wall seconds the beat process gets to start and to answer a control line
@@ -44,6 +50,7 @@ class HeartbeatKeeper:
         # a tenth of the period in wall seconds: nine beats may be lost before a trip, and
         # the largest gap between two stays well inside a third of the period
         self.interval_wall_s = period_table_s / time_scale / BEATS_PER_PERIOD
+        self.lease = Lease(lease_length_s(period_table_s / time_scale))
         self.process: subprocess.Popen | None = None
         self._control: socket.socket | None = None
         self._buffer = b""
@@ -91,12 +98,13 @@ class HeartbeatKeeper:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "drivers.heartbeat", "--control-fd", str(child.fileno()),
                "--parent-pid", str(os.getpid()), "--interval-ns", str(int(self.interval_wall_s * 1e9)),
-               "--link", json.dumps(self.controller.link_args())]
+               "--link", json.dumps(self.controller.link_args()), "--lease-fd", str(self.lease.fd),
+               "--lease-length-ns", str(self.lease.length_ns)]
         if self.stats_file is not None:
             cmd += ["--stats-file", str(self.stats_file), "--stats-extra",
                     json.dumps({"period_table_s": self.period_table_s, "time_scale": self.time_scale})]
         try:
-            self.process = subprocess.Popen(cmd, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+            self.process = subprocess.Popen(cmd, pass_fds=(child.fileno(), self.lease.fd), stdin=subprocess.DEVNULL,
                                             stdout=subprocess.DEVNULL, cwd=str(PROJECT_ROOT), env=env)
         finally:
             child.close()  # only the beat process holds that end: its EOF is our death
@@ -153,6 +161,7 @@ class HeartbeatKeeper:
 
     def resume(self) -> None:
         """One beat at once, then feeding as before."""
+        self.lease.renew()
         reply = self._ask("resume")
         if not reply.startswith("resumed "):
             raise HeartbeatError(f"{self.controller.device}: heartbeat refused on resume ({reply.removeprefix('error ')})")
@@ -162,6 +171,28 @@ class HeartbeatKeeper:
     @property
     def paused(self) -> bool:
         return self._paused
+
+    # ------------------------------------------------------------ the lease
+    @property
+    def lease_length_wall_s(self) -> float:
+        return self.lease.length_ns / 1e9
+
+    def at_rest(self, status: ControllerStatus, residual_n: float) -> bool:
+        """The table shown at rest by `status` (idle, nothing running, force at or below the
+        residual): the lease is open-ended until the next START. False when the status does
+        not show that, or was asked before the last START went out."""
+        if status.running or status.phase is not Phase.IDLE or status.force_n > residual_n:
+            return False
+        return self.lease.at_rest(status.sent_ns)
+
+    def drop(self) -> None:
+        """No beat from now on: the table could not be confirmed safe by command, so the
+        controller's own watchdog is the next path (see SessionRig.make_safe)."""
+        self.lease.drop()
+
+    @property
+    def dropped(self) -> bool:
+        return self.lease.mode == Lease.DROPPED
 
     def refresh(self) -> dict:
         """The beat process's figures now (beats, errors, largest gap and round trip)."""
@@ -178,6 +209,7 @@ class HeartbeatKeeper:
             pass
         self._paused = True
         self._kill()
+        self.lease.close()
 
     def _kill(self) -> None:
         if self._control is not None:

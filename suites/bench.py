@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import allure
 import numpy as np
 
+from drivers import lease
 from drivers.controller import CommandRefused, ControllerStatus
 from drivers.gauge.base import HOST_ARRIVAL, GaugeTrace
 from drivers.tcm1 import Holding, Phase, StimulusCoil
@@ -90,7 +91,7 @@ class Bench:
 
     # ---------------------------------------------------------------- time
     def sleep(self, table_s: float) -> None:
-        time.sleep(max(0.0, table_s) / self.k)
+        lease.sleep(max(0.0, table_s) / self.k)
 
     def table_s(self, ns_from: int, ns_to: int) -> float:
         return (ns_to - ns_from) / 1e9 * self.k
@@ -140,7 +141,8 @@ class Bench:
         self.stim.release_all()
         if self.keeper.paused:
             self.keeper.resume()
-        self.wait(lambda s: s.force_n <= self.residual_n and s.phase in (Phase.IDLE,), 10.0, "released before the test")
+        st = self.wait(lambda s: s.force_n <= self.residual_n and s.phase in (Phase.IDLE,), 10.0, "released before the test")
+        self.keeper.at_rest(st, self.residual_n)  # no START since: the watchdog's lease may stay open
         deadline = time.perf_counter() + 5.0
         while True:
             try:

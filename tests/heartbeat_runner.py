@@ -1,5 +1,6 @@
 """A minimal runner for tests/test_heartbeat.py: opens a rig, arms the heartbeat, holds a
-force, prints what the test needs as one JSON line, then waits to be killed.
+force, prints what the test needs as one JSON line, then waits (renewing the heartbeat's
+lease) to be killed, stopped, or deadlocked by SIGUSR1.
 
 Run as `python -m tests.heartbeat_runner RIG_FILE FORCE_N`; the test SIGKILLs it and then
 watches the table from outside: nothing this process set up may keep the table pulling.
@@ -8,9 +9,12 @@ watches the table from outside: nothing this process set up may keep the table p
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 
+from drivers import lease
 from drivers.watchdog import HeartbeatKeeper
 from rigs.config import load_rig
 from rigs.rig import open_rig
@@ -45,11 +49,21 @@ def hold(rig_file: str, force_n: float):
     return rig, keeper, spec
 
 
+def _deadlock(signum, frame) -> None:
+    """SIGUSR1: the main thread deadlocks (a lock taken twice), as a real bug would."""
+    lock = threading.Lock()
+    lock.acquire()
+    lock.acquire()
+
+
 def main(rig_file: str, force_n: float) -> None:
     rig, keeper, spec = hold(rig_file, force_n)
+    signal.signal(signal.SIGUSR1, _deadlock)
     print(json.dumps({"emulator": rig.endpoints, "heartbeat_pid": keeper.pid,
-                      "watchdog_s": spec.plan.watchdog_s, "time_scale": rig.time_scale}), flush=True)
-    time.sleep(600)
+                      "watchdog_s": spec.plan.watchdog_s, "time_scale": rig.time_scale,
+                      "lease_wall_s": keeper.lease_length_wall_s}), flush=True)
+    while True:  # holding, and making progress: a bounded wait renews the heartbeat's lease
+        lease.sleep(1.0)
 
 
 if __name__ == "__main__":

@@ -97,7 +97,7 @@ def mid_ramp(bench):
 
 def test_interrupted(bench):
     start_ramp(bench)
-    time.sleep(60)  # a signal from outside ends this
+    bench.sleep(600)  # a signal from outside ends this (a bounded wait: it renews the heartbeat's lease)
 
 
 def test_fails(bench):
@@ -118,13 +118,13 @@ def test_fixture_error(ramping):
 @pytest.mark.timeout(2, method="signal", func_only=True)
 def test_timeout_signal(bench):
     start_ramp(bench)
-    time.sleep(60)
+    bench.sleep(600)
 
 
 @pytest.mark.timeout(1, method="thread", func_only=True)
 def test_timeout_thread(bench):
     start_ramp(bench)
-    time.sleep(60)
+    bench.sleep(600)
 '''
 
 
@@ -389,6 +389,38 @@ def test_sigkill_mid_ramp_watchdog_releases_the_table(child, request):
     assert record[-1]["event"] != "run-end"
     report(request, "force at signal (N)", before.force_n)
     report(request, "below residual after (wall s)", obs.released_after_s)
+
+
+def test_sigstop_mid_ramp_the_lease_runs_out_and_the_watchdog_releases(child, request):
+    """A runner that exists but makes no progress (SIGSTOP; a debugger stop, a deadlock and a
+    stuck call look the same from outside): its heartbeat process lives on, the lease it
+    reads runs out, and the controller's watchdog releases the table."""
+    c = child("test_interrupted")
+    start = c.wait_run_start()
+    beats = start["heartbeat"]["pid"]
+    before = c.wait_mid_ramp()
+    sent = time.perf_counter()
+    os.kill(c.proc.pid, signal.SIGSTOP)
+    try:
+        lease_s = min(WATCHDOG_TABLE_S / K / 2, 0.4)  # drivers/lease.py: half a period, capped
+        limit = (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + lease_s + MARGIN_WALL_S
+        obs = c.watch_release(sent, limit)
+        assert obs.released_after_s is not None, (
+            f"force still {obs.samples[-1][1]:.1f} N {limit:.2f} s after SIGSTOP (residual {RESIDUAL_N} N)")
+        st = c.status()
+        assert st.watchdog_tripped and st.fault_code is FaultCode.WATCHDOG, st
+        assert _alive(beats)  # not a death: the lease stopped the beats
+    finally:
+        os.kill(c.proc.pid, signal.SIGCONT)
+    # woken, the runner is ended the usual way; the table stays released throughout
+    os.kill(c.proc.pid, signal.SIGTERM)
+    c.wait_holding()
+    assert c.status().force_n < RESIDUAL_N
+    c.let_go()
+    safe = events(c.record(), "safe-state")
+    assert safe and safe[0]["reason"] == "signal SIGTERM" and all(e["confirmed"] for e in safe), safe
+    report(request, "force at SIGSTOP (N)", before.force_n)
+    report(request, "below residual after SIGSTOP (wall s)", obs.released_after_s)
 
 
 def test_timeout_thread_method_os_exit_watchdog_releases_the_table(child, request):

@@ -23,6 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from drivers import lease
 from drivers.errors import ConfigError, DeviceTimeout
 
 HOST_ARRIVAL = "host-arrival"
@@ -153,7 +154,7 @@ class ForceGauge(abc.ABC):
                 deadline_s = 2.0 * expected_wall_s + self.stream_slack_s
                 self._wait_for_samples(n_samples, time.perf_counter_ns() + int(deadline_s * 1e9))
             else:
-                time.sleep(max(0.0, duration_s) / self.time_scale)
+                lease.sleep(max(0.0, duration_s) / self.time_scale)
         finally:
             trace = self.stop_stream()
         if n_samples is None:

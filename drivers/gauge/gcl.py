@@ -14,6 +14,7 @@ import numpy as np
 import pyvisa
 from pyvisa import constants
 
+from drivers import lease
 from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout, GaugeOverload
 from drivers.gauge.base import HOST_ARRIVAL, ForceGauge, GaugeIdentity, GaugeTrace
 from drivers.gauge.link import DEFAULT_TIMEOUT_MS, VisaLink
@@ -178,7 +179,8 @@ class GclGauge(ForceGauge):
             remaining = (deadline_ns - time.perf_counter_ns()) * 1e-9
             if remaining <= 0:
                 break
-            collector.reached.wait(min(remaining, 0.1))
+            collector.reached.wait(min(remaining, 0.02))
+            lease.progress()  # a bounded wait for the stream: the runner is alive and on time
 
     def stop_stream(self) -> GaugeTrace:
         collector = self._stream

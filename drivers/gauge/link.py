@@ -12,6 +12,7 @@ import socket
 import pyvisa
 from pyvisa import constants
 
+from drivers import lease
 from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, ReplyClock
 
 SERIAL_BAUD = 115200
@@ -82,6 +83,7 @@ class VisaLink:
         except Exception as exc:
             raise self.error(exc, command) from exc
         self.replies.tick()
+        lease.progress()
         return reply
 
     def write(self, command: str) -> None:
@@ -89,6 +91,7 @@ class VisaLink:
             self.inst.write(command)
         except Exception as exc:
             raise self.error(exc, command) from exc
+        lease.progress()
 
     def read(self) -> str:
         try:
@@ -96,6 +99,7 @@ class VisaLink:
         except Exception as exc:
             raise self.error(exc, None) from exc
         self.replies.tick()
+        lease.progress()
         return reply
 
     def set_timeout(self, timeout_ms: float) -> None:
