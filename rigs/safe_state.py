@@ -156,6 +156,3 @@ def release(rig, *, residual_n: float, release_wall_s: float, watchdog_wall_s: f
 
 #: the run record's event for a table no reading could confirm released (its line, its state)
 TABLE_NOT_SAFE_EVENT = "table-not-confirmed-safe"
-#: the exit status of `rig run` (and of pytest with the plugin) when that happened: distinct
-#: from a failed requirement (1) and from bad input (2)
-TABLE_NOT_SAFE_EXIT = 4

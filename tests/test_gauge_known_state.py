@@ -209,3 +209,18 @@ def test_the_emulated_indicator_keeps_acquiring_after_its_client_is_gone_and_abo
         s.sendall(b"BOGUS\n*CLS\nSYST:ERR?\n")
         assert lines.next() == b'0,"No error"'  # *CLS empties the queue
     assert not gauges.call(lambda: gauges.scpi.acquiring)
+
+
+def test_a_gcl_gauge_left_showing_peaks_shows_the_current_force_again(gauges):
+    """`?` and AOUT report what the display shows: a gauge an earlier session left in
+    peak-tension mode would stream peaks as forces. Opening it puts the display on CUR."""
+    port = gauges.ports[0]
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"PT\r")
+        assert Lines(s).next() == b"R"
+    assert gauges.gcl.display == "PT"
+    g = GclGauge(resource(port), time_scale=10.0)
+    try:
+        assert gauges.gcl.display == "CUR"
+    finally:
+        g.close()

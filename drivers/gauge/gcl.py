@@ -51,11 +51,14 @@ class GclGauge(ForceGauge):
                    resource_manager=resource_manager)
 
     def _probe(self) -> None:
-        """Prove at open that a gcl gauge answers (an overload answer counts)."""
+        """Prove at open that a gcl gauge answers (an overload answer counts), then show the
+        current reading: `?` and AOUT report what the display shows, and a gauge left in
+        peak-tension mode by an earlier session would stream peaks as if they were forces."""
         try:
             self.read_current()
         except GaugeOverload:
             pass
+        self.set_display("CUR")
 
     def _to_known_state(self) -> None:
         """A gauge outlives its clients: an earlier session may have left half a command in
