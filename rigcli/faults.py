@@ -181,3 +181,185 @@ def run_matrix(args) -> int:
         out.with_suffix(".md").write_text("\n".join(lines) + "\n")
         console.print(f"saved {out.with_suffix('.md')} and {out.with_suffix('.json')}")
     return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------------------------
+# rig faults links: the link-fault matrix (rigs/linkfaults/matrix.py)
+# ---------------------------------------------------------------------------------------
+
+LINKS_DOC = """# Link-fault matrix
+
+The framework's first promise: whatever happens to the rig, the table ends released.
+`rig faults links` tries it the way a skeptical test engineer would. Every link of an
+emulated rig runs through a fault-injecting proxy of its own (`rigs/linkfaults/proxy.py`):
+the controller's **test** link, its **safety** link (the second Modbus TCP connection kept
+for making the table safe), the **heartbeat** process's link, the **stimulus** module and
+the **gauge** (the rig file's `controller.safety_link` / `controller.heartbeat_link` route
+the two extra controller links, `rigs/config.py`). Each link is broken in five ways —
+
+| fault | what the proxy does |
+|---|---|
+| sever | closes both sides of every connection (a reconnect is served) |
+| stall | keeps the connections open and forwards no byte either way |
+| delay | adds the link's own timeout (rig file) to every chunk, each way: every exchange answers too late |
+| refused | sever, then every reconnect is reset at once (a refused reconnect) |
+| garbage | 16 random bytes toward the rig, then every frame from the device corrupted |
+
+— at five moments of one emergency-release trial (a hold at 400 N, then the ESTOP coil at
+rest): **setup** (the rig is open and its heartbeat armed, nothing moves yet), **ramp**
+(ramping up, above 100 N), **hold** (in the hold above 300 N), **trigger** (the controller
+has just entered its emergency release) and **release** (half-way down that release).
+The runner itself (`rig run`) is also stopped (**SIGSTOP**) and killed (**SIGKILL**) at
+each moment. Faults stay until the run ends.
+
+Each cell starts a fresh `rig emulate` (the rig file's time scale), its five proxies and
+`rig run -k "emergency and estop_coil"` with one trial. The judge is the emulator, never
+the rig: a reader of its own, on no proxy, polls the table's true cord force every 20 ms
+through the gauge dialect the rig does not use (it measures the emulator's true force,
+0.05 N noise) and the controller's phase (to find the moment, every 2 ms near a trigger);
+the gauge's peak since the fault (`CLR`, then `?PT`) gives the largest force even between
+two polls.
+
+## How to run
+
+```sh
+rig faults links                                   # all 135 cells, ~15 s each
+rig faults links --only test/*/hold,safety/*/hold,runner/*/hold
+rig faults links --load 2 --save docs/link-fault-matrix   # under two busy loops, saved here
+```
+
+`--only LINK/FAULT/MOMENT,…` (`*` or a missing part: any), `--jobs N` cells side by side,
+`--load N` busy-loop processes for the matrix's duration, `--poll-ms`, `--delay-ms`,
+`--rig` (an emulated TCP rig with the scpi gauge), `--save PATH` (PATH.md and PATH.json),
+`--work-dir` (every cell's rig file, emulator events, run record, stdout and stderr are
+kept there). The exit status is 0 only when every cell meets the goal.
+
+## Columns
+
+| column | meaning |
+|---|---|
+| cell | LINK/FAULT/MOMENT |
+| F at fault | the true force when the fault was applied, N |
+| used after | wall seconds from the fault until the rig next touched the faulted link (a byte sent, a connection tried); `never`: the rig did not need that link again, so no release is owed to that fault |
+| released | wall seconds from the fault until the true force was below the residual force for good; `never` if it still was not at the end |
+| goal | released counted from the first use, against the bound: watchdog period + ER-RESIDUAL's release time (table s ÷ time scale) + 0.5 s wall |
+| max F after | the largest true force after the fault (the gauge's peak), N |
+| verdicts after | the verdicts of the requirement rows measured after the fault reached the rig (P pass, F fail, I inconclusive, - not run); a P here is a false PASS |
+| record | `ok`: every line of record.jsonl parses and every line written before the fault is still there, else what is wrong |
+| rc | `rig run`'s exit status (-9: killed) |
+| the user saw | the last line on stderr, or the overall verdict line |
+
+The goal per cell: released within the bound, 0 false PASS, 0 lines lost. A cell that
+misses any of it is red and listed with the reason; a cell that could not run (moment
+never reached, emulator failed) is red too.
+"""
+
+
+def _short(verdicts: dict) -> str:
+    return " ".join(f"{rid}:{SHORT.get(v, '?')}" for rid, v in verdicts.items()) or "—"
+
+
+def _s(x) -> str:
+    return "never" if x is None else f"{x:.2f}"
+
+
+def _row(r: dict) -> list[str]:
+    rec = r["record"]
+    record = "ok" if rec.get("intact") else (
+        f"{len(rec.get('bad_lines', []))} bad, {rec.get('lost_before_fault', 0)} lost" if rec else "—")
+    used = "—" if not r["record"] and r["exposed_after_s"] is None and r["problems"] else _s(r["exposed_after_s"])
+    return [r["cell"], "—" if r["moment_force_n"] is None else f"{r['moment_force_n']:.0f}", used,
+            _s(r["release_s"]), f"{_s(r['release_from_exposure_s'])} ≤ {r['bound_s']:.2f}" if r["exposed_after_s"] is not None
+            else "n/a", "—" if r["max_force_n"] is None else f"{r['max_force_n']:.0f}", _short(r["affected"]), record,
+            "—" if r["exit_code"] is None else str(r["exit_code"]), r["user_line"]]
+
+
+HEAD = ["cell", "F at fault", "used after", "released", "goal", "max F after", "verdicts after", "record", "rc",
+        "the user saw"]
+
+
+def run_links(args) -> int:
+    from rigs.config import load_rig
+    from rigs.linkfaults.matrix import BusyLoad, CellRunner, Limits, all_cells, cell_spec, result_dict, run_cells, select
+    from drivers.errors import ConfigError
+    from suites.spec import load_spec
+
+    console = Console(width=max(Console().width, 200))
+    try:
+        rig = load_rig(args.rig)
+        cells = select(all_cells(), args.only)
+    except (ConfigError, ValueError) as exc:
+        print(f"rig faults links: {exc}", file=sys.stderr)
+        return 2
+    if rig.emulated is None or rig.controller.transport != "tcp" or rig.gauge.dialect != "scpi":
+        print(f"rig faults links: {rig.source or rig.name}: needs an emulated rig with a tcp controller and the scpi "
+              "gauge (the gcl gauge is the ground truth's)", file=sys.stderr)
+        return 2
+    if not cells:
+        print(f"rig faults links: --only {args.only}: no cell matches", file=sys.stderr)
+        return 2
+    spec = load_spec(rig.table.specification)
+    limits = Limits.of(rig, spec)
+    workdir = Path(args.work_dir or tempfile.mkdtemp(prefix="link-faults-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec_file = cell_spec(Path(spec.source) if getattr(spec, "source", None) else SPECS_DIR / f"{spec.name}.yaml",
+                          workdir / "cell-spec.yaml")
+    runner = CellRunner(Path(rig.source) if rig.source else ROOT / "rigs" / "emulated-lumbar.yaml", limits, spec_file,
+                        workdir, poll_s=args.poll_ms / 1000.0, delay_ms=args.delay_ms)
+    console.print(f"link-fault matrix: {len(cells)} cells, bound {limits.bound_wall_s:.2f} s wall "
+                  f"(watchdog {limits.watchdog_table_s:g} s + release {limits.release_table_s:g} s table at K = "
+                  f"{limits.time_scale:g}, + {limits.margin_wall_s:g} s), residual {limits.residual_n:g} N, "
+                  f"load {args.load}, jobs {args.jobs}; work dir {workdir}")
+    load = BusyLoad(args.load) if args.load else None
+    started = time.perf_counter_ns()
+
+    def progress(res) -> None:
+        mark = "[green]ok[/]" if res.ok else "[red]MISS[/]"
+        console.print(f"  {res.cell:<28} {mark} {res.wall_s:5.1f} s  " + ("; ".join(res.problems) or ""))
+
+    try:
+        results = run_cells(cells, runner, args.jobs, progress)
+    finally:
+        if load is not None:
+            load.stop()
+    wall = (time.perf_counter_ns() - started) / 1e9
+    rows = [result_dict(r) for r in results]
+    misses = [r for r in rows if not r["ok"]]
+    table = Table(title=f"link-fault matrix — {len(rows)} cells, {len(misses)} missed the goal, {wall:.0f} s, "
+                        f"load {args.load}")
+    for h in HEAD:
+        table.add_column(h, overflow="fold", no_wrap=h in ("cell",))
+    for r in rows:
+        style = "green" if r["ok"] else "red"
+        table.add_row(*[f"[{style}]{r['cell']}[/]"] + _row(r)[1:])
+    console.print(table)
+    for r in misses:
+        console.print(f"[red]MISS {r['cell']}: {'; '.join(r['problems'])}[/]")
+    summary = (f"{len(rows) - len(misses)}/{len(rows)} cells met the goal; false PASS in "
+               f"{sum(1 for r in rows if r['false_pass'])}; record damaged or lines lost in "
+               f"{sum(1 for r in rows if r['record'] and not r['record'].get('intact'))}; wall {wall:.0f} s")
+    console.print(summary)
+    if args.save:
+        out = Path(args.save)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        command = "rig faults links" + (f" --only {args.only}" if args.only else "") + (
+            f" --load {args.load}" if args.load else "") + (f" --jobs {args.jobs}" if args.jobs != 1 else "")
+        meta = {"command": command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "wall_s": wall,
+                "load": args.load, "jobs": args.jobs, "bound_wall_s": limits.bound_wall_s,
+                "limits": limits.__dict__, "cells": rows}
+        out.with_suffix(".json").write_text(json.dumps(meta, indent=1))
+        lines = [LINKS_DOC, "## Latest results", "",
+                 f"`{command}` on {meta['date']}, this 2-core machine shared with other work, time scale "
+                 f"{limits.time_scale:g}: bound {limits.bound_wall_s:.2f} s wall, residual {limits.residual_n:g} N. "
+                 f"{summary}.", "",
+                 "| " + " | ".join(HEAD) + " |", "|---" * len(HEAD) + "|"]
+        for r in rows:
+            cells_md = _row(r)
+            cells_md[0] = f"{r['cell']}" if r["ok"] else f"**{r['cell']} MISS**"
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells_md) + " |")
+        if misses:
+            lines += ["", "### Cells that missed the goal", ""]
+            lines += [f"- **{r['cell']}**: {'; '.join(r['problems'])}" for r in misses]
+        out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+        console.print(f"saved {out.with_suffix('.md')} and {out.with_suffix('.json')}")
+    return 0 if not misses else 1

@@ -67,6 +67,12 @@ def _faults_matrix(args: argparse.Namespace) -> int:
     return run_matrix(args)
 
 
+def _faults_links(args: argparse.Namespace) -> int:
+    from rigcli.faults import run_links
+
+    return run_links(args)
+
+
 def _check(args: argparse.Namespace) -> int:
     """Open the rig, print what answered, close it (a smoke test of a bench)."""
     from rigs.config import load_rig
@@ -344,6 +350,19 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--save", metavar="PATH", help="write PATH.md and PATH.json (e.g. docs/fault-matrix)")
     matrix.add_argument("--work-dir", help="where the runs go (default: a temporary directory)")
     matrix.set_defaults(func=_faults_matrix)
+    links = fsub.add_parser("links", help="break every link of an emulated rig on purpose (sever, stall, delay, "
+                            "refused reconnect, garbage) at every moment of a trial, plus SIGSTOP/SIGKILL of the "
+                            "runner, and judge each cell by the emulator's ground truth (docs/link-fault-matrix.md)")
+    links.add_argument("--rig", help="emulated rig file (default: the embedded emulated lumbar rig)")
+    links.add_argument("--only", metavar="L/F/M,…", help="only these cells: LINK/FAULT/MOMENT patterns, * for any "
+                       "(e.g. test/*/hold,runner)")
+    links.add_argument("--jobs", type=int, default=1, help="cells side by side (default 1: each cell times a release)")
+    links.add_argument("--load", type=int, default=0, metavar="N", help="N busy-loop processes during the matrix")
+    links.add_argument("--poll-ms", type=float, default=20.0, help="ground-truth force poll (default 20 ms)")
+    links.add_argument("--delay-ms", type=float, help="the delay fault (default: the link's own timeout, each way)")
+    links.add_argument("--save", metavar="PATH", help="write PATH.md and PATH.json (e.g. docs/link-fault-matrix)")
+    links.add_argument("--work-dir", help="where the cells' runs go (default: a temporary directory)")
+    links.set_defaults(func=_faults_links)
 
     check = sub.add_parser("check", help="open a rig and show what answers")
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")

@@ -27,6 +27,7 @@ Seconds = Annotated[float, BeforeValidator(parse_seconds), Field(gt=0)]
 
 _VISA_SOCKET = re.compile(r"^TCPIP\d*::[^:]+::\d{1,5}::SOCKET$", re.IGNORECASE)
 _VISA_ASRL = re.compile(r"^ASRL(\d+|/dev/[\w./-]+|COM\d+)::INSTR$", re.IGNORECASE)
+_ENDPOINT = r"^[^:\s]+:\d{1,5}$"
 _VISA_INSTR = re.compile(r"^(TCPIP\d*::[^:]+(::[\w.]+)?::INSTR|USB\d*::.+::INSTR|GPIB\d*::\d+(::\d+)?::INSTR)$", re.IGNORECASE)
 
 
@@ -43,6 +44,26 @@ class ControllerConfig(Strict):
     parity: Literal["E", "N", "O"] = "E"
     unit_id: int = Field(1, ge=1, le=247)
     timeout_s: Seconds = 1.0
+    #: "host:port" of the link kept for making the table safe, and of the heartbeat process's
+    #: link (Modbus TCP only; default: host/port, or the emulator's port). Each link may then
+    #: take its own path: a second network port of the controller, or a fault-injecting proxy
+    #: per link (`rig faults links`, docs/link-fault-matrix.md)
+    safety_link: str | None = Field(None, pattern=_ENDPOINT)
+    heartbeat_link: str | None = Field(None, pattern=_ENDPOINT)
+
+    @model_validator(mode="after")
+    def _links(self):
+        if self.transport != "tcp" and (self.safety_link or self.heartbeat_link):
+            raise ValueError("safety_link/heartbeat_link: only a tcp controller has more than one link")
+        return self
+
+    def link(self, which: Literal["safety", "heartbeat"]) -> tuple[str, int] | None:
+        """(host, port) of the safety or heartbeat link when the rig file routes it elsewhere."""
+        text = self.safety_link if which == "safety" else self.heartbeat_link
+        if not text:
+            return None
+        host, port = text.rsplit(":", 1)
+        return host, int(port)
 
 
 class StimulusConfig(Strict):

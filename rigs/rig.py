@@ -210,9 +210,11 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
     try:
         ctrl.connect()
         if ctrl.transport.value == "tcp":
-            safety = TractionController(transport="tcp", host=ctrl._client.comm_params.host,
-                                        port=ctrl._client.comm_params.port, unit_id=ctrl.unit_id,
+            shost, sport = c.link("safety") or (ctrl._client.comm_params.host, ctrl._client.comm_params.port)
+            safety = TractionController(transport="tcp", host=shost, port=sport, unit_id=ctrl.unit_id,
                                         timeout_s=ctrl.timeout_s, name="traction controller (safety link)").connect()
+            if c.link("heartbeat"):  # the heartbeat process's own link, routed as the rig file says
+                ctrl.heartbeat_link = dict(zip(("host", "port"), c.link("heartbeat")))
         stim.connect()
         gauge = open_gauge(resource, g.dialect, timeout_ms=int(g.timeout_s * 1000), time_scale=config.time_scale)
         if "patient_simulator" in endpoints:

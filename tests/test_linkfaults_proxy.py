@@ -132,6 +132,18 @@ def test_sever_closes_both_sides_and_a_reconnect_is_served(proxy, echo):
         assert recv_exactly(again, 1) == b"y"
 
 
+def test_the_next_use_of_a_severed_link_is_seen(proxy):
+    with connect(proxy) as sock:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"
+        at = proxy.sever()
+        assert closed_by_peer(sock)  # the client is told at once
+        assert proxy.state()["first_use_ns"] is None
+        sock.sendall(b"request into a cut link")
+        wait_until(lambda: proxy.state()["first_use_ns"] is not None)
+        assert proxy.state()["first_use_ns"] > at
+
+
 def test_stall_holds_every_byte_until_heal(proxy):
     with connect(proxy) as sock:
         proxy.stall()

@@ -70,6 +70,7 @@ class _Direction:
 class _Connection:
     client_writer: asyncio.StreamWriter
     device_writer: asyncio.StreamWriter
+    client_reader: asyncio.StreamReader | None = None
     to_device: _Direction = field(default_factory=_Direction)
     to_client: _Direction = field(default_factory=_Direction)
     tasks: list = field(default_factory=list)
@@ -94,6 +95,7 @@ class FaultProxy:
         self._control_server: asyncio.base_events.Server | None = None
         self._connections: set[_Connection] = set()
         self._opening: set[asyncio.StreamWriter] = set()
+        self._lingering: set[asyncio.StreamWriter] = set()  # severed clients, watched for their next use
         self._flowing: asyncio.Event | None = None
         self._delay_ns = 0
         self._corrupt_next = 0  # chunks toward the client still to be corrupted
@@ -149,6 +151,8 @@ class FaultProxy:
             if server is not None:
                 server.close()
         self._sever_all()
+        for writer in list(self._lingering):
+            writer.transport.abort()
         await asyncio.sleep(0)
 
     def close(self) -> None:
@@ -251,19 +255,37 @@ class FaultProxy:
         for writer in list(self._opening):
             writer.transport.abort()
         for conn in list(self._connections):
-            self._drop(conn)
+            self._drop(conn, watch=True)
 
-    def _drop(self, conn: _Connection) -> None:
+    async def _after_sever(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The client has been told the link closed (FIN); its next byte is its next use of
+        the link (seen, then reset), which a closed socket would hide from the proxy."""
+        try:
+            if await reader.read(1):
+                self._used()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            self._lingering.discard(writer)
+            writer.transport.abort()
+
+    def _drop(self, conn: _Connection, watch: bool = False) -> None:
         if conn.closed:
             return
         conn.closed = True
         self._connections.discard(conn)
-        for writer in (conn.client_writer, conn.device_writer):
-            writer.transport.abort()
         current = asyncio.current_task()
         for task in conn.tasks:
             if task is not current:
                 task.cancel()
+        conn.device_writer.transport.abort()
+        client = conn.client_writer
+        if watch and conn.client_reader is not None and client.can_write_eof() and not client.transport.is_closing():
+            client.write_eof()  # both sides closed as far as the client can tell
+            self._lingering.add(client)
+            asyncio.ensure_future(self._after_sever(conn.client_reader, client))
+        else:
+            client.transport.abort()
 
     async def _state(self) -> dict:
         return {"name": self.name, "port": self.port, "target": f"{self.target[0]}:{self.target[1]}",
@@ -295,7 +317,7 @@ class FaultProxy:
         if client_writer.transport.is_closing():
             device_writer.transport.abort()
             return
-        conn = _Connection(client_writer, device_writer)
+        conn = _Connection(client_writer, device_writer, client_reader)
         self._connections.add(conn)
         self.connections_total += 1
         conn.tasks = [
