@@ -84,8 +84,9 @@ def run_matrix(args) -> int:
     faults = [f.strip() for f in args.only.split(",")] if args.only else sorted(CATALOGUE)
     unknown = [f for f in faults if f not in CATALOGUE]
     if unknown:
-        console.print(f"rig: unknown fault {unknown[0]}; known: {', '.join(sorted(CATALOGUE))}")
-        return 2
+        from drivers.errors import ConfigError
+
+        raise ConfigError(f"--only {unknown[0]}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
     jobs = [(f"nominal-seed{s}", None, s) for s in range(1, args.seeds + 1)]
     jobs += [(f"fault-{f}", f, 1) for f in faults]
     started = time.perf_counter_ns()

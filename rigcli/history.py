@@ -22,7 +22,7 @@ from rich.table import Table
 
 from drivers.errors import ConfigError
 from reports.history.drift import HORIZON_RUNS, assess, points_from_rows
-from reports.history.store import HistoryError, Store, resolve_url, shown
+from reports.history.store import DatabaseURLError, HistoryError, Store, resolve_url, shown
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STYLE = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow", "NOT RUN": "dim", "N/A": "dim"}
@@ -64,8 +64,8 @@ def history(args) -> int:
     if len(what) > 1:
         raise ConfigError(f"rig history: one requirement at a time, got {' '.join(what)}")
     if not Path(url.removeprefix("sqlite:///")).exists() and url.startswith("sqlite:///"):
-        raise HistoryError(f"results database {shown(url)}: no such file yet — `rig run` or "
-                           "`rig history import RUN…` creates it, or give --db")
+        raise DatabaseURLError(f"results database {shown(url)}: no such file yet — `rig run` or "
+                               "`rig history import RUN…` creates it, or give --db")
     with Store(url) as store:
         if what:
             return _trend(store, what[0], args)
@@ -137,6 +137,10 @@ def _trend(store: Store, requirement: str, args) -> int:
 def _import(url: str, dirs: list[str]) -> int:
     if not dirs:
         raise ConfigError("rig history import: which runs? give one or more run directories (RUN_DIR…)")
+    missing = [d for d in dirs if not Path(d).is_dir()]
+    if missing:  # a mistyped path is bad input: said before anything is imported
+        raise ConfigError(f"{missing[0]}: no such run directory"
+                          + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
     code = 0
     try:
         store = Store(url)
@@ -148,10 +152,6 @@ def _import(url: str, dirs: list[str]) -> int:
     with store:
         for d in dirs:
             path = Path(d)
-            if not path.is_dir():
-                print(f"rig history import: {path}: no such run directory")
-                code = 1
-                continue
             try:
                 done = store.ingest(path)
                 print(done.line())
@@ -161,7 +161,7 @@ def _import(url: str, dirs: list[str]) -> int:
                           f"{done.run['overall']} (never PASS)", file=sys.stderr)
                     code = 1
             except HistoryError as exc:
-                print(f"rig history import: {exc}")
+                print(f"rig history import: {exc}", file=sys.stderr)
                 code = 1
     return code
 

@@ -1,7 +1,8 @@
 """`rig` — run the safety suites, emulate a table, inspect a rig.
 
-Every user-facing failure is one line on stderr with exit status 2 (bad input) or 1
-(the rig failed); tracebacks are kept for `--debug`.
+Every user-facing failure is one line on stderr with exit status 2 (bad input: nothing
+was done) or 1 (a device, the database or the run failed); README "Exit status" has the
+table. Tracebacks are kept for `--debug`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drivers.errors import RigError
+from drivers.errors import EXIT_FAILED, ConfigError, RigError, exit_status
 
 
 def _emulate(args: argparse.Namespace) -> int:
@@ -18,7 +19,7 @@ def _emulate(args: argparse.Namespace) -> int:
 
     for name in args.fault:
         if name not in CATALOGUE:
-            raise RigError(f"--fault {name}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
+            raise ConfigError(f"--fault {name}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
     from rigcli.exposure import emulator_listen
 
     warning = emulator_listen(args.host, args.allow_remote)  # beyond the loopback: refused, or said
@@ -90,7 +91,28 @@ def _check(args: argparse.Namespace) -> int:
               f"force={status.force_n:.1f} N")
         print(f"stimulus   {rig.stimulus.device}: {', '.join(f'{k.name}={int(v)}' for k, v in rig.stimulus.states().items())}")
         print(f"gauge      {config.gauge.dialect} {rig.gauge.resource}: {force:.2f} N")
-    return 0
+    return _check_calibration(config, args.allow_expired_calibration)
+
+
+def _check_calibration(config, allowed: bool) -> int:
+    """The reference gauge's calibration, always shown; an expired one is a loud line on
+    stderr and exit 1 (the bench answered, but `rig run` would refuse it), unless
+    --allow-expired-calibration, which `rig run` would need too."""
+    import datetime as dt
+
+    cal = config.gauge.calibration
+    left = (cal.due - dt.date.today()).days
+    state = "EXPIRED" if cal.expired() else f"valid, {left} days left"
+    print(f"calibration {cal.certificate}: due {cal.due} ({state})")
+    if not cal.expired():
+        return 0
+    what = (f"rig check: {config.source}: the gauge's calibration EXPIRED (due {cal.due}, certificate "
+            f"{cal.certificate}): its readings are not traceable — recalibrate the gauge")
+    if allowed:
+        print(f"{what}; allowed by --allow-expired-calibration", file=sys.stderr)
+        return 0
+    print(f"{what}; `rig run` refuses this rig unless --allow-expired-calibration", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -160,7 +182,7 @@ def _verify(args: argparse.Namespace) -> int:
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
-        raise RigError(f"{run_dir}: no such run directory")
+        raise ConfigError(f"{run_dir}: no such run directory")
     lab = load_lab(args.lab)  # a wrong lab config is a usage error (exit 2), found before any verdict
     damaged = _record_damage(run_dir)  # said whatever the manifest says: sealed damage is still damage
     try:
@@ -366,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="open a rig and show what answers")
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
+    check.add_argument("--allow-expired-calibration", action="store_true",
+                       help="exit 0 although the gauge's calibration has expired (it is still reported)")
     check.set_defaults(func=_check)
 
     report = sub.add_parser("report", help="render a run's compliance report (HTML and PDF) and seal the run with a "
@@ -414,6 +438,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"rig: {exc}", file=sys.stderr)
-        return 2
+        return exit_status(exc)
     except KeyboardInterrupt:
         return 130

@@ -166,8 +166,11 @@ def run(args) -> int:
         from reports.signing import load_private_key
 
         load_private_key(lab.signing.private_key)
+    check_inputs(args)
     url = None if getattr(args, "no_history", False) else resolve_url(getattr(args, "db", None), lab_db=lab.database,
                                                                        run_root=run_root)
+    if url is not None:
+        check_database(url)
     pytest_args = [str(SUITES), "-p", "no:cacheprovider", "--run-dir", str(run_root), "-q", "-rfE", "--allure"]
     for rig in args.rig or []:
         pytest_args += ["--rig", str(rig)]
@@ -207,6 +210,46 @@ def run(args) -> int:
             panel.stop()
         if announce_dir is not None:
             shutil.rmtree(announce_dir, ignore_errors=True)
+
+
+def check_inputs(args) -> None:
+    """The run's input, read before pytest starts: a wrong rig file, specification or
+    fault name, or an expired calibration, is one line on stderr and exit 2 (rigcli.main),
+    and no run directory is left behind. The plugin checks the same for plain pytest; a
+    labgrid environment's rigs are read there (its places must be checked anyway)."""
+    from drivers.errors import ConfigError
+    from fixtures.plugin import calibration_refusal
+    from rigs.config import load_rig
+    from rigs.emulator.faults import CATALOGUE
+    from suites.spec import load_spec
+
+    for name in args.fault or []:
+        if name not in CATALOGUE:
+            raise ConfigError(f"--fault {name}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
+    if args.lg_env:
+        if not Path(args.lg_env).is_file():
+            raise ConfigError(f"{args.lg_env}: no such labgrid environment file (--lg-env)")
+        return
+    for source in args.rig or [None]:
+        rig = load_rig(source)
+        load_spec(args.spec or rig.table.specification)
+        if args.fault and not rig.is_emulated:
+            raise ConfigError(f"--fault {args.fault[0]}: faults exist only on an emulated rig, {rig.name} is a bench")
+        if getattr(args, "wear", None) and not rig.is_emulated:
+            raise ConfigError(f"--wear: only an emulated table wears on request, {rig.name} is a bench")
+        refusal = None if args.allow_expired_calibration else calibration_refusal(rig)
+        if refusal is not None:
+            raise refusal
+
+
+def check_database(url: str) -> None:
+    """The results database opened, and its schema brought up to date, before the suites
+    run: a URL that is no database (exit 2) or a database that cannot be reached (exit 1)
+    is said now, in the words the record step would use, not after an hour of testing."""
+    from reports.history.store import Store
+
+    with Store(url):
+        pass
 
 
 ANNOUNCE_NAME = "run-dirs"

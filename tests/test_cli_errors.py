@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from drivers.controller import TractionController
 from drivers.errors import DeviceTimeout, DeviceUnreachable
@@ -23,6 +24,7 @@ from drivers.stimulus import StimulusModule
 from drivers.tcm1 import Coil
 from drivers.watchdog import HeartbeatError, HeartbeatKeeper
 from reports.record import read_record
+from rigcli.main import main as rig_main
 from rigcli.run import broke_off
 from rigs.emulator.gauges import GclGauge as GclModel
 from tests.gauge_helpers import FakeClock, FunctionSource, resource, served
@@ -159,11 +161,12 @@ def test_link_stalls(bench, controller):
 '''
 
 
-def child_pytest(tmp_path: Path, source: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    """A pytest session of its own (the plugin opens the shipped emulated rig) on one test file."""
+def child_pytest(tmp_path: Path, source: str, *args: str, rig: Path = LUMBAR_RIG,
+                 timeout: float = 90) -> subprocess.CompletedProcess:
+    """A pytest session of its own (the plugin opens `rig`, by default the shipped emulated one) on one test file."""
     (tmp_path / "test_child.py").write_text(source, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "pytest", "test_child.py", f"--rig={LUMBAR_RIG}",
+    return subprocess.run([sys.executable, "-m", "pytest", "test_child.py", f"--rig={rig}",
                            f"--run-dir={tmp_path / 'runs'}", "-p", "no:cacheprovider", "-p", "no:labgrid", "-q",
                            *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
                           stdin=subprocess.DEVNULL)
@@ -203,3 +206,168 @@ def test_a_failure_that_is_no_rig_error_keeps_its_traceback(tmp_path):
     assert "assert (1 + 1) == 3" in proc.stdout and "broke off on a rig error" not in proc.stdout
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert not (run_dir / "tracebacks.log").exists()
+
+
+# ---------------------------------------------------------------- bad input before anything runs
+def expired_rig(tmp_path: Path) -> Path:
+    """The shipped emulated rig with a gauge calibration that ran out in 2025."""
+    data = yaml.safe_load(LUMBAR_RIG.read_text(encoding="utf-8"))
+    data["name"] = "expired-cal"
+    data["gauge"]["calibration"].update(date="2024-01-01", due="2025-01-01")
+    path = tmp_path / "expired.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def dead_bench(tmp_path: Path) -> Path:
+    """The bench example with every device on a port of this machine where nothing listens."""
+    data = yaml.safe_load((REPO / "rigs" / "bench-example.yaml").read_text(encoding="utf-8"))
+    port = closed_port()
+    data["controller"].update(host="127.0.0.1", port=port)
+    data["stimulus"].update(host="127.0.0.1", port=port)
+    data["gauge"]["resource"] = f"TCPIP::127.0.0.1::{port}::SOCKET"
+    path = tmp_path / "dead-bench.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def only_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+def run_dirs_in(root: Path) -> list[Path]:
+    return [p for p in root.iterdir() if p.is_dir()] if root.exists() else []
+
+
+def test_rig_run_refuses_an_expired_calibration_before_pytest_starts(tmp_path, capsys):
+    rig = expired_rig(tmp_path)
+    runs = tmp_path / "runs"
+    code = rig_main(["run", "--rig", str(rig), "--run-dir", str(runs), "--no-report", "--no-history"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""  # nothing on stdout: no pytest, no '!' wrapper
+    assert only_line(err) == (f"rig: {rig}: gauge.calibration.due 2025-01-01 has passed — recalibrate the gauge "
+                              "or pass --allow-expired-calibration (the report will say so)")
+    assert run_dirs_in(runs) == []  # no empty run directory left behind
+
+
+def test_plain_pytest_still_refuses_an_expired_calibration(tmp_path):
+    """The plugin keeps its own guard for sessions `rig run` did not start."""
+    proc = child_pytest(tmp_path, "def test_x(bench):\n    raise AssertionError('must not run')\n",
+                        rig=expired_rig(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert only_line(proc.stderr).startswith(f"rig: {tmp_path / 'expired.yaml'}: gauge.calibration.due 2025-01-01 has passed")
+    assert "must not run" not in proc.stdout and run_dirs_in(tmp_path / "runs") == []
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_rig_run_checks_the_database_url_before_the_suites(tmp_path, capsys, monkeypatch, how):
+    runs = tmp_path / "runs"
+    args = ["run", "--run-dir", str(runs), "--no-report", "-k", "nothing_matches"]
+    if how == "flag":
+        args += ["--db", "nonsense"]
+    else:
+        monkeypatch.setenv("TRACTION_RIG_DB", "nonsense")
+    code = rig_main(args)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert only_line(err) == ("rig: results database 'nonsense': not a database URL — use e.g. "
+                              "sqlite:////path/history.sqlite or postgresql+psycopg://user@host/db")
+    assert run_dirs_in(runs) == []
+
+
+def test_rig_run_checks_that_the_database_answers_before_the_suites(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    url = f"postgresql+psycopg://rig@127.0.0.1:{closed_port()}/none"
+    code = rig_main(["run", "--run-dir", str(runs), "--no-report", "--db", url, "-k", "nothing_matches"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""  # the database failed, the input may be right: the "failed" status
+    line = only_line(err)
+    assert line.startswith(f"rig: results database {url}: unreachable or unusable (") and "Connection refused" in line
+    assert run_dirs_in(runs) == []
+
+
+@pytest.mark.slow
+def test_rig_check_flags_an_expired_calibration(tmp_path):
+    rig = expired_rig(tmp_path)
+    refused = rig_cli("check", "--rig", str(rig))
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "calibration EMU-CAL-2026-001: due 2025-01-01 (EXPIRED)" in refused.stdout.splitlines()
+    assert only_line(refused.stderr) == (
+        f"rig check: {rig}: the gauge's calibration EXPIRED (due 2025-01-01, certificate EMU-CAL-2026-001): its "
+        "readings are not traceable — recalibrate the gauge; `rig run` refuses this rig unless "
+        "--allow-expired-calibration")
+    allowed = rig_cli("check", "--rig", str(rig), "--allow-expired-calibration")
+    assert allowed.returncode == 0 and "EXPIRED" in only_line(allowed.stderr)
+    valid = rig_cli("check", "--rig", str(LUMBAR_RIG))
+    assert valid.returncode == 0 and valid.stderr == ""
+    assert "calibration EMU-CAL-2026-001: due 2027-03-01 (valid, " in valid.stdout
+
+
+def rig_cli(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rigcli", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+# ---------------------------------------------------------------- one exit status per kind of failure
+def bad_inputs(tmp: Path) -> list[tuple[list[str], str]]:
+    """(arguments, words of the one line): bad input in every command that takes some."""
+    missing = str(tmp / "no-such")
+    return [
+        (["run", "--rig", f"{missing}.yaml", "--run-dir", str(tmp / "runs")], "cannot read rig file"),
+        (["run", "--spec", "no-such-spec", "--run-dir", str(tmp / "runs")], "cannot read specification"),
+        (["run", "--fault", "no-such-fault", "--run-dir", str(tmp / "runs")], "--fault no-such-fault: unknown fault"),
+        (["run", "--lg-env", f"{missing}.yaml", "--run-dir", str(tmp / "runs")], "no such labgrid environment file"),
+        (["check", "--rig", f"{missing}.yaml"], "cannot read rig file"),
+        (["demo", "--rig", f"{missing}.yaml"], "cannot read rig file"),
+        (["emulate", "--fault", "no-such-fault"], "--fault no-such-fault: unknown fault"),
+        (["report", missing], "no such run directory"),
+        (["verify", missing], "no such run directory"),
+        (["history", "import", missing, "--db", f"sqlite:///{tmp / 'h.sqlite'}"], "no such run directory"),
+        (["history", "--db", "nonsense"], "not a database URL"),
+        (["history", "--db", f"sqlite:///{tmp / 'h.sqlite'}"], "no such file yet"),
+        (["faults", "matrix", "--only", "no-such-fault", "--work-dir", str(tmp / "m")], "--only no-such-fault: unknown fault"),
+    ]
+
+
+def test_bad_input_is_one_line_and_exit_2_in_every_command(tmp_path, capsys):
+    for args, words in bad_inputs(tmp_path):
+        code = rig_main(args)
+        out, err = capsys.readouterr()
+        assert code == 2, (args, code, out, err)
+        line = only_line(err)
+        assert line.startswith("rig: ") and words in line, (args, line)
+        assert "run record" not in out, (args, out)
+    assert run_dirs_in(tmp_path / "runs") == []
+
+
+def test_a_device_or_database_that_fails_is_exit_1(tmp_path, capsys):
+    """The input may be right: the bench is off, the database server down."""
+    bench = dead_bench(tmp_path)
+    for args, words in [
+        (["check", "--rig", str(bench)], "traction controller (test link)"),
+        (["history", "--db", f"postgresql+psycopg://rig@127.0.0.1:{closed_port()}/none"], "unreachable"),
+    ]:
+        code = rig_main(args)
+        out, err = capsys.readouterr()
+        assert code == 1, (args, code, out, err)
+        assert words in only_line(err), (args, err)
+
+
+@pytest.mark.slow
+def test_rig_run_on_a_bench_that_does_not_answer_is_one_line_naming_the_phase(tmp_path):
+    proc = rig_cli("run", "--rig", str(dead_bench(tmp_path)), "--run-dir", str(tmp_path / "runs"), "--no-report",
+                   "--no-history")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = only_line(proc.stderr)
+    assert line.startswith("rig: traction controller (test link) (modbus-tcp://127.0.0.1:")
+    assert line.endswith("cannot connect — check the host/port in the rig file and that the controller is powered "
+                         "and on the network (while opening the rig)")
+    assert "!" not in proc.stdout and "Exit" not in proc.stdout and "no run record" not in proc.stdout

@@ -22,7 +22,7 @@ from sqlalchemy import create_engine, delete, event, func, insert, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
-from drivers.errors import ConfigError, RigError
+from drivers.errors import EXIT_FAILED, ConfigError, RigError
 from reports.history.models import MeasurementRow, RequirementResult, Run
 from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, evidence_sha256, sha256_file
 from reports.record import RECORD_NAME, damage_text
@@ -36,6 +36,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 class HistoryError(RigError):
     """The results database cannot be reached or used; one line, naming it."""
+
+    exit_status = EXIT_FAILED  # the database failed, not the input (a URL that is no URL: DatabaseURLError)
 
 
 class DatabaseURLError(HistoryError, ConfigError):
