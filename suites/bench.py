@@ -16,6 +16,7 @@ import numpy as np
 
 from drivers import lease
 from drivers.controller import CommandRefused, ControllerStatus
+from drivers.errors import DeviceError
 from drivers.gauge.base import HOST_ARRIVAL, GaugeTrace
 from drivers.tcm1 import Holding, Phase, StimulusCoil
 from drivers.units import n_to_dn, s_to_ds
@@ -169,7 +170,14 @@ class Bench:
         self.ctrl.write_holding(Holding.TREATMENT_TIME, int(treatment_s))
 
     def make_safe(self) -> None:
-        self.rig.make_safe()
+        """Release mid-test (after a trial). A release command that failed stops the
+        heartbeat's beats at once (the watchdog is then the next path) and ends the test:
+        its teardown runs the whole ladder of rigs/safe_state.py and confirms the release."""
+        problems = self.rig.make_safe()
+        if problems:
+            self.keeper.drop()
+            raise DeviceError((self.rig.safety or self.ctrl).device, "the release command failed mid-test (" + "; ".join(problems) + ")",
+                              "the heartbeat stopped so the controller's watchdog releases the table")
 
     # ---------------------------------------------------------------- gauge
     @contextmanager
