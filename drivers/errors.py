@@ -17,6 +17,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: reserved: the table could not be confirmed safe (set by the safe-state path, never for anything else)
 EXIT_NOT_CONFIRMED_SAFE = 4
+#: interrupted (Ctrl-C, SIGTERM, SIGHUP): 128 + SIGINT, as a shell reports it
+EXIT_INTERRUPTED = 130
 
 
 class RigError(Exception):

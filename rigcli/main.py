@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from drivers.errors import EXIT_FAILED, ConfigError, RigError, exit_status
+from drivers.errors import EXIT_FAILED, EXIT_INTERRUPTED, ConfigError, RigError, exit_status
 
 
 def _emulate(args: argparse.Namespace) -> int:
@@ -440,4 +440,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rig: {exc}", file=sys.stderr)
         return exit_status(exc)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED

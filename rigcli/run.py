@@ -3,7 +3,8 @@
 Runs pytest in this process on the project's `suites/` with the traction-rig plugin,
 then reads the run record it wrote and prints one line per requirement of the
 specification. Exit status: 0 when every requirement passed, 1 when any failed, was
-inconclusive or was not run, 2 for bad input.
+inconclusive or was not run (or a device failed), 2 for bad input, 4 when the table could
+not be confirmed safe, 130 when interrupted (README, "Exit status").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
+from drivers.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_CONFIRMED_SAFE, EXIT_USAGE
 from reports.verdicts import format_value, summarise, verdict_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -308,7 +310,8 @@ def run_and_report(pytest_args: list[str], args, console: Console, lab, url, wor
     if not probe.run_dirs:
         if not probe.open_error:  # else its one line on stderr said why
             console.print("[red]no run record was written (the rig did not open)[/]")
-        return 2 if code in (2, 3, 4) else 1
+        status = exit_status_of(code, probe)
+        return EXIT_FAILED if status is None else status
     if len(probe.run_dirs) < workers:
         console.print(f"[red]only {len(probe.run_dirs)} of {workers} rigs wrote a run record[/]")
         code = code or 1
@@ -330,6 +333,22 @@ def run_and_report(pytest_args: list[str], args, console: Console, lab, url, wor
         console.print(f"{len(overall)} rigs:")
         for run_dir, verdict in zip(sorted(probe.run_dirs), overall):
             console.print(f"  [{STYLE[verdict]}]{verdict:<12}[/] {run_dir}")
-    if code in (2, 3, 4):  # interrupted, internal error, usage error
-        return 2
+    status = exit_status_of(code, probe)
+    if status is not None:
+        return status
     return 0 if all(o == "PASS" for o in overall) and code == 0 else 1
+
+
+def exit_status_of(code: int, probe: RunDirProbe) -> int | None:
+    """`rig run`'s exit status for what pytest returned, when that decides it (None: the
+    verdicts decide). One meaning per status, as in every `rig` command (README, "Exit
+    status"); pytest's own numbers mean other things (its 2 is an interrupt)."""
+    if probe.open_error:
+        return code  # the plugin's: EXIT_USAGE for bad input, EXIT_FAILED for a device
+    if code == pytest.ExitCode.USAGE_ERROR:  # also the plugin's EXIT_NOT_CONFIRMED_SAFE, set only on an opened rig
+        return EXIT_NOT_CONFIRMED_SAFE if probe.run_dirs else EXIT_USAGE
+    if code == pytest.ExitCode.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if code == pytest.ExitCode.INTERNAL_ERROR:
+        return EXIT_FAILED
+    return None

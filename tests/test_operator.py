@@ -502,7 +502,7 @@ def test_ctrl_c_at_a_prompt_releases_the_table(rig_run):
     r.wait_holding()
     st = r.wait_released()
     assert st.estop_latched and st.fault_code is FaultCode.ESTOP and not st.watchdog_tripped
-    assert r.finish() == 2  # interrupted
+    assert r.finish() == 130  # interrupted (README, "Exit status")
     record = r.record()
     safe = events(record, "safe-state")
     assert safe[0]["reason"] == "signal SIGINT" and safe[0]["problems"] == []
