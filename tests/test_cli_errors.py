@@ -18,14 +18,14 @@ import pytest
 import yaml
 
 from drivers.controller import TractionController
-from drivers.errors import DeviceTimeout, DeviceUnreachable
+from drivers.errors import EXIT_NOT_CONFIRMED_SAFE, DeviceTimeout, DeviceUnreachable
 from drivers.gauge import open_gauge
 from drivers.stimulus import StimulusModule
 from drivers.tcm1 import Coil
 from drivers.watchdog import HeartbeatError, HeartbeatKeeper
 from reports.record import read_record
 from rigcli.main import main as rig_main
-from rigcli.run import broke_off
+from rigcli.run import RunDirProbe, broke_off, exit_status_of
 from rigs.emulator.gauges import GclGauge as GclModel
 from tests.gauge_helpers import FakeClock, FunctionSource, resource, served
 from tests.link_cut import LinkCut
@@ -371,3 +371,16 @@ def test_rig_run_on_a_bench_that_does_not_answer_is_one_line_naming_the_phase(tm
     assert line.endswith("cannot connect — check the host/port in the rig file and that the controller is powered "
                          "and on the network (while opening the rig)")
     assert "!" not in proc.stdout and "Exit" not in proc.stdout and "no run record" not in proc.stdout
+
+
+def test_rig_run_gives_pytests_statuses_the_rig_commands_meanings(tmp_path):
+    probe = RunDirProbe()
+    assert exit_status_of(pytest.ExitCode.INTERRUPTED, probe) == 130  # pytest's 2 is an interrupt, not bad input
+    assert exit_status_of(pytest.ExitCode.USAGE_ERROR, probe) == 2
+    assert exit_status_of(pytest.ExitCode.INTERNAL_ERROR, probe) == 1
+    assert exit_status_of(pytest.ExitCode.TESTS_FAILED, probe) is None  # the verdicts decide
+    probe.run_dirs.append(tmp_path)  # a rig opened: a 4 can only be the plugin's
+    assert exit_status_of(4, probe) == EXIT_NOT_CONFIRMED_SAFE == 4
+    probe.run_dirs.clear()
+    probe.open_error = "rig: traction controller …: cannot connect (while opening the rig)"
+    assert exit_status_of(1, probe) == 1 and exit_status_of(2, probe) == 2
