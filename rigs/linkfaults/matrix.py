@@ -191,10 +191,13 @@ class GroundTruth(threading.Thread):
         return self.samples[-1][1] if self.samples else 0.0
 
 
-def release_time_s(samples: list[tuple[int, float]], fault_ns: int, residual_n: float) -> tuple[float | None, float]:
+def release_time_s(samples: list[tuple[int, float]], fault_ns: int, residual_n: float,
+                   until_ns: int | None = None) -> tuple[float | None, float]:
     """(wall seconds from the fault until the true force went below the residual force for
-    good — None if it never did within the samples —, the largest sampled force after it)."""
-    after = [(t, f) for t, f in samples if t >= fault_ns]
+    good — None if it never did within the samples —, the largest sampled force after it).
+    `until_ns`: the end of the fault (a stopped runner continued): what the table does after
+    that is the runner's again, not the fault's."""
+    after = [(t, f) for t, f in samples if t >= fault_ns and (until_ns is None or t <= until_ns)]
     if not after:
         return None, 0.0
     peak = max(f for _, f in after)
@@ -278,7 +281,12 @@ def false_passes(affected: dict[str, str], events_path: Path, record_path: Path 
         events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
     except (OSError, ValueError):
         return [f"{rid} (no ground truth to check it)" for rid in passed]
-    after = [e for e in events if e["wall_ns"] >= exposed_ns]
+    # the trial's release: the first emergency release after the trial's START (the last
+    # START before the fault reached the rig, or the first after it when that was at set-up)
+    starts = [e for e in events if e["event"] == "start"]
+    start = next((e for e in reversed(starts) if e["wall_ns"] <= exposed_ns), None) or next(
+        (e for e in starts if e["wall_ns"] > exposed_ns), None)
+    after = [e for e in events if start is not None and e["wall_ns"] >= start["wall_ns"]]
     first = next((e for e in after if e["event"].startswith("emergency:")), None)
     if first is None or first["event"] != "emergency:estop-coil":
         cause = first["event"].split(":", 1)[1] if first else "no emergency release at all"
@@ -477,10 +485,10 @@ class CellRunner:
             proxy = proxies.get(cell.link)
             fault_utc = time.time()
             fault_ns = self._inject(cell, proxy, runner)
-            res.moment_force_n = truth.latest()
+            res.moment_force_n = gauge.force_n()  # now, not the last poll's
             gauge.ask("CLR")  # the gauge's peak from here on: the largest force between two polls too
             before = snapshot_record(run_root)
-            self._observe(cell, runner, fault_ns, res)
+            resumed_ns = self._observe(cell, runner, fault_ns, res, gauge)
             end_ns = time.perf_counter_ns()
             # more truth after the run ended (a killed runner ends at once; the controller's
             # watchdog then has the bound to act): the table must be, and stay, released
@@ -489,8 +497,9 @@ class CellRunner:
             time.sleep(max(0.0, (until_ns - time.perf_counter_ns()) / 1e9))
             truth.stop()
             peak_gauge = gauge.force_n("?PT")
-            res.release_s, peak_sampled = release_time_s(truth.samples, fault_ns, self.limits.residual_n)
-            res.max_force_n = max(peak_gauge, peak_sampled)
+            res.release_s, peak_sampled = release_time_s(truth.samples, fault_ns, self.limits.residual_n, resumed_ns)
+            # a resumed runner: the gauge's peak while it was stopped (read before SIGCONT)
+            res.max_force_n = max(res.max_force_n if resumed_ns is not None else peak_gauge, peak_sampled)
             if cell.link == RUNNER:
                 exposed_ns = fault_ns
             else:
@@ -536,11 +545,16 @@ class CellRunner:
             res.wall_s = (time.perf_counter_ns() - started) / 1e9
         return res
 
-    def _observe(self, cell: Cell, runner: subprocess.Popen, fault_ns: int, res: CellResult) -> None:
+    def _observe(self, cell: Cell, runner: subprocess.Popen, fault_ns: int, res: CellResult,
+                 gauge: TruthGauge) -> int | None:
         """Let the fault play out: a stopped runner stays stopped for the bound plus a margin
-        (then it continues, and its run must still not PASS); otherwise until the run ends."""
+        (then it continues: its instant is returned, and no verdict may be false after it);
+        otherwise until the run ends."""
+        resumed_ns = None
         if cell.fault == "sigstop":
             time.sleep(self.limits.bound_wall_s + STOPPED_FOR_EXTRA_S)
+            res.max_force_n = gauge.force_n("?PT")
+            resumed_ns = time.perf_counter_ns()
             os.kill(runner.pid, signal.SIGCONT)
         try:
             runner.wait(RUN_AFTER_FAULT_S)
@@ -548,6 +562,7 @@ class CellRunner:
             res.problems.append(f"the run did not end within {RUN_AFTER_FAULT_S:g} s of the fault (killed)")
             runner.kill()
             runner.wait(10)
+        return resumed_ns
 
     def _judge(self, res: CellResult, exposed_ns: int | None, end_ns: int) -> None:
         bound = self.limits.bound_wall_s
