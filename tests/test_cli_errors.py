@@ -199,6 +199,22 @@ def test_a_link_that_stalls_mid_test_is_one_line_naming_device_link_and_step(tmp
     assert broke_off(read_record(run_dir), ends[0]["test"]) == f"{ends[0]['test']} — {lines[0]}"
 
 
+@pytest.mark.slow
+def test_a_gauge_error_names_the_reference_gauge(tmp_path):
+    """A gauge's errors carry only its VISA resource; the line says which device that is."""
+    proc = child_pytest(tmp_path, """
+from drivers.errors import DeviceTimeout
+
+
+def test_gauge_goes_quiet(gauge):
+    raise DeviceTimeout(gauge.resource, "no reply to 'TRAC:DATA?' within 2.0 s")
+""")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if x.startswith("during test_gauge_goes_quiet: ")]
+    assert line.startswith("during test_gauge_goes_quiet: reference gauge (scpi) TCPIP::127.0.0.1::")
+    assert line.endswith("::SOCKET: no reply to 'TRAC:DATA?' within 2.0 s")
+
+
 def test_a_failure_that_is_no_rig_error_keeps_its_traceback(tmp_path):
     """Only the rig's own errors are shortened: an assertion in a test is the test's to show."""
     proc = child_pytest(tmp_path, "def test_plain(bench):\n    assert 1 + 1 == 3\n")
