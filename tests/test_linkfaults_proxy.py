@@ -218,6 +218,15 @@ def test_first_use_after_a_fault(proxy):
         assert proxy.state()["first_use_ns"] > at
 
 
+def test_a_request_in_flight_meets_the_fault_at_once(proxy):
+    with connect(proxy) as sock:
+        proxy.delay(200)
+        sock.sendall(b"q")  # its answer is on its way back
+        wait_until(lambda: proxy.state()["bytes_to_device"] == 1)
+        at = proxy.stall()
+        assert proxy.state()["first_use_ns"] == at
+
+
 def test_refuse_keeps_current_connections(proxy):
     with connect(proxy) as sock:
         sock.sendall(b"x")

@@ -585,18 +585,26 @@ class CellRunner:
 
 
 def _user_line(work: Path) -> str:
-    """The one line the user saw: the last line of stderr, else the verdict summary."""
-    for name, pick in (("stderr.txt", None), ("stdout.txt", "overall:")):
+    """The one line the user saw: a TABLE NOT CONFIRMED SAFE line if there was one, else the
+    last line on stderr, else the overall verdict with the first reason a test broke off."""
+    def lines(name: str) -> list[str]:
         try:
-            lines = [ln.strip() for ln in (work / name).read_text(errors="replace").splitlines() if ln.strip()]
+            text = (work / name).read_text(errors="replace")
         except OSError:
-            continue
-        lines = [ln for ln in lines if not ln.startswith(("warnings.warn", "/", "-- Docs"))]
-        if pick:
-            lines = [ln for ln in lines if ln.startswith(pick)] or lines[-1:]
-        if lines:
-            return lines[-1][:200]
-    return ""
+            return []
+        return [ln.strip() for ln in text.splitlines()
+                if ln.strip() and not ln.lstrip().startswith(("warnings.warn", "/", "-- Docs", "self._mark"))]
+
+    err, out = lines("stderr.txt"), lines("stdout.txt")
+    loud = next((ln for ln in err + out if "NOT CONFIRMED SAFE" in ln), None)
+    if loud:
+        return loud[:240]
+    if err:
+        return err[-1][:240]
+    overall = next((ln for ln in reversed(out) if ln.startswith("overall:")), "")
+    overall = overall.split(" — run record")[0]
+    reason = next((ln.split(" — ", 1)[-1] for ln in out if ln.startswith("test did not complete:")), "")
+    return (f"{overall} ({reason})" if reason else overall)[:240]
 
 
 # ---------------------------------------------------------------------------------------

@@ -75,6 +75,13 @@ class _Connection:
     to_client: _Direction = field(default_factory=_Direction)
     tasks: list = field(default_factory=list)
     closed: bool = False
+    last_request_ns: int = 0  # the client's last bytes in
+    last_answer_ns: int = 0  # the last bytes delivered to the client
+
+    @property
+    def waiting(self) -> bool:
+        """The client sent something it has had no answer to: it is using the link now."""
+        return self.last_request_ns > self.last_answer_ns
 
 
 class FaultProxy:
@@ -204,6 +211,7 @@ class FaultProxy:
 
     # ------------------------------------------------------------ faults (loop thread)
     async def _apply(self, fault: str, *args) -> int:
+        waiting = any(c.waiting for c in self._connections)  # before a sever forgets them
         if fault == "sever":
             self._sever_all()
         elif fault == "stall":
@@ -242,6 +250,8 @@ class FaultProxy:
         at = time.perf_counter_ns()
         self.log.append((at, " ".join([fault, *map(str, args)])))
         self.first_use_ns, self._watching = None, fault != "heal"
+        if self._watching and (waiting or any(c.waiting for c in self._connections)):
+            self.first_use_ns = at  # a request in flight meets the fault at once
         return at
 
     def _used(self) -> None:
@@ -335,6 +345,7 @@ class FaultProxy:
                     break
                 if way is conn.to_device:
                     self._used()
+                    conn.last_request_ns = time.perf_counter_ns()
                 way.queue.append((time.perf_counter_ns() + self._delay_ns, data))
                 way.ready.set()
         except (OSError, asyncio.IncompleteReadError):
@@ -369,6 +380,7 @@ class FaultProxy:
                 way.bytes += len(data)
                 if name == "to_client":
                     self.bytes_to_client += len(data)
+                    conn.last_answer_ns = time.perf_counter_ns()
                 else:
                     self.bytes_to_device += len(data)
         except (OSError, ConnectionError):
