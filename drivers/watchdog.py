@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from drivers.controller import ControllerStatus, TractionController
-from drivers.errors import RigError
+from drivers.errors import EXIT_FAILED, RigError
 from drivers.lease import Lease, lease_length_s
 from drivers.tcm1 import Phase
 
@@ -37,6 +37,8 @@ BEATS_PER_PERIOD = 10
 
 class HeartbeatError(RigError):
     """The heartbeat process could not start, or stopped answering."""
+
+    exit_status = EXIT_FAILED  # the rig failed, not the input
 
 
 class HeartbeatKeeper:

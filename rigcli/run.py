@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -333,10 +334,31 @@ def run_and_report(pytest_args: list[str], args, console: Console, lab, url, wor
         console.print(f"{len(overall)} rigs:")
         for run_dir, verdict in zip(sorted(probe.run_dirs), overall):
             console.print(f"  [{STYLE[verdict]}]{verdict:<12}[/] {run_dir}")
+    unsafe = not_confirmed_safe(probe.run_dirs)
+    for line in unsafe:  # the last thing on the terminal: it outweighs every verdict above
+        print(line, file=sys.stderr)
+    if unsafe:
+        return EXIT_NOT_CONFIRMED_SAFE
     status = exit_status_of(code, probe)
     if status is not None:
         return status
     return 0 if all(o == "PASS" for o in overall) and code == 0 else 1
+
+
+def not_confirmed_safe(run_dirs) -> list[str]:
+    """The TABLE NOT CONFIRMED SAFE lines the runs recorded (rigs/safe_state.py), read from
+    the records: an xdist worker's own exit status does not reach this process."""
+    from reports.record import read_record
+    from rigs.safe_state import TABLE_NOT_SAFE_EVENT
+
+    lines = []
+    for run_dir in run_dirs:
+        try:
+            events = read_record(run_dir)
+        except Exception:  # noqa: BLE001 — a record that cannot be read is reported elsewhere
+            continue
+        lines += [e.get("line") or "TABLE NOT CONFIRMED SAFE" for e in events if e.get("event") == TABLE_NOT_SAFE_EVENT]
+    return lines
 
 
 def exit_status_of(code: int, probe: RunDirProbe) -> int | None:

@@ -115,6 +115,23 @@ def test_fixture_error(ramping):
     pass
 
 
+def test_links_die(bench):
+    """Mid-ramp every link of the rig is gone at once (both controller links, the gauge and
+    the stimulus module): nothing can command the release or read the force."""
+    from drivers.controller import TractionController
+
+    mid_ramp(bench)
+    rig = bench.rig
+    rig.safety = TractionController(host="127.0.0.1", port=1, timeout_s=0.2, name="traction controller (safety link)")
+    rig.controller = TractionController(host="127.0.0.1", port=1, timeout_s=0.2, name="traction controller (test link)")
+    rig.gauge = rig.stimulus = None
+    assert False, "every link of the rig is gone"
+
+
+def test_never_runs_after_an_unconfirmed_release(bench):
+    pass
+
+
 @pytest.mark.timeout(2, method="signal", func_only=True)
 def test_timeout_signal(bench):
     start_ramp(bench)
@@ -168,7 +185,8 @@ class Child:
         self.proc = subprocess.Popen(
             # option values joined with "=": a separate path argument would take part in
             # pytest's rootdir search and make this repository the child's rootdir
-            [sys.executable, "-m", "pytest", f"test_child.py::{test}", f"--rig={RIG_FILE}",
+            [sys.executable, "-m", "pytest", *([f"test_child.py::{test}"] if " " not in test else ["test_child.py", "-k", test]),
+             f"--rig={RIG_FILE}",
              f"--run-dir={self.runs}", "-p", "no:cacheprovider", "-q", "-rA"],
             cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,  # signals reach the child only, never this session
@@ -480,3 +498,33 @@ def test_failure_mid_ramp_releases_the_table_after_the_test(child, test, when, t
     assert order == sorted(order)
     assert record[-1]["event"] == "run-end" and record[-1]["exitstatus"] == 1
     report(request, "peak force (N)", obs.peak_n)
+
+
+def test_every_link_dead_the_watchdog_releases_and_the_run_says_table_not_confirmed_safe(child, request):
+    """Seen in the field as "heartbeat alive, every command failing": now the failed release
+    stops the beats at once, the controller's watchdog releases the table, the run cannot
+    confirm it and says so in one line (stderr and record), runs no further test, and exits 4."""
+    c = child("test_links_die or test_never_runs_after_an_unconfirmed_release")
+    c.wait_run_start()
+    c.wait_mid_ramp()
+    c.go()
+    seen = time.perf_counter()
+    lease_s = min(WATCHDOG_TABLE_S / K / 2, 0.4)
+    # the child's release attempts (0.2 s timeouts) then the watchdog: generous, not a timing claim
+    obs = c.watch_release(seen, (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + lease_s + 10.0)
+    assert obs.released_after_s is not None, f"force still {obs.samples[-1][1]:.1f} N"
+    st = c.status()
+    assert st.watchdog_tripped and st.fault_code is FaultCode.WATCHDOG, st
+    c.wait_holding()
+    rc = c.let_go()
+    assert rc == 4, c.output()
+    out = c.output()
+    assert "TABLE NOT CONFIRMED SAFE — emulated-lumbar" in out
+    record = c.record()
+    unsafe = events(record, "table-not-confirmed-safe")
+    assert unsafe and unsafe[0]["reason"] == "after test" and unsafe[0]["beats_stopped"], unsafe
+    assert "heartbeat stopped (watchdog)" in unsafe[0]["steps"]
+    started = [e["test"] for e in events(record, "test-start")]
+    assert not any("never_runs" in t for t in started), started
+    assert record[-1]["event"] == "run-end" and record[-1]["exitstatus"] == 4
+    report(request, "below residual after the links died (wall s)", obs.released_after_s)

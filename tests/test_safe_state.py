@@ -82,3 +82,18 @@ def test_a_table_nothing_can_confirm_is_one_loud_line_with_the_last_force(held):
     # with a reading before the links went: the loud line carries it
     seen = release(dataclasses.replace(blind, gauge=rig.gauge), residual_n=-1.0, release_wall_s=0.05)
     assert not seen.confirmed and "by reference gauge" in seen.loud_line("x")
+
+
+def test_rig_run_reads_an_unconfirmed_release_from_the_record(tmp_path):
+    """`rig run` exits 4 and repeats the line for any run whose record has the event: an
+    xdist worker's own exit status never reaches it."""
+    from reports.record import RunRecord
+    from rigcli.run import not_confirmed_safe
+    from rigs.safe_state import TABLE_NOT_SAFE_EVENT
+
+    quiet = RunRecord.create(tmp_path, "quiet")
+    quiet.event("safe-state", reason="after test", confirmed=True)
+    loud = RunRecord.create(tmp_path, "loud")
+    loud.event(TABLE_NOT_SAFE_EVENT, reason="after test", line="TABLE NOT CONFIRMED SAFE — loud: …")
+    assert not_confirmed_safe([quiet.dir]) == []
+    assert not_confirmed_safe([quiet.dir, loud.dir]) == ["TABLE NOT CONFIRMED SAFE — loud: …"]
