@@ -9,10 +9,14 @@ watches the table from outside: nothing this process set up may keep the table p
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 from drivers import lease
 from drivers.watchdog import HeartbeatKeeper
@@ -68,3 +72,53 @@ def main(rig_file: str, force_n: float) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], float(sys.argv[2]))
+
+
+# ---------------------------------------------------------------- what the tests share
+@contextmanager
+def held(rig_file: str, force_n: float):
+    """`hold()` for a test: (rig, keeper, spec), released and closed afterwards."""
+    rig, keeper, spec = hold(rig_file, force_n)
+    try:
+        yield rig, keeper, spec
+    finally:
+        rig.make_safe()
+        keeper.stop()
+        rig.close()
+
+
+def alive(pid: int) -> bool:
+    """A process that exists and is not a zombie waiting for its (new) parent."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def start(rig_file: str, force_n: float, log: Path) -> tuple[subprocess.Popen, dict]:
+    """This module as a child holding `force_n`; (the child, the JSON line it printed)."""
+    proc = subprocess.Popen([sys.executable, "-m", "tests.heartbeat_runner", rig_file, str(force_n)],
+                            cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.PIPE,
+                            stderr=open(log, "w"), stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        proc.wait(10.0)
+        raise AssertionError(f"the runner printed nothing: {log.read_text()}")
+    return proc, json.loads(line)
+
+
+def finish(proc: subprocess.Popen, info: dict | None) -> None:
+    """End the child however it was left (stopped, deadlocked, killed) and the emulator it
+    orphaned, as a real table would outlive its runner."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.kill()  # a deadlocked runner does not end on SIGTERM
+        proc.wait(10.0)
+    pid = (info or {}).get("emulator", {}).get("pid")
+    if pid and alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10.0
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)

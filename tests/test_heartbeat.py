@@ -10,13 +10,10 @@ Modbus RTU, where the beat process and the test process share the one line.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -26,22 +23,13 @@ from drivers.watchdog import HeartbeatError, HeartbeatKeeper
 from rigs.config import load_rig
 from rigs.rig import open_rig
 from tests.emulated import wait_for
-from tests.heartbeat_runner import hold
+from tests.heartbeat_runner import alive, finish, held, start
 
-REPO = Path(__file__).resolve().parent.parent
 RIGS = {"tcp": "emulated-lumbar", "rtu": "emulated-serial"}
 HOLD_N = 150.0
 BUSY_PERIODS = 4  # watchdog periods the main thread keeps the GIL
 
 pytestmark = [pytest.mark.timeout(120)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _busy(seconds: float) -> int:
@@ -61,13 +49,8 @@ def _busy(seconds: float) -> int:
 @pytest.fixture(params=["tcp", pytest.param("rtu", marks=pytest.mark.slow)])
 def held_table(request):
     """An open emulated rig whose table holds HOLD_N, its watchdog fed by a keeper."""
-    rig, keeper, spec = hold(RIGS[request.param], HOLD_N)
-    try:
-        yield rig, keeper, spec
-    finally:
-        rig.make_safe()
-        keeper.stop()
-        rig.close()
+    with held(RIGS[request.param], HOLD_N) as table:
+        yield table
 
 
 def test_a_main_thread_holding_the_gil_does_not_starve_the_beats(held_table):
@@ -122,10 +105,10 @@ def test_the_beat_process_ends_when_its_parent_lets_go():
     try:
         keeper.arm()
         pid = keeper.pid
-        assert _alive(pid)
+        assert alive(pid)
         keeper._control.close()  # what the kernel does for a parent killed outright
         keeper._control = None
-        wait_for(lambda: not _alive(pid), 5.0, "the beat process exiting on EOF")
+        wait_for(lambda: not alive(pid), 5.0, "the beat process exiting on EOF")
     finally:
         keeper.stop()
         rig.close()
@@ -144,19 +127,13 @@ def test_a_beat_process_that_cannot_reach_the_controller_is_one_line():
 @pytest.mark.slow
 @pytest.mark.parametrize("transport", ["tcp", "rtu"])
 def test_sigkill_of_the_runner_ends_the_beats_and_the_watchdog_releases(transport, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "tests.heartbeat_runner", RIGS[transport], str(HOLD_N)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=open(tmp_path / "runner.log", "w"),
-                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-    info = None
+    proc, info = start(RIGS[transport], HOLD_N, tmp_path / "runner.log")
     try:
-        line = proc.stdout.readline()
-        assert line, f"the runner printed nothing: {(tmp_path / 'runner.log').read_text()}"
-        info = json.loads(line)
-        assert _alive(info["heartbeat_pid"])
+        assert alive(info["heartbeat_pid"])
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(10.0) == -signal.SIGKILL
         # the beat process noticed at once: it is gone, and nobody feeds the watchdog
-        wait_for(lambda: not _alive(info["heartbeat_pid"]), 5.0, "the beat process ending with its parent")
+        wait_for(lambda: not alive(info["heartbeat_pid"]), 5.0, "the beat process ending with its parent")
         ep = info["emulator"]["controller"]
         if ep["transport"] == "rtu":  # the line is free again: observe over it
             ctrl = TractionController(transport="rtu", port=ep["port"], parity=ep["parity"], timeout_s=1.0,
@@ -170,10 +147,4 @@ def test_sigkill_of_the_runner_ends_the_beats_and_the_watchdog_releases(transpor
             residual = ctrl.residual_force()
             wait_for(lambda: ctrl.status().force_n < residual, 3.0 / k + 5.0, "the force below the residual")
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10.0)
-        pid = (info or {}).get("emulator", {}).get("pid")
-        if pid and _alive(pid):  # orphaned with its parent's death, as a real table would be
-            os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not _alive(pid), 10.0, "the orphaned emulator stopping")
+        finish(proc, info)

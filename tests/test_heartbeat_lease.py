@@ -9,13 +9,9 @@ its watchdog fed however long the runner is blocked, until the next START.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +19,8 @@ from drivers import lease
 from drivers.controller import TractionController
 from drivers.tcm1 import FaultCode, Phase
 from tests.emulated import wait_for
-from tests.heartbeat_runner import hold
+from tests.heartbeat_runner import alive, finish, held, start
 
-REPO = Path(__file__).resolve().parent.parent
 HOLD_N = 150.0
 PERIODS = 4  # watchdog periods the runner is blocked / waits
 
@@ -34,13 +29,8 @@ pytestmark = [pytest.mark.timeout(120)]
 
 @pytest.fixture
 def held_table():
-    rig, keeper, spec = hold("emulated-lumbar", HOLD_N)
-    try:
-        yield rig, keeper, spec
-    finally:
-        rig.make_safe()
-        keeper.stop()
-        rig.close()
+    with held("emulated-lumbar", HOLD_N) as table:
+        yield table
 
 
 def _period_wall(rig, spec) -> float:
@@ -102,27 +92,13 @@ def test_drop_ends_the_beats_at_once_and_nothing_renews_them(held_table):
     assert keeper.refresh()["beats"] <= before + 1  # at most the one already on its way
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 @pytest.mark.parametrize("freeze", [signal.SIGSTOP, signal.SIGUSR1], ids=["SIGSTOP", "deadlock"])
 def test_a_frozen_runner_releases_the_table(freeze, tmp_path):
     """A stopped runner (SIGSTOP, a debugger) or a deadlocked one (the runner takes a lock
     twice on SIGUSR1) still exists; its beat process lives on and stops beating because the
     lease runs out, so the watchdog releases the table."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.heartbeat_runner", "emulated-lumbar", str(HOLD_N)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=open(tmp_path / "runner.log", "w"),
-                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-    info = None
+    proc, info = start("emulated-lumbar", HOLD_N, tmp_path / "runner.log")
     try:
-        line = proc.stdout.readline()
-        assert line, f"the runner printed nothing: {(tmp_path / 'runner.log').read_text()}"
-        info = json.loads(line)
         ep = info["emulator"]["controller"]
         with TractionController(host=ep["host"], port=ep["port"], timeout_s=1.0, name="observer") as ctrl:
             residual = ctrl.residual_force()
@@ -136,18 +112,7 @@ def test_a_frozen_runner_releases_the_table(freeze, tmp_path):
                           f"the force below the residual after {freeze.name}")
             took = (time.perf_counter_ns() - stopped) / 1e9
             assert st.watchdog_tripped and st.fault_code is FaultCode.WATCHDOG, st
-            assert _alive(info["heartbeat_pid"])  # it lives: the lease stopped it, not a death
+            assert alive(info["heartbeat_pid"])  # it lives: the lease stopped it, not a death
             print(f"{freeze.name} -> force below the residual in {took:.3f} s wall ({took * k:.2f} s table)")
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGCONT)
-            proc.kill()  # a deadlocked runner does not end on SIGTERM
-            try:
-                proc.wait(10.0)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10.0)
-        pid = (info or {}).get("emulator", {}).get("pid")
-        if pid and _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not _alive(pid), 10.0, "the orphaned emulator stopping")
+        finish(proc, info)

@@ -12,7 +12,7 @@ from drivers.controller import TractionController
 from drivers.tcm1 import Phase
 from rigs.safe_state import SafeState, release
 from tests.emulated import wait_for
-from tests.heartbeat_runner import hold
+from tests.heartbeat_runner import held
 
 HOLD_N = 150.0
 
@@ -20,14 +20,9 @@ pytestmark = [pytest.mark.timeout(120)]
 
 
 @pytest.fixture
-def held():
-    rig, keeper, spec = hold("emulated-lumbar", HOLD_N)
-    try:
-        yield rig, keeper, spec
-    finally:
-        rig.make_safe()
-        keeper.stop()
-        rig.close()
+def held_table():
+    with held("emulated-lumbar", HOLD_N) as table:
+        yield table
 
 
 def _dead_link(name: str) -> TractionController:
@@ -41,8 +36,8 @@ def _windows(rig, spec, keeper) -> dict:
             "watchdog_wall_s": spec.plan.watchdog_s / k + keeper.lease_length_wall_s}
 
 
-def test_a_taken_release_is_confirmed_by_the_controller_reading(held):
-    rig, keeper, spec = held
+def test_a_taken_release_is_confirmed_by_the_controller_reading(held_table):
+    rig, keeper, spec = held_table
     state = release(rig, stop_beats=keeper.drop, **_windows(rig, spec, keeper))
     assert state.confirmed and state.problems == [] and not state.beats_stopped
     assert state.steps == ["controller ESTOP + ENABLE 0"]
@@ -52,8 +47,8 @@ def test_a_taken_release_is_confirmed_by_the_controller_reading(held):
     assert keeper.at_rest(st, spec.residual_force_n)
 
 
-def test_dead_controller_links_stop_the_beats_and_the_gauge_confirms_the_watchdog_release(held):
-    rig, keeper, spec = held
+def test_dead_controller_links_stop_the_beats_and_the_gauge_confirms_the_watchdog_release(held_table):
+    rig, keeper, spec = held_table
     live = rig.controller
     dead = dataclasses.replace(rig, controller=_dead_link("test link"), safety=_dead_link("safety link"),
                                stimulus=None)
@@ -66,8 +61,8 @@ def test_dead_controller_links_stop_the_beats_and_the_gauge_confirms_the_watchdo
     assert live.status().watchdog_tripped  # it was the watchdog that released the table
 
 
-def test_a_table_nothing_can_confirm_is_one_loud_line_with_the_last_force(held):
-    rig, keeper, spec = held
+def test_a_table_nothing_can_confirm_is_one_loud_line_with_the_last_force(held_table):
+    rig, keeper, spec = held_table
     before = rig.controller.status().force_n
     assert before > 0.9 * HOLD_N
     keeper.pause()
