@@ -209,9 +209,11 @@ the two extra controller links, `rigs/config.py`). Each link is broken in five w
 — at five moments of one emergency-release trial (a hold at 400 N, then the ESTOP coil at
 rest): **setup** (the rig is open and its heartbeat armed, nothing moves yet), **ramp**
 (ramping up, above 100 N), **hold** (in the hold above 300 N), **trigger** (the controller
-has just entered its emergency release) and **release** (half-way down that release).
-The runner itself (`rig run`) is also stopped (**SIGSTOP**) and killed (**SIGKILL**) at
-each moment. Faults stay until the run ends.
+has just entered its emergency release) and **release** (half-way down that release, or
+as late in it as a 2 ms watch of the phase catches: at time scale 10 the whole release
+takes ~15 ms wall). The runner itself (`rig run`) is also stopped (**SIGSTOP**) and killed
+(**SIGKILL**) at each moment. Link faults stay until the run ends; a stopped runner stays
+stopped for the bound + 2 s, then continues (SIGCONT), and is judged while it was stopped.
 
 Each cell starts a fresh `rig emulate` (the rig file's time scale), its five proxies and
 `rig run -k "emergency and estop_coil"` with one trial. The judge is the emulator, never
@@ -242,17 +244,21 @@ kept there). The exit status is 0 only when every cell meets the goal.
 | cell | LINK/FAULT/MOMENT |
 | F at fault | the true force when the fault was applied, N |
 | used after | wall seconds from the fault until the rig next touched the faulted link (a byte sent, a connection tried); `never`: the rig did not need that link again, so no release is owed to that fault |
-| released | wall seconds from the fault until the true force was below the residual force for good; `never` if it still was not at the end |
+| released | wall seconds from the fault until the true force was below the residual force for good (the emulator's own crossing instant from its events when it has one, else the first poll below); `never` if it still was not at the end |
 | goal | released counted from the first use, against the bound: watchdog period + ER-RESIDUAL's release time (table s ÷ time scale) + 0.5 s wall |
 | max F after | the largest true force after the fault (the gauge's peak), N |
-| verdicts after | the verdicts of the requirement rows measured after the fault reached the rig (P pass, F fail, I inconclusive, - not run); a P here is a false PASS |
+| verdicts after | the verdicts of the requirement rows measured after the fault reached the rig (P pass, F fail, I inconclusive, - not run). A P is checked against the emulator: it is a **false PASS** when the trial's release was not its trigger's (the first emergency release after the trial's START had another cause, e.g. the watchdog) or a measured ER-HALF / ER-RESIDUAL is off the emulator's own crossing by more than its uncertainty (at least 20 ms table). A P that agrees (e.g. the heartbeat link cut and re-made, the stimulus module not needed by this trial) is a true PASS |
 | record | `ok`: every line of record.jsonl parses and every line written before the fault is still there, else what is wrong |
 | rc | `rig run`'s exit status (-9: killed) |
 | the user saw | the last line on stderr, or the overall verdict line |
 
 The goal per cell: released within the bound, 0 false PASS, 0 lines lost. A cell that
 misses any of it is red and listed with the reason; a cell that could not run (moment
-never reached, emulator failed) is red too.
+never reached, emulator failed) is red too. A request in flight when the fault comes
+counts as a use at that instant (a stalled reply is the rig waiting on the link now).
+
+Under load: `rig faults links --load 2 --only … --save docs/link-fault-matrix-load2`
+keeps its own file (`docs/link-fault-matrix-load2.md`), same columns.
 """
 
 

@@ -70,6 +70,8 @@ def test_release_time_is_until_below_the_residual_for_good():
     assert released == pytest.approx(0.35) and peak == 300.0  # the rise at 0.3 s counts
     assert release_time_s(samples[:4], ns(0.05), 15.0)[0] is None  # still above at the end
     assert release_time_s([(ns(1.0), 3.0)], ns(0.5), 15.0) == (0.0, 3.0)
+    # the emulator's own crossing between the last sample above and the first below
+    assert release_time_s(samples, ns(0.05), 15.0, crossings=[ns(0.01), ns(0.37)])[0] == pytest.approx(0.32)
     # a stopped runner continued at 0.25 s: what follows is the runner's again
     assert release_time_s(samples, ns(0.05), 15.0, until_ns=ns(0.25))[0] == pytest.approx(0.15)
 

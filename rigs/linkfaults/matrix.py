@@ -192,11 +192,13 @@ class GroundTruth(threading.Thread):
 
 
 def release_time_s(samples: list[tuple[int, float]], fault_ns: int, residual_n: float,
-                   until_ns: int | None = None) -> tuple[float | None, float]:
+                   until_ns: int | None = None, crossings: list[int] = ()) -> tuple[float | None, float]:
     """(wall seconds from the fault until the true force went below the residual force for
     good — None if it never did within the samples —, the largest sampled force after it).
     `until_ns`: the end of the fault (a stopped runner continued): what the table does after
-    that is the runner's again, not the fault's."""
+    that is the runner's again, not the fault's. `crossings`: the emulator's own instants of
+    the true force falling through the residual (its events): the one between the last sample
+    above and the first below replaces that sample, so the time is not the poll's."""
     after = [(t, f) for t, f in samples if t >= fault_ns and (until_ns is None or t <= until_ns)]
     if not after:
         return None, 0.0
@@ -210,12 +212,22 @@ def release_time_s(samples: list[tuple[int, float]], fault_ns: int, residual_n: 
     below = next(((t, f) for t, f in after if t > last_above), None)
     if below is None:
         return None, peak  # still above at the last sample
-    return (below[0] - fault_ns) / 1e9, peak
+    exact = next((t for t in crossings if last_above <= t <= below[0]), below[0])
+    return (exact - fault_ns) / 1e9, peak
 
 
 # ---------------------------------------------------------------------------------------
 # the record
 # ---------------------------------------------------------------------------------------
+
+
+def _crossings(events_path: Path) -> list[int]:
+    """perf_counter_ns of every "truth:residual" event (the true force through the residual)."""
+    try:
+        events = [json.loads(line) for line in events_path.read_text().splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
+    return [e["wall_ns"] for e in events if e.get("event") == "truth:residual"]
 
 
 def _record_file(run_root: Path) -> Path | None:
@@ -497,7 +509,9 @@ class CellRunner:
             time.sleep(max(0.0, (until_ns - time.perf_counter_ns()) / 1e9))
             truth.stop()
             peak_gauge = gauge.force_n("?PT")
-            res.release_s, peak_sampled = release_time_s(truth.samples, fault_ns, self.limits.residual_n, resumed_ns)
+            samples = sorted(truth.samples + [(fault_ns, res.moment_force_n)])
+            res.release_s, peak_sampled = release_time_s(samples, fault_ns, self.limits.residual_n, resumed_ns,
+                                                         _crossings(work / "events.jsonl"))
             # a resumed runner: the gauge's peak while it was stopped (read before SIGCONT)
             res.max_force_n = max(res.max_force_n if resumed_ns is not None else peak_gauge, peak_sampled)
             if cell.link == RUNNER:
