@@ -196,7 +196,9 @@ emulated rig runs through a fault-injecting proxy of its own (`rigs/linkfaults/p
 the controller's **test** link, its **safety** link (the second Modbus TCP connection kept
 for making the table safe), the **heartbeat** process's link, the **stimulus** module and
 the **gauge** (the rig file's `controller.safety_link` / `controller.heartbeat_link` route
-the two extra controller links, `rigs/config.py`). Each link is broken in five ways —
+the two extra controller links, `rigs/config.py`); **commands** breaks the test and the
+safety link at once, leaving only the heartbeat link and the stimulus module to make the
+table safe. Each link is broken in five ways —
 
 | fault | what the proxy does |
 |---|---|
@@ -226,7 +228,7 @@ two polls.
 ## How to run
 
 ```sh
-rig faults links                                   # all 135 cells, ~15 s each
+rig faults links                                   # all 160 cells, ~8 s each (~25 min)
 rig faults links --only test/*/hold,safety/*/hold,runner/*/hold
 rig faults links --load 2 --save docs/link-fault-matrix   # under two busy loops, saved here
 ```

@@ -3,8 +3,8 @@
 Why: the framework's first promise is that whatever happens to the rig, the table ends
 released. A promise tested only against the ways the authors thought of is a hope, so
 here each link of an emulated rig (the controller's test link, its safety link, the
-heartbeat process's link, the stimulus module, the gauge) runs through its own
-fault-injecting proxy (proxy.py), and each is severed, stalled, slowed, refused its
+heartbeat process's link, the stimulus module, the gauge; and both command links at once)
+runs through its own fault-injecting proxy (proxy.py), and each is severed, stalled, slowed, refused its
 reconnect or fed garbage, at set-up, mid-ramp, in a hold above 300 N, just after a
 trigger and during the release; the runner itself is also stopped (SIGSTOP) and killed
 (SIGKILL) in a hold. The judge is the emulator, not the rig: an unproxied reader polls
@@ -47,12 +47,16 @@ from rigs.linkfaults.proxy import FaultProxy
 from rigs.rig import PROJECT_ROOT, EmulatorProcess
 from suites.spec import Specification, load_spec
 
-LINKS = ("test", "safety", "heartbeat", "stimulus", "gauge")
+LINKS = ("test", "safety", "heartbeat", "stimulus", "gauge", "commands")
+#: the proxies a link's fault applies to: "commands" is both controller command links at once
+#: (test and safety), the case where only the heartbeat link and the stimulus module are left
+PROXIES_OF = {"commands": ("test", "safety")}
 LINK_FAULTS = ("sever", "stall", "delay", "refused", "garbage")
 MOMENTS = ("setup", "ramp", "hold", "trigger", "release")
 RUNNER = "runner"
 RUNNER_FAULTS = ("sigstop", "sigkill")
 LINK_TITLE = {"test": "controller test link", "safety": "controller safety link", "heartbeat": "heartbeat link",
+              "commands": "both controller command links (test + safety)",
               "stimulus": "stimulus module", "gauge": "gauge", RUNNER: "the runner (rig run)"}
 #: the trial every cell runs: one emergency release by the ESTOP coil at rest after a hold
 SELECTION = "emergency and estop_coil"
@@ -398,12 +402,14 @@ class CellRunner:
             self.rig.stimulus.timeout_s if link == "stimulus" else self.rig.controller.timeout_s)
         return timeout * 1000.0
 
-    def _inject(self, cell: Cell, proxy: FaultProxy | None, runner: subprocess.Popen) -> int:
+    def _inject(self, cell: Cell, proxies: list[FaultProxy], runner: subprocess.Popen) -> int:
         if cell.link == RUNNER:
             at = time.perf_counter_ns()
             os.kill(runner.pid, signal.SIGSTOP if cell.fault == "sigstop" else signal.SIGKILL)
             return at
-        assert proxy is not None
+        return min(self._fault(cell, proxy) for proxy in proxies)
+
+    def _fault(self, cell: Cell, proxy: FaultProxy) -> int:
         if cell.fault == "sever":
             return proxy.sever()
         if cell.fault == "stall":
@@ -423,7 +429,7 @@ class CellRunner:
                      runner: subprocess.Popen) -> str | None:
         """Block until the moment; None when reached, else why not."""
         deadline = time.perf_counter_ns() + int(MOMENT_TIMEOUT_S * 1e9)
-        peak_cell = 0.0
+        before_trigger = 0.0  # the force at the last look before the emergency release
         seen_emergency = False
         while time.perf_counter_ns() < deadline:
             if runner.poll() is not None:
@@ -438,7 +444,6 @@ class CellRunner:
             except Exception:  # noqa: BLE001 — the direct reader is the judge's, retried
                 time.sleep(FAST_POLL_S)
                 continue
-            peak_cell = max(peak_cell, st.force_n)
             if cell.moment == "ramp" and st.phase is Phase.RAMP_UP and st.force_n >= RAMP_MOMENT_N:
                 return None
             if cell.moment == "hold" and st.phase is Phase.HOLD and st.force_n >= HOLD_MOMENT_N:
@@ -447,10 +452,12 @@ class CellRunner:
                 seen_emergency = True
                 if cell.moment == "trigger":
                     return None
-                if cell.moment == "release" and st.force_n <= 0.5 * peak_cell:
+                if cell.moment == "release" and st.force_n <= 0.5 * before_trigger:
                     return None
             elif cell.moment == "release" and seen_emergency:
                 return None  # the release was faster than a poll: as late in it as could be
+            else:
+                before_trigger = st.force_n
             time.sleep(FAST_POLL_S if cell.moment in ("hold", "trigger", "release") else self.poll_s)
         return f"moment {cell.moment} not reached within {MOMENT_TIMEOUT_S:g} s"
 
@@ -494,9 +501,9 @@ class CellRunner:
             if why:
                 res.problems.append(why)
                 return res
-            proxy = proxies.get(cell.link)
+            faulted = [proxies[name] for name in PROXIES_OF.get(cell.link, (cell.link,)) if name in proxies]
             fault_utc = time.time()
-            fault_ns = self._inject(cell, proxy, runner)
+            fault_ns = self._inject(cell, faulted, runner)
             res.moment_force_n = gauge.force_n()  # now, not the last poll's
             gauge.ask("CLR")  # the gauge's peak from here on: the largest force between two polls too
             before = snapshot_record(run_root)
@@ -517,7 +524,8 @@ class CellRunner:
             if cell.link == RUNNER:
                 exposed_ns = fault_ns
             else:
-                exposed_ns = proxy.state()["first_use_ns"]
+                uses = [p.state()["first_use_ns"] for p in faulted]
+                exposed_ns = min((u for u in uses if u is not None), default=None)
             if exposed_ns is not None:
                 res.exposed_after_s = (exposed_ns - fault_ns) / 1e9
                 if res.release_s is not None:
