@@ -201,8 +201,11 @@ def test_refuse_reset_sees_each_attempt(proxy):
         at = proxy.sever()
         proxy.refuse(reset=True)
         assert proxy.state()["first_use_ns"] is None  # nobody touched the link since
-    with connect(proxy) as again:  # the handshake completes; the connection is reset at once
-        assert closed_by_peer(again)
+    try:
+        with connect(proxy) as again:  # the handshake completes; the connection is reset at once
+            assert closed_by_peer(again)
+    except ConnectionResetError:
+        pass  # the reset came before this (loaded) process returned from connect(): reset all the same
     state = proxy.state()
     assert state["refused_attempts"] == 1 and state["first_use_ns"] > at
 
