@@ -448,7 +448,9 @@ class CellRunner:
                 return None
             if cell.moment == "hold" and st.phase is Phase.HOLD and st.force_n >= HOLD_MOMENT_N:
                 return None
-            if st.phase is Phase.EMERGENCY_RELEASE:
+            # the release itself may be shorter than a look (~15 ms wall at K = 10); the latch
+            # it leaves stays until the next RESET, so a look that missed the phase sees it
+            if st.phase is Phase.EMERGENCY_RELEASE or st.estop_latched or st.watchdog_tripped:
                 seen_emergency = True
                 if cell.moment == "trigger":
                     return None
