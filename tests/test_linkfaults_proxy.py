@@ -226,8 +226,22 @@ def test_a_request_in_flight_meets_the_fault_at_once(proxy):
         proxy.delay(200)
         sock.sendall(b"q")  # its answer is on its way back
         wait_until(lambda: proxy.state()["bytes_to_device"] == 1)
+        proxy.heal()  # the answer keeps its place in the delay; the watch starts again
         at = proxy.stall()
         assert proxy.state()["first_use_ns"] == at
+
+
+def test_a_fault_stacked_on_another_keeps_its_watch(proxy):
+    with connect(proxy) as sock:
+        sock.sendall(b"x")
+        assert recv_exactly(sock, 1) == b"x"
+        at = proxy.garbage(4)
+        recv_exactly(sock, 4)
+        sock.sendall(b"y")  # the client's next request, between the two calls
+        wait_until(lambda: proxy.state()["first_use_ns"] is not None)
+        used = proxy.state()["first_use_ns"]
+        proxy.garbage(corrupt=True, frames=100)
+        assert proxy.state()["first_use_ns"] == used > at
 
 
 def test_refuse_keeps_current_connections(proxy):

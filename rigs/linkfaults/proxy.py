@@ -8,7 +8,8 @@ not what the device said (garbage). Each of those is one call here, applied to e
 connection through the proxy at once, and stamped with `time.perf_counter_ns()` (the
 same CLOCK_MONOTONIC the emulator's ground truth and the heartbeat process use), so the
 matrix can measure from the instant the fault took effect; `first_use_ns` is when the
-client next touched the link after the last fault (a byte sent, a connection attempted):
+client next touched the link after the first fault since the last heal (a byte sent, a
+connection attempted; faults stacked on it, e.g. refuse after sever, keep that watch):
 a fault on a link nobody uses has not happened yet, as far as the rig can know.
 
 Faults:
@@ -249,9 +250,12 @@ class FaultProxy:
             raise ProxyError(f"fault proxy {self.name}: unknown fault {fault!r}; one of {', '.join(FAULTS)}")
         at = time.perf_counter_ns()
         self.log.append((at, " ".join([fault, *map(str, args)])))
-        self.first_use_ns, self._watching = None, fault != "heal"
-        if self._watching and (waiting or any(c.waiting for c in self._connections)):
-            self.first_use_ns = at  # a request in flight meets the fault at once
+        if fault == "heal":
+            self.first_use_ns, self._watching = None, False
+        elif not self._watching:  # the first fault since the last heal starts the watch
+            self.first_use_ns, self._watching = None, True
+            if waiting or any(c.waiting for c in self._connections):
+                self.first_use_ns = at  # a request in flight meets the fault at once
         return at
 
     def _used(self) -> None:
