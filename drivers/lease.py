@@ -20,8 +20,11 @@ runner can move that deadline only by making progress:
 
 Bound: a runner frozen at instant t renewed last at or before t, so the last beat goes
 out before t + LENGTH and the controller trips at most one watchdog period after that:
-force ends within LENGTH + WATCHDOG + the release time of the freeze. LENGTH is half a
-watchdog period in wall time, and never more than MAX_LENGTH_WALL_S.
+force ends within LENGTH + WATCHDOG + the release time of the freeze. LENGTH is 0.3 s of
+wall time (the watchdog period if that is shorter): the goal allows a frozen runner 0.5 s
+beyond the period and the release, and the longer the lease, the longer a pause of the
+runner (a slow disk, a loaded machine) it rides out without a needless trip: LENGTH +
+the period.
 
 Only the main thread renews: a gauge's streaming thread or the panel's feed thread runs
 on while the main thread is frozen, and their I/O proves nothing about the runner.
@@ -40,8 +43,8 @@ import time
 
 #: the deadline value that means "open-ended" (the table is confirmed at rest)
 OPEN_ENDED = (1 << 63) - 1
-#: a lease is at most this long in wall seconds, whatever the watchdog period
-MAX_LENGTH_WALL_S = 0.4
+#: a lease is this long in wall seconds (the watchdog period if shorter)
+MAX_LENGTH_WALL_S = 0.3
 #: a renewal rewrites the deadline only when it moved by more than this fraction of the length
 RENEW_GRANULARITY = 0.1
 
@@ -50,8 +53,8 @@ _leases: list["Lease"] = []
 
 
 def lease_length_s(period_wall_s: float) -> float:
-    """Half a watchdog period, capped: see the module's bound."""
-    return min(period_wall_s / 2.0, MAX_LENGTH_WALL_S)
+    """The lease's length for a watchdog period (wall s): see the module's bound."""
+    return min(period_wall_s, MAX_LENGTH_WALL_S)
 
 
 class Lease:

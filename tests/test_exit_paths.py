@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from drivers.controller import TractionController
+from drivers.lease import lease_length_s
 from drivers.tcm1 import FaultCode, Phase
 from reports.record import RECORD_NAME, read_record
 from rigs.config import load_rig
@@ -420,7 +421,7 @@ def test_sigstop_mid_ramp_the_lease_runs_out_and_the_watchdog_releases(child, re
     sent = time.perf_counter()
     os.kill(c.proc.pid, signal.SIGSTOP)
     try:
-        lease_s = min(WATCHDOG_TABLE_S / K / 2, 0.4)  # drivers/lease.py: half a period, capped
+        lease_s = lease_length_s(WATCHDOG_TABLE_S / K)
         limit = (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + lease_s + MARGIN_WALL_S
         obs = c.watch_release(sent, limit)
         assert obs.released_after_s is not None, (
@@ -509,7 +510,7 @@ def test_every_link_dead_the_watchdog_releases_and_the_run_says_table_not_confir
     c.wait_mid_ramp()
     c.go()
     seen = time.perf_counter()
-    lease_s = min(WATCHDOG_TABLE_S / K / 2, 0.4)
+    lease_s = lease_length_s(WATCHDOG_TABLE_S / K)
     # the child's release attempts (0.2 s timeouts) then the watchdog: generous, not a timing claim
     obs = c.watch_release(seen, (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + lease_s + 10.0)
     assert obs.released_after_s is not None, f"force still {obs.samples[-1][1]:.1f} N"
