@@ -82,6 +82,7 @@ class TractionControllerDriver(Driver):
             return None
         link = self._open("traction controller (safety link)").connect()
         self._links.append(link)
+        link.identity()  # a safety link that does not answer is found now, not when it is needed
         return link
 
 

@@ -213,6 +213,7 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
             shost, sport = c.link("safety") or (ctrl._client.comm_params.host, ctrl._client.comm_params.port)
             safety = TractionController(transport="tcp", host=shost, port=sport, unit_id=ctrl.unit_id,
                                         timeout_s=ctrl.timeout_s, name="traction controller (safety link)").connect()
+            safety.identity()  # a safety link that does not answer is found now, not when it is needed
             if c.link("heartbeat"):  # the heartbeat process's own link, routed as the rig file says
                 ctrl.heartbeat_link = dict(zip(("host", "port"), c.link("heartbeat")))
         stim.connect()

@@ -70,14 +70,13 @@ class SafeState:
 
 
 def _controller_commands(rig) -> list[str]:
-    """Step 1: the release commands; returns what failed (empty when both were taken)."""
+    """Step 1: the release commands; returns what failed. A safety link that failed stays a
+    problem even when the test link then took both commands: the beats stop all the same
+    (the issue's rule: a failed safe-state command ends them), and the user hears of it."""
     link = rig.safety or rig.controller
-    problems = [f"{link.device}: {p}" for p in link.make_safe()]
+    problems = link.make_safe()  # each line names the command and the device (its error's text)
     if problems and link is not rig.controller:
-        again = [f"{rig.controller.device}: {p}" for p in rig.controller.make_safe()]
-        if not again:
-            return []
-        problems += again
+        problems += rig.controller.make_safe()
     return problems
 
 

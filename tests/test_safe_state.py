@@ -61,6 +61,18 @@ def test_dead_controller_links_stop_the_beats_and_the_gauge_confirms_the_watchdo
     assert live.status().watchdog_tripped  # it was the watchdog that released the table
 
 
+def test_a_dead_safety_link_still_stops_the_beats_and_is_named(held_table):
+    """The test link takes the release, but a failed safe-state command ends the beats all
+    the same, and the failure stays in the state (the plugin prints it: never silently)."""
+    rig, keeper, spec = held_table
+    half = dataclasses.replace(rig, safety=_dead_link("traction controller (safety link)"))
+    state = release(half, stop_beats=keeper.drop, **_windows(rig, spec, keeper))
+    assert state.confirmed and state.beats_stopped and keeper.dropped
+    assert state.problems and all("safety link" in p for p in state.problems), state.problems
+    st = wait_for(lambda: (s := rig.controller.status()).phase is Phase.IDLE and s, 5.0, "idle after the release")
+    assert keeper.at_rest(st, spec.residual_force_n) and not keeper.dropped  # a confirmed rest re-arms
+
+
 def test_a_table_nothing_can_confirm_is_one_loud_line_with_the_last_force(held_table):
     rig, keeper, spec = held_table
     before = rig.controller.status().force_n
