@@ -185,7 +185,7 @@ def run_matrix(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------
-# rig faults links: the link-fault matrix (rigs/linkfaults/matrix.py)
+# rig faults links: the link-fault matrix (rigcli/link_matrix.py)
 # ---------------------------------------------------------------------------------------
 
 LINKS_DOC = """# Link-fault matrix
@@ -289,7 +289,7 @@ HEAD = ["cell", "F at fault", "used after", "released", "goal", "max F after", "
 
 def run_links(args) -> int:
     from rigs.config import load_rig
-    from rigs.linkfaults.matrix import BusyLoad, CellRunner, Limits, all_cells, cell_spec, result_dict, run_cells, select
+    from rigcli.link_matrix import BusyLoad, CellRunner, Limits, all_cells, cell_spec, result_dict, run_cells, select
     from drivers.errors import ConfigError
     from suites.spec import load_spec
 

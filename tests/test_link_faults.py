@@ -16,7 +16,7 @@ import pytest
 
 from drivers.errors import ConfigError
 from rigs.config import load_rig, rig_from_dict
-from rigs.linkfaults.matrix import (
+from rigcli.link_matrix import (
     LINK_FAULTS,
     LINKS,
     MOMENTS,
