@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_stability import busy_loops  # noqa: E402
 from drivers.controller import TractionController  # noqa: E402
+from rigs.processes import end_process  # noqa: E402
 
 MODES = {"stop": signal.SIGSTOP, "deadlock": signal.SIGUSR1, "kill": signal.SIGKILL}
 
@@ -90,13 +91,7 @@ def trial(mode: str, force_n: float, rng: random.Random, rig: str) -> dict:
                     "trip_wall_s": None if tripped_ns is None else (tripped_ns - frozen) / 1e9,
                     "peak_n": peak, "k": k, "watchdog_wall_s": wd / k, "lease_wall_s": lease_s}
     finally:
-        if proc.poll() is None:
-            try:
-                os.kill(proc.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-            proc.kill()
-            proc.wait(10.0)
+        end_process(proc)
         _stop_emulator(info.get("emulator", {}).get("pid"))
 
 

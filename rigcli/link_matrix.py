@@ -44,8 +44,9 @@ from drivers.controller import TractionController
 from drivers.tcm1 import Phase
 from rigs.config import RigConfig, load_rig
 from rigs.linkfaults.proxy import FaultProxy
+from rigs.processes import end_process
 from rigs.rig import PROJECT_ROOT, EmulatorProcess
-from suites.spec import Specification, load_spec
+from suites.spec import Specification
 
 LINKS = ("test", "safety", "heartbeat", "stimulus", "gauge", "commands")
 #: the proxies a link's fault applies to: "commands" is both controller command links at once
@@ -547,13 +548,8 @@ class CellRunner:
         except Exception as exc:  # noqa: BLE001 — a cell that cannot run is reported, never hidden
             res.problems.append(f"cell could not run: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
         finally:
-            if runner is not None and runner.poll() is None:
-                try:
-                    os.kill(runner.pid, signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
-                runner.kill()
-                runner.wait(10)
+            if runner is not None:
+                end_process(runner)
             if truth is not None and truth.is_alive():
                 truth.stop()
             for part in (ctrl, gauge):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from drivers import lease
 from drivers.watchdog import HeartbeatKeeper
+from rigs.processes import end_process
 from rigs.config import load_rig
 from rigs.rig import open_rig
 from suites.spec import load_spec
@@ -112,10 +113,7 @@ def start(rig_file: str, force_n: float, log: Path) -> tuple[subprocess.Popen, d
 def finish(proc: subprocess.Popen, info: dict | None) -> None:
     """End the child however it was left (stopped, deadlocked, killed) and the emulator it
     orphaned, as a real table would outlive its runner."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGCONT)
-        proc.kill()  # a deadlocked runner does not end on SIGTERM
-        proc.wait(10.0)
+    end_process(proc)
     pid = (info or {}).get("emulator", {}).get("pid")
     if pid and alive(pid):
         os.kill(pid, signal.SIGTERM)
