@@ -138,8 +138,16 @@ class Bench:
     # ---------------------------------------------------------------- state
     @allure.step("prepare the table: relays at rest, released, RESET, ENABLE")
     def prepare(self) -> None:
-        """Relays at rest, table released, latches cleared, drive enabled, watchdog fed."""
-        self.stim.release_all()
+        """Relays at rest, table released, latches cleared, drive enabled, watchdog fed.
+
+        A relay that cannot be set to rest ends the test before anything pulls: the stimulus
+        module is one of the paths that release the table (its e-stop relay, its mains
+        cut), and no treatment starts while one of them is out of order."""
+        problems = self.stim.release_all()
+        if problems:
+            raise DeviceError(self.stim.device, f"a relay could not be set to rest ({problems[0]})",
+                              "no treatment starts while a path that releases the table is out of order: "
+                              "check the stimulus module's link and power")
         if self.keeper.paused:
             self.keeper.resume()
         st = self.wait(lambda s: s.force_n <= self.residual_n and s.phase in (Phase.IDLE,), 10.0, "released before the test")
