@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 
 from drivers.controller import CommandRefused
+from drivers.errors import RigError
 from drivers.tcm1 import Phase, StimulusCoil
+from suites.bench import BenchTimeout
 from suites.measurement import Measurement, Precondition, Verdict
 from suites.release import RISE_KEY, force_at_trigger, release_measurements
 
@@ -55,6 +57,8 @@ class Trial:
     phase_seen: str
     released: bool
     capture: object  # the suites.bench.Capture the values were taken from
+    #: the rig's own failure while bringing the table back (a link, a relay), not the table's
+    rig_failure: Exception | None = None
 
 
 def _trial_plan(spec, trigger: str, phase: str, force: float):
@@ -130,12 +134,15 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
             pass
     if not refused or not released:
         bench.make_safe()
-    reset_ok = True
+    reset_ok, rig_failure = True, None
     try:
         bench.prepare()
-    except Exception:  # noqa: BLE001 — recorded: a table that cannot be reset fails ER-LATCH
+    except (CommandRefused, BenchTimeout):  # the table's answer: it cannot be reset (ER-LATCH FAIL)
         reset_ok = False
-    return Trial(index, trigger, phase, force, t, f, f0, half_width, refused, reset_ok, seen, released, cap)
+    except RigError as exc:  # a link or a relay of the rig failed: judged nowhere, the test breaks off
+        rig_failure = exc
+    return Trial(index, trigger, phase, force, t, f, f0, half_width, refused, reset_ok, seen, released, cap,
+                 rig_failure)
 
 
 def _stats(values: list[float]) -> dict:
@@ -186,8 +193,14 @@ def test_emergency_release(bench, spec, recorder, trigger):
                         preconditions=[Precondition("the controller completed the release (its force at or below "
                                                     "the residual, phase IDLE)", trial.released,
                                                     "released" if trial.released
-                                                    else "still holding force when the release window ended")])
+                                                    else "still holding force when the release window ended"),
+                                       Precondition("the rig could try the RESET (its links and relays answered)",
+                                                    trial.rig_failure is None,
+                                                    "answered" if trial.rig_failure is None
+                                                    else str(trial.rig_failure).splitlines()[0])])
         per_req[("ER-LATCH", None)].append(recorder.record(m))
+        if trial.rig_failure is not None:
+            raise trial.rig_failure  # this trial is recorded; the rig cannot go on
         if not trial.reset_accepted:
             break  # a table stuck with force on it: no further trial is meaningful
     # the verdict is on the worst trial that could be judged: one summary per requirement and trigger
