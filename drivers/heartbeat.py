@@ -176,9 +176,6 @@ class Beater:
             return False  # dropped: a safe-state command failed, the watchdog must trip
         return now < deadline or now < self.running_until_ns
 
-    def lease_valid(self) -> bool:
-        return self.may_beat(time.perf_counter_ns())
-
     def stats(self) -> dict:
         return {"beats": self.beats, "errors": self.errors, "max_gap_ns": self.max_gap_ns,
                 "lease_lapses": self.lapses, "max_lease_lapse_ns": self.max_lapse_ns,
@@ -193,7 +190,7 @@ class Beater:
             self.running = False
             return f"paused {self.last_ack_ns} {self.last_rtt_ns}", True
         if line == "resume":
-            if not self.lease_valid():
+            if not self.may_beat(time.perf_counter_ns()):
                 return "error the lease has run out (the test process stopped renewing it)", True
             ok = self.beat()
             self.running = True

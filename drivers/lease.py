@@ -73,17 +73,12 @@ class Lease:
         self._word = ctypes.c_int64.from_buffer(self._map)
         self.mode = self.ACTIVE
         self.last_motion_ns = time.perf_counter_ns()
-        self.drops = 0
         self._write(time.perf_counter_ns() + self.length_ns)
         _leases.append(self)
 
     def _write(self, deadline_ns: int) -> None:
         self._word.value = deadline_ns
         self._written = deadline_ns
-
-    @property
-    def deadline_ns(self) -> int:
-        return self._word.value
 
     def renew(self) -> None:
         """Progress of the main thread: the beats may go on for one more lease length."""
@@ -112,8 +107,6 @@ class Lease:
 
     def drop(self) -> None:
         """No more beats from now on (a safe-state command failed or timed out)."""
-        if self.mode != self.DROPPED:
-            self.drops += 1
         self.mode = self.DROPPED
         self._write(0)
 
@@ -141,9 +134,6 @@ class LeaseReader:
 
     def deadline_ns(self) -> int:
         return self._view[0]
-
-    def valid(self, now_ns: int | None = None) -> bool:
-        return (time.perf_counter_ns() if now_ns is None else now_ns) < self._view[0]
 
 
 # ---------------------------------------------------------------- what drivers call

@@ -135,11 +135,17 @@ class Rig:
         link waits for a reply, and that late reply can spoil the first attempt. Both
         commands are idempotent, so a failed attempt is repeated once on the main link
         (pymodbus discards stale bytes before each request)."""
-        link = self.safety or self.controller
-        problems = link.make_safe()
-        if problems:
-            problems = self.controller.make_safe()
-        return problems
+        return self.release_attempts()[-1]
+
+    def release_attempts(self) -> list[list[str]]:
+        """What failed in each attempt of make_safe()'s commands: the safety link (the main
+        link when there is none), then, when that failed, the main link once more. The
+        release ladder (rigs/safe_state.py) keeps every failure: a failed safety link is a
+        problem even when the retry took the commands."""
+        attempts = [(self.safety or self.controller).make_safe()]
+        if attempts[0]:
+            attempts.append(self.controller.make_safe())
+        return attempts
 
     def close(self) -> None:
         for part in (self.gauge, self.stimulus, self.patient_simulator, self.safety, self.controller):

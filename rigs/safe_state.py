@@ -70,14 +70,12 @@ class SafeState:
 
 
 def _controller_commands(rig) -> list[str]:
-    """Step 1: the release commands; returns what failed. A safety link that failed stays a
-    problem even when the test link then took both commands: the beats stop all the same
-    (the issue's rule: a failed safe-state command ends them), and the user hears of it."""
-    link = rig.safety or rig.controller
-    problems = link.make_safe()  # each line names the command and the device (its error's text)
-    if problems and link is not rig.controller:
-        problems += rig.controller.make_safe()
-    return problems
+    """Step 1: the rig's release commands (Rig.release_attempts: the safety link, then the
+    main link once more, as on RTU, where a late reply can spoil a first attempt); returns
+    every failure. A safety link that failed stays a problem even when the retry took both
+    commands: the beats stop all the same (the issue's rule: a failed safe-state command
+    ends them), and the user hears of it."""
+    return [p for attempt in rig.release_attempts() for p in attempt]
 
 
 def _read_force(rig, state: SafeState) -> ForceSeen | None:
