@@ -94,7 +94,11 @@ class Measurement:
     def not_applicable(self) -> str:
         """Why this check could not be judged ('' when every precondition held)."""
         missing = next((p for p in self.preconditions if not p.held), None)
-        return "" if missing is None else f"{missing.what}: not so — {missing.observed}"
+        if missing is not None:
+            return f"{missing.what}: not so — {missing.observed}"
+        if self.value is None:  # nothing was measured: never judged, never formatted as a number
+            return "no value was measured"
+        return ""
 
     @property
     def uncertainty(self) -> float:
@@ -154,10 +158,13 @@ class Measurement:
         if self.requirement.decision_rule == "boolean":
             return "must hold"
         if self.lower is not None and self.upper is not None:
-            return f"{self.lower:g} … {self.upper:g} {self.unit}".strip()
+            return f"{self.lower:.4g} … {self.upper:.4g} {self.unit}".strip()
         if self.upper is not None:
             return f"≤ {self.upper:.4g} {self.unit}".strip()
-        return f"≥ {self.lower:.4g} {self.unit}".strip()
+        if self.lower is not None:
+            return f"≥ {self.lower:.4g} {self.unit}".strip()
+        # a quantity that could not be measured (N/A) never got its limits: say so, never crash
+        return "no limit (not judged)"
 
     def value_text(self) -> str:
         if self.not_applicable or self.value is None:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from suites.measurement import TUR_MINIMUM, Measurement, UncertaintyTerm, Verdict, expanded_uncertainty
+from suites.measurement import TUR_MINIMUM, Measurement, Precondition, UncertaintyTerm, Verdict, expanded_uncertainty
 from suites.spec import Requirement, load_spec
 
 PASS, FAIL, INCONCLUSIVE = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
@@ -213,3 +213,18 @@ def test_to_dict_boolean_keeps_the_bool():
     d = Measurement("refused", requirement("boolean"), False).to_dict()
     back = json.loads(json.dumps(d))
     assert back["value"] is False and back["verdict"] == "FAIL" and back["tur"] is None
+
+
+def test_measurement_without_limits_or_value_formats_and_is_not_judged():
+    """A check that found nothing to measure (plateaus missing, a capture cut short) records
+    a measurement with no value and no limits: every output formats it and none judges it
+    (issue 23: `Measurement.limit_text` crashed on it while writing an Allure step)."""
+    meas = Measurement("hold and rest plateaus", requirement(), None, "N")
+    assert meas.limit_text() == "no limit (not judged)"
+    assert meas.value_text() == "N/A"
+    assert meas.verdict is Verdict.NOT_APPLICABLE
+    assert meas.not_applicable == "no value was measured"
+    assert meas.to_dict()["verdict"] == "N/A"
+    with_reason = Measurement("x", requirement(), None, "N",
+                              preconditions=[Precondition("plateaus found", False, "none")])
+    assert with_reason.not_applicable.startswith("plateaus found: not so")
