@@ -386,6 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
     links.add_argument("--work-dir", help="where the cells' runs go (default: a temporary directory)")
     links.set_defaults(func=_faults_links)
 
+    spec = sub.add_parser("spec", help="a specification's plan: what it samples per requirement (coverage) and more")
+    spec_sub = spec.add_subparsers(dest="spec_command", required=True)
+    from rigcli.coverage_cmd import add_parser as add_coverage_parser
+
+    add_coverage_parser(spec_sub)
+
     check = sub.add_parser("check", help="open a rig and show what answers")
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")
     check.add_argument("--allow-expired-calibration", action="store_true",
