@@ -106,6 +106,7 @@ class ControllerModel:
         self._overshot = False  # the overshoot defect's generator has turned back
         self._releases = 0
         self._pull_until = -math.inf  # a late drive stop (a defect): the drive pulls until then
+        self._coast_until = -math.inf  # a mains cut in a ramp (a defect): the drive pulls unpowered until then
         self._cycle = np.zeros(kernel.C_SIZE)  # the kernel's view of this controller
 
     # ------------------------------------------------------------------ inputs
@@ -288,7 +289,7 @@ class ControllerModel:
             raise Refused(REFUSED, RejectReason.NOT_READY)
         if not self.switch_connected and not self.defects.start_without_switch:
             raise Refused(REFUSED, RejectReason.NOT_READY)
-        if self.latched or self.switch_pressed:
+        if self._latched_for_start() or self.switch_pressed:
             raise Refused(REFUSED, RejectReason.LATCHED)
         if st.holding[Holding.TARGET_FORCE] > st.holding[Holding.FORCE_LIMIT]:
             raise Refused(REFUSED, RejectReason.OUT_OF_RANGE)
@@ -296,6 +297,13 @@ class ControllerModel:
         st.treatment_started = self.now
         self._enter(Phase.RAMP_UP)
         self.events.append((self.now, "start"))
+
+    def _latched_for_start(self) -> bool:
+        """The latches START checks: all of them, unless a defect forgets the watchdog's."""
+        if not self.defects.start_ignores_watchdog_latch:
+            return self.latched
+        st = self.st
+        return st.estop_latched or st.overforce_tripped or st.fault_code not in (FaultCode.NONE, FaultCode.WATCHDOG)
 
     def _stop(self) -> None:
         st = self.st
@@ -314,7 +322,7 @@ class ControllerModel:
     def _reset(self) -> None:
         st = self.st
         residual = st.holding[Holding.RESIDUAL_FORCE] / 10.0
-        if self.switch_pressed:
+        if self.switch_pressed and not self.defects.reset_ignores_switch:
             raise Refused(REFUSED, RejectReason.LATCHED)
         if self.mech.s.cell > residual and not self.defects.reset_under_force:
             raise Refused(REFUSED, RejectReason.FORCE_PRESENT)
@@ -322,7 +330,7 @@ class ControllerModel:
         st.fault_code = FaultCode.NONE
         self._heartbeat()
         self.events.append((self.now, "reset"))
-        self._latch_present_causes()
+        self._latch_present_causes(after_reset=True)
 
     # ------------------------------------------------------------------ relays
     def set_relay(self, relay: StimulusCoil, on: bool) -> None:
@@ -335,9 +343,9 @@ class ControllerModel:
                 self.emergency(FaultCode.PATIENT_SWITCH, "switch-unplugged")
         self._latch_present_causes()
 
-    def _latch_present_causes(self) -> None:
+    def _latch_present_causes(self, after_reset: bool = False) -> None:
         if self.relays[StimulusCoil.ESTOP_BUTTON]:
-            if not self.defects.estop_button_ignored:
+            if not self.defects.estop_button_ignored and not (after_reset and self.defects.reset_ignores_held_estop):
                 self.st.estop_latched = True
                 self.emergency(FaultCode.ESTOP, "estop-button")
         if self.switch_pressed and not self._switch_ignored():
@@ -370,6 +378,12 @@ class ControllerModel:
             self.mech.release_tau_override = (
                 self.defects.sporadic_slow_tau_s if every and self._releases % every == 0 else None
             )
+            worn = self.p.worn_release_above_n
+            if worn is not None and st.trigger_force > worn:
+                self.mech.release_tau_override = self.p.worn_release_tau_s
+                self.mech.release_min_speed_override(self.p.worn_release_min_speed_m_s)
+            elif worn is not None:
+                self.mech.release_min_speed_override(None)
             if self.defects.late_drive_stop_s:
                 self._pull_until = self.now + self.defects.late_drive_stop_s
         st.set_force = 0.0
@@ -382,6 +396,8 @@ class ControllerModel:
             self.events.append((self.now, "emergency:power-loss"))
             st.trigger_force = self.mech.s.force
             self._watch_release()
+            if st.phase == Phase.RAMP_UP and self.defects.mains_cut_coast_s:
+                self._coast_until = self.now + self.defects.mains_cut_coast_s
         st.enabled = False
         st.disabling = False
         st.set_force = 0.0
@@ -414,7 +430,7 @@ class ControllerModel:
         """One controller cycle of length h (table seconds), then the mechanics."""
         st = self.st
         if not self.powered:
-            self.mech.step(h, Drive.FREEWHEEL, 0.0, 0.0)
+            self.mech.step(h, Drive.PULL_ON if self.now < self._coast_until else Drive.FREEWHEEL, 0.0, 0.0)
             self._check_watch()
             return
         self._check_watchdog()
@@ -434,7 +450,7 @@ class ControllerModel:
 
     def _check_watchdog(self) -> None:
         st = self.st
-        wd = st.holding[Holding.WATCHDOG_MS]
+        wd = self.defects.watchdog_ms(st.holding[Holding.WATCHDOG_MS])
         if wd and st.enabled and not st.watchdog_tripped and not self.defects.no_watchdog:
             if (self.now - st.last_heartbeat) * 1000.0 > wd:
                 st.watchdog_tripped = True
@@ -463,9 +479,9 @@ class ControllerModel:
         in_phase = now - st.phase_started
         hold_s = st.holding[Holding.HOLD_TIME] / 10.0 * self.defects.hold_time_factor
         rest_s = st.holding[Holding.REST_TIME] / 10.0
-        target = st.holding[Holding.TARGET_FORCE] / 10.0
-        rest = st.holding[Holding.REST_FORCE] / 10.0
-        treatment = st.holding[Holding.TREATMENT_TIME]
+        target = self.defects.target_n(st.holding[Holding.TARGET_FORCE] / 10.0)
+        rest = self.defects.rest_n(st.holding[Holding.REST_FORCE] / 10.0)
+        treatment = self.defects.treatment_s(st.holding[Holding.TREATMENT_TIME])
         if self.running and treatment and now - st.treatment_started >= treatment:
             self._enter(Phase.RELEASING)
         phase = st.phase
@@ -511,10 +527,11 @@ class ControllerModel:
             return 0.0
         up, down = self._rates()
         goal = st.set_force
-        if self.defects.overshoot_fraction and st.phase == Phase.RAMP_UP:
+        overshoot = self.defects.overshoot_for(st.set_force)
+        if overshoot and st.phase == Phase.RAMP_UP:
             # the defective generator aims past the set force, then comes back
             if not self._overshot:
-                goal = st.set_force * (1.0 + self.defects.overshoot_fraction)
+                goal = st.set_force * (1.0 + overshoot)
                 if st.reference >= goal - 1e-9:
                     self._overshot = True
                     goal = st.set_force
@@ -529,8 +546,12 @@ class ControllerModel:
         holding = self.st.holding
         up = holding[Holding.RAMP_UP_RATE] / 10.0
         down = holding[Holding.RAMP_DOWN_RATE] / 10.0
-        if self._overshot and self.st.phase == Phase.RAMP_UP:
-            down *= self.defects.overshoot_return_factor
+        if self.st.phase == Phase.RAMP_UP:
+            if self._overshot:
+                down *= self.defects.overshoot_return_factor
+            else:
+                # the only descent in a progressive phase: a START to a target below the present force
+                down *= self.defects.start_descent_rate_factor
         return up * self.defects.ramp_rate_factor(up), down
 
     # ------------------------------------------------------------------ time
@@ -565,22 +586,25 @@ class ControllerModel:
         phase = st.phase
         holding = st.holding
         if phase in (Phase.RAMP_UP, Phase.HOLD):
-            set_force = holding[Holding.TARGET_FORCE] / 10.0
+            set_force = self.defects.target_n(holding[Holding.TARGET_FORCE] / 10.0)
         elif phase in (Phase.RAMP_TO_REST, Phase.REST):
-            set_force = holding[Holding.REST_FORCE] / 10.0
+            set_force = self.defects.rest_n(holding[Holding.REST_FORCE] / 10.0)
         else:
             set_force = 0.0
+        if not self.powered and self.now < self._coast_until:
+            return None  # the coasting drive's cycles run here (the kernel would freewheel them)
         if (self._over_since is not None or st.set_force != set_force
                 or (phase == Phase.EMERGENCY_RELEASE and st.reference != 0.0)):
             return None
         goal, overshoot_check = set_force, 0.0
-        if self.defects.overshoot_fraction and phase == Phase.RAMP_UP:
+        overshoot = self.defects.overshoot_for(set_force)
+        if overshoot and phase == Phase.RAMP_UP:
             if not self._overshot:
-                goal, overshoot_check = set_force * (1.0 + self.defects.overshoot_fraction), 1.0
+                goal, overshoot_check = set_force * (1.0 + overshoot), 1.0
         elif phase != Phase.RAMP_UP and self._overshot:
             return None
         up, down = self._rates()
-        treatment = holding[Holding.TREATMENT_TIME]
+        treatment = self.defects.treatment_s(holding[Holding.TREATMENT_TIME])
         c = self._cycle
         c[kernel.C_PHASE] = int(phase)
         c[kernel.C_ENABLED] = st.enabled
@@ -590,9 +614,9 @@ class ControllerModel:
         c[kernel.C_SET_FORCE] = set_force
         c[kernel.C_UP] = up
         c[kernel.C_DOWN] = down
-        c[kernel.C_WD_ACTIVE] = bool(holding[Holding.WATCHDOG_MS] and st.enabled and not st.watchdog_tripped
-                                     and not self.defects.no_watchdog)
-        c[kernel.C_WD_MS] = holding[Holding.WATCHDOG_MS]
+        wd_ms = self.defects.watchdog_ms(holding[Holding.WATCHDOG_MS])
+        c[kernel.C_WD_ACTIVE] = bool(wd_ms and st.enabled and not st.watchdog_tripped and not self.defects.no_watchdog)
+        c[kernel.C_WD_MS] = wd_ms
         c[kernel.C_LAST_HB] = st.last_heartbeat
         c[kernel.C_LIMIT] = math.inf if st.overforce_tripped else holding[Holding.FORCE_LIMIT] / 10.0
         c[kernel.C_TREAT_ACTIVE] = bool(self.running and treatment)

@@ -37,11 +37,54 @@ class Defects:
     sporadic_slow_every: int | None = None  # every n-th emergency release is slow
     sporadic_slow_tau_s: float = 1.5
     late_drive_stop_s: float = 0.0  # after a trigger the drive pulls on at its top speed this long
+    # -- defects that live in part of the parameter space only (issue 23) --
+    watchdog_factor: float = 1.0  # the watchdog trips at this multiple of WATCHDOG_MS
+    watchdog_fixed_ms: int | None = None  # the watchdog times out at this, whatever WATCHDOG_MS says (0 still disables)
+    rest_offset_n: float = 0.0  # the intermittent REST level sits this far above its setting (negative: below)
+    start_descent_rate_factor: float = 1.0  # a START to a target below the present force ramps down this much faster
+    overshoot_above_n: float = 0.0  # the overshoot defect acts only for settings above this
+    low_setting_below_n: float = 0.0  # TARGET_FORCE settings below this (and above 0) ...
+    low_setting_offset_n: float = 0.0  # ... are held this much higher
+    timer_slow_after_s: float | None = None  # the treatment timer runs slow once a session passes this
+    timer_slow_factor: float = 1.0  # ... by this factor (1.08: each timer second takes 1.08 s)
+    mains_cut_coast_s: float = 0.0  # a mains cut during a progressive ramp: the drive pulls on this long
+    reset_ignores_switch: bool = False  # RESET accepted with the patient switch pressed
+    reset_ignores_held_estop: bool = False  # RESET clears the e-stop latch while the button is held
+    start_ignores_watchdog_latch: bool = False  # START's check forgets WATCHDOG_TRIPPED (and its fault code)
 
     def ramp_rate_factor(self, commanded_n_s: float) -> float:
         if self.fast_ramp_above_n_s is not None and commanded_n_s > self.fast_ramp_above_n_s:
             return self.fast_ramp_factor
         return 1.0
+
+    def watchdog_ms(self, configured_ms: int) -> float:
+        """The period the watchdog really times out at (0: disabled, as configured)."""
+        if not configured_ms:
+            return 0.0
+        if self.watchdog_fixed_ms is not None:
+            return float(self.watchdog_fixed_ms)
+        return configured_ms * self.watchdog_factor
+
+    def overshoot_for(self, set_force_n: float) -> float:
+        """The overshoot fraction the ramp generator applies to this setting."""
+        return self.overshoot_fraction if set_force_n > self.overshoot_above_n else 0.0
+
+    def target_n(self, setting_n: float) -> float:
+        """The force the controller aims at for a TARGET_FORCE setting."""
+        if 0.0 < setting_n < self.low_setting_below_n:
+            return setting_n + self.low_setting_offset_n
+        return setting_n
+
+    def rest_n(self, setting_n: float) -> float:
+        """The force the controller aims at for a REST_FORCE setting."""
+        return max(0.0, setting_n + self.rest_offset_n) if self.rest_offset_n else setting_n
+
+    def treatment_s(self, setting_s: float) -> float:
+        """Table seconds until the treatment timer shows `setting_s`."""
+        after = self.timer_slow_after_s
+        if after is None or setting_s <= after:
+            return float(setting_s)
+        return after + (setting_s - after) * self.timer_slow_factor
 
 
 @dataclass(frozen=True)
@@ -54,15 +97,22 @@ class Defect:
     #: finding of its own, not a check blaming the wrong requirement); `rig faults matrix`
     #: flags any other FAIL as a new collateral FAIL
     collateral: dict = field(default_factory=dict)
+    #: the smallest run profile whose plan reaches the part of the parameter space the
+    #: defect lives in ("full": only the full profile's clinical-length sessions do)
+    profile: str = "quick"
 
 
 CATALOGUE: dict[str, Defect] = {}
 
 
-def defect(name: str, summary: str, requirements: tuple[str, ...], collateral: dict | None = None, **changes) -> None:
+def defect(name: str, summary: str, requirements: tuple[str, ...], collateral: dict | None = None,
+           profile: str = "quick", **changes) -> None:
     """Register a defect: `changes` name TableParams fields (the table's physics) or
     Defects switches (the controller's behaviour) and their defective values;
-    `collateral`: other requirements it rightly makes FAIL, each with the reason."""
+    `collateral`: other requirements it rightly makes FAIL, each with the reason;
+    `profile`: the run profile whose plan can catch it (quick or full)."""
+    if profile not in ("quick", "full"):
+        raise ValueError(f"defect {name!r}: profile {profile!r} is neither quick nor full")
     if name in CATALOGUE:
         raise ValueError(f"defect {name!r} registered twice")
     physical = {k: v for k, v in changes.items() if k in TableParams.__dataclass_fields__}
@@ -76,7 +126,7 @@ def defect(name: str, summary: str, requirements: tuple[str, ...], collateral: d
             setattr(defects, key, value)
         return replace(params, **physical) if physical else params
 
-    CATALOGUE[name] = Defect(name, summary, requirements, apply, dict(collateral or {}))
+    CATALOGUE[name] = Defect(name, summary, requirements, apply, dict(collateral or {}), profile)
 
 
 def apply_defects(names: list[str], params, defects: Defects):
@@ -240,4 +290,115 @@ defect(
                              "allows (settle_s, the RA-SETTLE limit) is over: it is not at the setting when FA-STATIC "
                              "is judged"},
     overshoot_fraction=0.08, overshoot_return_factor=0.05,
+)
+
+# ---------------------------------------------------------------------------------------
+# Defects that live only in part of the parameter space (issue 23): each is right at the
+# defaults a plan is tempted to sample once, and just beyond a limit elsewhere. Which plan
+# sample catches each: docs/faults.md.
+# ---------------------------------------------------------------------------------------
+
+defect(
+    "late-watchdog",
+    'the communication watchdog trips at twice WATCHDOG_MS (its timer counts the 2 ms tick as 1 ms): a dead host '
+    'leaves force on the patient twice as long as configured',
+    ('WD-TIME',),
+    watchdog_factor=2.0,
+)
+
+defect(
+    "watchdog-fixed-period",
+    'the communication watchdog ignores WATCHDOG_MS and times out at a fixed 5 s (the factory default compiled in; '
+    'the register reads back what was written, 0 still disables): right only when 5 s is configured',
+    ('WD-TIME',),
+    watchdog_fixed_ms=5000,
+)
+
+defect(
+    "rest-level-low",
+    'the intermittent REST level sits 16 N below its setting (the rest branch subtracts the cord pre-tension the '
+    'hold branch does not); the hold level is right',
+    ('IM-LEVELS',),
+    rest_offset_n=-16.0,
+)
+
+defect(
+    "fast-ramp-to-lower-setting",
+    'a START to a target below the present force ramps down at 1.3 x RAMP_DOWN_RATE (the START branch scales the '
+    'descent with the rising ramp\'s rate table); the STOP release, the ramp to rest and progressive ramps are right',
+    ('RA-RATE',),
+    start_descent_rate_factor=1.3,
+)
+
+defect(
+    "overshoot-high-force",
+    'the ramp generator overshoots the set force by 8 % for settings above 500 N only (the high-force gain '
+    'schedule is mistuned); below it the ramps settle cleanly',
+    ('RA-OVERSHOOT',),
+    overshoot_fraction=0.08, overshoot_above_n=500.0,
+)
+
+defect(
+    "low-force-offset",
+    'settings below 50 N are held 12 N high (the low-range set-point table adds the harness pre-tension twice); '
+    'the controller believes its own set point, so its load cell and the gauge agree',
+    ('FA-STATIC',),
+    low_setting_below_n=50.0, low_setting_offset_n=12.0,
+)
+
+defect(
+    "timer-drift-long",
+    'the treatment timer runs 8 % slow once a session passes 5 minutes of table time (it switches to a coarser, '
+    'wrongly scaled tick): a 45 s and a 600 s session end within TT-TIME\'s 30 s, an 1800 s one 120 s late',
+    ('TT-TIME',),
+    profile="full",
+    timer_slow_after_s=300.0, timer_slow_factor=1.08,
+)
+
+defect(
+    "slow-release-high-force",
+    'the emergency release valve\'s high-pressure stage is worn: a release from above 300 N pays out about 20 times '
+    'too slowly (as slow-release); from lower forces the release is right',
+    ('ER-HALF', 'ER-RESIDUAL'),
+    worn_release_above_n=300.0,
+)
+
+defect(
+    "mains-cut-coast",
+    'on a mains cut during a progressive ramp the power-fail interrupt waits for the ramp generator\'s update, and '
+    'the drive pulls on at its top speed for about 40 ms on the DC link before the brake opens; in the other '
+    'phases the cut releases at once',
+    ('ER-NORISE.rise',),
+    mains_cut_coast_s=0.040,
+)
+
+defect(
+    "switch-ignored-in-ramp-to-rest",
+    'the patient switch is not read while the intermittent treatment ramps down to its rest level (a firmware '
+    'branch skips it)',
+    ('ER-NORISE', 'ER-HALF', 'ER-RESIDUAL'),
+    switch_ignored_in_phase=3,
+)
+
+defect(
+    "reset-with-switch-pressed",
+    'RESET is accepted while the patient switch is pressed (the LAST_REJECT 3 check is missing; the switch then '
+    'latches again at once)',
+    ('IL-RESET',),
+    reset_ignores_switch=True,
+)
+
+defect(
+    "reset-clears-held-estop",
+    'RESET clears the e-stop latch while the e-stop button is still held (the button is read on its edge only), '
+    'so START is accepted with the button pressed',
+    ('IL-START',),
+    reset_ignores_held_estop=True,
+)
+
+defect(
+    "start-after-watchdog-trip",
+    'START is accepted while WATCHDOG_TRIPPED is latched (the start check forgets that latch and its fault code)',
+    ('IL-START',),
+    start_ignores_watchdog_latch=True,
 )

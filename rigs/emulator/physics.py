@@ -64,6 +64,11 @@ class TableParams:
     hidden_gain_error: float = 0.0
     hidden_gain_above_n: float = 0.0
     hidden_offset_n: float = 0.0
+    # a defect: a release valve whose high-pressure stage is worn — an emergency release
+    # from above this force (None: none) decays with these numbers instead
+    worn_release_above_n: float | None = None
+    worn_release_tau_s: float = 1.3
+    worn_release_min_speed_m_s: float = 0.0005
 
     @classmethod
     def for_kind(cls, kind: str | DeviceKind, seed: int = 0) -> "TableParams":
@@ -189,6 +194,12 @@ class Mechanics:
     def release_tau_override(self, tau: float | None) -> None:
         self._release_tau_override = tau
         self.state[kernel.S_RELEASE_TAU] = tau or self.p.release_tau_s
+
+    def release_min_speed_override(self, speed: float | None) -> None:
+        """A worn valve pays out slower at the end of a release too (None: the table's own).
+        The kernel reads the params array on every call, so the change acts from the next cycle."""
+        self.params_array[kernel.P_RELEASE_MIN_SPEED] = (
+            self.p.release_min_speed_m_s if speed is None else speed)
 
     def refill_noise(self) -> None:
         self.rng.standard_normal(out=self.noise)
