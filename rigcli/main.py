@@ -302,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator", help="who runs the tests (recorded)")
     run.add_argument("--allow-expired-calibration", action="store_true")
     run.add_argument("-k", dest="keyword", help="only tests matching this pytest expression")
+    run.add_argument("--profile", choices=["quick", "full"], default="quick",
+                     help="quick (daily use, default) or full (the compliance run: clinical-length treatment "
+                          "sessions; `rig spec duration SPEC --profile full` says how long)")
     run.add_argument("--no-report", action="store_true", help="skip rendering the compliance report at the end")
     run.add_argument("--db", metavar="URL", help="results database the run goes into (default: $TRACTION_RIG_DB, "
                      "the lab config's database, or RUN_DIR/history.sqlite)")
@@ -391,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rigcli.coverage_cmd import add_parser as add_coverage_parser
 
     add_coverage_parser(spec_sub)
+    from rigcli.spec_cmd import add_duration_parser
+
+    add_duration_parser(spec_sub)
 
     check = sub.add_parser("check", help="open a rig and show what answers")
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")

@@ -198,6 +198,7 @@ def run(args) -> int:
         pytest_args.append("--allow-expired-calibration")
     if args.keyword:
         pytest_args += ["-k", args.keyword]
+    pytest_args += ["--profile", getattr(args, "profile", None) or "quick"]  # the workers get it too (xdist)
     panel, announce_dir = None, None
     try:
         if getattr(args, "panel", False):  # started last: a usage error above never leaves a page behind

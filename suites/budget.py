@@ -20,7 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from suites import spec as _spec_module
 from suites.spec import Specification
@@ -350,6 +353,7 @@ class Planned:
     operator: bool = False  # needs a person at the bench (skipped without one)
     emulator_only: bool = False
     bench_only: bool = False  # a person stands in for the emulator's patient simulator
+    operator_prompts: int = 0
 
 
 def plan_total(rows: Iterable[Planned], *, bench: bool) -> float:
@@ -362,3 +366,61 @@ def runs_on(row: Planned, bench: bool) -> bool:
     if bench:
         return not row.emulator_only
     return not row.operator and not row.bench_only
+
+
+# ---------------------------------------------------------------- rig spec duration
+SUITES_DIR = Path(__file__).resolve().parent
+
+
+class _Collector:
+    """A pytest plugin that keeps the collected suite items' plans (after every
+    parametrization, the profile's included, and -k)."""
+
+    def __init__(self) -> None:
+        self.rows: list[Planned] = []
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, session, config, items) -> None:
+        from fixtures.plugin import is_suite_item, profile_of, spec_of
+
+        spec, profile = spec_of(config), profile_of(config)
+        for item in items:
+            if not is_suite_item(item):
+                continue
+            name = getattr(item, "originalname", None) or item.name
+            params = dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
+            self.rows.append(Planned(
+                item.nodeid, name, estimate(spec, name, params, profile),
+                operator=item.get_closest_marker("operator") is not None,
+                emulator_only=item.get_closest_marker("emulator_only") is not None,
+                # the fixture that skips it where the emulator's patient simulator pulls instead
+                bench_only="person_pulls" in getattr(item, "fixturenames", ()),
+                operator_prompts=int((getattr(item.get_closest_marker("operator"), "kwargs", None) or {})
+                                     .get("prompts", 0))))
+
+
+def collect_plan(spec: str | Path, profile: str = DEFAULT_PROFILE, keyword: str | None = None) -> list[Planned]:
+    """The suite tests a run of `spec` with `profile` collects, each with its planned table
+    seconds: pytest's own collection of suites/ (nothing opens a rig), so the figures follow
+    every parametrization the suites make, not a second copy of them."""
+    import contextlib
+    import io
+
+    from drivers.errors import ConfigError
+    from rigs.config import DEFAULT_RIG
+
+    if profile not in PROFILES:
+        raise ConfigError(f"--profile {profile}: known {', '.join(PROFILES)}")
+    collector = _Collector()
+    args = [str(SUITES_DIR), "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:labgrid",
+            f"--spec={spec}", f"--rig={DEFAULT_RIG}", f"--profile={profile}"]
+    if keyword:
+        args += ["-k", keyword]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = pytest.main(args, plugins=[collector])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        lines = [line for line in out.getvalue().splitlines() if line.startswith("ERROR")] \
+            or out.getvalue().strip().splitlines()[-1:] or [f"pytest exit {int(code)}"]
+        raise ConfigError(f"{spec}: the suites could not be collected: {lines[0].removeprefix('ERROR: ')}")
+    return collector.rows
