@@ -366,6 +366,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
         "table": table, "table_model": (rig.get("table") or {}).get("model") or table.get("kind") or "—",
         "firmware": f"0x{table['firmware']:04X}" if isinstance(table.get("firmware"), int) else "—",
         "operator": start.get("operator") or "—", "software": software,
+        "profile": start.get("profile"),  # absent in records from before run profiles
         "started": _day(start.get("utc")),
         "ended": _day(summary.end.get("utc")) if summary.end else f"— (cut; last event {_day(last_utc)})",
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),

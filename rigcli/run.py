@@ -75,7 +75,9 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
     for w in (history or {}).get("warnings", []):
         drift.setdefault(w["requirement"], []).append(w["kind"])
     spec = summary.start["specification"]
-    table = Table(title=f"{spec['title']}\ntable {summary.start['table']['serial']} on rig {summary.start['rig']['name']}")
+    profile = summary.start.get("profile")  # absent in records from before run profiles
+    table = Table(title=f"{spec['title']}\ntable {summary.start['table']['serial']} on rig {summary.start['rig']['name']}"
+                        + (f", profile {profile}" if profile else ""))
     table.add_column("requirement", no_wrap=True)
     table.add_column("worst measured", justify="right", no_wrap=True)
     table.add_column("limit", justify="right", no_wrap=True)
