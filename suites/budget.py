@@ -294,9 +294,17 @@ def _emergency_release(spec: Specification, params: dict, profile: str) -> float
 QUIET_S = 1.0  # suites/test_interlocks.py: nothing may move in this long after a refusal
 
 
-@estimates("test_setpoint_above_force_limit_refused", "test_start_refused")
+@estimates("test_setpoint_above_force_limit_refused", "test_start_refused",
+           "test_start_refused_with_target_above_lowered_limit", "test_reset_refused_with_switch_pressed")
 def _refusal(spec: Specification, params: dict, profile: str) -> float:
-    """A refused command, then QUIET_S of the gauge watching that nothing moves."""
+    """A refused command, then QUIET_S of the gauge watching that nothing moves; a latch
+    that must be made first takes its own time: the watchdog's trip (waited up to three
+    periods + 1 s) or an over-force trip (as test_overforce_trip, then up to 10 s released)."""
+    condition = params.get("condition")
+    if condition == "watchdog tripped":
+        return 3 * spec.plan.watchdog_s + 1.0 + QUIET_S
+    if condition == "over-force tripped":
+        return _overforce_trip(spec, params, profile) + 10.0 + QUIET_S
     return QUIET_S
 
 

@@ -105,18 +105,102 @@ def test_force_limit_locked_while_enabled(bench, spec, recorder):
     boolean(recorder, req, "FORCE_LIMIT unchanged", bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0] == before)
 
 
+@pytest.mark.requirement("IL-SETPOINT")
+def test_start_refused_with_target_above_lowered_limit(bench, spec, recorder, force_limit):
+    """The contract's fourth START refusal (LAST_REJECT 1): a TARGET_FORCE taken while the
+    limit was higher, then FORCE_LIMIT lowered below it. The setpoint write itself cannot
+    reach that state, so only this order tries the check START makes."""
+    req = spec.requirement("IL-SETPOINT")
+    setting = min(spec.plan.emergency.forces_n)
+    bench.configure(setting, spec.max_ramp_rate_n_s)
+    lowered = max(setting / 2.0, bench.residual_n + 1.0)
+    force_limit(lowered)
+    target = bench.ctrl.read_holding(Holding.TARGET_FORCE)[0] / 10.0
+    st = bench.ctrl.status()
+    above = Precondition("TARGET_FORCE above the lowered FORCE_LIMIT, drive enabled", target > lowered and st.enabled,
+                         f"TARGET_FORCE {target:g} N, FORCE_LIMIT {lowered:g} N, enabled={st.enabled}")
+    errors = []
+    peak, at_rest = gauge_peak_while(bench, lambda: errors.append(refused(bench.ctrl.start)))
+    err = errors[0]
+    boolean(recorder, req, "START refused with TARGET_FORCE above FORCE_LIMIT (LAST_REJECT 1)",
+            isinstance(err, CommandRefused) and err.reason is RejectReason.OUT_OF_RANGE, [above],
+            target_n=target, limit_n=lowered, reason=str(getattr(err, "reason", None)))
+    boolean(recorder, req, "nothing moves (target above FORCE_LIMIT)", peak < bench.residual_n, [above, at_rest],
+            peak_n=peak)
+
+
+def _trip_watchdog(bench, spec) -> Precondition:
+    """The heartbeat paused until the controller latches WATCHDOG_TRIPPED (the table at
+    rest, so nothing is released), then fed again: the latch must outlive the beats."""
+    wd = spec.plan.watchdog_s
+    bench.keeper.pause()
+    try:
+        # a late watchdog is WD-TIME's finding, not this one's: wait well past the period
+        st, tripped = bench.poll_until(lambda s: s.watchdog_tripped, 3 * wd + 1.0)
+    finally:
+        bench.keeper.resume()
+    return Precondition("the watchdog tripped with the heartbeat paused", tripped,
+                        f"WATCHDOG_TRIPPED={st.watchdog_tripped} within {3 * wd + 1.0:g} s of table time "
+                        f"(period {wd:g} s)")
+
+
+def _trip_overforce(bench, spec, rig, force_limit, setting: float) -> Precondition:
+    """OVERFORCE_TRIPPED latched by a snag of the emulated patient simulator (what
+    test_overforce_trip does), the pull let go and the table released; then the START
+    setting again. A rig that cannot pull from outside cannot establish the latch."""
+    if rig.patient_simulator is None:
+        return Precondition("the rig can take the force over FORCE_LIMIT (patient simulator)", False,
+                            "no patient simulator on this rig; on a bench the operator-assisted over-force test "
+                            "(test_overforce_trip_pulled_by_operator) leaves the latch to try")
+    limit, _ = hold_below_limit(bench, spec, force_limit)
+    try:
+        rig.patient_simulator.pull(0.4 * limit, 20.0 * limit)
+        TripWatch(bench.ctrl).wait(2.0 / bench.k + 0.5)
+    finally:
+        rig.patient_simulator.pull(0.0)
+    _, released = bench.poll_until(bench.released, 10.0)
+    bench.configure(setting, spec.max_ramp_rate_n_s)
+    return Precondition("the table released after the trip", released, "force at or below the residual, phase IDLE"
+                        if released else "the force did not fall to the residual within 10 s of table time")
+
+
+def _reset_with_estop_held(bench) -> Precondition:
+    """The e-stop button pressed and kept pressed, then RESET: the contract accepts it
+    (no force, switch not pressed) and the cause still present latches again at once."""
+    bench.relay(StimulusCoil.ESTOP_BUTTON, True)
+    latched = bench.ctrl.status().estop_latched
+    err = refused(bench.ctrl.reset)
+    return Precondition("the e-stop latched by the held button, then RESET accepted", latched and err is None,
+                        f"ESTOP_LATCHED={latched} before the RESET; RESET "
+                        + ("accepted" if err is None else f"refused ({err})"))
+
+
+START_CONDITIONS = ["switch unplugged", "e-stop latched", "switch pressed", "not enabled", "watchdog tripped",
+                    "over-force tripped", "e-stop held through RESET"]
+
+
 @pytest.mark.requirement("IL-START")
-@pytest.mark.parametrize("condition", ["switch unplugged", "e-stop latched", "switch pressed", "not enabled"])
-def test_start_refused(bench, spec, recorder, condition):
+@pytest.mark.parametrize("condition", START_CONDITIONS)
+def test_start_refused(bench, spec, recorder, condition, request, rig):
+    """START with each condition of the contract that must refuse it: the patient switch
+    unplugged (LAST_REJECT 2), each latch (3: e-stop, switch, watchdog, over-force, and
+    the e-stop latched again by RESET while its button is held), the drive not enabled."""
     req = spec.requirement("IL-START")
     setting = min(spec.plan.emergency.forces_n)
     bench.configure(setting, spec.max_ramp_rate_n_s)
+    set_up: list[Precondition] = []
     if condition == "switch unplugged":
         bench.relay(StimulusCoil.PATIENT_SWITCH_UNPLUG, True)
     elif condition == "e-stop latched":
         bench.ctrl.emergency_stop()
     elif condition == "switch pressed":
         bench.relay(StimulusCoil.PATIENT_SWITCH, True)
+    elif condition == "watchdog tripped":
+        set_up.append(_trip_watchdog(bench, spec))
+    elif condition == "over-force tripped":
+        set_up.append(_trip_overforce(bench, spec, rig, request.getfixturevalue("force_limit"), setting))
+    elif condition == "e-stop held through RESET":
+        set_up.append(_reset_with_estop_held(bench))
     else:
         bench.ctrl.disable()
         bench.wait(lambda s: not s.enabled, 10, "drive disabled")
@@ -124,15 +208,47 @@ def test_start_refused(bench, spec, recorder, condition):
     shown = {"switch unplugged": ("the patient switch unplugged", not st.patient_switch_connected),
              "e-stop latched": ("ESTOP_LATCHED", st.estop_latched),
              "switch pressed": ("the patient switch pressed", st.patient_switch_pressed),
-             "not enabled": ("the drive not enabled", not st.enabled)}[condition]
+             "not enabled": ("the drive not enabled", not st.enabled),
+             "watchdog tripped": ("WATCHDOG_TRIPPED, the drive enabled", st.watchdog_tripped and st.enabled),
+             "over-force tripped": ("OVERFORCE_TRIPPED, the drive enabled", st.overforce_tripped and st.enabled),
+             "e-stop held through RESET": ("the drive enabled", st.enabled)}[condition]
+    if condition == "e-stop held through RESET" and set_up[0].held:
+        # the contract's own line: "a cause still present (e-stop button held) latches again at once"
+        boolean(recorder, req, "a RESET with the e-stop button held latches again at once", st.estop_latched,
+                set_up, condition=condition)
     errors = []
     peak, at_rest = gauge_peak_while(bench, lambda: errors.append(refused(bench.ctrl.start)))
     err = errors[0]
-    established = shows(*shown, st)  # without it, a START that moves the table is another requirement's finding
-    boolean(recorder, req, f"START refused ({condition})", isinstance(err, CommandRefused), [established],
+    established = [*set_up, shows(*shown, st)]  # without it, a START that moves the table is another requirement's finding
+    boolean(recorder, req, f"START refused ({condition})", isinstance(err, CommandRefused), established,
             condition=condition, reason=str(getattr(err, "reason", None)))
-    boolean(recorder, req, f"nothing moves ({condition})", peak < bench.residual_n, [established, at_rest],
+    boolean(recorder, req, f"nothing moves ({condition})", peak < bench.residual_n, [*established, at_rest],
             condition=condition, peak_n=peak)
+
+
+@pytest.mark.requirement("IL-RESET")
+def test_reset_refused_with_switch_pressed(bench, spec, recorder):
+    """RESET's second refusal (LAST_REJECT 3): the patient switch pressed, no force. A
+    table that takes the RESET and latches again at once has still cleared the patient's
+    stop for an instant; the contract refuses it outright."""
+    req = spec.requirement("IL-RESET")
+    bench.relay(StimulusCoil.PATIENT_SWITCH, True)
+    try:
+        st = bench.ctrl.status()
+        pressed = shows("the patient switch pressed and ESTOP_LATCHED", st.patient_switch_pressed and st.estop_latched,
+                        st)
+        no_force = Precondition("no force present (a refusal for force would be IL-RESET's other check)",
+                                st.force_n <= bench.residual_n,
+                                f"ACTUAL_FORCE {st.force_n:.3g} N, residual {bench.residual_n:g} N")
+        err = refused(bench.ctrl.reset)
+        after = bench.ctrl.status()
+        boolean(recorder, req, "RESET refused with the patient switch pressed (LAST_REJECT 3)",
+                isinstance(err, CommandRefused) and err.reason is RejectReason.LATCHED, [pressed, no_force],
+                reason=str(getattr(err, "reason", None)))
+        boolean(recorder, req, "e-stop latch kept (switch pressed)", after.estop_latched, [pressed, no_force],
+                reason=str(getattr(err, "reason", None)))
+    finally:
+        bench.relay(StimulusCoil.PATIENT_SWITCH, False)
 
 
 def _attempt(bench, fn) -> tuple[object, int, int]:
