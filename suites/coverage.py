@@ -1,0 +1,932 @@
+"""The coverage map: per requirement, the dimensions along which a table's behaviour can
+differ and the values the plan samples along each, per profile (quick / full).
+
+Why it exists: a defect that lives in part of the parameter space (one ramp direction,
+high forces only, long sessions, one refusal) passes a suite that samples one point of
+that dimension. The map makes each such point visible: a dimension sampled at one point
+carries the reason one point is enough, or it is a GAP, said as such.
+
+One declarative place (MAP below). Each dimension's values are a function of the
+Specification and the profile — read from the plan, or from the suite test's own
+parametrization — never a copied number; a fixed value names the test that fixes it.
+`check_run` holds the map to account against a run's record: every value it claims for
+the run's profile must appear in the conditions of some measurement of that requirement.
+The contract's refusals and latches (CONTRACT) name the suite check that tries each;
+one no suite tries is flagged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from suites.spec import Specification
+
+PROFILES = ("quick", "full")
+
+#: the summary's columns: what kind of dimension each is
+AXES = ("force", "rate", "direction", "approach", "phase", "trigger", "duration", "repetition", "condition", "other")
+
+Values = Callable[[Specification, str], list]
+Observer = Callable[[list[dict]], set]
+
+
+# ---------------------------------------------------------------- plan readers
+# Each reads the plan as the suites do. The plan fields of specification 1.3
+# (falling_setpoints_n, ramp_cases, sessions_for) are read when the loaded
+# Specification has them, so the map also describes a 1.2 specification truthfully.
+
+def setpoints(spec: Specification, profile: str) -> list[float]:
+    """FA-STATIC's staircase (suites/test_force_accuracy.py): the setpoints rising, then
+    the falling setpoints approached from above."""
+    return _sorted_unique([*spec.plan.setpoints_n, *getattr(spec.plan, "falling_setpoints_n", [])])
+
+
+def approaches(spec: Specification, profile: str) -> list[str]:
+    return ["rising", *(["falling"] if getattr(spec.plan, "falling_setpoints_n", None) else [])]
+
+
+def setting_approach(spec: Specification, profile: str) -> list[tuple[float, str]]:
+    return sorted({(float(v), "rising") for v in spec.plan.setpoints_n}
+                  | {(float(v), "falling") for v in getattr(spec.plan, "falling_setpoints_n", [])})
+
+
+def ramp_cases(spec: Specification) -> dict[str, tuple[float, float]]:
+    """test_ramp's cases, id → (rate, force): the plan's own `ramp_cases()` (1.3), else the
+    1.2 test's slow / medium / fast by index into the sorted rates."""
+    plan = spec.plan
+    if hasattr(plan, "ramp_cases"):
+        return dict(plan.ramp_cases())
+    rates = sorted(plan.ramp_rates_n_s)
+    return {name: (rates[i] if i < 2 else rates[-1], plan.ramp_force_n)
+            for i, name in enumerate(("slow", "medium", "fast")) if i < len(rates)}
+
+
+def ramp_rates(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(rate for rate, _ in ramp_cases(spec).values())
+
+
+def ramp_forces(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(force for _, force in ramp_cases(spec).values())
+
+
+def ramp_directions(spec: Specification, profile: str) -> list[str]:
+    """RA-RATE's slopes: up, down to a lower setting (1.3: when the plan has ramp cases),
+    and the STOP release."""
+    lower = ["to lower setting"] if hasattr(spec.plan, "ramp_cases") else []
+    return ["progressive", *lower, "regressive"]
+
+
+def lower_fraction() -> float | None:
+    """test_ramp's lower setting as a fraction of the case's force (1.3), None before."""
+    from suites import test_ramps
+
+    return getattr(test_ramps, "LOWER_FRACTION", None)
+
+
+def ramp_targets(spec: Specification, profile: str) -> list[float]:
+    """The settings RA-OVERSHOOT and RA-SETTLE are judged at: each case's force, and (1.3)
+    the lower setting it ramps down to."""
+    frac = lower_fraction() if hasattr(spec.plan, "ramp_cases") else None
+    forces = ramp_forces(spec, profile)
+    return _sorted_unique([*forces, *([frac * f for f in forces] if frac else [])])
+
+
+def past_setting_directions(spec: Specification, profile: str) -> list[str]:
+    """RA-OVERSHOOT and RA-SETTLE: after the progressive ramp, and (1.3) after the ramp to
+    the lower setting (an undershoot)."""
+    return ["progressive", *(["to lower setting"] if hasattr(spec.plan, "ramp_cases") else [])]
+
+
+def ramp_cases_rate_force(spec: Specification, profile: str) -> list[tuple[float, float]]:
+    return sorted(set(ramp_cases(spec).values()))
+
+
+def sessions(spec: Specification, profile: str) -> list[dict]:
+    """The intermittent treatments a profile runs: the plan's `sessions_for(profile)` (1.3),
+    else the one treatment of plan.intermittent. Levels fall back to plan.intermittent's."""
+    plan, im = spec.plan, spec.plan.intermittent
+    chosen = plan.sessions_for(profile) if hasattr(plan, "sessions_for") else [im]
+    return [{"treatment_s": float(s.treatment_s),
+             "hold_force_n": float(getattr(s, "hold_force_n", None) or im.hold_force_n),
+             "rest_force_n": float(im.rest_force_n if getattr(s, "rest_force_n", None) is None else s.rest_force_n)}
+            for s in chosen]
+
+
+def session_lengths(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(s["treatment_s"] for s in sessions(spec, profile))
+
+
+def session_levels(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(v for s in sessions(spec, profile) for v in (s["hold_force_n"], s["rest_force_n"]))
+
+
+def session_hold_levels(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(s["hold_force_n"] for s in sessions(spec, profile))
+
+
+def intermittent_times(spec: Specification, profile: str) -> list[float]:
+    im = spec.plan.intermittent
+    return _sorted_unique([im.hold_s, im.rest_s])
+
+
+def emergency_triggers(spec: Specification, profile: str) -> list[str]:
+    from suites.test_emergency_release import TRIGGERS
+
+    return [t for t in TRIGGERS if t in spec.plan.emergency.triggers]
+
+
+def emergency_combos(spec: Specification, profile: str) -> list[tuple[str, float]]:
+    """(phase, force) of each trial of one trigger: test_emergency_release cycles through
+    phases × forces_n, trial i taking combination i mod their number — so fewer trials than
+    combinations leave some out, and the map says so."""
+    em = spec.plan.emergency
+    combos = [(p, float(f)) for p in em.phases for f in em.forces_n]
+    return sorted({combos[i % len(combos)] for i in range(em.trials)})
+
+
+def emergency_phases(spec: Specification, profile: str) -> list[str]:
+    return sorted({p for p, _ in emergency_combos(spec, profile)}, key=list(spec.plan.emergency.phases).index)
+
+
+def emergency_forces(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(f for _, f in emergency_combos(spec, profile))
+
+
+def emergency_cells(spec: Specification, profile: str) -> list[tuple[str, str, float]]:
+    return [(t, p, f) for t in emergency_triggers(spec, profile) for p, f in emergency_combos(spec, profile)]
+
+
+def watchdog_combos(spec: Specification, profile: str) -> list[tuple[str, float]]:
+    return emergency_combos(spec, profile) if "watchdog" in spec.plan.emergency.triggers else []
+
+
+def watchdog_phases(spec: Specification, profile: str) -> list[str]:
+    return sorted({p for p, _ in watchdog_combos(spec, profile)}, key=list(spec.plan.emergency.phases).index)
+
+
+def watchdog_forces(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(f for _, f in watchdog_combos(spec, profile))
+
+
+def emergency_trials(spec: Specification, profile: str) -> list[int]:
+    return [spec.plan.emergency.trials]
+
+
+def has_test(module: str, test: str) -> bool:
+    import importlib
+
+    return hasattr(importlib.import_module(module), test)
+
+
+def when_test(module: str, test: str, *always: str, then: str) -> Values:
+    """Values fixed by the suites: `always`, plus `then` when the suite test that tries it exists."""
+    return lambda spec, profile: [*always, *([then] if has_test(module, test) else [])]
+
+
+def parametrized(module: str, test: str, argname: str) -> Values:
+    """The values a suite test is parametrized with: the fixed list lives in the test, once."""
+    def values(spec: Specification, profile: str) -> list:
+        import importlib
+
+        fn = getattr(importlib.import_module(module), test)
+        for mark in getattr(fn, "pytestmark", []):
+            if mark.name == "parametrize" and mark.args[0] == argname:
+                return list(mark.args[1])
+        raise LookupError(f"{module}.{test}: no parametrize of {argname!r} (the coverage map reads it)")
+    return values
+
+
+def plan_value(getter: Callable[[Specification], float]) -> Values:
+    return lambda spec, profile: [float(getter(spec))]
+
+
+def fixed(*items) -> Values:
+    return lambda spec, profile: list(items)
+
+
+# ---------------------------------------------------------------- observers (a run's record)
+
+def cond(key: str, default=None) -> Observer:
+    """The values of one condition key over the measurements (a missing key: `default`)."""
+    def observe(ms: list[dict]) -> set:
+        out = set()
+        for m in ms:
+            value = m.get("conditions", {}).get(key, default)
+            if value is not None:
+                out.add(_norm(value))
+        return out
+    return observe
+
+
+def cond_tuple(*keys: str) -> Observer:
+    def observe(ms: list[dict]) -> set:
+        out = set()
+        for m in ms:
+            c = m.get("conditions", {})
+            if all(c.get(k) is not None for k in keys):
+                out.add(tuple(_norm(c[k]) for k in keys))
+        return out
+    return observe
+
+
+def names(**patterns: str) -> Observer:
+    """Which of the fixed checks ran, told by the measurement's name (value: a substring)."""
+    def observe(ms: list[dict]) -> set:
+        return {value for value, pattern in patterns.items() if any(pattern in m.get("name", "") for m in ms)}
+    return observe
+
+
+def level_phase(ms: list[dict]) -> set:
+    """IM-LEVELS: the phase from the condition, else the measurement's name (hold 1 …)."""
+    out = set()
+    for m in ms:
+        phase = m.get("conditions", {}).get("phase") or m.get("name", "").split(" ")[0]
+        if phase in ("hold", "rest"):
+            out.add(phase)
+    return out
+
+
+def trials_per_trigger(ms: list[dict]) -> set:
+    per: dict[str, set] = {}
+    for m in ms:
+        c = m.get("conditions", {})
+        if c.get("trigger") and c.get("trial") is not None:
+            per.setdefault(c["trigger"], set()).add(c["trial"])
+    return {len(v) for v in per.values()}
+
+
+def above_limit(ms: list[dict]) -> set:
+    return {_norm(m["conditions"]["setpoint_n"] - m["conditions"]["limit_n"]) for m in ms
+            if m.get("conditions", {}).get("setpoint_n") is not None and m["conditions"].get("limit_n") is not None}
+
+
+def union_of(*keys: str) -> Observer:
+    def observe(ms: list[dict]) -> set:
+        return set().union(*(cond(k)(ms) for k in keys))
+    return observe
+
+
+def first_of(*keys: str) -> Observer:
+    """A quantity the suites may record under one of several keys (session length)."""
+    def observe(ms: list[dict]) -> set:
+        for key in keys:
+            seen = cond(key)(ms)
+            if seen:
+                return seen
+        return set()
+    return observe
+
+
+# ---------------------------------------------------------------- the map
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    axis: str
+    values: Values
+    source: str  # where the values come from: a plan field, or the test that fixes them
+    observe: Observer | None = None  # how a run's record shows the values (None: it does not)
+    enough: str | None = None  # why one sampled point is enough (else a one-point dimension is a GAP)
+    gap: str | None = None  # what a one-point sample lets pass, for the GAP line
+    unit: str = ""
+
+    def __post_init__(self):
+        if self.axis not in AXES:
+            raise ValueError(f"dimension {self.name}: axis {self.axis!r} is not one of {', '.join(AXES)}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    requirement: str
+    tests: tuple[str, ...]
+    dimensions: tuple[Dimension, ...]
+    #: a measurement counts for the record check unless it is a per-trigger summary
+    note: str = ""
+
+
+ACCURACY_DIMS = (
+    Dimension("setting", "force", setpoints, "plan.setpoints_n + plan.falling_setpoints_n", cond("setting_n"), unit="N"),
+    Dimension("approach", "approach", approaches, "rising staircase; plan.falling_setpoints_n from above",
+              cond("approach", "rising"),
+              gap="a loop with friction or a one-sided integrator settles elsewhere when approached from above"),
+    Dimension("setting × approach", "other", setting_approach, "plan.setpoints_n (rising), "
+              "plan.falling_setpoints_n (from above)", cond_tuple("setting_n", "approach"),
+              enough="one cell is the whole plan"),
+    Dimension("ramp rate of the approach", "rate", plan_value(lambda s: s.max_ramp_rate_n_s), "max_ramp_rate_n_s "
+              "(suites/test_force_accuracy.py)", None,
+              enough="judged after settle_s, when the ramp no longer acts; the approach's transient is RA-OVERSHOOT's "
+                     "and RA-SETTLE's, at every rate of the ramp cases", unit="N/s"),
+    Dimension("repetition per setting", "repetition", fixed(1), "suites/test_force_accuracy.py (one step per setting)",
+              None, enough="the value is a mean over the settled window, its scatter in the budget (noise of the mean); "
+                           "a loop offset repeats identically at the same setting, and its drift run to run is the "
+                           "results database's trend"),
+)
+
+RAMP_RATE = Dimension("ramp rate", "rate", ramp_rates, "plan.ramp_cases() (slowest, fastest of plan.ramp_rates_n_s)",
+                      cond("rate_n_s"), unit="N/s", gap="a rate error at one rate only passes")
+RAMP_FORCE = Dimension("ramp force", "force", ramp_forces, "plan.ramp_force_n, plan.ramp_high_force_n", cond("setting_n"),
+                       unit="N", gap="a ramp that fails only at high forces (a saturating drive) passes")
+RAMP_CELLS = Dimension("rate × force (ramp cases)", "other", ramp_cases_rate_force, "plan.ramp_cases()",
+                       cond_tuple("rate_n_s", "setting_n"),
+                       enough="a single case is the whole plan: its rate and force are sampled above")
+
+EMERGENCY_DIMS = (
+    Dimension("trigger", "trigger", emergency_triggers, "plan.emergency.triggers ∩ test_emergency_release.TRIGGERS",
+              cond("trigger"), gap="a table whose release differs by trigger passes on the untried ones"),
+    Dimension("phase", "phase", emergency_phases, "plan.emergency.phases (trial i: combination i mod phases × forces)",
+              cond("phase"), gap="a release that fails in one phase only (a ramp, the rest) passes"),
+    Dimension("force at the trigger", "force", emergency_forces, "plan.emergency.forces_n", cond("force_n"), unit="N",
+              gap="a release that is slow from high forces only passes"),
+    Dimension("trigger × phase × force", "other", emergency_cells, "plan.emergency (trials per trigger cycle "
+              "through phases × forces_n)", cond_tuple("trigger", "phase", "force_n"),
+              enough="one cell is the whole plan: its trigger, phase and force are sampled above"),
+    Dimension("trials per trigger", "repetition", emergency_trials, "plan.emergency.trials", trials_per_trigger,
+              enough="each trial is one trigger; the count is the repetition, the worst trial decides"),
+)
+
+MAP: tuple[Entry, ...] = (
+    Entry("FA-STATIC", ("suites/test_force_accuracy.py::test_static_force_accuracy",), (
+        *ACCURACY_DIMS,
+        Dimension("treatment mode", "other", fixed("static"), "suites/test_force_accuracy.py", None,
+                  enough="the intermittent levels are IM-LEVELS's, judged against the same limit formula"),
+    )),
+    Entry("FA-CELL", ("suites/test_force_accuracy.py::test_static_force_accuracy",), ACCURACY_DIMS),
+    Entry("RA-RATE", ("suites/test_ramps.py::test_ramp",), (
+        RAMP_RATE, RAMP_FORCE, RAMP_CELLS,
+        Dimension("direction", "direction", ramp_directions, "suites/test_ramps.py::test_ramp (its slopes)",
+                  cond("direction"), gap="a ramp wrong in one direction only passes"),
+        Dimension("start of the ramp", "other", fixed("from rest (0 N)"), "suites/test_ramps.py::test_ramp", None,
+                  enough="the progressive slope is fitted on 20–80 % of the span, away from the start's corner; the "
+                         "falling slopes start from the held setting"),
+    )),
+    Entry("RA-OVERSHOOT", ("suites/test_ramps.py::test_ramp",), (
+        RAMP_RATE, RAMP_FORCE, RAMP_CELLS,
+        Dimension("direction", "direction", past_setting_directions, "suites/test_ramps.py::test_ramp",
+                  cond("direction", "progressive"),
+                  gap="an undershoot below a lower setting (a falling ramp that overruns) passes"),
+        Dimension("setting judged at", "force", ramp_targets, "the ramp cases' forces and (1.3) "
+                  "test_ramps.LOWER_FRACTION of each", cond("target_n"), unit="N",
+                  gap="overshoot at one setting only"),
+    )),
+    Entry("RA-SETTLE", ("suites/test_ramps.py::test_ramp",), (
+        RAMP_RATE, RAMP_FORCE, RAMP_CELLS,
+        Dimension("direction", "direction", past_setting_directions, "suites/test_ramps.py::test_ramp",
+                  cond("direction", "progressive"),
+                  gap="a table that settles slowly after a falling ramp passes"),
+        Dimension("setting judged at", "force", ramp_targets, "the ramp cases' forces and (1.3) "
+                  "test_ramps.LOWER_FRACTION of each", cond("target_n"), unit="N",
+                  gap="settling at one setting only"),
+    )),
+    Entry("IM-TIMING", ("suites/test_ramps.py::test_intermittent_treatment",), (
+        Dimension("phase", "phase", fixed("hold", "rest"), "suites/test_ramps.py::test_intermittent_treatment",
+                  cond("phase")),
+        Dimension("set duration", "duration", intermittent_times, "plan.intermittent.hold_s, rest_s", cond("set_s"),
+                  unit="s", enough="one hold and one rest time: the timer counts each the same way"),
+        Dimension("session length", "duration", session_lengths, "plan.sessions_for(profile)",
+                  first_of("treatment_s", "session_s"), unit="s",
+                  gap="a timer that drifts only in long sessions passes"),
+        Dimension("levels (hold, rest)", "force", session_levels, "plan.sessions (levels; default plan.intermittent)",
+                  union_of("hold_set_n", "rest_set_n"), unit="N",
+                  gap="a timer that runs differently at high forces only passes"),
+    )),
+    Entry("IM-LEVELS", ("suites/test_ramps.py::test_intermittent_treatment",), (
+        Dimension("phase", "phase", fixed("hold", "rest"), "suites/test_ramps.py::test_intermittent_treatment",
+                  level_phase),
+        Dimension("set level", "force", session_levels, "plan.sessions (hold_force_n, rest_force_n; default "
+                  "plan.intermittent)", cond("set_n"), unit="N", gap="a level wrong at high forces only passes"),
+        Dimension("session length", "duration", session_lengths, "plan.sessions_for(profile)",
+                  first_of("treatment_s", "session_s"), unit="s",
+                  gap="a level that drifts only in long sessions passes"),
+    )),
+    Entry("TT-TIME", ("suites/test_ramps.py::test_intermittent_treatment",), (
+        Dimension("treatment length", "duration", session_lengths, "plan.sessions_for(profile)", cond("set_s"), unit="s",
+                  gap="a timer that drifts only in long sessions passes (issue 23)"),
+        Dimension("hold level", "force", session_hold_levels, "plan.sessions (hold_force_n)",
+                  cond("hold_set_n"), unit="N",
+                  enough="TREATMENT_TIME is counted on the controller's clock; the level only shapes the ramps "
+                         "around the plateaus, which the corner detection places"),
+        Dimension("treatment mode", "other", fixed("intermittent"), "suites/test_ramps.py::test_intermittent_treatment",
+                  None, gap="a timer wrong in static mode only passes"),
+    )),
+    Entry("WD-TIME", ("suites/test_emergency_release.py::test_emergency_release[watchdog]",), (
+        Dimension("phase", "phase", watchdog_phases, "plan.emergency.phases (the watchdog trials)", cond("phase"),
+                  gap="a watchdog late in one phase only passes"),
+        Dimension("force at the trip", "force", watchdog_forces, "plan.emergency.forces_n (the watchdog trials)",
+                  cond("force_n"), unit="N"),
+        Dimension("phase × force", "other", watchdog_combos, "plan.emergency (the watchdog trials)",
+                  cond_tuple("phase", "force_n"), enough="one cell is the whole plan"),
+        Dimension("configured period", "duration", plan_value(lambda s: s.plan.watchdog_s), "plan.watchdog_s",
+                  None, unit="s",
+                  enough="the limit is relative to the configured period, which the rig writes (WATCHDOG_MS); a "
+                         "late or fixed-period watchdog shows at any period"),
+        Dimension("trials", "repetition", emergency_trials, "plan.emergency.trials", trials_per_trigger,
+                  enough="each trial is one trip; the worst decides"),
+    )),
+    Entry("IL-SETPOINT", ("suites/test_interlocks.py::test_setpoint_above_force_limit_refused",
+                         "suites/test_interlocks.py::test_start_refused_with_target_above_lowered_limit"), (
+        Dimension("write", "condition", fixed("single write (FC 6)", "multiple write (FC 16)"),
+                  "suites/test_interlocks.py::test_setpoint_above_force_limit_refused",
+                  names(**{"single write (FC 6)": "single write", "multiple write (FC 16)": "multiple write"})),
+        Dimension("target above the limit by", "condition",
+                  when_test("suites.test_interlocks", "test_start_refused_with_target_above_lowered_limit",
+                            "a write above the limit", then="the limit lowered below a taken target (START)"),
+                  "suites/test_interlocks.py", names(**{"a write above the limit": "write above FORCE_LIMIT",
+                                                        "the limit lowered below a taken target (START)":
+                                                        "START refused with TARGET_FORCE above FORCE_LIMIT"}),
+                  gap="START with a taken target left above a lowered limit (LAST_REJECT 1) is not tried"),
+        Dimension("amount above FORCE_LIMIT", "force", fixed(10.0), "suites/test_interlocks.py (limit + 10 N)",
+                  above_limit, unit="N",
+                  gap="a table that accepts targets a little above the limit (a 5 % margin) passes: one register "
+                      "step (0.1 N) above is the corner"),
+        Dimension("FORCE_LIMIT", "force", plan_value(lambda s: s.plan.overforce_limit_n), "plan.overforce_limit_n",
+                  cond("limit_n"), unit="N",
+                  enough="below the rated force, so a table comparing with the rated force, not FORCE_LIMIT, is caught"),
+    )),
+    Entry("IL-LIMIT-LOCK", ("suites/test_interlocks.py::test_force_limit_locked_while_enabled",), (
+        Dimension("drive state", "condition", fixed("enabled, idle"), "suites/test_interlocks.py", None,
+                  gap="a table that takes a new limit while a treatment runs passes"),
+        Dimension("value written", "force", plan_value(lambda s: s.plan.overforce_limit_n),
+                  "plan.overforce_limit_n (below the present limit)", None, unit="N",
+                  gap="only a lower limit is written: a table that refuses decreases but takes increases passes"),
+    )),
+    Entry("IL-START", ("suites/test_interlocks.py::test_start_refused",), (
+        Dimension("refusal condition", "condition", parametrized("suites.test_interlocks", "test_start_refused",
+                                                                  "condition"),
+                  "suites/test_interlocks.py::test_start_refused (parametrize)", cond("condition")),
+        Dimension("target force", "force", plan_value(lambda s: min(s.plan.emergency.forces_n)),
+                  "min(plan.emergency.forces_n)", None, unit="N",
+                  enough="the refusal is decided before any force is commanded; a target above FORCE_LIMIT is "
+                         "IL-SETPOINT's"),
+    )),
+    Entry("IL-RESET", ("suites/test_interlocks.py::test_reset_refused_with_force_present",
+                      "suites/test_interlocks.py::test_reset_refused_with_switch_pressed"), (
+        Dimension("when", "condition", fixed("during a treatment", "right after an emergency stop"),
+                  "suites/test_interlocks.py::test_reset_refused_with_force_present",
+                  names(**{"during a treatment": "during a treatment", "right after an emergency stop": "right after"})),
+        Dimension("refusal cause", "condition",
+                  when_test("suites.test_interlocks", "test_reset_refused_with_switch_pressed",
+                            "force present (LAST_REJECT 5)", then="patient switch pressed (LAST_REJECT 3)"),
+                  "suites/test_interlocks.py",
+                  names(**{"force present (LAST_REJECT 5)": "RESET refused during a treatment",
+                           "patient switch pressed (LAST_REJECT 3)": "RESET refused with the patient switch pressed"}),
+                  gap="RESET with the patient switch pressed (LAST_REJECT 3) is not tried"),
+        Dimension("force held", "force", plan_value(lambda s: max(s.plan.emergency.forces_n)),
+                  "max(plan.emergency.forces_n)", None, unit="N",
+                  gap="the corner, a force just above the residual force, is not tried: a table with a high "
+                      "threshold passes"),
+    )),
+    Entry("IL-OVERFORCE", ("suites/test_interlocks.py::test_overforce_trip",
+                           "suites/test_interlocks.py::test_overforce_trip_pulled_by_operator"), (
+        Dimension("pull rate", "rate", plan_value(lambda s: 20.0 * s.plan.overforce_limit_n),
+                  "suites/test_interlocks.py::test_overforce_trip (20 × plan.overforce_limit_n per s, a snag)",
+                  cond("pull_rate_n_s"), unit="N/s",
+                  gap="a slow pull is tried only by a person at a bench (test_overforce_trip_pulled_by_operator)"),
+        Dimension("phase", "phase", fixed("hold"), "suites/test_interlocks.py (hold at 0.8 × the limit)", None,
+                  gap="a trip that fails during a ramp passes"),
+        Dimension("FORCE_LIMIT", "force", plan_value(lambda s: s.plan.overforce_limit_n), "plan.overforce_limit_n",
+                  cond("limit_n"), unit="N", enough="the trip compares with the register, whatever its value"),
+    )),
+    *(Entry(rid, ("suites/test_emergency_release.py::test_emergency_release",), EMERGENCY_DIMS)
+      for rid in ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP")),
+    Entry("ER-LATCH", ("suites/test_emergency_release.py::test_emergency_release",), (
+        *EMERGENCY_DIMS,
+        Dimension("restart tried", "condition",
+                  lambda s, p: ["START", *(["ENABLE after a power loss"] if "mains_cut" in s.plan.emergency.triggers
+                                           else [])],
+                  "suites/test_emergency_release.py::run_trial", None,
+                  enough="START after every trigger; ENABLE only where a power loss de-energised the drive"),
+    )),
+)
+
+
+def entry(rid: str) -> Entry | None:
+    return next((e for e in MAP if e.requirement == rid), None)
+
+
+# ---------------------------------------------------------------- the contract's refusals and latches
+
+@dataclass(frozen=True)
+class Tried:
+    """A suite check that tries a contract item: the test (file::function, [param] when
+    parametrized), the measurement name (or a part of it) that judges it, and — when the
+    test builds that name — the literal the test's source holds instead."""
+
+    test: str
+    check: str
+    requirement: str
+    literal: str | None = None
+
+    def missing(self) -> str | None:
+        """Why the suites do not hold this check (None: they do). Read from the suites'
+        source, so the map never claims a check that was renamed or removed."""
+        import importlib
+
+        path, _, node = self.test.partition("::")
+        fn, _, param = node.partition("[")
+        param = param.rstrip("]")
+        module = path.removesuffix(".py").replace("/", ".")
+        try:
+            mod = importlib.import_module(module)
+        except Exception as exc:  # a suite that does not import tries nothing
+            return f"{module} does not import ({type(exc).__name__})"
+        if not hasattr(mod, fn):
+            return f"no {fn} in {path}"
+        if param:
+            values = [v for mark in getattr(getattr(mod, fn), "pytestmark", []) if mark.name == "parametrize"
+                      for v in mark.args[1]]
+            if param not in values:
+                return f"{fn} is not parametrized with {param!r}"
+        text = Path(mod.__file__).read_text(encoding="utf-8")
+        if (self.literal or self.check) not in text:
+            return f"{path} has no check named “{self.literal or self.check}”"
+        return None
+
+
+@dataclass(frozen=True)
+class ContractItem:
+    id: str
+    kind: str  # refusal, latch, reject code
+    says: str  # the contract's words (shared/protocols/traction-controller-modbus.md)
+    tried: tuple[Tried, ...] = ()
+    note: str = ""
+
+    def found(self) -> list[Tried]:
+        return [t for t in self.tried if t.missing() is None]
+
+    @property
+    def status(self) -> str:
+        return "tried" if self.found() else "NOT TRIED"
+
+
+_T = Tried
+_ER = "suites/test_emergency_release.py::test_emergency_release"
+_IL = "suites/test_interlocks.py"
+_START = "START refused ({condition})"
+_LATCH = "restart refused until RESET"
+
+
+def _start(condition: str) -> Tried:
+    return _T(f"{_IL}::test_start_refused[{condition}]", f"START refused ({condition})", "IL-START", _START)
+
+
+def _latch(trigger: str) -> Tried:
+    return _T(f"{_ER}[{trigger}]", _LATCH, "ER-LATCH")
+
+
+CONTRACT: tuple[ContractItem, ...] = (
+    ContractItem("ENABLE-READY", "refusal", "ENABLE: Refused (exception 04) unless READY", (_latch("mains_cut"),),
+                 "only after a power loss: ENABLE must then be refused until RESET"),
+    ContractItem("START-ENABLED", "refusal", "START: Refused (04) unless ENABLED", (_start("not enabled"),)),
+    ContractItem("START-SWITCH", "refusal", "START: Refused (04) unless the patient switch connected (LAST_REJECT 2)",
+                 (_start("switch unplugged"),)),
+    ContractItem("START-ESTOP", "refusal", "START: Refused (04) unless nothing latched (3): ESTOP_LATCHED",
+                 (_start("e-stop latched"), _latch("estop_coil"), _latch("estop_button"))),
+    ContractItem("START-PRESSED", "refusal", "START: Refused (04) with the patient switch pressed (3)",
+                 (_start("switch pressed"), _latch("switch_pressed"))),
+    ContractItem("START-WATCHDOG", "refusal", "START: Refused (04) unless nothing latched (3): WATCHDOG_TRIPPED",
+                 (_start("watchdog tripped"), _latch("watchdog"))),
+    ContractItem("START-OVERFORCE", "refusal", "START: Refused (04) unless nothing latched (3): OVERFORCE_TRIPPED",
+                 (_start("over-force tripped"),)),
+    ContractItem("START-FAULT", "refusal", "START: Refused (04) unless nothing latched (3): FAULT_CODE not 0 "
+                 "(patient switch unplugged in a treatment, power loss)",
+                 (_latch("switch_unplugged"), _latch("mains_cut"))),
+    ContractItem("START-LIMIT", "refusal", "START: Refused (04) unless TARGET_FORCE ≤ FORCE_LIMIT (1)",
+                 (_T(f"{_IL}::test_start_refused_with_target_above_lowered_limit",
+                     "START refused with TARGET_FORCE above FORCE_LIMIT (LAST_REJECT 1)", "IL-SETPOINT"),)),
+    ContractItem("RESET-FORCE", "refusal", "RESET: Refused (04) while ACTUAL_FORCE > RESIDUAL_FORCE (LAST_REJECT 5)",
+                 (_T(f"{_IL}::test_reset_refused_with_force_present", "RESET refused during a treatment", "IL-RESET"),
+                  _T(f"{_IL}::test_reset_refused_with_force_present", "RESET refused right after an emergency stop",
+                     "IL-RESET"))),
+    ContractItem("RESET-PRESSED", "refusal", "RESET: Refused (04) while the patient switch is pressed (3)",
+                 (_T(f"{_IL}::test_reset_refused_with_switch_pressed",
+                     "RESET refused with the patient switch pressed (LAST_REJECT 3)", "IL-RESET"),)),
+    ContractItem("RELATCH-ESTOP", "latch", "RESET: A cause still present (e-stop button held) latches again at once",
+                 (_T(f"{_IL}::test_start_refused[e-stop held through RESET]",
+                     "a RESET with the e-stop button held latches again at once", "IL-START"),)),
+    ContractItem("RELATCH-MAINS", "latch", "RESET: A cause still present (mains cut) latches again at once", (),
+                 "every mains-cut trial restores the mains before its RESET; no suite tries RESET with the mains "
+                 "still cut"),
+    ContractItem("TARGET-RANGE", "refusal", "TARGET_FORCE: a value above FORCE_LIMIT is refused (exception 03) and "
+                 "not taken",
+                 (_T(f"{_IL}::test_setpoint_above_force_limit_refused", "single write above FORCE_LIMIT refused",
+                     "IL-SETPOINT"),
+                  _T(f"{_IL}::test_setpoint_above_force_limit_refused", "TARGET_FORCE unchanged", "IL-SETPOINT"))),
+    ContractItem("ALL-OR-NOTHING", "refusal", "A refused write changes nothing: a multiple write (FC 15/16) is all "
+                 "or nothing",
+                 (_T(f"{_IL}::test_setpoint_above_force_limit_refused", "multiple write above FORCE_LIMIT refused",
+                     "IL-SETPOINT"),)),
+    ContractItem("LIMIT-ENABLED", "refusal", "FORCE_LIMIT: writable only while not ENABLED (else 04, LAST_REJECT 4)",
+                 (_T(f"{_IL}::test_force_limit_locked_while_enabled", "FORCE_LIMIT write refused with 04",
+                     "IL-LIMIT-LOCK"),)),
+    ContractItem("RESIDUAL-RO", "refusal", "RESIDUAL_FORCE: read-only (04 on write, LAST_REJECT 6)", (),
+                 "no suite writes RESIDUAL_FORCE (a table that lets it be raised weakens every release check)"),
+    ContractItem("LATCH-ESTOP", "latch", "ESTOP_LATCHED: ESTOP coil, or the e-stop button of the table; latched "
+                 "until RESET",
+                 (_latch("estop_coil"), _latch("estop_button"),
+                  _T(f"{_IL}::test_reset_refused_with_force_present", "e-stop latch kept", "IL-RESET"))),
+    ContractItem("LATCH-PRESSED", "latch", "PATIENT_SWITCH_PRESSED latches ESTOP_LATCHED",
+                 (_latch("switch_pressed"),
+                  _T(f"{_IL}::test_reset_refused_with_switch_pressed", "e-stop latch kept (switch pressed)",
+                     "IL-RESET"))),
+    ContractItem("LATCH-OVERFORCE", "latch", "OVERFORCE_TRIPPED: ACTUAL_FORCE exceeded FORCE_LIMIT; latched",
+                 (_start("over-force tripped"),
+                  _T(f"{_IL}::test_overforce_trip", "gauge crossing FORCE_LIMIT to the trip", "IL-OVERFORCE")),
+                 "test_overforce_trip also asserts the latch after the trip"),
+    ContractItem("LATCH-WATCHDOG", "latch", "WATCHDOG_TRIPPED: no heartbeat within WATCHDOG_MS while ENABLED; latched",
+                 (_start("watchdog tripped"), _latch("watchdog"))),
+    ContractItem("LATCH-UNPLUG", "latch", "unplugging the patient switch during a treatment is an emergency trigger "
+                 "(FAULT_CODE 3)", (_latch("switch_unplugged"),)),
+    ContractItem("LATCH-POWER", "latch", "a power loss drops ENABLED (write 1 again after RESET); FAULT_CODE 7",
+                 (_latch("mains_cut"),)),
+    ContractItem("LATCH-FIRST", "latch", "FAULT_CODE: the first trigger is kept until RESET", (),
+                 "no suite causes a second trigger after the first and reads FAULT_CODE"),
+    ContractItem("REJECT-1", "reject code", "LAST_REJECT 1: value out of range",
+                 (_T(f"{_IL}::test_setpoint_above_force_limit_refused", "single write above FORCE_LIMIT refused with 03",
+                     "IL-SETPOINT"),
+                  _T(f"{_IL}::test_start_refused_with_target_above_lowered_limit",
+                     "START refused with TARGET_FORCE above FORCE_LIMIT (LAST_REJECT 1)", "IL-SETPOINT"))),
+    ContractItem("REJECT-2", "reject code", "LAST_REJECT 2: not ready", (_start("switch unplugged"),),
+                 "the refusal (04) is judged; the code is recorded (reason), not judged"),
+    ContractItem("REJECT-3", "reject code", "LAST_REJECT 3: latched or switch pressed",
+                 (_T(f"{_IL}::test_reset_refused_with_switch_pressed",
+                     "RESET refused with the patient switch pressed (LAST_REJECT 3)", "IL-RESET"),)),
+    ContractItem("REJECT-4", "reject code", "LAST_REJECT 4: enabled",
+                 (_T(f"{_IL}::test_force_limit_locked_while_enabled", "FORCE_LIMIT write refused with 04",
+                     "IL-LIMIT-LOCK"),)),
+    ContractItem("REJECT-5", "reject code", "LAST_REJECT 5: force present",
+                 (_T(f"{_IL}::test_reset_refused_with_force_present", "RESET refused during a treatment", "IL-RESET"),)),
+    ContractItem("REJECT-6", "reject code", "LAST_REJECT 6: read-only", (), "see RESIDUAL-RO"),
+)
+
+
+# ---------------------------------------------------------------- derived views
+
+@dataclass
+class Row:
+    """One dimension of one requirement, evaluated for a specification."""
+
+    dimension: Dimension
+    values: dict[str, list]  # profile → values
+
+    @property
+    def one_point(self) -> bool:
+        return any(len(v) <= 1 for v in self.values.values())
+
+    @property
+    def flagged(self) -> bool:
+        """A GAP: sampled at one point (in some profile) with no reason why that is enough."""
+        return self.one_point and not self.dimension.enough
+
+
+def rows(spec: Specification, rid: str, profiles: Iterable[str] = PROFILES) -> list[Row] | None:
+    e = entry(rid)
+    if e is None:
+        return None
+    return [Row(d, {p: list(d.values(spec, p)) for p in profiles}) for d in e.dimensions]
+
+
+def coverage(spec: Specification, profiles: Iterable[str] = PROFILES) -> dict[str, list[Row] | None]:
+    """requirement id → its rows (None: a requirement the map does not know: a GAP)."""
+    profiles = list(profiles)
+    return {rid: rows(spec, rid, profiles) for rid in spec.ids}
+
+
+def gaps(spec: Specification, profiles: Iterable[str] = PROFILES) -> list[str]:
+    out = []
+    for rid, rs in coverage(spec, profiles).items():
+        if rs is None:
+            out.append(f"{rid}: not in the coverage map (suites/coverage.py MAP)")
+            continue
+        for r in rs:
+            if r.flagged:
+                shown = {p: _fmt(v[0], r.dimension.unit) if v else "none" for p, v in r.values.items()}
+                where = (next(iter(shown.values())) if len(set(shown.values())) == 1
+                         else "; ".join(f"{p}: {v}" for p, v in shown.items()))
+                out.append(f"{rid} · {r.dimension.name}: one point ({where}) — {r.dimension.gap or 'no reason given'}")
+    return out
+
+
+# ---------------------------------------------------------------- the check against a run
+
+@dataclass
+class CheckLine:
+    requirement: str
+    dimension: str
+    status: str  # ok, MISSING, not recorded, not run
+    detail: str = ""
+
+
+@dataclass
+class RunCheck:
+    run_dir: Path
+    spec_name: str
+    profile: str
+    lines: list[CheckLine] = field(default_factory=list)
+    contract: list[tuple[ContractItem, str]] = field(default_factory=list)  # item, what the run shows
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(line.status == "MISSING" for line in self.lines)
+
+    def text(self) -> str:
+        out = [f"coverage check of {self.run_dir} against the map of {self.spec_name} (profile {self.profile})"]
+        out += [f"  note: {n}" for n in self.notes]
+        width = max((len(line.requirement) for line in self.lines), default=10)
+        for line in self.lines:
+            out.append(f"  {line.requirement:<{width}}  {line.dimension:<28} {line.status:<13} {line.detail}".rstrip())
+        tried = [(i, s) for i, s in self.contract if s]
+        if tried:
+            out.append("  contract refusals and latches this run tried:")
+            out += [f"    {i.id:<16} {s}" for i, s in tried]
+        missing = sum(1 for line in self.lines if line.status == "MISSING")
+        out.append(f"  {'OK' if self.ok else 'FAILED'}: " + (
+            "every value the map claims for the requirements this run measured appears in its record" if self.ok
+            else f"{missing} dimension(s) with a claimed value no measurement shows"))
+        return "\n".join(out)
+
+
+def read_measurements(run_dir: Path) -> tuple[dict | None, list[dict]]:
+    from reports.record import read_record
+
+    events = read_record(Path(run_dir))
+    start = next((e for e in events if e.get("event") == "run-start"), None)
+    return start, [e for e in events if e.get("event") == "measurement"]
+
+
+def check_run(spec: Specification, run_dir: Path, profile: str | None = None) -> RunCheck:
+    """Every value the map claims for the run's profile must appear in the conditions of
+    some measurement of that requirement. A requirement the run did not measure at all (a -k run) is 'not run', not a
+    failure; a dimension the record does not carry is 'not recorded'. The map is evaluated
+    for the specification the run recorded when it differs from `spec` (that is what ran)."""
+    start, measurements = read_measurements(run_dir)
+    profile = profile or (start or {}).get("profile") or "quick"
+    check = RunCheck(Path(run_dir), spec.name, profile)
+    recorded = (start or {}).get("specification")
+    if recorded:
+        try:
+            ran = Specification(**recorded)
+        except Exception as exc:  # a record of an older schema: the given specification stands
+            check.notes.append(f"the run's recorded specification does not load ({str(exc).splitlines()[0]}); "
+                               f"the map uses {spec.name} as given")
+        else:
+            if ran.model_dump() != spec.model_dump():
+                check.notes.append(f"the run recorded specification {ran.name} {ran.version}, not the one given "
+                                   f"({spec.name} {spec.version}): the map is evaluated for what ran")
+            spec = ran
+    by_req: dict[str, list[dict]] = {}
+    for m in measurements:  # summaries too: a long session records only its worst plateau per phase
+        by_req.setdefault(m.get("requirement"), []).append(m)
+    for rid in spec.ids:
+        ms = by_req.get(rid, [])
+        rs = rows(spec, rid, [profile])
+        if rs is None:
+            check.lines.append(CheckLine(rid, "-", "MISSING" if ms else "not run", "not in the coverage map"))
+            continue
+        if not ms:
+            check.lines.append(CheckLine(rid, "(all)", "not run", "no measurement of it in this run"))
+            continue
+        for r in rs:
+            claimed = r.values[profile]
+            if r.dimension.observe is None:
+                check.lines.append(CheckLine(rid, r.dimension.name, "not recorded",
+                                             f"claims {_fmt_list(claimed)}; the record does not carry it"))
+                continue
+            seen = r.dimension.observe(ms)
+            missing = [v for v in claimed if _norm(v) not in seen]
+            if missing:
+                check.lines.append(CheckLine(rid, r.dimension.name, "MISSING",
+                                             f"claims {_fmt_list(missing)}; measured {_fmt_list(sorted(seen, key=str))}"))
+            else:
+                check.lines.append(CheckLine(rid, r.dimension.name, "ok", _fmt_list(claimed)))
+    for item in CONTRACT:
+        shown = []
+        for t in item.found():
+            if any(t.check in m.get("name", "") and _same_test(t.test, m.get("test", "")) for m in measurements):
+                shown.append(f"{t.requirement}: {t.check}")
+        check.contract.append((item, "; ".join(shown)))
+    return check
+
+
+def _same_test(mapped: str, nodeid: str) -> bool:
+    """suites/test_x.py::test_y[param] against a recorded node id (the param is optional)."""
+    if "[" in mapped:
+        return nodeid.endswith(mapped.split("/")[-1]) or nodeid == mapped
+    return nodeid.split("[")[0].endswith(mapped.split("/")[-1])
+
+
+# ---------------------------------------------------------------- Markdown
+
+def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
+    names = " ".join(s.name for s in specs)
+    prof = "both" if list(profiles) == list(PROFILES) else profiles[0]
+    out = [
+        "# Coverage map",
+        "",
+        f"Generated by `rig spec coverage {names} --profile {prof} --out docs/coverage.md` from suites/coverage.py "
+        "(do not edit by hand). For each requirement: the dimensions along which a table's behaviour can differ and "
+        "the values the plan samples along each, per profile. A dimension sampled at one point carries the reason one "
+        "point is enough, or it is a **GAP**. `rig spec coverage SPEC --run RUNDIR` checks a run's record against it: "
+        "every value claimed for the run's profile must appear in a measurement of that requirement.",
+        "",
+    ]
+    for spec in specs:
+        cov = coverage(spec, profiles)
+        out += [f"## {spec.name} (specification {spec.version})", "", "### Summary: values sampled per dimension", "",
+                "Cells: number of values sampled" + (" (quick / full where they differ)" if len(profiles) > 1 else "")
+                + "; ⚠ one point with no reason (GAP); – not a dimension of that requirement.", ""]
+        axes = [a for a in AXES if any(r.dimension.axis == a for rs in cov.values() if rs for r in rs)]
+        out.append("| requirement | " + " | ".join(axes) + " |")
+        out.append("|---" * (len(axes) + 1) + "|")
+        for rid, rs in cov.items():
+            if rs is None:
+                out.append(f"| {rid} ⚠ not mapped | " + " | ".join("–" for _ in axes) + " |")
+                continue
+            cells = []
+            for a in axes:
+                mine = [r for r in rs if r.dimension.axis == a]
+                cells.append(" + ".join(_count(r, profiles) for r in mine) if mine else "–")
+            out.append(f"| {rid} | " + " | ".join(cells) + " |")
+        out += ["", "### Per requirement", ""]
+        for rid, rs in cov.items():
+            req = spec.requirement(rid)
+            out += [f"#### {rid} — {req.title}", ""]
+            if rs is None:
+                out += ["**GAP**: not in the coverage map (suites/coverage.py MAP).", ""]
+                continue
+            out.append("Measured by " + ", ".join(f"`{t}`" for t in entry(rid).tests) + ".")
+            out += ["", "| dimension | " + " | ".join(profiles) + " | from | one point |",
+                    "|---" * (len(profiles) + 3) + "|"]
+            for r in rs:
+                vals = [_fmt_list(r.values[p], r.dimension.unit) for p in profiles]
+                why = ("" if not r.one_point else f"**GAP**: {r.dimension.gap or 'no reason given'}" if r.flagged
+                       else f"enough: {r.dimension.enough}")
+                out.append(f"| {r.dimension.name} | " + " | ".join(vals) + f" | {r.dimension.source} | {why} |")
+            out.append("")
+        found = gaps(spec, profiles)
+        out += [f"### Gaps ({spec.name})", ""]
+        out += [f"- {g}" for g in found] if found else ["None."]
+        out.append("")
+    out += ["## The contract's refusals and latches", "",
+            "Every \"Refused (04)…\", LAST_REJECT code and latch of shared/protocols/traction-controller-modbus.md "
+            "(TCM-1), and the suite check that tries it. **NOT TRIED** is a gap.", "",
+            "| id | kind | the contract says | tried by | status |", "|---|---|---|---|---|"]
+    for item in CONTRACT:
+        found = item.found()
+        by = "<br>".join(f"`{t.test}` — {t.requirement}: “{t.check}”" for t in found) or "–"
+        lost = [f"{t.test}: {t.missing()}" for t in item.tried if t not in found]
+        note = "; ".join([*([item.note] if item.note else []), *(f"claimed but {m}" for m in lost)])
+        note = f" ({note})" if note else ""
+        status = f"**{item.status}**" if not found else item.status
+        out.append(f"| {item.id} | {item.kind} | {item.says} | {by} | {status}{note} |")
+    untried = [i.id for i in CONTRACT if not i.found()]
+    out += ["", f"Not tried by any suite: {', '.join(untried) if untried else 'none'}.", ""]
+    return "\n".join(out)
+
+
+def _count(r: Row, profiles: list[str]) -> str:
+    counts = [len(r.values[p]) for p in profiles]
+    text = str(counts[0]) if len(set(counts)) == 1 else " / ".join(map(str, counts))
+    return text + (" ⚠" if r.flagged else "")
+
+
+# ---------------------------------------------------------------- helpers
+
+def _sorted_unique(values: Iterable[float]) -> list[float]:
+    return sorted({float(v) for v in values})
+
+
+def _norm(value):
+    """Comparable form of a value from the plan or a record (JSON turns tuples into lists)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return round(float(value), 6) if math.isfinite(value) else value
+    if isinstance(value, (list, tuple)):
+        return tuple(_norm(v) for v in value)
+    return value
+
+
+def _fmt(value, unit: str = "") -> str:
+    if isinstance(value, float):
+        text = f"{value:g}"
+    elif isinstance(value, tuple):
+        text = "(" + ", ".join(_fmt(v) for v in value) + ")"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip() if unit and not isinstance(value, tuple) else text
+
+
+def _fmt_list(values: list, unit: str = "") -> str:
+    if not values:
+        return "none"
+    if len(values) > 8:
+        return f"{len(values)} values: " + ", ".join(_fmt(v) for v in values[:6]) + ", …"
+    return ", ".join(_fmt(v, unit) for v in values)
+
+
+__all__ = ["MAP", "CONTRACT", "Dimension", "Entry", "ContractItem", "coverage", "gaps", "check_run", "render_markdown",
+           "rows", "entry"]
