@@ -10,6 +10,12 @@ A FAIL of a requirement the defect is not mapped to is a *collateral* FAIL: righ
 the defect really breaks that requirement too (each such FAIL is documented in the
 catalogue with its reason), wrong when a check blamed a requirement the table met. An
 undocumented one is flagged NEW and makes the matrix exit non-zero, so it is noticed.
+
+A defect whose part of the parameter space only the full profile's plan reaches
+(`Defect.profile == "full"`: a timer that drifts only in clinical-length sessions) is
+run with `rig run --profile full`. After the table, a summary per requirement says how
+many defects it is mapped to, how many of them it caught, and by what margin: a suite
+that catches a defect by a hair is one plan change away from missing it.
 """
 
 from __future__ import annotations
@@ -49,6 +55,79 @@ def collateral(fault: str, verdicts: dict) -> tuple[list[str], list[str]]:
     return [r for r in others if covers(entry.collateral, r)], [r for r in others if not covers(entry.collateral, r)]
 
 
+def margin(m: dict | None) -> dict | None:
+    """How far a deciding measurement lies beyond its limit: in the requirement's unit and
+    as a fraction of the tolerance (the limit's own magnitude; half the band of a two-sided
+    one). None for no measurement; a boolean has no distance (`violated`); a value that was
+    never reached (a release that never came) is `never` (no finite distance)."""
+    if m is None:
+        return None
+    unit = m.get("unit") or ""
+    if m.get("decision_rule") == "boolean":
+        return {"beyond": None, "fraction": None, "unit": unit, "violated": not m.get("value"), "never": False,
+                "limit": None, "uncertainty": None}
+    value, lo, hi = m.get("value"), m.get("lower"), m.get("upper")
+    if lo is not None and hi is not None:
+        tolerance = abs(hi - lo) / 2.0
+    elif hi is not None or lo is not None:
+        tolerance = abs(hi if hi is not None else lo)
+    else:
+        tolerance = None
+    never = value is None
+    beyond = None
+    if not never:
+        sides = ([value - hi] if hi is not None else []) + ([lo - value] if lo is not None else [])
+        beyond = max(sides) if sides else None
+    fraction = beyond / tolerance if beyond is not None and tolerance else None
+    return {"beyond": beyond, "fraction": fraction, "unit": unit, "violated": never or (beyond is not None and beyond > 0),
+            "never": never, "limit": hi if hi is not None else lo, "uncertainty": m.get("uncertainty")}
+
+
+def margin_text(mg: dict | None) -> str:
+    """A margin as one short cell: '+2.1 N (+21 %)', 'never reached', 'violated'."""
+    if mg is None:
+        return "—"
+    if mg.get("never"):
+        return "never reached"
+    if mg["beyond"] is None:
+        return "violated" if mg["violated"] else "holds"
+    text = f"{mg['beyond']:+.3g} {mg['unit']}".rstrip()
+    if mg["fraction"] is not None:
+        text += f" ({mg['fraction']:+.0%})"
+    return text
+
+
+def requirement_summary(rows: list[dict], req_ids: list[str]) -> list[dict]:
+    """Per requirement (or quantity) column: the defects mapped to it, those it caught (its
+    verdict FAIL in the defect's run) and the margin it caught each by (the run's deciding
+    measurement for that column, `margins` in each row)."""
+    summary = []
+    for rid in req_ids:
+        mapped = [r for r in rows if r.get("fault") and covers(CATALOGUE[r["fault"]].requirements, rid)]
+        caught = [r for r in mapped if r["verdicts"].get(rid) == "FAIL"]
+        summary.append({
+            "requirement": rid,
+            "mapped": [r["fault"] for r in mapped],
+            "caught": [{"fault": r["fault"], "margin": r.get("margins", {}).get(rid)} for r in caught],
+            "missed": [{"fault": r["fault"], "verdict": r["verdicts"].get(rid, "NOT RUN")} for r in mapped
+                       if r not in caught],
+        })
+    return summary
+
+
+def summary_lines(summary: list[dict]) -> list[str]:
+    """The per-requirement summary as Markdown rows (requirements no defect is mapped to left out)."""
+    lines = ["| requirement | defects mapped | caught (FAIL) | margin of each catch (beyond the limit; fraction of the "
+             "tolerance) | not caught |", "|---|---|---|---|---|"]
+    for s in summary:
+        if not s["mapped"]:
+            continue
+        margins = "; ".join(f"`{c['fault']}` {margin_text(c['margin'])}" for c in s["caught"]) or "—"
+        missed = "; ".join(f"`{m['fault']}` ({m['verdict']})" for m in s["missed"]) or "—"
+        lines.append(f"| {s['requirement']} | {len(s['mapped'])} | {len(s['caught'])} | {margins} | {missed} |")
+    return lines
+
+
 def _spec_copy(trials: int, workdir: Path) -> Path:
     data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
     data["plan"]["emergency"]["trials"] = trials
@@ -64,6 +143,9 @@ def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path
            "--seed", str(seed), "--spec", str(spec)]
     if fault:
         cmd += ["--fault", fault]
+        if CATALOGUE[fault].profile != "quick":
+            # only that profile's plan samples where the defect lives (`rig run --profile`)
+            cmd += ["--profile", CATALOGUE[fault].profile]
     started = time.perf_counter_ns()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800)
     wall = (time.perf_counter_ns() - started) / 1e9
@@ -72,8 +154,12 @@ def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path
         return {"label": label, "fault": fault, "seed": seed, "exit": proc.returncode, "wall_s": wall,
                 "verdicts": {}, "error": (proc.stderr or proc.stdout).strip().splitlines()[-1:]}
     summary = summarise(runs[-1])
+    rows = verdict_rows(summary.results)
     return {"label": label, "fault": fault, "seed": seed, "exit": proc.returncode, "wall_s": wall,
-            "verdicts": {row.id: row.tally.verdict for row in verdict_rows(summary.results)}, "run": str(runs[-1])}
+            "profile": CATALOGUE[fault].profile if fault else "quick",
+            "verdicts": {row.id: row.tally.verdict for row in rows},
+            "margins": {row.id: margin(row.tally.worst) for row in rows if row.tally.verdict == "FAIL"},
+            "run": str(runs[-1])}
 
 
 def run_matrix(args) -> int:
@@ -151,11 +237,22 @@ def run_matrix(args) -> int:
                   f"defects caught: {sum(r['caught'] for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
                   f"new collateral FAILs: {new_total}; "
                   f"wall {wall:.0f} s with {args.jobs} workers")
+    per_requirement = requirement_summary(rows, req_ids)
+    by_req = Table(title="per requirement: defects mapped, caught, and the margin of each catch")
+    for head in ("requirement", "mapped", "caught", "margin of each catch", "not caught"):
+        by_req.add_column(head, overflow="fold")
+    for s in per_requirement:
+        if s["mapped"]:
+            by_req.add_row(s["requirement"], str(len(s["mapped"])), str(len(s["caught"])),
+                           "; ".join(f"{c['fault']} {margin_text(c['margin'])}" for c in s["caught"]) or "—",
+                           "; ".join(f"{m['fault']} ({m['verdict']})" for m in s["missed"]) or "—")
+    console.print(by_req)
     if args.save:
         out = Path(args.save)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps({"trials": args.trials, "wall_s": wall, "jobs": args.jobs,
-                                                        "requirements": req_ids, "runs": rows}, indent=1))
+                                                        "requirements": req_ids, "runs": rows,
+                                                        "per_requirement": per_requirement}, indent=1))
         lines = ["# Fault detection matrix\n",
                  f"`rig faults matrix --seeds {args.seeds} --trials {args.trials} --jobs {args.jobs}` — "
                  f"{len(rows)} runs in {wall:.0f} s on this 2-core machine (time scale 10). "
@@ -172,6 +269,15 @@ def run_matrix(args) -> int:
                 return mark + ("!" if x in r["new_collateral"] else "°" if x in r["collateral"] else "")
             coll = ", ".join(r["collateral"]) + (f" NEW: {', '.join(r['new_collateral'])}" if r["new_collateral"] else "")
             lines.append(f"| {r['label']} | " + " | ".join(cell(x) for x in req_ids) + f" | {r['outcome']} | {coll or '—'} |")
+        lines += ["", "## Per requirement: defects caught and by what margin", "",
+                  "For each requirement (or quantity) column: how many defects are mapped to it, how many of those "
+                  "it caught (FAIL), and by how much — the deciding measurement's distance beyond its limit, in the "
+                  "requirement's unit and as a fraction of the tolerance (`violated` for a refusal or latch, "
+                  "`never reached` for a release that never came).", ""]
+        lines += summary_lines(per_requirement)
+        full = [r["fault"] for r in rows if r.get("profile") == "full"]
+        if full:
+            lines += ["", "Run with `--profile full`: " + ", ".join(f"`{f}`" for f in full) + "."]
         lines += ["", "## Why each collateral FAIL is right", "",
                   "A defect that breaks more than the requirement it is mapped to makes those FAIL too; each such FAIL "
                   "below is a finding of its own, not a check blaming a requirement the table met "
