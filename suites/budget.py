@@ -188,11 +188,11 @@ def _field(obj: Any, key: str, default=None):
 
 
 def session_of(spec: Specification, params: dict) -> Session:
-    """The treatment one test_intermittent_treatment item runs: its parameter `session`
-    (a plan.sessions entry, or an index into plan.sessions_for(profile) / plan.sessions)
-    when it has one, else plan.intermittent."""
+    """The treatment one test_intermittent_treatment item runs: its parameter `treatment`
+    (suites/conftest.py: a plan.sessions entry; `session` is taken too, also as an index
+    into plan.sessions) when it has one, else plan.intermittent."""
     im = spec.plan.intermittent
-    chosen = params.get("session")
+    chosen = params.get("treatment", params.get("session"))
     if isinstance(chosen, int) and not isinstance(chosen, bool):
         chosen = list(_field(spec.plan, "sessions", None) or [])[chosen]
     if chosen is None:
@@ -209,7 +209,7 @@ def _intermittent(spec: Specification, params: dict, profile: str) -> float:
     ramps and plateaus), the final regressive release at the maximum rate, 0.5 s after."""
     s = session_of(spec, params)
     if s.profile == "full" and profile != "full":
-        return 0.0  # not collected in the quick profile; counted nowhere if it were
+        return 0.0  # collected in the quick profile too, and skipped there (suites/conftest.py)
     return s.treatment_s + ramp_s(s.hold_force_n, 0.0, spec.max_ramp_rate_n_s) + 0.5
 
 

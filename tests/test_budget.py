@@ -85,9 +85,21 @@ def test_intermittent_estimate_is_the_treatment_plus_its_release():
     im = spec.plan.intermittent
     assert budget.estimate(spec, "test_intermittent_treatment", {}) == pytest.approx(
         im.treatment_s + im.hold_force_n / spec.max_ramp_rate_n_s + 0.5)
-    long = {"session": {"treatment_s": 1800, "profile": "full"}}
+    long = {"treatment": {"treatment_s": 1800, "profile": "full"}}
     assert budget.estimate(spec, "test_intermittent_treatment", long, "full") > 1800
-    assert budget.estimate(spec, "test_intermittent_treatment", long, "quick") == 0.0
+    assert budget.estimate(spec, "test_intermittent_treatment", long, "quick") == 0.0  # skipped in quick
+    high = {"treatment": {"treatment_s": 60, "hold_force_n": 600, "rest_force_n": 300}}
+    assert budget.estimate(spec, "test_intermittent_treatment", high) == pytest.approx(60 + 600 / spec.max_ramp_rate_n_s + 0.5)
+
+
+def test_full_profile_plans_longer_when_the_plan_has_full_sessions():
+    """What `rig spec duration --profile full` adds: the full profile's sessions (if the plan has any)."""
+    spec = load_spec("lumbar")
+    sessions = list(getattr(spec.plan, "sessions", None) or [])
+    rows = {p: {r.nodeid: r.table_s for r in budget.collect_plan("lumbar", p, "intermittent")} for p in ("quick", "full")}
+    assert rows["quick"].keys() == rows["full"].keys()  # a full session is collected in quick too, and skipped
+    extra = sum(s.treatment_s for s in sessions if s.profile == "full")
+    assert sum(rows["full"].values()) - sum(rows["quick"].values()) >= extra
 
 
 def test_time_limit_is_the_plan_over_k_plus_the_margins():
