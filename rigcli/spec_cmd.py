@@ -63,13 +63,13 @@ def run_duration(args: argparse.Namespace) -> int:
     table.add_column("limit s", justify="right", no_wrap=True)
     table.add_column("runs", no_wrap=True)
     for n, r in enumerate(rows):
-        when = ("bench, a person" if r.bench_only else "a person" if r.operator
+        when = ("skipped" if r.skipped else "bench, a person" if r.bench_only else "a person" if r.operator
                 else "emulated" if r.emulator_only else "every rig")
         operator_wall = (r.operator_prompts + 1) * DEFAULT_TIMEOUT_S if r.operator_prompts else 0.0
         table.add_row(escape(r.nodeid.split("::", 1)[-1]), f"{r.table_s:.1f}", _clock(r.table_s / k),
                       f"{time_limit_s(r.table_s, k, first=n == 0, operator_wall_s=operator_wall):g}", when)
     console.print(table)
-    console.print("runs: every rig; emulated = an emulated rig only; a person = with a person at the bench "
+    console.print("runs: skipped = not in this profile; every rig; emulated = an emulated rig only; a person = with a person at the bench "
                   "(their prompts' time is in its limit); bench, a person = a real bench (or --operator-overforce)",
                   style="dim", highlight=False)
     emulated, bench = plan_total(rows, bench=False), plan_total(rows, bench=True)

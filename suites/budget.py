@@ -365,6 +365,7 @@ class Planned:
     emulator_only: bool = False
     bench_only: bool = False  # a person stands in for the emulator's patient simulator
     operator_prompts: int = 0
+    skipped: str | None = None  # skipped whatever the rig (a full-profile session in quick): why
 
 
 def plan_total(rows: Iterable[Planned], *, bench: bool) -> float:
@@ -374,6 +375,8 @@ def plan_total(rows: Iterable[Planned], *, bench: bool) -> float:
 
 
 def runs_on(row: Planned, bench: bool) -> bool:
+    if row.skipped:
+        return False
     if bench:
         return not row.emulator_only
     return not row.operator and not row.bench_only
@@ -407,7 +410,9 @@ class _Collector:
                 # the fixture that skips it where the emulator's patient simulator pulls instead
                 bench_only="person_pulls" in getattr(item, "fixturenames", ()),
                 operator_prompts=int((getattr(item.get_closest_marker("operator"), "kwargs", None) or {})
-                                     .get("prompts", 0))))
+                                     .get("prompts", 0)),
+                skipped=(item.get_closest_marker("skip").kwargs.get("reason") or "skipped")
+                if item.get_closest_marker("skip") is not None else None))
 
 
 def collect_plan(spec: str | Path, profile: str = DEFAULT_PROFILE, keyword: str | None = None) -> list[Planned]:
