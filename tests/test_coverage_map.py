@@ -1,0 +1,237 @@
+"""The coverage map (suites/coverage.py) is complete, follows the plan, and is honest
+against a real run: every value it claims for a run's profile appears in a measurement of
+that requirement in the record of `rig run` against the emulated table."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from reports.record import run_dirs
+from suites import coverage
+from suites.spec import SPECS_DIR, Specification, load_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ("lumbar", "cervical")
+
+
+def spec_with(name: str, **plan) -> Specification:
+    """A copy of a built-in specification with some plan fields replaced."""
+    data = yaml.safe_load((SPECS_DIR / f"{name}.yaml").read_text())
+    data["plan"].update(plan)
+    return Specification(**data)
+
+
+# ---------------------------------------------------------------- (a) complete
+
+@pytest.mark.parametrize("name", SPECS)
+def test_every_requirement_is_mapped_and_every_one_point_dimension_is_reasoned_or_flagged(name):
+    spec = load_spec(name)
+    cov = coverage.coverage(spec)
+    assert [rid for rid, rows in cov.items() if rows is None] == []
+    for rid, rows in cov.items():
+        assert rows, f"{rid}: no dimension"
+        for row in rows:
+            for profile, values in row.values.items():
+                assert values, f"{rid} · {row.dimension.name}: nothing sampled in the {profile} profile"
+            if row.one_point:
+                # a one-point dimension says why that is enough, or says what it lets pass (a GAP)
+                assert row.dimension.enough or row.dimension.gap, f"{rid} · {row.dimension.name}"
+    flagged = {(rid, r.dimension.name) for rid, rows in cov.items() for r in rows if r.flagged}
+    assert {line.split(" · ")[0].split(":")[0] for line in coverage.gaps(spec)} == {rid for rid, _ in flagged}
+
+
+def test_a_requirement_the_map_does_not_know_is_a_gap():
+    data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
+    data["requirements"].append({"id": "XX-NEW", "title": "new", "source": "(J)", "quantity": "q", "upper": 1})
+    spec = Specification(**data)
+    assert coverage.coverage(spec)["XX-NEW"] is None
+    assert any(g.startswith("XX-NEW: not in the coverage map") for g in coverage.gaps(spec))
+    assert "#### XX-NEW" in coverage.render_markdown([spec], list(coverage.PROFILES))
+
+
+def test_every_suite_check_the_map_names_exists():
+    """The map never claims a test or a check the suites do not hold (read from their source)."""
+    import importlib
+
+    for e in coverage.MAP:
+        for test in e.tests:
+            path, _, fn = test.partition("::")
+            mod = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+            assert hasattr(mod, fn.split("[")[0]), test
+    for item in coverage.CONTRACT:
+        for tried in item.tried:
+            assert tried.missing() is None, f"{item.id}: {tried.test}: {tried.missing()}"
+
+
+def test_a_check_renamed_in_the_suite_is_no_longer_counted_as_tried():
+    real = next(i for i in coverage.CONTRACT if i.id == "RESET-FORCE")
+    renamed = coverage.ContractItem("X", "refusal", "x", (coverage.Tried(real.tried[0].test, "a name no suite uses",
+                                                                          "IL-RESET"),))
+    assert real.status == "tried"
+    assert renamed.status == "NOT TRIED" and "has no check named" in renamed.tried[0].missing()
+
+
+def test_every_contract_refusal_and_latch_is_listed():
+    """Each "Refused" line, each LAST_REJECT code and each latch of the TCM-1 contract has
+    an item; the ones no suite tries are named in the generated map."""
+    ids = {i.id for i in coverage.CONTRACT}
+    assert {f"REJECT-{n}" for n in range(1, 7)} <= ids
+    assert {"ENABLE-READY", "START-ENABLED", "START-SWITCH", "START-LIMIT", "RESET-FORCE", "RESET-PRESSED",
+            "LIMIT-ENABLED", "RESIDUAL-RO", "LATCH-ESTOP", "LATCH-OVERFORCE", "LATCH-WATCHDOG", "RELATCH-ESTOP",
+            "RELATCH-MAINS"} <= ids
+    text = coverage.render_markdown([load_spec("lumbar")], ["quick"])
+    untried = [i.id for i in coverage.CONTRACT if i.status == "NOT TRIED"]
+    assert f"Not tried by any suite: {', '.join(untried) if untried else 'none'}." in text
+
+
+# ---------------------------------------------------------------- (b) follows the plan
+
+def values(spec: Specification, rid: str, dimension: str, profile: str = "quick") -> list:
+    return next(r for r in coverage.rows(spec, rid, [profile]) if r.dimension.name == dimension).values[profile]
+
+
+def test_values_follow_the_plan():
+    base = load_spec("lumbar")
+    assert values(base, "FA-STATIC", "setting") == sorted(float(v) for v in base.plan.setpoints_n)
+    moved = spec_with("lumbar", setpoints_n=[20, 40, 80, 160, 320, 480, 640, 860])
+    falling = [float(v) for v in getattr(base.plan, "falling_setpoints_n", [])]  # approached from above, too
+    assert values(moved, "FA-STATIC", "setting") == sorted({20, 40, 80, 160, 320, 480, 640, 860, *falling})
+    assert values(moved, "FA-CELL", "setting") == values(moved, "FA-STATIC", "setting")
+    assert (860.0, "rising") in values(moved, "FA-STATIC", "setting × approach")
+
+    rates = spec_with("lumbar", ramp_rates_n_s=[5, 20, 40])
+    assert values(rates, "RA-RATE", "ramp rate") == [5.0, 40.0]
+
+    fewer = spec_with("lumbar", emergency={**base.plan.emergency.model_dump(), "trials": 3})
+    # trial i takes phases × forces_n combination i mod 8: three trials reach three cells
+    assert len(values(fewer, "ER-HALF", "trigger × phase × force")) == 3 * len(values(fewer, "ER-HALF", "trigger"))
+    assert values(fewer, "ER-HALF", "phase") == ["ramp_up", "hold"]
+    assert values(fewer, "ER-HALF", "trials per trigger") == [3]
+
+    wd = spec_with("lumbar", watchdog_s=5.0)
+    assert values(wd, "WD-TIME", "configured period") == [5.0]
+    limit = spec_with("lumbar", overforce_limit_n=350)
+    assert values(limit, "IL-OVERFORCE", "FORCE_LIMIT") == [350.0]
+    assert values(limit, "IL-OVERFORCE", "pull rate") == [7000.0]
+
+
+@pytest.mark.skipif(not hasattr(load_spec("lumbar").plan, "sessions_for"), reason="plan.sessions not in this spec.py")
+def test_sessions_and_ramp_cases_follow_the_plan_per_profile():
+    base = load_spec("lumbar")
+    sessions = [{"treatment_s": 45}, {"treatment_s": 90, "hold_force_n": 700, "rest_force_n": 350},
+                {"treatment_s": 1200, "profile": "full"}]
+    spec = spec_with("lumbar", sessions=sessions)
+    assert values(spec, "TT-TIME", "treatment length", "quick") == [45.0, 90.0]
+    assert values(spec, "TT-TIME", "treatment length", "full") == [45.0, 90.0, 1200.0]
+    im = base.plan.intermittent
+    assert values(spec, "IM-LEVELS", "set level") == sorted({im.rest_force_n, im.hold_force_n, 350.0, 700.0})
+    one = spec_with("lumbar", sessions=[{"treatment_s": 45}])
+    row = next(r for r in coverage.rows(one, "TT-TIME") if r.dimension.name == "treatment length")
+    assert row.flagged  # one session length: the long-session timer drift is a GAP again
+    assert any("TT-TIME · treatment length" in g for g in coverage.gaps(one))
+
+    high = spec_with("lumbar", ramp_high_force_n=700)
+    assert values(high, "RA-RATE", "ramp force") == [float(base.plan.ramp_force_n), 700.0]
+    low = spec_with("lumbar", ramp_high_force_n=None)
+    assert values(low, "RA-RATE", "ramp force") == [float(base.plan.ramp_force_n)]
+    assert next(r for r in coverage.rows(low, "RA-RATE") if r.dimension.name == "ramp force").flagged
+
+    falling = spec_with("lumbar", falling_setpoints_n=[])
+    assert values(falling, "FA-STATIC", "approach") == ["rising"]
+    assert next(r for r in coverage.rows(falling, "FA-STATIC") if r.dimension.name == "approach").flagged
+
+
+def test_cli_writes_the_map_for_both_specifications(tmp_path):
+    out = tmp_path / "coverage.md"
+    from rigcli.main import main
+
+    assert main(["spec", "coverage", "lumbar", "cervical", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "## lumbar" in text and "## cervical" in text and "### Summary" in text
+    assert text == coverage.render_markdown([load_spec("lumbar"), load_spec("cervical")], list(coverage.PROFILES))
+
+
+def test_docs_coverage_md_is_the_generated_map():
+    """docs/coverage.md is regenerated whenever the map, the plan or the suites change."""
+    text = coverage.render_markdown([load_spec(n) for n in SPECS], list(coverage.PROFILES))
+    assert (ROOT / "docs" / "coverage.md").read_text() == text, \
+        "docs/coverage.md is stale: rig spec coverage lumbar cervical --out docs/coverage.md"
+
+
+# ---------------------------------------------------------------- (c) honest against a real run
+
+#: a few suite tests whose requirements they measure completely (no other test of theirs)
+SELECTION = "static_force_accuracy or test_ramps or start_refused or (emergency and watchdog)"
+CHECKED = ("FA-STATIC", "FA-CELL", "RA-RATE", "RA-OVERSHOOT", "RA-SETTLE", "IM-TIMING", "IM-LEVELS", "TT-TIME",
+           "WD-TIME", "IL-START")
+
+
+@pytest.fixture(scope="module")
+def recorded_run(tmp_path_factory) -> Path:
+    """One `rig run` of the selected suite tests against the emulated lumbar table, with 8
+    emergency trials per trigger (every phase × force cell once) to keep it short."""
+    tmp = tmp_path_factory.mktemp("coverage-run")
+    data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
+    data["plan"]["emergency"]["trials"] = 8
+    spec = tmp / "lumbar-short.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    proc = subprocess.run([sys.executable, "-m", "rigcli", "run", "--run-dir", str(tmp / "runs"), "--spec", str(spec),
+                           "--no-report", "--no-history", "-k", SELECTION],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL)
+    dirs = list(run_dirs(tmp / "runs"))
+    assert dirs, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return dirs[0]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_the_map_holds_against_a_recorded_run(recorded_run):
+    check = coverage.check_run(load_spec("lumbar"), recorded_run)
+    assert check.profile == "quick"
+    by = {}
+    for line in check.lines:
+        by.setdefault(line.requirement, []).append(line)
+    for rid in CHECKED:
+        statuses = {line.dimension: line.status for line in by[rid]}
+        assert "MISSING" not in statuses.values(), check.text()
+        assert "ok" in statuses.values(), f"{rid}: nothing checked\n{check.text()}"
+    assert by["IL-RESET"][0].status == "not run"
+    assert check.ok, check.text()
+    # the command prints the same check and exits 0
+    proc = subprocess.run([sys.executable, "-m", "rigcli", "spec", "coverage", "lumbar", "--run", str(recorded_run)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "OK: every value the map claims" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(660)
+def test_a_value_the_run_did_not_measure_is_reported(recorded_run, tmp_path):
+    """The check can fail: the same record without the 800 N step and the falling
+    approaches (as if the staircase had stopped early) misses values the map claims."""
+    doctored = tmp_path / "run"
+    shutil.copytree(recorded_run, doctored)
+    lines = (doctored / "record.jsonl").read_text().splitlines()
+    kept = []
+    for raw in lines:
+        e = json.loads(raw)
+        c = e.get("conditions") or {}
+        if e.get("event") == "measurement" and e.get("requirement") == "FA-STATIC" and (
+                c.get("setting_n") == 800 or c.get("approach") == "falling"):
+            continue
+        kept.append(raw)
+    (doctored / "record.jsonl").write_text("\n".join(kept) + "\n")
+    check = coverage.check_run(load_spec("lumbar"), doctored)
+    missing = {(line.requirement, line.dimension) for line in check.lines if line.status == "MISSING"}
+    assert ("FA-STATIC", "setting") in missing and ("FA-STATIC", "approach") in missing
+    assert ("FA-CELL", "setting") not in missing
+    assert not check.ok and "FAILED" in check.text()
+    from rigcli.main import main
+
+    assert main(["spec", "coverage", "lumbar", "--run", str(doctored)]) == 1
