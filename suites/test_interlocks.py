@@ -83,6 +83,9 @@ def test_setpoint_above_force_limit_refused(bench, spec, recorder, force_limit):
     req = spec.requirement("IL-SETPOINT")
     limit = spec.plan.overforce_limit_n
     force_limit(limit)
+    # TARGET_FORCE 0 N first: the START below must have nothing to pull to unless the refused
+    # write was taken (a setting left by an earlier test would make a compliant table move)
+    bench.ctrl.write_holding(Holding.TARGET_FORCE, 0)
     before = bench.ctrl.read_holding(Holding.TARGET_FORCE)[0]
     err = refused(bench.ctrl.set_target_force, limit + 10.0, testing_interlock=True)
     boolean(recorder, req, "single write above FORCE_LIMIT refused with 03", isinstance(err, IllegalValue)
