@@ -27,7 +27,8 @@ from suites.spec import Specification
 PROFILES = ("quick", "full")
 
 #: the summary's columns: what kind of dimension each is
-AXES = ("force", "rate", "direction", "approach", "phase", "trigger", "duration", "repetition", "condition", "other")
+AXES = ("force", "rate", "direction", "approach", "phase", "trigger", "duration", "repetition", "condition",
+        "combinations", "other")
 
 Values = Callable[[Specification, str], list]
 Observer = Callable[[list[dict]], set]
@@ -339,7 +340,7 @@ ACCURACY_DIMS = (
     Dimension("approach", "approach", approaches, "rising staircase; plan.falling_setpoints_n from above",
               cond("approach", "rising"),
               gap="a loop with friction or a one-sided integrator settles elsewhere when approached from above"),
-    Dimension("setting × approach", "other", setting_approach, "plan.setpoints_n (rising), "
+    Dimension("setting × approach", "combinations", setting_approach, "plan.setpoints_n (rising), "
               "plan.falling_setpoints_n (from above)", cond_tuple("setting_n", "approach"),
               enough="one cell is the whole plan"),
     Dimension("ramp rate of the approach", "rate", plan_value(lambda s: s.max_ramp_rate_n_s), "max_ramp_rate_n_s "
@@ -356,7 +357,7 @@ RAMP_RATE = Dimension("ramp rate", "rate", ramp_rates, "plan.ramp_cases() (slowe
                       cond("rate_n_s"), unit="N/s", gap="a rate error at one rate only passes")
 RAMP_FORCE = Dimension("ramp force", "force", ramp_forces, "plan.ramp_force_n, plan.ramp_high_force_n", cond("setting_n"),
                        unit="N", gap="a ramp that fails only at high forces (a saturating drive) passes")
-RAMP_CELLS = Dimension("rate × force (ramp cases)", "other", ramp_cases_rate_force, "plan.ramp_cases()",
+RAMP_CELLS = Dimension("rate × force (ramp cases)", "combinations", ramp_cases_rate_force, "plan.ramp_cases()",
                        cond_tuple("rate_n_s", "setting_n"),
                        enough="a single case is the whole plan: its rate and force are sampled above")
 
@@ -367,7 +368,7 @@ EMERGENCY_DIMS = (
               cond("phase"), gap="a release that fails in one phase only (a ramp, the rest) passes"),
     Dimension("force at the trigger", "force", emergency_forces, "plan.emergency.forces_n", cond("force_n"), unit="N",
               gap="a release that is slow from high forces only passes"),
-    Dimension("trigger × phase × force", "other", emergency_cells, "plan.emergency (trials per trigger cycle "
+    Dimension("trigger × phase × force", "combinations", emergency_cells, "plan.emergency (trials per trigger cycle "
               "through phases × forces_n)", cond_tuple("trigger", "phase", "force_n"),
               enough="one cell is the whole plan: its trigger, phase and force are sampled above"),
     Dimension("trials per trigger", "repetition", emergency_trials, "plan.emergency.trials", trials_per_trigger,
@@ -443,7 +444,7 @@ MAP: tuple[Entry, ...] = (
                   gap="a watchdog late in one phase only passes"),
         Dimension("force at the trip", "force", watchdog_forces, "plan.emergency.forces_n (the watchdog trials)",
                   cond("force_n"), unit="N"),
-        Dimension("phase × force", "other", watchdog_combos, "plan.emergency (the watchdog trials)",
+        Dimension("phase × force", "combinations", watchdog_combos, "plan.emergency (the watchdog trials)",
                   cond_tuple("phase", "force_n"), enough="one cell is the whole plan"),
         Dimension("configured period", "duration", plan_value(lambda s: s.plan.watchdog_s), "plan.watchdog_s",
                   None, unit="s",
@@ -880,7 +881,9 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
         cov = coverage(spec, profiles)
         out += [f"## {spec.name} (specification {spec.version})", "", "### Summary: values sampled per dimension", "",
                 "Cells: number of values sampled" + (" (quick / full where they differ)" if len(profiles) > 1 else "")
-                + "; ⚠ one point with no reason (GAP); – not a dimension of that requirement.", ""]
+                + "; a + b: two dimensions of that kind (in the order of the requirement's table below); "
+                "combinations: the cells of dimensions sampled together; ⚠ one point with no reason (GAP); "
+                "– not a dimension of that requirement.", ""]
         axes = [a for a in AXES if any(r.dimension.axis == a for rs in cov.values() if rs for r in rs)]
         out.append("| requirement | " + " | ".join(axes) + " |")
         out.append("|---" * (len(axes) + 1) + "|")
@@ -904,7 +907,7 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
             out += ["", "| dimension | " + " | ".join(profiles) + " | from | one point |",
                     "|---" * (len(profiles) + 3) + "|"]
             for r in rs:
-                vals = [_fmt_list(r.values[p], r.dimension.unit) for p in profiles]
+                vals = [_fmt_list(r.values[p], r.dimension.unit) + _share_of_rated(spec, r, p) for p in profiles]
                 why = ("" if not r.one_point else f"**GAP**: {r.dimension.gap or 'no reason given'}" if r.flagged
                        else f"enough: {r.dimension.enough}")
                 out.append(f"| {r.dimension.name} | " + " | ".join(vals) + f" | {r.dimension.source} | {why} |")
@@ -928,6 +931,14 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
     untried = [i.id for i in CONTRACT if not i.found()]
     out += ["", f"Not tried by any suite: {', '.join(untried) if untried else 'none'}.", ""]
     return "\n".join(out)
+
+
+def _share_of_rated(spec: Specification, r: Row, profile: str) -> str:
+    """How far up the table's range a force dimension reaches: the corner a list hides."""
+    vals = [v for v in r.values[profile] if isinstance(v, float)]
+    if r.dimension.axis != "force" or r.dimension.unit != "N" or not vals:
+        return ""
+    return f" (to {max(vals) / spec.rated_force_n:.0%} of rated)"
 
 
 def _count(r: Row, profiles: list[str]) -> str:
