@@ -907,7 +907,8 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
             out += ["", "| dimension | " + " | ".join(profiles) + " | from | one point |",
                     "|---" * (len(profiles) + 3) + "|"]
             for r in rs:
-                vals = [_fmt_list(r.values[p], r.dimension.unit) + _share_of_rated(spec, r, p) for p in profiles]
+                vals = [(_fmt_cells(r.values[p]) if r.dimension.axis == "combinations" else
+                         _fmt_list(r.values[p], r.dimension.unit) + _share_of_rated(spec, r, p)) for p in profiles]
                 why = ("" if not r.one_point else f"**GAP**: {r.dimension.gap or 'no reason given'}" if r.flagged
                        else f"enough: {r.dimension.enough}")
                 out.append(f"| {r.dimension.name} | " + " | ".join(vals) + f" | {r.dimension.source} | {why} |")
@@ -931,6 +932,22 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
     untried = [i.id for i in CONTRACT if not i.found()]
     out += ["", f"Not tried by any suite: {', '.join(untried) if untried else 'none'}.", ""]
     return "\n".join(out)
+
+
+def _fmt_cells(cells: list[tuple]) -> str:
+    """Cells of dimensions sampled together: 'every cell' when they are the whole product of
+    the values seen along each, else how many of it, and which are left out."""
+    if not cells:
+        return "none"
+    axes = [sorted({c[i] for c in cells}, key=lambda v: (isinstance(v, str), v)) for i in range(len(cells[0]))]
+    product = math.prod(len(a) for a in axes)
+    shape = " × ".join(str(len(a)) for a in axes)
+    if len(cells) == product:
+        return f"every cell ({shape} = {product})" if len(cells) > 1 else f"one cell: {_fmt(cells[0])}"
+    import itertools
+
+    left = [c for c in itertools.product(*axes) if c not in set(cells)]
+    return f"{len(cells)} of {shape} = {product} cells; not sampled: {_fmt_list(left)}"
 
 
 def _share_of_rated(spec: Specification, r: Row, profile: str) -> str:
