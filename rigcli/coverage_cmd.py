@@ -41,9 +41,14 @@ def run_coverage(args: argparse.Namespace) -> int:
     specs = [load_spec(s) for s in args.specs]
     profiles = list(PROFILES) if args.profile == "both" else [args.profile]
     if args.run:
+        from reports.record import RECORD_NAME
+
         run_dir = Path(args.run)
         if not run_dir.is_dir():
-            raise ConfigError(f"--run {run_dir}: no such run directory (a directory holding record.jsonl)")
+            raise ConfigError(f"--run {run_dir}: no such run directory (a directory holding {RECORD_NAME})")
+        if not (run_dir / RECORD_NAME).is_file():
+            raise ConfigError(f"--run {run_dir}: no {RECORD_NAME} in it: not a run directory (rig run writes one "
+                              "under runs/)")
         failed = False
         for spec in specs:
             report = check_run(spec, run_dir, profile=None if args.profile == "both" else args.profile)

@@ -158,6 +158,15 @@ def test_cli_writes_the_map_for_both_specifications(tmp_path):
     assert text == coverage.render_markdown([load_spec("lumbar"), load_spec("cervical")], list(coverage.PROFILES))
 
 
+def test_cli_bad_run_directory_is_one_line(tmp_path, capsys):
+    from rigcli.main import main
+
+    assert main(["spec", "coverage", "lumbar", "--run", str(tmp_path / "nowhere")]) == 2
+    assert main(["spec", "coverage", "lumbar", "--run", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "no such run directory" in err[0] and "no record.jsonl in it" in err[1]
+
+
 def test_docs_coverage_md_is_the_generated_map():
     """docs/coverage.md is regenerated whenever the map, the plan or the suites change."""
     text = coverage.render_markdown([load_spec(n) for n in SPECS], list(coverage.PROFILES))
