@@ -316,6 +316,9 @@ class Dimension:
     enough: str | None = None  # why one sampled point is enough (else a one-point dimension is a GAP)
     gap: str | None = None  # what a one-point sample lets pass, for the GAP line
     unit: str = ""
+    #: every value along which the contract lets the table's behaviour differ, where it names
+    #: them (TCM-1's phases, triggers, regressive paths): the values the plan leaves out are listed
+    contract: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.axis not in AXES:
@@ -363,9 +366,12 @@ RAMP_CELLS = Dimension("rate × force (ramp cases)", "combinations", ramp_cases_
 
 EMERGENCY_DIMS = (
     Dimension("trigger", "trigger", emergency_triggers, "plan.emergency.triggers ∩ test_emergency_release.TRIGGERS",
-              cond("trigger"), gap="a table whose release differs by trigger passes on the untried ones"),
+              cond("trigger"), gap="a table whose release differs by trigger passes on the untried ones",
+              contract=("estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut",
+                        "overforce")),
     Dimension("phase", "phase", emergency_phases, "plan.emergency.phases (trial i: combination i mod phases × forces)",
-              cond("phase"), gap="a release that fails in one phase only (a ramp, the rest) passes"),
+              cond("phase"), gap="a release that fails in one phase only (a ramp, the rest) passes",
+              contract=("ramp_up", "hold", "ramp_to_rest", "rest", "releasing")),
     Dimension("force at the trigger", "force", emergency_forces, "plan.emergency.forces_n", cond("force_n"), unit="N",
               gap="a release that is slow from high forces only passes"),
     Dimension("trigger × phase × force", "combinations", emergency_cells, "plan.emergency (trials per trigger cycle "
@@ -385,7 +391,8 @@ MAP: tuple[Entry, ...] = (
     Entry("RA-RATE", ("suites/test_ramps.py::test_ramp",), (
         RAMP_RATE, RAMP_FORCE, RAMP_CELLS,
         Dimension("direction", "direction", ramp_directions, "suites/test_ramps.py::test_ramp (its slopes)",
-                  cond("direction"), gap="a ramp wrong in one direction only passes"),
+                  cond("direction"), gap="a ramp wrong in one direction only passes",
+                  contract=("progressive", "to lower setting", "regressive", "end of treatment", "ENABLE 0")),
         Dimension("start of the ramp", "other", fixed("from rest (0 N)"), "suites/test_ramps.py::test_ramp", None,
                   enough="the progressive slope is fitted on 20–80 % of the span, away from the start's corner; the "
                          "falling slopes start from the held setting"),
@@ -441,7 +448,8 @@ MAP: tuple[Entry, ...] = (
     ), session_items),
     Entry("WD-TIME", ("suites/test_emergency_release.py::test_emergency_release[watchdog]",), (
         Dimension("phase", "phase", watchdog_phases, "plan.emergency.phases (the watchdog trials)", cond("phase"),
-                  gap="a watchdog late in one phase only passes"),
+                  gap="a watchdog late in one phase only passes",
+                  contract=("idle", "ramp_up", "hold", "ramp_to_rest", "rest", "releasing")),
         Dimension("force at the trip", "force", watchdog_forces, "plan.emergency.forces_n (the watchdog trials)",
                   cond("force_n"), unit="N"),
         Dimension("phase × force", "combinations", watchdog_combos, "plan.emergency (the watchdog trials)",
@@ -708,6 +716,10 @@ class Row:
         """A GAP: sampled at one point (in some profile) with no reason why that is enough."""
         return self.one_point and not self.dimension.enough
 
+    def unsampled(self, profile: str) -> list[str]:
+        """The contract's values of this dimension that the plan does not sample."""
+        return [v for v in self.dimension.contract if v not in self.values[profile]]
+
 
 def rows(spec: Specification, rid: str, profiles: Iterable[str] = PROFILES) -> list[Row] | None:
     e = entry(rid)
@@ -734,6 +746,19 @@ def gaps(spec: Specification, profiles: Iterable[str] = PROFILES) -> list[str]:
                 where = (next(iter(shown.values())) if len(set(shown.values())) == 1
                          else "; ".join(f"{p}: {v}" for p, v in shown.items()))
                 out.append(f"{rid} · {r.dimension.name}: one point ({where}) — {r.dimension.gap or 'no reason given'}")
+    return out
+
+
+def unsampled(spec: Specification, profiles: Iterable[str] = PROFILES) -> list[str]:
+    """'RID · dimension: not sampled: …' for each dimension that leaves some of the
+    contract's values out (in any profile), one line per dimension."""
+    profiles = list(profiles)
+    out = []
+    for rid, rs in coverage(spec, profiles).items():
+        for r in rs or []:
+            left = sorted({v for p in profiles for v in r.unsampled(p)}, key=list(r.dimension.contract).index)
+            if left:
+                out.append(f"{rid} · {r.dimension.name}: not sampled: {', '.join(left)}")
     return out
 
 
@@ -904,18 +929,23 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
                 out += ["**GAP**: not in the coverage map (suites/coverage.py MAP).", ""]
                 continue
             out.append("Measured by " + ", ".join(f"`{t}`" for t in entry(rid).tests) + ".")
-            out += ["", "| dimension | " + " | ".join(profiles) + " | from | one point |",
-                    "|---" * (len(profiles) + 3) + "|"]
+            out += ["", "| dimension | " + " | ".join(profiles) + " | from | one point | the contract's values not sampled |",
+                    "|---" * (len(profiles) + 4) + "|"]
             for r in rs:
                 vals = [(_fmt_cells(r.values[p]) if r.dimension.axis == "combinations" else
                          _fmt_list(r.values[p], r.dimension.unit) + _share_of_rated(spec, r, p)) for p in profiles]
                 why = ("" if not r.one_point else f"**GAP**: {r.dimension.gap or 'no reason given'}" if r.flagged
                        else f"enough: {r.dimension.enough}")
-                out.append(f"| {r.dimension.name} | " + " | ".join(vals) + f" | {r.dimension.source} | {why} |")
+                left = sorted({v for p in profiles for v in r.unsampled(p)}, key=list(r.dimension.contract).index)
+                out.append(f"| {r.dimension.name} | " + " | ".join(vals) + f" | {r.dimension.source} | {why} | "
+                           f"{', '.join(left)} |")
             out.append("")
         found = gaps(spec, profiles)
-        out += [f"### Gaps ({spec.name})", ""]
+        out += [f"### Gaps ({spec.name})", "", "Dimensions sampled at one point with no reason why that is enough:", ""]
         out += [f"- {g}" for g in found] if found else ["None."]
+        left = unsampled(spec, profiles)
+        out += ["", "Values the contract names along a dimension that the plan does not sample:", ""]
+        out += [f"- {line}" for line in left] if left else ["None."]
         out.append("")
     out += ["## The contract's refusals and latches", "",
             "Every \"Refused (04)…\", LAST_REJECT code and latch of shared/protocols/traction-controller-modbus.md "

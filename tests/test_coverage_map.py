@@ -122,6 +122,17 @@ def test_values_follow_the_plan():
     assert values(limit, "IL-OVERFORCE", "pull rate") == [7000.0]
 
 
+def test_values_of_the_contract_the_plan_leaves_out_are_listed():
+    base = load_spec("lumbar")
+    fewer = spec_with("lumbar", emergency={**base.plan.emergency.model_dump(),
+                                           "triggers": ["estop_coil", "watchdog"]})
+    assert values(fewer, "ER-HALF", "trigger") == ["estop_coil", "watchdog"]
+    lines = coverage.unsampled(fewer)
+    assert "ER-HALF · trigger: not sampled: estop_button, switch_pressed, switch_unplugged, mains_cut, overforce" in lines
+    assert "ER-HALF · trigger: not sampled: overforce" in coverage.unsampled(base)
+    assert "ER-HALF · trigger: not sampled: overforce" in coverage.render_markdown([base], ["quick"])
+
+
 @pytest.mark.skipif(not hasattr(load_spec("lumbar").plan, "sessions_for"), reason="plan.sessions not in this spec.py")
 def test_sessions_and_ramp_cases_follow_the_plan_per_profile():
     base = load_spec("lumbar")
