@@ -233,3 +233,18 @@ def test_rig_run_records_and_shows_the_profile(tmp_path):
     html = next(Path(p) for p in render_report(run_dir, pdf=False) if str(p).endswith(".html")).read_text("utf-8")
     assert 'id="profile"><b>full</b>' in html
     json.dumps(start)  # still one JSON line's worth
+
+
+def test_rig_spec_duration_prints_each_test_and_the_totals(tmp_path):
+    spec = load_spec("lumbar")
+    proc = subprocess.run([sys.executable, "-m", "rigcli", "spec", "duration", "lumbar", "--time-scale", "10"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    table = budget.estimate(spec, "test_emergency_release", {"trigger": "watchdog"})
+    row = next(line for line in proc.stdout.splitlines() if "test_emergency_release[watchdog]" in line)
+    assert f"{table:.1f}" in row and f"{budget.time_limit_s(table, 10.0):g}" in row
+    total = sum(r.table_s for r in budget.collect_plan("lumbar", "quick") if budget.runs_on(r, bench=False))
+    assert f"{total:.0f} s of table time" in proc.stdout and "at K = 10" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "rigcli", "spec", "duration", str(tmp_path / "none.yaml")],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1 and "none.yaml" in bad.stderr
