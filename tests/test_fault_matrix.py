@@ -15,9 +15,11 @@ from rigs.emulator.faults import CATALOGUE
 
 ROOT = Path(__file__).resolve().parent.parent
 #: one defect from each family: release shape, hidden force error, phase-specific
-#: switch, setpoint interlock, ramp rate, latch
+#: switch, setpoint interlock, ramp rate, latch; and from the defects that live in part of
+#: the parameter space: a low force only, high forces only, one refusal, one latch
 REPRESENTATIVE = ["slow-release", "gain-error", "switch-ignored-in-hold", "overlimit-setpoint-accepted",
-                  "fast-ramp", "estop-no-latch", "instant-release"]
+                  "fast-ramp", "estop-no-latch", "instant-release", "low-force-offset", "slow-release-high-force",
+                  "reset-with-switch-pressed", "start-after-watchdog-trip"]
 
 
 def test_catalogue_is_large_enough_and_mapped():
