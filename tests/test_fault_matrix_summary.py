@@ -95,3 +95,26 @@ def test_summary_lines_name_each_catch_and_miss():
     assert "| FA-STATIC | 2 | 1 | `low-force-offset` +2.1 N (+21%) | `offset-error` (PASS) |" in text
     assert "| ER-NORISE | 1 | 1 | `switch-ignored-in-hold` never reached | — |" in text
     assert "TT-TIME" not in text  # no defect mapped to it in these rows
+
+
+def test_a_full_profile_defect_runs_with_profile_full(tmp_path, monkeypatch):
+    """Only the full profile's plan reaches a defect of profile full (a timer drifting in
+    clinical-length sessions): its run must ask `rig run` for it; the others stay quick."""
+    import subprocess
+
+    import rigcli.faults as matrix
+
+    commands = []
+
+    def fake_run(cmd, **kwargs):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "no rig here\n")
+
+    monkeypatch.setattr(matrix.subprocess, "run", fake_run)
+    spec = tmp_path / "spec.yaml"
+    for fault in ("timer-drift-long", "low-force-offset", None):
+        res = matrix._run_one("x", fault, 1, spec, tmp_path)
+        assert res["verdicts"] == {} and res["error"] == ["no rig here"]
+    full, quick, nominal = commands
+    assert full[full.index("--profile") + 1] == "full" and "--fault" in full
+    assert "--profile" not in quick and "--profile" not in nominal
