@@ -174,6 +174,108 @@ def plateaus(t: np.ndarray, f: np.ndarray, levels: list[float], band: float, min
     return out
 
 
+def flat_plateaus(t: np.ndarray, f: np.ndarray, max_slope_n_s: float, band: float, min_duration: float,
+                  smooth_s: float = 0.1) -> list[Plateau]:
+    """Flat parts of a trace at whatever level the table holds them: the stretches where
+    the force's slope (over ±`smooth_s` of a moving average) stays below `max_slope_n_s`,
+    widened to where the force stays within `band` of the stretch's own mean, with corners
+    found as `plateaus` finds them. A level is judged afterwards against its setting, so
+    finding the plateaus must not already assume the level is right (a rest 16 N low is a
+    plateau, and IM-LEVELS' finding). `level` is the measured mean."""
+    n = len(f)
+    if n < 10:
+        return []
+    dt = sample_period(t)
+    w = max(2, int(round(smooth_s / dt)))
+    if n <= 2 * w + 1:
+        return []
+    fs = smooth(f, w)
+    slope = np.full(n, np.inf)
+    slope[w:-w] = (fs[2 * w:] - fs[:-2 * w]) / (t[2 * w:] - t[:-2 * w])
+    flat = np.abs(slope) <= max_slope_n_s
+    edges = np.flatnonzero(np.diff(np.r_[0, flat.astype(np.int8), 0]))
+    out: list[Plateau] = []
+    covered_to = -1
+    for a, b in zip(edges[::2], edges[1::2]):  # flat on [a, b)
+        if a <= covered_to or t[b - 1] - t[a] < 0.5 * min_duration:
+            continue
+        core = f[a:b][(b - a) // 4 : (b - a) - (b - a) // 4]
+        mean = float(np.mean(core))
+        inside = np.abs(fs - mean) <= band
+        outside_before = np.flatnonzero(~inside[:a])
+        outside_after = np.flatnonzero(~inside[b:])
+        i = int(outside_before[-1]) + 1 if outside_before.size else 0
+        j = int(b + outside_after[0]) - 1 if outside_after.size else n - 1
+        covered_to = max(covered_to, j)
+        if t[j] - t[i] < min_duration:
+            continue
+        core = f[i : j + 1][(j - i + 1) // 4 : (j - i + 1) - (j - i + 1) // 4]
+        mean = float(np.mean(core))
+        out.append(Plateau(mean, _corner(t, f, i, mean, before=True), _corner(t, f, j, mean, before=False), mean,
+                           float(np.std(core)), j - i + 1))
+    return out
+
+
+def local_slope(t: np.ndarray, f: np.ndarray, smooth_s: float = 0.1) -> np.ndarray:
+    """The force's slope over ±`smooth_s` of its moving average (inf where the window does not fit)."""
+    n = len(f)
+    slope = np.full(n, np.inf)
+    if n < 10:
+        return slope
+    w = max(2, int(round(smooth_s / sample_period(t))))
+    if n <= 2 * w + 1:
+        return slope
+    fs = smooth(f, w)
+    slope[w:-w] = (fs[2 * w:] - fs[:-2 * w]) / (t[2 * w:] - t[:-2 * w])
+    return slope
+
+
+def final_descent_start(t: np.ndarray, f: np.ndarray, rate_n_s: float, floor_n: float,
+                        lower_level_n: float | None = None) -> tuple[float, float]:
+    """When the last descent of a trace to below `floor_n` began, and how well that is known
+    (mid-point, half-width; table s). It began at the last instant the force was not
+    falling at a ramp's pace (a hold, a rest, the top of a ramp up it interrupted). A
+    treatment that ends during a ramp down to `lower_level_n` falls on at the same pace:
+    then the release began somewhere between that corner and the force passing the lower
+    level, and the half-width says so."""
+    slope = local_slope(t, f)
+    below = np.flatnonzero(f > floor_n)
+    if not below.size:
+        return float("nan"), 0.0
+    last_high = int(below[-1])
+    steady = np.flatnonzero(slope[: last_high + 1] > -0.5 * rate_n_s)
+    if not steady.size:
+        return float("nan"), 0.0
+    corner = float(t[int(steady[-1])])
+    before = slope[max(0, int(np.searchsorted(t, corner - 0.2)) - 1)]  # clear of the corner's own smoothing
+    if lower_level_n is None or float(np.interp(corner, t, f)) <= lower_level_n or before > 0.5 * rate_n_s:
+        return corner, 0.0  # at or below the lower level, or the top of a ramp up: no doubt
+    # above the lower level: a ramp down to it runs at the release's pace, so the gauge
+    # cannot tell where one took over from the other before the force passed that level
+    passed = crossing_below(t, f, lower_level_n, corner)
+    if not np.isfinite(passed):
+        return corner, 0.0
+    return (corner + passed) / 2, (passed - corner) / 2
+
+
+def envelope(t: np.ndarray, f: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """A long trace cut to at most `max_points` for the record and its plots, keeping each
+    bucket's lowest and highest sample (in time order): a plot of a 30-minute session
+    still shows every excursion, which a plain every-n-th sample would skip."""
+    if len(t) <= max_points:
+        return t, f
+    buckets = max(1, max_points // 2)
+    edges = np.linspace(0, len(t), buckets + 1).astype(int)
+    keep = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b <= a:
+            continue
+        lo, hi = a + int(np.argmin(f[a:b])), a + int(np.argmax(f[a:b]))
+        keep.extend(sorted({lo, hi}))
+    idx = np.asarray(keep)
+    return t[idx], f[idx]
+
+
 def _corner(t, f, edge, level, before: bool, span_s: float = 0.6) -> float:
     """Intersect the ramp next to a plateau edge with the plateau level."""
     if before:

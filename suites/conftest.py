@@ -1,5 +1,7 @@
 """The safety suites: every force is measured with the reference gauge."""
 
+import pytest
+
 
 def pytest_addoption(parser):
     # an initial conftest whenever the suites are collected (`rig run` passes suites/,
@@ -15,3 +17,29 @@ def pytest_collection_modifyitems(config, items):
     from fixtures.operator import bound_operator_tests
 
     bound_operator_tests(config, items)
+
+
+def treatment_id(session) -> str:
+    """A session's test id: its length, and its levels when it names its own."""
+    levels = f"-{session.hold_force_n:g}N" if session.hold_force_n is not None else ""
+    return f"{session.treatment_s}s{levels}"
+
+
+def pytest_generate_tests(metafunc):
+    """test_intermittent_treatment runs once per session of the plan (plan.sessions); a
+    session of the full profile only is collected in the quick profile too, and skipped
+    with the reason, so a report always says what the profile left out."""
+    if "treatment" not in metafunc.fixturenames:
+        return
+    from fixtures.plugin import profile_of, spec_of
+
+    plan = spec_of(metafunc.config).plan
+    profile = profile_of(metafunc.config)
+    params = []
+    for s in plan.sessions_for("full"):
+        marks = []
+        if s not in plan.sessions_for(profile):
+            marks.append(pytest.mark.skip(reason=f"a {s.treatment_s} s session of clinical length runs in the full "
+                                                 f"profile only (this run: --profile {profile})"))
+        params.append(pytest.param(s, id=treatment_id(s), marks=marks))
+    metafunc.parametrize("treatment", params)

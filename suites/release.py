@@ -22,7 +22,18 @@ RISE_FRACTION, RISE_MIN_N = 0.02, 5.0
 #: ER-NORISE's further quantity (the specification's `also:` key): how much the force rose
 RISE_KEY = "rise"
 RISE_WINDOW_S = 3.0  # table s after the trigger in which the force may not rise (the residual time)
-TRIGGER_FIT_S = 0.010  # table s of gauge samples before the trigger the force at it is fitted to
+TRIGGER_FIT_S = 0.050  # table s of gauge samples before the trigger the force at it is fitted to
+TRIGGER_FIT_MIN_SAMPLES = 8  # ... and at least this many (a streamed gauge samples every 4 ms)
+#: the course before a trigger may run this much faster than the fastest commanded ramp
+#: (plus its own slope noise) before it is taken for the table's reaction, not its course
+COURSE_MARGIN = 1.25
+
+
+def trigger_unsure_s(cap, half_width_s: float, k: float) -> float:
+    """How far from t = 0 (table s) a gauge sample can lie and still be on either side of
+    the trigger: the trigger instant's half-width plus the gauge clock mapping's, both × K.
+    Only samples beyond it are known to be before (or after) the trigger."""
+    return (half_width_s + float(getattr(cap, "mapping_half_width_s", 0.0) or 0.0)) * k
 
 
 def rise_tolerance(f0: float) -> float:
@@ -60,28 +71,56 @@ class TriggerForce:
     standard_n: float  # the fitted value's noise (standard uncertainty)
     noise_n: float  # the gauge samples' scatter about the line: one sample's noise
     samples: int
+    slope_std_n_s: float = 0.0  # the fitted slope's standard error
+    window_s: tuple[float, float] = (0.0, 0.0)  # the samples' span, table s
+    earlier_noise_n: float = float("nan")  # the scatter about a line of the stretch before the window
+
+    def course(self, t: np.ndarray) -> np.ndarray:
+        """The pre-trigger course carried on to instants `t` (the fitted line)."""
+        return self.force_n + self.slope_n_s * t
+
+    def on_course(self, fastest_n_s: float) -> bool:
+        """Whether the fitted samples follow a course the table was commanded, not already its
+        reaction to the trigger (a release is far faster than any ramp)."""
+        if not np.isfinite(self.force_n) or abs(self.slope_n_s) > COURSE_MARGIN * fastest_n_s + 4 * self.slope_std_n_s:
+            return False
+        # a knee in the window (the release begun in it) scatters the samples about the line
+        # far beyond the gauge's own noise just before: that is no course either
+        return not (np.isfinite(self.earlier_noise_n) and self.noise_n > 3.0 * self.earlier_noise_n + 0.05)
 
 
 def trigger_force(t: np.ndarray, f: np.ndarray, unsure_s: float = 0.0) -> TriggerForce:
     """The force held at the trigger: the value at t = 0 of a straight line through the
-    gauge samples of the TRIGGER_FIT_S that end `unsure_s` (table s: the half-width of the
-    trigger instant) before it — the force the table was holding, or ramping to, when it
-    was triggered. A mean over the window would lag a ramp by half the window (1 N at
-    200 N/s) and count that much of the ramp as a rise after the trigger; samples inside
-    the trigger's uncertainty may already hold the table's reaction (a mains cut's
-    freewheel falls 2000 N/s) and would bend the line down, so they are left out."""
+    gauge samples of the TRIGGER_FIT_S (at least TRIGGER_FIT_MIN_SAMPLES samples) that end
+    `unsure_s` (`trigger_unsure_s`) before it — the force the table was holding, or ramping
+    to, when it was triggered. A mean over the window would lag a ramp by half the window
+    (1 N at 200 N/s) and count that much of the ramp as a rise after the trigger; samples
+    inside the trigger's uncertainty may already hold the table's reaction (a mains cut's
+    freewheel falls 2000 N/s, a snap falls at once) and would bend the line down, so they
+    are left out — and the force is never read off the trace at t = 0 itself, which on a
+    gauge streaming every 4 ms may lie inside the release."""
     end = -max(0.0, unsure_s)
-    before = (t >= end - TRIGGER_FIT_S) & (t <= end)
-    n = int(before.sum())
-    if n < 3:
-        return TriggerForce(float(np.interp(0.0, t, f)), 0.0, 0.0, 0.0, n)
-    tt, ff = t[before], f[before]
+    idx = np.flatnonzero(t <= end)
+    if idx.size < 3:
+        return TriggerForce(float("nan"), 0.0, 0.0, 0.0, int(idx.size))
+    window = idx[t[idx] >= end - TRIGGER_FIT_S]
+    if window.size < TRIGGER_FIT_MIN_SAMPLES:
+        window = idx[-TRIGGER_FIT_MIN_SAMPLES:]
+    tt, ff = t[window], f[window]
+    n = len(tt)
     slope, intercept = np.polyfit(tt, ff, 1)
     scatter = float(np.std(ff - (slope * tt + intercept), ddof=2)) if n > 3 else 0.0
     # the standard error of the fitted line at t = 0 (its end, or beyond it: extrapolated)
     sxx = float(np.sum((tt - tt.mean()) ** 2))
     at_zero = scatter * float(np.sqrt(1.0 / n + tt.mean() ** 2 / sxx)) if sxx > 0 else scatter
-    return TriggerForce(float(intercept), float(slope), at_zero, scatter, n)
+    slope_std = scatter / float(np.sqrt(sxx)) if sxx > 0 else 0.0
+    earlier = idx[(t[idx] < tt[0]) & (t[idx] >= tt[0] - 2 * (tt[-1] - tt[0]))]
+    earlier_noise = float("nan")
+    if earlier.size >= 8:
+        te, fe = t[earlier], f[earlier]
+        earlier_noise = float(np.std(fe - np.polyval(np.polyfit(te, fe, 1), te), ddof=2))
+    return TriggerForce(float(intercept), float(slope), at_zero, scatter, n, slope_std, (float(tt[0]), float(tt[-1])),
+                        earlier_noise)
 
 
 def force_at_trigger(t: np.ndarray, f: np.ndarray, unsure_s: float = 0.0) -> float:
@@ -102,16 +141,21 @@ def rise_after_trigger(spec, bench, cap, f0: float, trigger_half_width_s: float,
     calibration's share of the rise (an offset cancels in a difference of two readings)."""
     req = spec.requirement("ER-NORISE")
     t, f = cap.t, cap.force
-    unsure = trigger_half_width_s * bench.k  # the trigger instant's half-width, table s
+    unsure = trigger_unsure_s(cap, trigger_half_width_s, bench.k)  # table s either side of t = 0
     fit = trigger_force(t, f, unsure)
-    # from the earliest the trigger can have been: a rise right after an early trigger counts
+    # from the earliest the trigger can have been: a rise right after an early trigger counts.
+    # A sample within `unsure` of t = 0 may still be before the trigger: there the table may
+    # have been on its course (a ramp up goes on rising, one down was higher a moment ago),
+    # so such a sample counts only by how far it is above both the force at the trigger and
+    # that course; beyond it, above the force at the trigger
     after = (t >= -unsure) & (t <= RISE_WINDOW_S)
-    if after.any():
-        i = int(np.argmax(np.where(after, f, -np.inf)))
-        peak_n, peak_s = float(f[i]), float(t[i])
+    if after.any() and np.isfinite(f0):
+        reference = np.where(t <= unsure, np.maximum(f0, fit.course(t)), f0)
+        excess = np.where(after, f - reference, -np.inf)
+        i = int(np.argmax(excess))
+        peak_n, peak_s, rise = float(f[i]), float(t[i]), float(excess[i])
     else:
-        peak_n, peak_s = float("nan"), float("nan")
-    rise = peak_n - f0
+        peak_n, peak_s, rise = float("nan"), float("nan"), float("nan")
     g = bench.rig.config.gauge
     slope = abs(fit.slope_n_s)
     terms = [
@@ -119,7 +163,7 @@ def rise_after_trigger(spec, bench, cap, f0: float, trigger_half_width_s: float,
         UncertaintyTerm.rectangular("noise of the largest sample (up to 3 σ above the force)", 3.0 * fit.noise_n),
         UncertaintyTerm(f"force at the trigger: noise of the line through {fit.samples} samples", fit.standard_n),
         UncertaintyTerm.rectangular(f"force at the trigger: trigger instant × K × the slope there ({fit.slope_n_s:.3g} N/s)",
-                                    slope * unsure),
+                                    slope * trigger_half_width_s * bench.k),
         UncertaintyTerm.rectangular("force at the trigger: gauge clock mapping × K × the slope there",
                                     slope * cap.mapping_half_width_s * bench.k),
         UncertaintyTerm.expanded("gauge calibration, its share of the rise",
@@ -127,13 +171,32 @@ def rise_after_trigger(spec, bench, cap, f0: float, trigger_half_width_s: float,
                                  else 0.0, g.calibration.coverage_factor),
     ]
     lo, hi = req.limits(RISE_KEY, residual=spec.residual_force_n, force=f0)
-    cond = {**conditions, "peak_n": peak_n, "peak_after_trigger_s": peak_s, "slope_at_trigger_n_s": fit.slope_n_s}
+    cond = {**conditions, "peak_n": peak_n, "peak_after_trigger_s": peak_s, "slope_at_trigger_n_s": fit.slope_n_s,
+            "either_side_of_the_trigger_s": unsure}
     return Measurement(name, req, rise if np.isfinite(rise) else float("inf"), "N", lo, hi, terms, conditions=cond,
                        annotations={"trigger_s": 0.0}, preconditions=preconditions, quantity=RISE_KEY)
 
 
+def course_precondition(cap, trigger_half_width_s: float, k: float, fastest_n_s: float) -> Precondition:
+    """The force at the trigger rests on gauge samples placed before the trigger: they must
+    show the table's commanded course, not its reaction. A stream whose instants are off
+    (or a reaction before the earliest the trigger can have been) puts the release into
+    them: the force at the trigger, and any rise or half-force measured against it, could
+    not be told apart from the release itself, and is not a number."""
+    unsure = trigger_unsure_s(cap, trigger_half_width_s, k)
+    fit = trigger_force(cap.t, cap.force, unsure)
+    start, end = fit.window_s
+    return Precondition(
+        "the gauge samples before the trigger (beyond its ± uncertainty) follow the table's commanded course, "
+        "not its release", fit.on_course(fastest_n_s),
+        f"{fit.samples} samples from {start * 1e3:.1f} to {end * 1e3:.1f} ms fall or rise at {fit.slope_n_s:.4g} N/s "
+        f"(± {fit.slope_std_n_s:.2g}), scattered by {fit.noise_n:.3g} N about it ({fit.earlier_noise_n:.3g} N before); "
+        f"the fastest commanded ramp was {fastest_n_s:g} N/s; the trigger is known to ± {unsure * 1e3:.1f} ms table time")
+
+
 def release_measurements(spec, bench, cap, f0: float, trigger_half_width_s: float, name: str,
-                         conditions: dict, trigger: str | None = None) -> list[Measurement]:
+                         conditions: dict, trigger: str | None = None,
+                         fastest_n_s: float | None = None) -> list[Measurement]:
     """ER-NORISE (how long, then how much the force rose), ER-HALF, ER-RESIDUAL and ER-SNAP
     of a capture whose t = 0 is the trigger.
 
@@ -154,6 +217,12 @@ def release_measurements(spec, bench, cap, f0: float, trigger_half_width_s: floa
     }
     annotations = {"trigger_s": 0.0, **{k: v for k, v in values.items() if np.isfinite(v)}}
     preconditions = release_preconditions(t, f, f0, residual)
+    # what the force at the trigger rests on: ER-NORISE (both) and ER-HALF judge against it;
+    # ER-RESIDUAL's level and ER-SNAP's fall need no instant before the trigger
+    fastest = fastest_n_s or max(spec.max_ramp_rate_n_s, spec.plan.emergency.setup_ramp_n_s)
+    on_course = course_precondition(cap, trigger_half_width_s, bench.k, fastest)
+    for rid in ("ER-NORISE", "ER-HALF"):
+        preconditions[rid] = preconditions[rid] + [on_course]
     out = []
     for rid, value in values.items():
         req = spec.requirement(rid)

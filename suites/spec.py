@@ -30,7 +30,11 @@ DECISION_RULES = {
 }
 
 #: variables a limit formula may use, and where each comes from
-FORMULA_VARIABLES = {"setting", "rate", "rated", "residual", "force"}
+FORMULA_VARIABLES = {"setting", "rate", "rated", "residual", "force", "watchdog"}
+
+#: run profiles: `quick` for daily use, `full` the compliance run (adds what takes long:
+#: treatment sessions of clinical length). A plan entry marked `full` runs only in `full`.
+PROFILES = ("quick", "full")
 
 
 class Strict(BaseModel):
@@ -133,6 +137,17 @@ class IntermittentPlan(Strict):
     treatment_s: int = Field(ge=1, le=5940)
 
 
+class Session(Strict):
+    """One intermittent treatment the suites run: the plan's intermittent levels and times
+    unless it names its own levels. Sessions sample the treatment's length (a timer that
+    drifts only in long sessions) and its levels (low and high forces)."""
+
+    treatment_s: int = Field(ge=1, le=5940, description="TREATMENT_TIME, table seconds")
+    hold_force_n: float | None = Field(None, gt=0)
+    rest_force_n: float | None = Field(None, ge=0)
+    profile: Literal["quick", "full"] = Field("quick", description="full: run only in the full profile")
+
+
 class EmergencyPlan(Strict):
     trials: int = Field(20, ge=1, description="trials per trigger, spread over phases and forces")
     forces_n: list[float] = Field(min_length=1)
@@ -145,13 +160,32 @@ class EmergencyPlan(Strict):
 
 class TestPlan(Strict):
     setpoints_n: list[float] = Field(min_length=8)
+    falling_setpoints_n: list[float] = Field(default_factory=list, description="FA-STATIC approached from above: "
+                                             "after the rising staircase, START down to each")
     settle_s: float = Field(3.0, gt=0)
     ramp_rates_n_s: list[float] = Field(min_length=2)
     ramp_force_n: float = Field(gt=0)
+    ramp_high_force_n: float | None = Field(None, gt=0, description="a ramp case at the fastest rate to this force")
     intermittent: IntermittentPlan
+    sessions: list[Session] = Field(default_factory=list, description="intermittent treatments run (default: one "
+                                    "of intermittent.treatment_s)")
     emergency: EmergencyPlan
     watchdog_s: float = Field(2.0, gt=0, le=60)
     overforce_limit_n: float = Field(gt=0)
+
+    def sessions_for(self, profile: str) -> list[Session]:
+        """The intermittent sessions a profile runs, in plan order: `full` runs every one."""
+        every = self.sessions or [Session(treatment_s=self.intermittent.treatment_s)]
+        return [s for s in every if profile == "full" or s.profile == "quick"]
+
+    def ramp_cases(self) -> dict[str, tuple[float, float]]:
+        """The ramp cases (id → rate, force): the slowest and the fastest rate to ramp_force_n,
+        and the fastest to ramp_high_force_n (the high end of the range)."""
+        rates = sorted(self.ramp_rates_n_s)
+        cases = {"slow": (rates[0], self.ramp_force_n), "fast": (rates[-1], self.ramp_force_n)}
+        if self.ramp_high_force_n is not None:
+            cases["fast-high"] = (rates[-1], self.ramp_high_force_n)
+        return cases
 
 
 class Specification(Strict):
@@ -176,6 +210,15 @@ class Specification(Strict):
             raise ValueError("plan.setpoints_n: a setpoint is above rated_force_n")
         if max(self.plan.ramp_rates_n_s) > self.max_ramp_rate_n_s:
             raise ValueError("plan.ramp_rates_n_s: a rate is above max_ramp_rate_n_s")
+        highest = [("plan.falling_setpoints_n", max(self.plan.falling_setpoints_n, default=0.0)),
+                   ("plan.ramp_high_force_n", self.plan.ramp_high_force_n or 0.0),
+                   *((f"plan.sessions[{i}].hold_force_n", s.hold_force_n or 0.0) for i, s in enumerate(self.plan.sessions))]
+        for where, force in highest:
+            if force > self.rated_force_n:
+                raise ValueError(f"{where}: {force:g} N is above rated_force_n ({self.rated_force_n:g} N)")
+        if self.plan.falling_setpoints_n and max(self.plan.falling_setpoints_n) >= max(self.plan.setpoints_n):
+            raise ValueError("plan.falling_setpoints_n: each must lie below the highest setpoint (it is approached "
+                             "from above)")
         return self
 
     def requirement(self, rid: str) -> Requirement:

@@ -11,6 +11,7 @@ restart is refused until RESET.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import allure
@@ -21,8 +22,8 @@ from drivers.controller import CommandRefused
 from drivers.errors import RigError
 from drivers.tcm1 import Phase, StimulusCoil
 from suites.bench import BenchTimeout
-from suites.measurement import Measurement, Precondition, Verdict
-from suites.release import RISE_KEY, force_at_trigger, release_measurements
+from suites.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
+from suites.release import RISE_KEY, force_at_trigger, release_measurements, trigger_unsure_s
 
 TRIGGERS = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
 RELAY = {
@@ -40,6 +41,7 @@ MAX_TRIGGER_HALF_WIDTH_S = 0.001
 ATTEMPTS = 3
 AFTER_RELEASE_S = 0.15  # table seconds recorded after the table counts as released
 REQUIREMENTS = ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP", "ER-LATCH")
+WATCHDOG_REQUIREMENT = "WD-TIME"  # timed in the watchdog trials only
 
 
 @dataclass
@@ -59,6 +61,47 @@ class Trial:
     capture: object  # the suites.bench.Capture the values were taken from
     #: the rig's own failure while bringing the table back (a link, a relay), not the table's
     rig_failure: Exception | None = None
+    #: watchdog trials: when the trip came (None for other triggers)
+    watchdog: "WatchdogTrip | None" = None
+    fastest_n_s: float = 0.0  # the fastest ramp the trial commanded (the course before the trigger)
+
+
+@dataclass
+class WatchdogTrip:
+    """A watchdog trial's trip, timed from the last heartbeat the controller acknowledged.
+
+    The beat restarted the watchdog somewhere between its send and its acknowledgement
+    (midpoint ± half the round trip); the trip lies between the last status read that did
+    not show WATCHDOG_TRIPPED (from its send) and the first that did (to its reply). The
+    release requirements count from this measured trip: a watchdog that trips late is
+    WD-TIME's finding, never the release's."""
+
+    beat_ns: int
+    beat_half_s: float  # wall
+    trip_ns: int | None  # None: never reported within the wait
+    trip_half_s: float  # wall
+    reads: int
+
+    def delay_table_s(self, k: float) -> float:
+        return float("inf") if self.trip_ns is None else (self.trip_ns - self.beat_ns) / 1e9 * k
+
+
+def time_watchdog_trip(bench, last_ack_ns: int, wait_table_s: float) -> WatchdogTrip:
+    """Status reads back to back until the controller reports the watchdog trip (or the
+    wait ends): the trip bracketed by the last read without it and the first with it."""
+    rtt = bench.keeper.last_rtt_s
+    beat_ns = last_ack_ns - int(rtt / 2 * 1e9)
+    deadline = last_ack_ns + int(wait_table_s / bench.k * 1e9)
+    previous_sent, reads = None, 0
+    while True:
+        st = bench.ctrl.status()
+        reads += 1
+        if st.watchdog_tripped:
+            sent = previous_sent if previous_sent is not None else beat_ns
+            return WatchdogTrip(beat_ns, rtt / 2, (sent + st.host_ns) // 2, (st.host_ns - sent) / 2e9, reads)
+        previous_sent = st.sent_ns
+        if time.perf_counter_ns() > deadline:
+            return WatchdogTrip(beat_ns, rtt / 2, None, 0.0, reads)
 
 
 def _trial_plan(spec, trigger: str, phase: str, force: float):
@@ -100,13 +143,18 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
     holder: list = []
     with bench.capture(holder):
         start_ns = bench.ctrl.start()
+        watchdog = None
         if trigger == "watchdog":
             seen = _reach(bench, phase, force, up, down, start_ns, lead_s=wd)
             last_beat = bench.keeper.pause()
-            # the last beat acted between its send and its ack; the trip comes on a 1 ms cycle
-            half_width = bench.keeper.last_rtt_s / 2 + 1e-3 / bench.k
-            trigger_ns = last_beat - int(bench.keeper.last_rtt_s / 2 * 1e9) + int(wd / bench.k * 1e9)
-            bench.poll_until(lambda s: s.watchdog_tripped, wd + 3.0)
+            # a late watchdog is WD-TIME's finding: wait for it well past its limit
+            wd_limit = spec.requirement(WATCHDOG_REQUIREMENT).limits(watchdog=wd)[1] or wd
+            watchdog = time_watchdog_trip(bench, last_beat, 2 * wd_limit + 1.0)
+            if watchdog.trip_ns is not None:  # the release counts from the trip as it came
+                trigger_ns, half_width = watchdog.trip_ns, watchdog.trip_half_s
+            else:  # never tripped: the release it owed counts from when the trip was due
+                trigger_ns = watchdog.beat_ns + int(wd / bench.k * 1e9)
+                half_width = watchdog.beat_half_s + 1e-3 / bench.k
         else:
             seen = _reach(bench, phase, force, up, down, start_ns, lead_s=0.0)
             if trigger == "estop_coil":
@@ -119,7 +167,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         bench.sleep(AFTER_RELEASE_S)
     cap = bench.to_table(holder[0], trigger_ns)
     t, f = cap.t, cap.force
-    f0 = force_at_trigger(t, f, half_width * bench.k)
+    f0 = force_at_trigger(t, f, trigger_unsure_s(cap, half_width, bench.k))
     # remove the cause, then a restart must be refused until RESET
     if trigger in RELAY:
         bench.relay(RELAY[trigger], False)
@@ -142,7 +190,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
     except RigError as exc:  # a link or a relay of the rig failed: judged nowhere, the test breaks off
         rig_failure = exc
     return Trial(index, trigger, phase, force, t, f, f0, half_width, refused, reset_ok, seen, released, cap,
-                 rig_failure)
+                 rig_failure, watchdog, max(up, down))
 
 
 def _stats(values: list[float]) -> dict:
@@ -158,7 +206,20 @@ def _stats(values: list[float]) -> dict:
     }
 
 
-@pytest.mark.requirement(*REQUIREMENTS)
+def watchdog_measurement(spec, bench, trial: Trial, name: str, cond: dict) -> Measurement:
+    """WD-TIME of one watchdog trial: from the last acknowledged beat to the trip."""
+    req = spec.requirement(WATCHDOG_REQUIREMENT)
+    wd = spec.plan.watchdog_s
+    lo, hi = req.limits(watchdog=wd)
+    w = trial.watchdog
+    return Measurement(name, req, w.delay_table_s(bench.k), "s", lo, hi,
+                       [UncertaintyTerm.rectangular("last heartbeat's instant (write round trip) × K", w.beat_half_s * bench.k),
+                        UncertaintyTerm.rectangular("trip instant (between two status reads) × K", w.trip_half_s * bench.k)],
+                       conditions={**cond, "watchdog_s": wd, "status_reads": w.reads,
+                                   "tripped": w.trip_ns is not None})
+
+
+@pytest.mark.requirement(*REQUIREMENTS, WATCHDOG_REQUIREMENT)
 @pytest.mark.parametrize("trigger", TRIGGERS)
 def test_emergency_release(bench, spec, recorder, trigger):
     em = spec.plan.emergency
@@ -169,6 +230,9 @@ def test_emergency_release(bench, spec, recorder, trigger):
     # one list per quantity verified: a requirement's own, and ER-NORISE's rise
     per_req: dict[tuple[str, str | None], list[Measurement]] = {(r, None): [] for r in REQUIREMENTS}
     per_req[("ER-NORISE", RISE_KEY)] = []
+    if trigger == "watchdog":
+        reqs[WATCHDOG_REQUIREMENT] = spec.requirement(WATCHDOG_REQUIREMENT)
+        per_req[(WATCHDOG_REQUIREMENT, None)] = []
     for i in range(em.trials):
         phase, force = combos[i % len(combos)]
         for attempt in range(ATTEMPTS):
@@ -182,7 +246,8 @@ def test_emergency_release(bench, spec, recorder, trigger):
         cond = {"trigger": trigger, "phase": phase, "phase_seen": trial.phase_seen, "force_n": force,
                 "force_at_trigger_n": trial.f0, "trial": i + 1}
         for m in release_measurements(spec, bench, trial.capture, trial.f0, trial.half_width_s,
-                                      f"{trigger} trial {i + 1} ({phase}, {force:g} N)", cond):
+                                      f"{trigger} trial {i + 1} ({phase}, {force:g} N)", cond,
+                                      fastest_n_s=trial.fastest_n_s):
             per_req[(m.requirement.id, m.quantity)].append(recorder.record(m))
         m = Measurement(f"{trigger} trial {i + 1} restart refused until RESET", reqs["ER-LATCH"],
                         trial.restart_refused and trial.reset_accepted,
@@ -199,6 +264,9 @@ def test_emergency_release(bench, spec, recorder, trigger):
                                                     "answered" if trial.rig_failure is None
                                                     else str(trial.rig_failure).splitlines()[0])])
         per_req[("ER-LATCH", None)].append(recorder.record(m))
+        if trial.watchdog is not None:
+            per_req[(WATCHDOG_REQUIREMENT, None)].append(recorder.record(watchdog_measurement(
+                spec, bench, trial, f"watchdog trial {i + 1} trip after the last heartbeat ({phase}, {force:g} N)", cond)))
         if trial.rig_failure is not None:
             raise trial.rig_failure  # this trial is recorded; the rig cannot go on
         if not trial.reset_accepted:

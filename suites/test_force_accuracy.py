@@ -1,6 +1,10 @@
 """Static force accuracy at >= 8 setpoints across the table's range (FA-STATIC), and the
 controller's own load cell against the reference gauge (FA-CELL), a requirement of its
-own: the cell is under test, never the evidence for the force."""
+own: the cell is under test, never the evidence for the force.
+
+Each setpoint is approached from below (a rising staircase); the plan's falling setpoints
+are approached from above after it, since a force loop with friction or a one-sided
+integrator settles on a different force from each side."""
 
 from __future__ import annotations
 
@@ -25,8 +29,10 @@ def staircase(bench, spec):
     t0_ns = time.perf_counter_ns()
     with bench.capture(holder):
         present = 0.0
-        settings = sorted(plan.setpoints_n)
-        for n, setting in enumerate(settings):
+        rising = sorted(plan.setpoints_n)
+        falling = sorted(plan.falling_setpoints_n, reverse=True)
+        settings = [(s, "rising") for s in rising] + [(s, "falling") for s in falling]
+        for n, (setting, approach) in enumerate(settings):
             bench.context(requirement="FA-STATIC", trigger=None, phase="hold", force_n=setting, trial=n + 1,
                           trials=len(settings))
             bench.configure(setting, rate, rate)
@@ -41,7 +47,7 @@ def staircase(bench, spec):
             end = begin_ns + int(CELL_WINDOW_S / bench.k * 1e9)
             while time.perf_counter_ns() < end or len(cell) < 2:
                 cell.append(bench.ctrl.status().force_n)
-            steps.append((setting, np.array(cell), (begin_ns, time.perf_counter_ns())))
+            steps.append((setting, approach, np.array(cell), (begin_ns, time.perf_counter_ns())))
             present = setting
         bench.ctrl.stop()
     capture = bench.to_table(holder[0], t0_ns)
@@ -53,7 +59,7 @@ def test_static_force_accuracy(staircase, bench, spec, recorder):
     steps, cap = staircase
     fa, fc = spec.requirement("FA-STATIC"), spec.requirement("FA-CELL")
     rated, residual = spec.rated_force_n, spec.residual_force_n
-    for setting, cell, (begin_ns, end_ns) in steps:
+    for setting, approach, cell, (begin_ns, end_ns) in steps:
         lo_t = (begin_ns - cap.ref_ns) / 1e9 * bench.k
         hi_t = (end_ns - cap.ref_ns) / 1e9 * bench.k
         window = (cap.t >= lo_t) & (cap.t <= hi_t)
@@ -63,11 +69,12 @@ def test_static_force_accuracy(staircase, bench, spec, recorder):
         gauge_mean = float(np.mean(f[settled]))
         samples = f[settled]
         series = {"t_s": t, "force_n": f}
-        cond = {"setting_n": setting, "samples": int(len(samples))}
+        cond = {"setting_n": setting, "approach": approach, "samples": int(len(samples))}
+        where = f"{setting:g} N" + (" (from above)" if approach == "falling" else "")
         v = dict(setting=setting, rated=rated, residual=residual)
         low, high = fa.limits(**v)
         recorder.record(Measurement(
-            f"static error at {setting:g} N", fa, abs(gauge_mean - setting), "N", low, high,
+            f"static error at {where}", fa, abs(gauge_mean - setting), "N", low, high,
             bench.force_terms(samples), conditions={**cond, "gauge_mean_n": gauge_mean}, series=series,
         ))
         cell_mean = float(np.mean(cell))
@@ -77,6 +84,6 @@ def test_static_force_accuracy(staircase, bench, spec, recorder):
             UncertaintyTerm("controller noise of the mean", float(np.std(cell)) / max(len(cell), 1) ** 0.5),
         ]
         recorder.record(Measurement(
-            f"load cell vs gauge at {setting:g} N", fc, abs(cell_mean - gauge_mean), "N", low, high, budget,
+            f"load cell vs gauge at {where}", fc, abs(cell_mean - gauge_mean), "N", low, high, budget,
             conditions={**cond, "cell_mean_n": cell_mean, "gauge_mean_n": gauge_mean, "cell_reads": int(len(cell))},
         ))

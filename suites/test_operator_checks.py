@@ -25,7 +25,7 @@ from drivers.controller import CommandRefused
 from drivers.tcm1 import Phase
 from suites.bench import POLL_WALL_S, BenchTimeout, Capture
 from suites.measurement import Measurement
-from suites.release import RELEASE_REQUIREMENTS, force_at_trigger, release_measurements
+from suites.release import RELEASE_REQUIREMENTS, force_at_trigger, release_measurements, trigger_unsure_s
 
 REQUIREMENTS = (*RELEASE_REQUIREMENTS, "ER-LATCH")
 PRE_TRIGGER_S = 1.0  # table seconds of the hold kept before the trigger; the rest of the wait is dropped
@@ -115,7 +115,7 @@ def test_estop_button_pressed_by_hand(bench, spec, recorder, operator):
         bench.sleep(AFTER_RELEASE_S)
     trigger_ns, half_width = watch.trigger(said_done_ns)
     cap = _from(bench.to_table(holder[0], trigger_ns), -PRE_TRIGGER_S)
-    f0 = force_at_trigger(cap.t, cap.force, half_width * bench.k)
+    f0 = force_at_trigger(cap.t, cap.force, trigger_unsure_s(cap, half_width, bench.k))
     seen_by = "controller" if watch.seen_ns is not None else "operator only (the table never reported it)"
     cond = {"trigger": "estop_button_by_hand", "phase": "hold", "force_n": force, "force_at_trigger_n": f0,
             "operator": step.operator, "trigger_seen_by": seen_by, "trigger_half_width_wall_s": half_width,

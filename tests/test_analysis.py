@@ -181,3 +181,79 @@ def test_a_rise_within_the_tolerance_is_not_a_rise():
     t = np.arange(-0.1, 1.0, 0.001)
     f = np.interp(t, [-0.1, 0.0, 0.02, 0.3, 1.0], [300, 300, 303, 0, 0])  # 3 N within max(2 %, 5 N) = 6 N
     assert a.last_rise_end_time(t, f, after=0.0, until=1.0, rise_tolerance_n=6.0, start_level=300.0) == 0.0
+
+
+# ------------------------------------------------------------ intermittent sessions
+def intermittent_trace(hold: float, rest: float, *, rate: float = 50.0, hold_s: float = 8.0, rest_s: float = 4.0,
+                       end_s: float = 45.0, noise: float = 0.3, seed: int = 2, dt: float = 0.001):
+    """A table's intermittent session as a gauge sees it: ramp up, hold, ramp to rest, rest, …
+    until `end_s`, then the release at `rate` from wherever the force is."""
+    segs, now, force = [], 0.0, 0.0
+
+    def ramp(to):
+        nonlocal now, force
+        d = abs(to - force) / rate
+        segs.append(("ramp", now, now + d, force, to))
+        now, force = now + d, to
+
+    def flat(s):
+        nonlocal now
+        segs.append(("flat", now, now + s, force, force))
+        now += s
+
+    ramp(hold)
+    while now < end_s:
+        flat(min(hold_s, end_s - now))
+        if now >= end_s:
+            break
+        ramp(rest)
+        if now >= end_s:
+            break
+        flat(min(rest_s, end_s - now))
+        if now >= end_s:
+            break
+        ramp(hold)
+    t = np.arange(-1.0, now + force / rate + 2.0, dt)
+    f = np.zeros_like(t)
+    for _, a, b, fa, fb in segs:
+        sel = (t >= a) & (t < b)
+        f[sel] = fa + (fb - fa) * (t[sel] - a) / max(b - a, 1e-12)
+    after = t >= now
+    f[after] = np.maximum(force - rate * (t[after] - now), 0.0)
+    return t, f + np.random.default_rng(seed).normal(0.0, noise, t.size), now
+
+
+def test_flat_plateaus_find_a_rest_level_that_is_off_its_setting():
+    """Issue 23: plateaus found only near the set levels hid a rest 16 N low (IM-LEVELS was
+    NOT RUN). Found by flatness, the rest is a plateau at its own level."""
+    from suites.analysis import flat_plateaus
+
+    t, f, _ = intermittent_trace(250.0, 125.0 - 16.0)
+    found = [p for p in flat_plateaus(t, f, 12.5, 5.0, 1.2) if p.start > 0 and p.mean > 15]
+    means = [round(p.mean) for p in found]
+    assert means[:4] == [250, 109, 250, 109]
+    hold = found[0]
+    assert hold.end - hold.start == pytest.approx(8.0, abs=0.02)
+    assert found[1].end - found[1].start == pytest.approx(4.0, abs=0.02)
+
+
+def test_final_descent_starts_at_the_top_of_an_interrupted_ramp():
+    """A treatment that ends while the force ramps up to the hold: the release begins at the
+    top of that ramp, not at the end of the last plateau (a TT-TIME error of 6 s before)."""
+    from suites.analysis import final_descent_start
+
+    t, f = trace([(-1, 0), (0, 0), (12, 600), (20, 600), (26, 300), (30, 300), (33, 450), (42, 0), (44, 0)],
+                 1000.0, 0.3, 5)
+    start, half = final_descent_start(t, f, 50.0, 20.0, 305.0)
+    assert start == pytest.approx(33.0, abs=0.15) and half == 0.0
+
+
+def test_final_descent_after_a_hold_is_known_only_to_the_rest_level():
+    """Ending in a hold, or during the ramp down to the rest level at the release's own
+    pace: the gauge cannot tell them apart, and the half-width says so."""
+    from suites.analysis import final_descent_start
+
+    t, f = trace([(-1, 0), (0, 0), (5, 250), (13, 250), (18, 0), (20, 0)], 1000.0, 0.3, 6)
+    start, half = final_descent_start(t, f, 50.0, 20.0, 130.0)
+    assert start - half == pytest.approx(13.0, abs=0.15)  # the hold's end
+    assert start + half == pytest.approx(13.0 + 120.0 / 50.0, abs=0.15)  # the force passing the rest level
