@@ -25,11 +25,7 @@ from typing import Any
 
 import pytest
 
-from suites import spec as _spec_module
-from suites.spec import Specification
-
-PROFILES: tuple[str, ...] = tuple(getattr(_spec_module, "PROFILES", ("quick", "full")))
-DEFAULT_PROFILE = "quick"
+from suites.spec import DEFAULT_PROFILE, PROFILES, Specification
 
 #: estimator(spec, params, profile) -> table seconds
 Estimator = Callable[[Specification, dict, str], float]
@@ -275,13 +271,6 @@ def emergency_trial(spec: Specification, trigger: str, phase: str, force: float)
     return TrialPlan(to_trigger, release_s(spec), steps={"point_s": point})
 
 
-def emergency_trials(spec: Specification, trigger: str) -> list[tuple[str, float]]:
-    """The (phase, force) of each trial, in order: the plan's combinations, cycled."""
-    em = spec.plan.emergency
-    combos = [(p, f) for p in em.phases for f in em.forces_n]
-    return [combos[i % len(combos)] for i in range(em.trials)]
-
-
 @estimates("test_emergency_release")
 def _emergency_release(spec: Specification, params: dict, profile: str) -> float:
     """Every trial: START, ramp to the force, the phase's wait (the watchdog's period for
@@ -290,7 +279,7 @@ def _emergency_release(spec: Specification, params: dict, profile: str) -> float
     trigger = str(params.get("trigger", ""))
     if trigger not in spec.plan.emergency.triggers:
         return 0.0  # skipped: not in the plan
-    return sum(emergency_trial(spec, trigger, phase, force).total_s for phase, force in emergency_trials(spec, trigger))
+    return sum(emergency_trial(spec, trigger, phase, force).total_s for phase, force in spec.plan.emergency.trial_plan(profile))
 
 
 # ---------------------------------------------------------------- test_interlocks.py

@@ -35,6 +35,7 @@ FORMULA_VARIABLES = {"setting", "rate", "rated", "residual", "force", "watchdog"
 #: run profiles: `quick` for daily use, `full` the compliance run (adds what takes long:
 #: treatment sessions of clinical length). A plan entry marked `full` runs only in `full`.
 PROFILES = ("quick", "full")
+DEFAULT_PROFILE = "quick"
 
 
 class Strict(BaseModel):
@@ -156,6 +157,18 @@ class EmergencyPlan(Strict):
         Literal["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
     ] = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
     setup_ramp_n_s: float = Field(gt=0, description="ramp used to reach the trial force outside ramp-up trials")
+    quick_trials: int | None = Field(None, ge=1, description="trials per trigger in the quick profile (default: trials)")
+
+    def trials_for(self, profile: str) -> int:
+        """Trials per trigger: the specification's N in the full profile (the compliance run),
+        `quick_trials` in the quick one."""
+        return self.trials if profile == "full" or self.quick_trials is None else self.quick_trials
+
+    def trial_plan(self, profile: str) -> list[tuple[str, float]]:
+        """Each trial's (phase, force) in order: every phase × force combination in turn, so
+        any count of trials spreads over all of them before repeating one."""
+        combos = [(p, f) for p in self.phases for f in self.forces_n]
+        return [combos[i % len(combos)] for i in range(self.trials_for(profile))]
 
 
 class TestPlan(Strict):

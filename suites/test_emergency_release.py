@@ -221,11 +221,11 @@ def watchdog_measurement(spec, bench, trial: Trial, name: str, cond: dict) -> Me
 
 @pytest.mark.requirement(*REQUIREMENTS, WATCHDOG_REQUIREMENT)
 @pytest.mark.parametrize("trigger", TRIGGERS)
-def test_emergency_release(bench, spec, recorder, trigger):
+def test_emergency_release(bench, spec, recorder, trigger, profile):
     em = spec.plan.emergency
     if trigger not in em.triggers:
         pytest.skip(f"trigger {trigger} is not in specification {spec.name}'s plan")
-    combos = [(p, F) for p in em.phases for F in em.forces_n]
+    trials = em.trial_plan(profile)
     reqs = {r: spec.requirement(r) for r in REQUIREMENTS}
     # one list per quantity verified: a requirement's own, and ER-NORISE's rise
     per_req: dict[tuple[str, str | None], list[Measurement]] = {(r, None): [] for r in REQUIREMENTS}
@@ -233,10 +233,9 @@ def test_emergency_release(bench, spec, recorder, trigger):
     if trigger == "watchdog":
         reqs[WATCHDOG_REQUIREMENT] = spec.requirement(WATCHDOG_REQUIREMENT)
         per_req[(WATCHDOG_REQUIREMENT, None)] = []
-    for i in range(em.trials):
-        phase, force = combos[i % len(combos)]
+    for i, (phase, force) in enumerate(trials):
         for attempt in range(ATTEMPTS):
-            bench.context(requirement=None, trigger=trigger, phase=phase, force_n=force, trial=i + 1, trials=em.trials)
+            bench.context(requirement=None, trigger=trigger, phase=phase, force_n=force, trial=i + 1, trials=len(trials))
             with allure.step(f"trial {i + 1}: {trigger} during {phase} at {force:g} N"):
                 trial = run_trial(bench, spec, trigger, phase, force, i)
             if trial.half_width_s <= MAX_TRIGGER_HALF_WIDTH_S or not trial.reset_accepted:

@@ -60,23 +60,26 @@ def test_emergency_estimate_follows_the_plan():
     """Trials × (ramp to the force, the phase's wait, the release): more trials, slower set-up
     ramps or a longer watchdog period take longer; the watchdog trigger at least a period a trial."""
     spec = load_spec("lumbar")
-    base = budget.estimate(spec, "test_emergency_release", {"trigger": "estop_coil"})
-    wd = budget.estimate(spec, "test_emergency_release", {"trigger": "watchdog"})
+    base = budget.estimate(spec, "test_emergency_release", {"trigger": "estop_coil"}, "full")
+    wd = budget.estimate(spec, "test_emergency_release", {"trigger": "watchdog"}, "full")
     em = spec.plan.emergency
     assert base > em.trials * budget.release_s(spec)
     assert wd >= em.trials * (spec.plan.watchdog_s + budget.release_s(spec))
     assert wd > base
+    # the quick profile runs quick_trials per trigger, whole cycles of the combinations and a part
+    quick = budget.estimate(spec, "test_emergency_release", {"trigger": "estop_coil"}, "quick")
+    assert em.quick_trials < em.trials and quick < base
     combos = len(em.phases) * len(em.forces_n)  # trials cycle through them: whole cycles double exactly
 
     def with_trials(n):
         return spec.model_copy(update={"plan": spec.plan.model_copy(
             update={"emergency": em.model_copy(update={"trials": n})})})
-    one = budget.estimate(with_trials(combos), "test_emergency_release", {"trigger": "estop_coil"})
-    assert budget.estimate(with_trials(2 * combos), "test_emergency_release", {"trigger": "estop_coil"}) \
+    one = budget.estimate(with_trials(combos), "test_emergency_release", {"trigger": "estop_coil"}, "full")
+    assert budget.estimate(with_trials(2 * combos), "test_emergency_release", {"trigger": "estop_coil"}, "full") \
         == pytest.approx(2 * one)
     slower = spec.model_copy(update={"plan": spec.plan.model_copy(
         update={"emergency": em.model_copy(update={"setup_ramp_n_s": em.setup_ramp_n_s / 2})})})
-    assert budget.estimate(slower, "test_emergency_release", {"trigger": "estop_coil"}) > base
+    assert budget.estimate(slower, "test_emergency_release", {"trigger": "estop_coil"}, "full") > base
     assert budget.estimate(spec, "test_emergency_release", {"trigger": "not-a-trigger"}) == 0.0  # skipped
 
 
