@@ -140,10 +140,12 @@ def emergency_triggers(spec: Specification, profile: str) -> list[str]:
 
 
 def emergency_combos(spec: Specification, profile: str) -> list[tuple[str, float]]:
-    """(phase, force) of each trial of one trigger: test_emergency_release cycles through
-    phases × forces_n, trial i taking combination i mod their number — so fewer trials than
+    """(phase, force) of the trials of one trigger: the plan's `trial_plan(profile)` (every
+    phase × force combination in turn), read as the suite reads it — so fewer trials than
     combinations leave some out, and the map says so."""
     em = spec.plan.emergency
+    if hasattr(em, "trial_plan"):
+        return sorted({(p, float(f)) for p, f in em.trial_plan(profile)})
     combos = [(p, float(f)) for p in em.phases for f in em.forces_n]
     return sorted({combos[i % len(combos)] for i in range(em.trials)})
 
@@ -173,7 +175,8 @@ def watchdog_forces(spec: Specification, profile: str) -> list[float]:
 
 
 def emergency_trials(spec: Specification, profile: str) -> list[int]:
-    return [spec.plan.emergency.trials]
+    em = spec.plan.emergency
+    return [em.trials_for(profile) if hasattr(em, "trials_for") else em.trials]
 
 
 def has_test(module: str, test: str) -> bool:
@@ -369,15 +372,16 @@ EMERGENCY_DIMS = (
               cond("trigger"), gap="a table whose release differs by trigger passes on the untried ones",
               contract=("estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut",
                         "overforce")),
-    Dimension("phase", "phase", emergency_phases, "plan.emergency.phases (trial i: combination i mod phases × forces)",
+    Dimension("phase", "phase", emergency_phases, "plan.emergency.trial_plan(profile) (every phase × force in turn)",
               cond("phase"), gap="a release that fails in one phase only (a ramp, the rest) passes",
               contract=("ramp_up", "hold", "ramp_to_rest", "rest", "releasing")),
     Dimension("force at the trigger", "force", emergency_forces, "plan.emergency.forces_n", cond("force_n"), unit="N",
               gap="a release that is slow from high forces only passes"),
-    Dimension("trigger × phase × force", "combinations", emergency_cells, "plan.emergency (trials per trigger cycle "
-              "through phases × forces_n)", cond_tuple("trigger", "phase", "force_n"),
+    Dimension("trigger × phase × force", "combinations", emergency_cells, "plan.emergency.trial_plan(profile) for "
+              "each trigger", cond_tuple("trigger", "phase", "force_n"),
               enough="one cell is the whole plan: its trigger, phase and force are sampled above"),
-    Dimension("trials per trigger", "repetition", emergency_trials, "plan.emergency.trials", trials_per_trigger,
+    Dimension("trials per trigger", "repetition", emergency_trials, "plan.emergency.trials_for(profile) (quick_trials "
+              "in the quick profile)", trials_per_trigger,
               enough="each trial is one trigger; the count is the repetition, the worst trial decides"),
 )
 
@@ -458,7 +462,7 @@ MAP: tuple[Entry, ...] = (
                   None, unit="s",
                   enough="the limit is relative to the configured period, which the rig writes (WATCHDOG_MS); a "
                          "late or fixed-period watchdog shows at any period"),
-        Dimension("trials", "repetition", emergency_trials, "plan.emergency.trials", trials_per_trigger,
+        Dimension("trials", "repetition", emergency_trials, "plan.emergency.trials_for(profile)", trials_per_trigger,
                   enough="each trial is one trip; the worst decides"),
     )),
     Entry("IL-SETPOINT", ("suites/test_interlocks.py::test_setpoint_above_force_limit_refused",

@@ -109,11 +109,16 @@ def test_values_follow_the_plan():
     rates = spec_with("lumbar", ramp_rates_n_s=[5, 20, 40])
     assert values(rates, "RA-RATE", "ramp rate") == [5.0, 40.0]
 
-    fewer = spec_with("lumbar", emergency={**base.plan.emergency.model_dump(), "trials": 3})
-    # trial i takes phases × forces_n combination i mod 8: three trials reach three cells
+    em = base.plan.emergency.model_dump()
+    quick = "quick_trials" if "quick_trials" in em else "trials"  # 1.3: the quick profile's own count
+    fewer = spec_with("lumbar", emergency={**em, quick: 3})
+    # the trials take the phase × force combinations in turn: three trials reach three cells
     assert len(values(fewer, "ER-HALF", "trigger × phase × force")) == 3 * len(values(fewer, "ER-HALF", "trigger"))
     assert values(fewer, "ER-HALF", "phase") == ["ramp_up", "hold"]
     assert values(fewer, "ER-HALF", "trials per trigger") == [3]
+    if quick == "quick_trials":  # the full profile runs the specification's trials: every cell
+        assert values(fewer, "ER-HALF", "phase", "full") == ["ramp_up", "hold", "ramp_to_rest", "rest"]
+        assert values(fewer, "ER-HALF", "trials per trigger", "full") == [em["trials"]]
 
     wd = spec_with("lumbar", watchdog_s=5.0)
     assert values(wd, "WD-TIME", "configured period") == [5.0]
@@ -200,6 +205,8 @@ def recorded_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("coverage-run")
     data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
     data["plan"]["emergency"]["trials"] = 8
+    if "quick_trials" in data["plan"]["emergency"]:
+        data["plan"]["emergency"]["quick_trials"] = 8
     spec = tmp / "lumbar-short.yaml"
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
     proc = subprocess.run([sys.executable, "-m", "rigcli", "run", "--run-dir", str(tmp / "runs"), "--spec", str(spec),
