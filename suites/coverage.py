@@ -910,7 +910,7 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
         cov = coverage(spec, profiles)
         out += [f"## {spec.name} (specification {spec.version})", "", "### Summary: values sampled per dimension", "",
                 "Cells: number of values sampled" + (" (quick / full where they differ)" if len(profiles) > 1 else "")
-                + "; a + b: two dimensions of that kind (in the order of the requirement's table below); "
+                + " (repetition: ×N, how many times; n of m: of the m values the contract names)" + "; a + b: two dimensions of that kind (in the order of the requirement's table below); "
                 "combinations: the cells of dimensions sampled together; ⚠ one point with no reason (GAP); "
                 "– not a dimension of that requirement.", ""]
         axes = [a for a in AXES if any(r.dimension.axis == a for rs in cov.values() if rs for r in rs)]
@@ -993,8 +993,13 @@ def _share_of_rated(spec: Specification, r: Row, profile: str) -> str:
 
 
 def _count(r: Row, profiles: list[str]) -> str:
+    if r.dimension.axis == "repetition":  # how many times, not how many values
+        reps = [f"×{_fmt(r.values[p][0])}" if len(r.values[p]) == 1 else str(len(r.values[p])) for p in profiles]
+        return (reps[0] if len(set(reps)) == 1 else " / ".join(reps)) + (" ⚠" if r.flagged else "")
     counts = [len(r.values[p]) for p in profiles]
     text = str(counts[0]) if len(set(counts)) == 1 else " / ".join(map(str, counts))
+    if r.dimension.contract:  # of the values the contract names
+        text += f" of {len(r.dimension.contract)}"
     return text + (" ⚠" if r.flagged else "")
 
 
