@@ -400,5 +400,8 @@ defect(
     "start-after-watchdog-trip",
     'START is accepted while WATCHDOG_TRIPPED is latched (the start check forgets that latch and its fault code)',
     ('IL-START',),
+    collateral={"ER-LATCH": "after a watchdog trip the cause is gone (the heartbeat is fed again) and START is "
+                            "accepted without RESET: the restart interlock after an emergency release is missing "
+                            "for that trigger — ER-LATCH's own finding in every watchdog trial"},
     start_ignores_watchdog_latch=True,
 )
