@@ -21,11 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from suites.spec import DEFAULT_PROFILE, PROFILES, Specification
+from suites.spec import DEFAULT_PROFILE, PROFILES, Session, Specification
 
 #: estimator(spec, params, profile) -> table seconds
 Estimator = Callable[[Specification, dict, str], float]
@@ -169,34 +168,11 @@ def _ramp(spec: Specification, params: dict, profile: str) -> float:
             + ramp_s(lower, 0.0, rate) + AFTER_RAMP_S)
 
 
-@dataclass(frozen=True)
-class Session:
-    """One intermittent treatment of the plan (today the single plan.intermittent)."""
-
-    treatment_s: float
-    hold_force_n: float
-    rest_force_n: float
-    profile: str = "quick"
-
-
-def _field(obj: Any, key: str, default=None):
-    return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
-
-
 def session_of(spec: Specification, params: dict) -> Session:
-    """The treatment one test_intermittent_treatment item runs: its parameter `treatment`
-    (suites/conftest.py: a plan.sessions entry; `session` is taken too, also as an index
-    into plan.sessions) when it has one, else plan.intermittent."""
-    im = spec.plan.intermittent
-    chosen = params.get("treatment", params.get("session"))
-    if isinstance(chosen, int) and not isinstance(chosen, bool):
-        chosen = list(_field(spec.plan, "sessions", None) or [])[chosen]
-    if chosen is None:
-        return Session(float(im.treatment_s), im.hold_force_n, im.rest_force_n)
-    return Session(float(_field(chosen, "treatment_s")),
-                   float(_field(chosen, "hold_force_n", None) or im.hold_force_n),
-                   float(_field(chosen, "rest_force_n", None) or im.rest_force_n),
-                   str(_field(chosen, "profile", None) or "quick"))
+    """The session one test_intermittent_treatment item runs: its parameter `treatment`
+    (suites/conftest.py parametrizes it with plan.sessions), else the first of the plan's."""
+    chosen = params.get("treatment")
+    return chosen if isinstance(chosen, Session) else spec.plan.sessions_for("full")[0]
 
 
 @estimates("test_intermittent_treatment")
@@ -204,9 +180,10 @@ def _intermittent(spec: Specification, params: dict, profile: str) -> float:
     """START to the treatment's end (the controller's TREATMENT_TIME, which includes the
     ramps and plateaus), the final regressive release at the maximum rate, 0.5 s after."""
     s = session_of(spec, params)
-    if s.profile == "full" and profile != "full":
+    if s not in spec.plan.sessions_for(profile):
         return 0.0  # collected in the quick profile too, and skipped there (suites/conftest.py)
-    return s.treatment_s + ramp_s(s.hold_force_n, 0.0, spec.max_ramp_rate_n_s) + 0.5
+    hold, _ = spec.plan.levels_of(s)
+    return s.treatment_s + ramp_s(hold, 0.0, spec.max_ramp_rate_n_s) + 0.5
 
 
 # ---------------------------------------------------------------- test_emergency_release.py

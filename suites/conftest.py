@@ -22,7 +22,8 @@ def pytest_collection_modifyitems(config, items):
 def treatment_id(session) -> str:
     """A session's test id: its length, and its levels when it names its own."""
     levels = f"-{session.hold_force_n:g}N" if session.hold_force_n is not None else ""
-    return f"{session.treatment_s}s{levels}"
+    mode = "-static" if session.mode == "static" else ""
+    return f"{session.treatment_s}s{levels}{mode}"
 
 
 def pytest_generate_tests(metafunc):

@@ -105,19 +105,30 @@ def ramp_cases_rate_force(spec: Specification, profile: str) -> list[tuple[float
     return sorted(set(ramp_cases(spec).values()))
 
 
-def sessions(spec: Specification, profile: str) -> list[dict]:
-    """The intermittent treatments a profile runs: the plan's `sessions_for(profile)` (1.3),
-    else the one treatment of plan.intermittent. Levels fall back to plan.intermittent's."""
-    plan, im = spec.plan, spec.plan.intermittent
-    chosen = plan.sessions_for(profile) if hasattr(plan, "sessions_for") else [im]
-    return [{"treatment_s": float(s.treatment_s),
-             "hold_force_n": float(getattr(s, "hold_force_n", None) or im.hold_force_n),
-             "rest_force_n": float(im.rest_force_n if getattr(s, "rest_force_n", None) is None else s.rest_force_n)}
-            for s in chosen]
+def sessions(spec: Specification, profile: str, intermittent_only: bool = True) -> list[dict]:
+    """The treatments a profile runs: the plan's `sessions_for(profile)`, with their levels
+    (`levels_of`); the intermittent ones only unless told (IM-* judge nothing in a static one)."""
+    plan = spec.plan
+    out = []
+    for s in plan.sessions_for(profile):
+        if intermittent_only and s.mode != "intermittent":
+            continue
+        hold, rest = plan.levels_of(s)
+        out.append({"treatment_s": float(s.treatment_s), "hold_force_n": float(hold), "rest_force_n": float(rest),
+                    "mode": s.mode})
+    return out
 
 
 def session_lengths(spec: Specification, profile: str) -> list[float]:
     return _sorted_unique(s["treatment_s"] for s in sessions(spec, profile))
+
+
+def treatment_lengths(spec: Specification, profile: str) -> list[float]:
+    return _sorted_unique(s["treatment_s"] for s in sessions(spec, profile, intermittent_only=False))
+
+
+def treatment_modes(spec: Specification, profile: str) -> list[str]:
+    return sorted({s["mode"] for s in sessions(spec, profile, intermittent_only=False)})
 
 
 def session_levels(spec: Specification, profile: str) -> list[float]:
@@ -125,7 +136,7 @@ def session_levels(spec: Specification, profile: str) -> list[float]:
 
 
 def session_hold_levels(spec: Specification, profile: str) -> list[float]:
-    return _sorted_unique(s["hold_force_n"] for s in sessions(spec, profile))
+    return _sorted_unique(s["hold_force_n"] for s in sessions(spec, profile, intermittent_only=False))
 
 
 def intermittent_times(spec: Specification, profile: str) -> list[float]:
@@ -441,14 +452,13 @@ MAP: tuple[Entry, ...] = (
                   gap="a level that drifts only in long sessions passes"),
     ), session_items),
     Entry("TT-TIME", ("suites/test_ramps.py::test_intermittent_treatment",), (
-        Dimension("treatment length", "duration", session_lengths, "plan.sessions_for(profile)", cond("set_s"), unit="s",
+        Dimension("treatment length", "duration", treatment_lengths, "plan.sessions_for(profile)", cond("set_s"), unit="s",
                   gap="a timer that drifts only in long sessions passes (issue 23)"),
         Dimension("hold level", "force", session_hold_levels, "plan.sessions (hold_force_n)",
                   cond("hold_set_n"), unit="N",
                   enough="TREATMENT_TIME is counted on the controller's clock; the level only shapes the ramps "
                          "around the plateaus, which the corner detection places"),
-        Dimension("treatment mode", "other", fixed("intermittent"), "suites/test_ramps.py::test_intermittent_treatment",
-                  None, gap="a timer wrong in static mode only passes"),
+        Dimension("treatment mode", "other", treatment_modes, "plan.sessions (mode)", cond("mode")),
     ), session_items),
     Entry("WD-TIME", ("suites/test_emergency_release.py::test_emergency_release[watchdog]",), (
         Dimension("phase", "phase", watchdog_phases, "plan.emergency.phases (the watchdog trials)", cond("phase"),

@@ -147,6 +147,8 @@ class Session(Strict):
     hold_force_n: float | None = Field(None, gt=0)
     rest_force_n: float | None = Field(None, ge=0)
     profile: Literal["quick", "full"] = Field("quick", description="full: run only in the full profile")
+    mode: Literal["intermittent", "static"] = Field("intermittent", description="MODE: static holds the hold "
+                                                    "level until TREATMENT_TIME (judged: TT-TIME)")
 
 
 class EmergencyPlan(Strict):
@@ -190,6 +192,12 @@ class TestPlan(Strict):
         """The intermittent sessions a profile runs, in plan order: `full` runs every one."""
         every = self.sessions or [Session(treatment_s=self.intermittent.treatment_s)]
         return [s for s in every if profile == "full" or s.profile == "quick"]
+
+    def levels_of(self, session: Session) -> tuple[float, float]:
+        """(hold, rest) force of a session: its own where it names them, else plan.intermittent's."""
+        im = self.intermittent
+        return (im.hold_force_n if session.hold_force_n is None else session.hold_force_n,
+                im.rest_force_n if session.rest_force_n is None else session.rest_force_n)
 
     def ramp_cases(self) -> dict[str, tuple[float, float]]:
         """The ramp cases (id → rate, force): the slowest and the fastest rate to ramp_force_n,

@@ -160,16 +160,17 @@ def _phase_at(log: list[tuple[float, Phase]], t: float) -> Phase | None:
 
 @pytest.mark.requirement("IM-TIMING", "IM-LEVELS", "TT-TIME")
 def test_intermittent_treatment(bench, spec, recorder, treatment):
-    """One intermittent session of the plan (plan.sessions): its hold and rest durations
-    (IM-TIMING) and levels (IM-LEVELS), and the treatment time (TT-TIME).
+    """One session of the plan (plan.sessions): its hold and rest durations (IM-TIMING) and
+    levels (IM-LEVELS), and the treatment time (TT-TIME); a static session (MODE 0) holds
+    until its TREATMENT_TIME and is judged on TT-TIME alone.
 
     The plateaus are found where the gauge force is flat, at whatever level, and named
     hold or rest by the phase the controller reported meanwhile; only then is each level
     judged against its setting, so a rest 16 N low is IM-LEVELS' FAIL, never a reason to
     find no plateau (the controller's word names a plateau; the gauge measures it)."""
     im = spec.plan.intermittent
-    hold_n = treatment.hold_force_n if treatment.hold_force_n is not None else im.hold_force_n
-    rest_n = treatment.rest_force_n if treatment.rest_force_n is not None else im.rest_force_n
+    hold_n, rest_n = spec.plan.levels_of(treatment)
+    static = treatment.mode == "static"  # a static session holds until TREATMENT_TIME: TT-TIME only
     treatment_s = treatment.treatment_s
     rate = spec.max_ramp_rate_n_s
     holder: list = []
@@ -183,7 +184,7 @@ def test_intermittent_treatment(bench, spec, recorder, treatment):
     bench.context(requirement="IM-TIMING", trigger=None, phase="hold", force_n=hold_n, trial=1, trials=1)
     t0 = time.perf_counter_ns()
     with bench.capture(holder):
-        bench.configure(hold_n, rate, rate, intermittent=True, rest_n=rest_n,
+        bench.configure(hold_n, rate, rate, intermittent=not static, rest_n=rest_n,
                         hold_s=im.hold_s, rest_s=im.rest_s, treatment_s=treatment_s)
         start_ns = bench.ctrl.start()
         bench.wait(releasing, treatment_s * 1.1 + 60, "the final release (phase RELEASING)")
@@ -202,19 +203,20 @@ def test_intermittent_treatment(bench, spec, recorder, treatment):
     timing, levels, tt = (spec.requirement(r) for r in ("IM-TIMING", "IM-LEVELS", "TT-TIME"))
     st, sf = envelope(t, f, SERIES_POINTS)
     series = {"t_s": st, "force_n": sf}
-    cond = {"treatment_s": treatment_s, "hold_set_n": hold_n, "rest_set_n": rest_n, "profile": treatment.profile}
+    cond = {"treatment_s": treatment_s, "hold_set_n": hold_n, "rest_set_n": None if static else rest_n,
+            "profile": treatment.profile, "mode": treatment.mode}
     # the last plateau is cut short by the end of the treatment: durations only of the others
-    full = named[:-1]
+    full = [] if static else named[:-1]
     # the treatment ends where the final release begins: at the end of the last hold or
     # rest, or at the top of a ramp it interrupted; within a ramp down to the rest level
     # the gauge cannot tell where the release took over, and the budget says so
     final_release, release_half = final_descent_start(t, f, rate, spec.residual_force_n + band,
-                                                      rest_n + band if rest_n > 0 else None)
+                                                      rest_n + band if rest_n > 0 and not static else None)
     period = cap.period
     found_any = Precondition("a flat hold or rest in the gauge trace (the force's slope below "
                              f"{FLAT_FRACTION * rate:.3g} N/s for {min(im.hold_s, im.rest_s) * 0.3:.3g} s)",
                              bool(full), f"{len(full)} complete plateaus, {len(found)} flat stretches in all")
-    if not full:  # nothing to time or level: said as such, for both requirements
+    if not full and not static:  # nothing to time or level: said as such, for both requirements
         for req, unit in ((timing, "s"), (levels, "N")):
             recorder.record(Measurement("hold and rest plateaus", req, None, unit, conditions=cond,
                                         series=series if req is timing else {}, preconditions=[found_any]))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from suites import budget
-from suites.spec import SPECS_DIR, load_spec
+from suites.spec import SPECS_DIR, Session, load_spec
 
 pytest_plugins = ["pytester"]
 
@@ -88,10 +88,10 @@ def test_intermittent_estimate_is_the_treatment_plus_its_release():
     im = spec.plan.intermittent
     assert budget.estimate(spec, "test_intermittent_treatment", {}) == pytest.approx(
         im.treatment_s + im.hold_force_n / spec.max_ramp_rate_n_s + 0.5)
-    long = {"treatment": {"treatment_s": 1800, "profile": "full"}}
+    long = {"treatment": Session(treatment_s=1800, profile="full")}
     assert budget.estimate(spec, "test_intermittent_treatment", long, "full") > 1800
     assert budget.estimate(spec, "test_intermittent_treatment", long, "quick") == 0.0  # skipped in quick
-    high = {"treatment": {"treatment_s": 60, "hold_force_n": 600, "rest_force_n": 300}}
+    high = {"treatment": Session(treatment_s=60, hold_force_n=600, rest_force_n=300)}
     assert budget.estimate(spec, "test_intermittent_treatment", high) == pytest.approx(60 + 600 / spec.max_ramp_rate_n_s + 0.5)
 
 
