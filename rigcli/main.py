@@ -55,10 +55,17 @@ def _wear(text: str) -> float:
 
 
 def _faults_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
     from rigs.emulator.faults import CATALOGUE
 
+    table = Table(title=f"{len(CATALOGUE)} defects of the emulated table (rig emulate --fault NAME; docs/faults.md)")
+    for column in ("defect", "must be caught by", "profile", "what is wrong"):
+        table.add_column(column, overflow="fold", no_wrap=column == "defect")
     for entry in CATALOGUE.values():
-        print(f"{entry.name:<16} {', '.join(entry.requirements):<24} {entry.summary}")
+        table.add_row(entry.name, ", ".join(entry.requirements), entry.profile, entry.summary)
+    Console(width=max(Console().width, 140)).print(table)
     return 0
 
 
