@@ -42,6 +42,7 @@ import selectors
 import signal
 import socket
 import sys
+import threading
 import time
 
 from drivers.controller import TractionController
@@ -208,8 +209,7 @@ STATS_EVERY_NS = 1_000_000_000
 
 
 def write_stats(beater: Beater, path: str, extra: dict) -> None:
-    """The beater's figures for whoever watches the run (the panel), replaced atomically;
-    written only right after a beat or while paused, so it never delays one."""
+    """The beater's figures for whoever watches the run (the panel), replaced atomically."""
     stats = {"utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
              **beater.stats(), "interval_ns": beater.interval_ns, **extra}
     tmp = f"{path}.tmp"
@@ -221,24 +221,45 @@ def write_stats(beater: Beater, path: str, extra: dict) -> None:
         pass  # a panel without health figures; the beats matter, not the file
 
 
+def stats_writer(beater: Beater, path: str, extra: dict, stop: threading.Event) -> threading.Thread:
+    """Rewrites the stats file every STATS_EVERY_NS from a thread of its own: a file write
+    can stall for hundreds of milliseconds on a busy disk (a database's fsyncs beside the
+    run), and in the beat loop such a stall was a missed beat — a watchdog trip the
+    framework caused. In its own thread the write blocks only itself (the GIL is free
+    while it waits on the disk)."""
+    def run() -> None:
+        while not stop.wait(STATS_EVERY_NS / 1e9):
+            write_stats(beater, path, extra)
+        write_stats(beater, path, extra)
+
+    thread = threading.Thread(target=run, name="heartbeat-stats", daemon=True)
+    write_stats(beater, path, extra)
+    thread.start()
+    return thread
+
+
 def serve(beater: Beater, control: socket.socket, stats_file: str | None = None, stats_extra: dict | None = None) -> None:
+    stop = threading.Event()
+    writer = stats_writer(beater, stats_file, stats_extra or {}, stop) if stats_file else None
+    try:
+        _serve(beater, control)
+    finally:
+        stop.set()
+        if writer is not None:
+            writer.join(timeout=2.0)
+
+
+def _serve(beater: Beater, control: socket.socket) -> None:
     sel = selectors.DefaultSelector()
     sel.register(control, selectors.EVENT_READ)
     buffer = b""
-    next_stats_ns = time.perf_counter_ns()
     while True:
         timeout = None
         now = time.perf_counter_ns()
-        if stats_file and now >= next_stats_ns and (not beater.running or now < beater.next_ns):
-            write_stats(beater, stats_file, stats_extra or {})
-            next_stats_ns = now + STATS_EVERY_NS
-            now = time.perf_counter_ns()
         if beater.running:
             timeout = max(0.0, (beater.next_ns - now) / 1e9)
             if beater.cpu is not None:  # the runner's CPU is looked at between beats too
                 timeout = min(timeout, CPU_SAMPLE_NS / 1e9)
-        if stats_file:
-            timeout = min(timeout if timeout is not None else 1.0, max(0.0, (next_stats_ns - now) / 1e9))
         events = sel.select(timeout)
         if os.getppid() != beater.parent_pid:
             return  # the parent is gone and this process was handed to another
