@@ -130,7 +130,9 @@ def summary_lines(summary: list[dict]) -> list[str]:
 
 def _spec_copy(trials: int, workdir: Path) -> Path:
     data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
+    # the same number in either profile: a full-profile defect is judged on as many trials
     data["plan"]["emergency"]["trials"] = trials
+    data["plan"]["emergency"]["quick_trials"] = trials
     path = workdir / f"lumbar-{trials}-trials.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
