@@ -277,10 +277,30 @@ def _refusal(spec: Specification, params: dict, profile: str) -> float:
     return QUIET_S
 
 
+RUNNING_FRACTION = 0.25  # suites/test_interlocks.py: the treatment running while FORCE_LIMIT is written
+JUST_ABOVE_N = 5.0  # suites/test_interlocks.py: RESET's corner, this far above the residual force
+SETTLE_S = 0.5  # suites/test_interlocks.py: the hold before that RESET
+
+
 @estimates("test_force_limit_locked_while_enabled")
 def _limit_lock(spec: Specification, params: dict, profile: str) -> float:
-    """Register writes and reads only: no table time of its own."""
+    """Register writes, and a treatment started and stopped around two of them: at most
+    the release from its setting (the writes take only wall time, the ramp barely begins)."""
+    return ramp_s(RUNNING_FRACTION * spec.plan.overforce_limit_n, 0.0, spec.max_ramp_rate_n_s)
+
+
+@estimates("test_residual_force_read_only", "test_fault_code_keeps_the_first_trigger")
+def _registers_only(spec: Specification, params: dict, profile: str) -> float:
+    """Register writes and reads, relays and a release of no force: no table time of their own."""
     return 0.0
+
+
+@estimates("test_reset_refused_just_above_the_residual")
+def _reset_just_above(spec: Specification, params: dict, profile: str) -> float:
+    """The ramp to a few newtons above the residual at the set-up rate, the settle, the STOP release."""
+    setting = spec.residual_force_n + JUST_ABOVE_N
+    rate = spec.plan.emergency.setup_ramp_n_s
+    return 2 * ramp_s(0.0, setting, rate) + SETTLE_S
 
 
 @estimates("test_reset_refused_with_force_present")

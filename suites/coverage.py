@@ -232,6 +232,17 @@ def emergency_items(spec: Specification, profile: str) -> list[str]:
     return [f"suites/test_emergency_release.py::test_emergency_release[{t}]" for t in emergency_triggers(spec, profile)]
 
 
+def latch_items(spec: Specification, profile: str) -> list[str]:
+    return [*emergency_items(spec, profile), "suites/test_interlocks.py::test_fault_code_keeps_the_first_trigger"]
+
+
+def reset_forces(spec: Specification, profile: str) -> list[float]:
+    """IL-RESET's forces: the corner a few newtons above the residual, and the largest trial force."""
+    from suites.test_interlocks import JUST_ABOVE_N
+
+    return _sorted_unique([spec.residual_force_n + JUST_ABOVE_N, max(spec.plan.emergency.forces_n)])
+
+
 def start_items(spec: Specification, profile: str) -> list[str]:
     return [f"suites/test_interlocks.py::test_start_refused[{c}]"
             for c in parametrized("suites.test_interlocks", "test_start_refused", "condition")(spec, profile)]
@@ -487,20 +498,28 @@ MAP: tuple[Entry, ...] = (
                                                         "the limit lowered below a taken target (START)":
                                                         "START refused with TARGET_FORCE above FORCE_LIMIT"}),
                   gap="START with a taken target left above a lowered limit (LAST_REJECT 1) is not tried"),
-        Dimension("amount above FORCE_LIMIT", "force", fixed(10.0), "suites/test_interlocks.py (limit + 10 N)",
-                  above_limit, unit="N",
-                  gap="a table that accepts targets a little above the limit (a 5 % margin) passes: one register "
-                      "step (0.1 N) above is the corner"),
+        Dimension("amount above FORCE_LIMIT", "force", fixed(0.1, 10.0),
+                  "suites/test_interlocks.py (one register step, 0.1 N, and 10 N above the limit)",
+                  above_limit, unit="N"),
         Dimension("FORCE_LIMIT", "force", plan_value(lambda s: s.plan.overforce_limit_n), "plan.overforce_limit_n",
                   cond("limit_n"), unit="N",
                   enough="below the rated force, so a table comparing with the rated force, not FORCE_LIMIT, is caught"),
     )),
-    Entry("IL-LIMIT-LOCK", ("suites/test_interlocks.py::test_force_limit_locked_while_enabled",), (
-        Dimension("drive state", "condition", fixed("enabled, idle"), "suites/test_interlocks.py", None,
-                  gap="a table that takes a new limit while a treatment runs passes"),
-        Dimension("value written", "force", plan_value(lambda s: s.plan.overforce_limit_n),
-                  "plan.overforce_limit_n (below the present limit)", None, unit="N",
-                  gap="only a lower limit is written: a table that refuses decreases but takes increases passes"),
+    Entry("IL-LIMIT-LOCK", ("suites/test_interlocks.py::test_force_limit_locked_while_enabled",
+                           "suites/test_interlocks.py::test_residual_force_read_only"), (
+        Dimension("register", "condition", fixed("FORCE_LIMIT (while enabled)", "RESIDUAL_FORCE (read-only)"),
+                  "suites/test_interlocks.py",
+                  names(**{"FORCE_LIMIT (while enabled)": "FORCE_LIMIT write refused",
+                           "RESIDUAL_FORCE (read-only)": "RESIDUAL_FORCE write refused"})),
+        Dimension("drive state", "condition", fixed("enabled, idle", "treatment running"),
+                  "suites/test_interlocks.py::test_force_limit_locked_while_enabled", cond("state")),
+        Dimension("value written", "direction", fixed("lower", "higher"),
+                  "suites/test_interlocks.py::test_force_limit_locked_while_enabled (LOWER_FRACTION of "
+                  "plan.overforce_limit_n; the rated force)", cond("direction")),
+        Dimension("state × value", "combinations", fixed(*((s, d) for s in ("enabled, idle", "treatment running")
+                                                             for d in ("lower", "higher"))),
+                  "suites/test_interlocks.py::test_force_limit_locked_while_enabled",
+                  cond_tuple("state", "direction"), enough="one cell is the whole plan"),
     )),
     Entry("IL-START", ("suites/test_interlocks.py::test_start_refused",), (
         Dimension("refusal condition", "condition", parametrized("suites.test_interlocks", "test_start_refused",
@@ -512,10 +531,14 @@ MAP: tuple[Entry, ...] = (
                          "IL-SETPOINT's"),
     ), start_items),
     Entry("IL-RESET", ("suites/test_interlocks.py::test_reset_refused_with_force_present",
-                      "suites/test_interlocks.py::test_reset_refused_with_switch_pressed"), (
-        Dimension("when", "condition", fixed("during a treatment", "right after an emergency stop"),
-                  "suites/test_interlocks.py::test_reset_refused_with_force_present",
-                  names(**{"during a treatment": "during a treatment", "right after an emergency stop": "right after"})),
+                      "suites/test_interlocks.py::test_reset_refused_with_switch_pressed",
+                      "suites/test_interlocks.py::test_reset_refused_just_above_the_residual"), (
+        Dimension("when", "condition", fixed("during a treatment", "right after an emergency stop",
+                                             "a hold just above the residual"),
+                  "suites/test_interlocks.py::test_reset_refused_with_force_present, "
+                  "test_reset_refused_just_above_the_residual",
+                  names(**{"during a treatment": "during a treatment", "right after an emergency stop": "right after",
+                           "a hold just above the residual": "just above the residual"})),
         Dimension("refusal cause", "condition",
                   when_test("suites.test_interlocks", "test_reset_refused_with_switch_pressed",
                             "force present (LAST_REJECT 5)", then="patient switch pressed (LAST_REJECT 3)"),
@@ -523,32 +546,43 @@ MAP: tuple[Entry, ...] = (
                   names(**{"force present (LAST_REJECT 5)": "RESET refused during a treatment",
                            "patient switch pressed (LAST_REJECT 3)": "RESET refused with the patient switch pressed"}),
                   gap="RESET with the patient switch pressed (LAST_REJECT 3) is not tried"),
-        Dimension("force held", "force", plan_value(lambda s: max(s.plan.emergency.forces_n)),
-                  "max(plan.emergency.forces_n)", None, unit="N",
-                  gap="the corner, a force just above the residual force, is not tried: a table with a high "
-                      "threshold passes"),
+        Dimension("force held", "force", reset_forces,
+                  "residual_force_n + test_interlocks.JUST_ABOVE_N (the corner); max(plan.emergency.forces_n)", None,
+                  unit="N"),
     )),
     Entry("IL-OVERFORCE", ("suites/test_interlocks.py::test_overforce_trip",
                            "suites/test_interlocks.py::test_overforce_trip_pulled_by_operator"), (
         Dimension("pull rate", "rate", plan_value(lambda s: 20.0 * s.plan.overforce_limit_n),
                   "suites/test_interlocks.py::test_overforce_trip (20 × plan.overforce_limit_n per s, a snag)",
                   cond("pull_rate_n_s"), unit="N/s",
-                  gap="a slow pull is tried only by a person at a bench (test_overforce_trip_pulled_by_operator)"),
+                  enough="the trip compares the controller's own cell with FORCE_LIMIT every cycle, whatever made "
+                         "the force rise; a snag is the pull a debounced or filtered trip fails (the force is over "
+                         "the limit only briefly before the loop pays out), and a slower pull adds only the cell's "
+                         "error ÷ the rate, which FA-CELL bounds (pull_rates); a person's slow pull is tried at a "
+                         "bench (test_overforce_trip_pulled_by_operator)"),
         Dimension("phase", "phase", fixed("hold"), "suites/test_interlocks.py (hold at 0.8 × the limit)", None,
-                  gap="a trip that fails during a ramp passes"),
+                  enough="the contract's trip does not depend on the phase (ACTUAL_FORCE exceeded FORCE_LIMIT), and a "
+                         "table's own ramp cannot cross the limit (TARGET_FORCE ≤ FORCE_LIMIT, IL-SETPOINT): only an "
+                         "outside pull does, and the hold is where a patient or a snag pulls against a still winch"),
         Dimension("FORCE_LIMIT", "force", plan_value(lambda s: s.plan.overforce_limit_n), "plan.overforce_limit_n",
                   cond("limit_n"), unit="N", enough="the trip compares with the register, whatever its value"),
     ), fixed("suites/test_interlocks.py::test_overforce_trip")),
     *(Entry(rid, ("suites/test_emergency_release.py::test_emergency_release",), EMERGENCY_DIMS, emergency_items)
       for rid in ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP")),
-    Entry("ER-LATCH", ("suites/test_emergency_release.py::test_emergency_release",), (
+    Entry("ER-LATCH", ("suites/test_emergency_release.py::test_emergency_release",
+                       "suites/test_interlocks.py::test_fault_code_keeps_the_first_trigger"), (
         *EMERGENCY_DIMS,
+        Dimension("second trigger while latched", "condition", fixed("patient switch pressed after an ESTOP"),
+                  "suites/test_interlocks.py::test_fault_code_keeps_the_first_trigger",
+                  names(**{"patient switch pressed after an ESTOP": "FAULT_CODE keeps the first trigger"}),
+                  enough="FAULT_CODE is one register every trigger's path writes: a path that overwrites it does so "
+                         "after any first trigger; an e-stop then the switch is the pair a person gives at once"),
         Dimension("restart tried", "condition",
                   lambda s, p: ["START", *(["ENABLE after a power loss"] if "mains_cut" in s.plan.emergency.triggers
                                            else [])],
                   "suites/test_emergency_release.py::run_trial", None,
                   enough="START after every trigger; ENABLE only where a power loss de-energised the drive"),
-    ), emergency_items),
+    ), latch_items),
 )
 
 
@@ -627,7 +661,10 @@ def _latch(trigger: str) -> Tried:
 
 
 CONTRACT: tuple[ContractItem, ...] = (
-    ContractItem("ENABLE-READY", "refusal", "ENABLE: Refused (exception 04) unless READY", (_latch("mains_cut"),),
+    ContractItem("ENABLE-READY", "refusal", "ENABLE: Refused (exception 04) unless READY",
+                 (_latch("mains_cut"),
+                  _T(f"{_IL}::test_start_refused[mains cut through RESET]",
+                     "ENABLE refused after the mains returns (no RESET since)", "IL-START")),
                  "only after a power loss: ENABLE must then be refused until RESET"),
     ContractItem("START-ENABLED", "refusal", "START: Refused (04) unless ENABLED", (_start("not enabled"),)),
     ContractItem("START-SWITCH", "refusal", "START: Refused (04) unless the patient switch connected (LAST_REJECT 2)",
@@ -649,20 +686,27 @@ CONTRACT: tuple[ContractItem, ...] = (
     ContractItem("RESET-FORCE", "refusal", "RESET: Refused (04) while ACTUAL_FORCE > RESIDUAL_FORCE (LAST_REJECT 5)",
                  (_T(f"{_IL}::test_reset_refused_with_force_present", "RESET refused during a treatment", "IL-RESET"),
                   _T(f"{_IL}::test_reset_refused_with_force_present", "RESET refused right after an emergency stop",
-                     "IL-RESET"))),
+                     "IL-RESET"),
+                  _T(f"{_IL}::test_reset_refused_just_above_the_residual",
+                     "RESET refused just above the residual force", "IL-RESET"))),
     ContractItem("RESET-PRESSED", "refusal", "RESET: Refused (04) while the patient switch is pressed (3)",
                  (_T(f"{_IL}::test_reset_refused_with_switch_pressed",
                      "RESET refused with the patient switch pressed (LAST_REJECT 3)", "IL-RESET"),)),
     ContractItem("RELATCH-ESTOP", "latch", "RESET: A cause still present (e-stop button held) latches again at once",
                  (_T(f"{_IL}::test_start_refused[e-stop held through RESET]",
                      "a RESET with the e-stop button held latches again at once", "IL-START"),)),
-    ContractItem("RELATCH-MAINS", "latch", "RESET: A cause still present (mains cut) latches again at once", (),
-                 "every mains-cut trial restores the mains before its RESET; no suite tries RESET with the mains "
-                 "still cut"),
+    ContractItem("RELATCH-MAINS", "latch", "RESET: A cause still present (mains cut) latches again at once",
+                 (_T(f"{_IL}::test_start_refused[mains cut through RESET]",
+                     "a RESET with the mains still cut latches again at once", "IL-START"),
+                  _T(f"{_IL}::test_start_refused[mains cut through RESET]",
+                     "ENABLE refused after the mains returns (no RESET since)", "IL-START"),
+                  _start("mains cut through RESET"))),
     ContractItem("TARGET-RANGE", "refusal", "TARGET_FORCE: a value above FORCE_LIMIT is refused (exception 03) and "
                  "not taken",
                  (_T(f"{_IL}::test_setpoint_above_force_limit_refused", "single write above FORCE_LIMIT refused",
                      "IL-SETPOINT"),
+                  _T(f"{_IL}::test_setpoint_above_force_limit_refused",
+                     "single write one register step (0.1 N) above FORCE_LIMIT refused with 03", "IL-SETPOINT"),
                   _T(f"{_IL}::test_setpoint_above_force_limit_refused", "TARGET_FORCE unchanged", "IL-SETPOINT"))),
     ContractItem("ALL-OR-NOTHING", "refusal", "A refused write changes nothing: a multiple write (FC 15/16) is all "
                  "or nothing",
@@ -671,8 +715,11 @@ CONTRACT: tuple[ContractItem, ...] = (
     ContractItem("LIMIT-ENABLED", "refusal", "FORCE_LIMIT: writable only while not ENABLED (else 04, LAST_REJECT 4)",
                  (_T(f"{_IL}::test_force_limit_locked_while_enabled", "FORCE_LIMIT write refused with 04",
                      "IL-LIMIT-LOCK"),)),
-    ContractItem("RESIDUAL-RO", "refusal", "RESIDUAL_FORCE: read-only (04 on write, LAST_REJECT 6)", (),
-                 "no suite writes RESIDUAL_FORCE (a table that lets it be raised weakens every release check)"),
+    ContractItem("RESIDUAL-RO", "refusal", "RESIDUAL_FORCE: read-only (04 on write, LAST_REJECT 6)",
+                 (_T(f"{_IL}::test_residual_force_read_only",
+                     "RESIDUAL_FORCE write refused with 04 (read-only, LAST_REJECT 6)", "IL-LIMIT-LOCK"),
+                  _T(f"{_IL}::test_residual_force_read_only", "RESIDUAL_FORCE unchanged", "IL-LIMIT-LOCK")),
+                 "a raise is tried (twice the residual): a table that lets it be raised weakens every release check"),
     ContractItem("LATCH-ESTOP", "latch", "ESTOP_LATCHED: ESTOP coil, or the e-stop button of the table; latched "
                  "until RESET",
                  (_latch("estop_coil"), _latch("estop_button"),
@@ -691,8 +738,10 @@ CONTRACT: tuple[ContractItem, ...] = (
                  "(FAULT_CODE 3)", (_latch("switch_unplugged"),)),
     ContractItem("LATCH-POWER", "latch", "a power loss drops ENABLED (write 1 again after RESET); FAULT_CODE 7",
                  (_latch("mains_cut"),)),
-    ContractItem("LATCH-FIRST", "latch", "FAULT_CODE: the first trigger is kept until RESET", (),
-                 "no suite causes a second trigger after the first and reads FAULT_CODE"),
+    ContractItem("LATCH-FIRST", "latch", "FAULT_CODE: the first trigger is kept until RESET",
+                 (_T(f"{_IL}::test_fault_code_keeps_the_first_trigger",
+                     "FAULT_CODE keeps the first trigger (e-stop) after a second (patient switch)", "ER-LATCH"),
+                  _T(f"{_IL}::test_fault_code_keeps_the_first_trigger", "FAULT_CODE cleared by RESET", "ER-LATCH"))),
     ContractItem("REJECT-1", "reject code", "LAST_REJECT 1: value out of range",
                  (_T(f"{_IL}::test_setpoint_above_force_limit_refused", "single write above FORCE_LIMIT refused with 03",
                      "IL-SETPOINT"),
@@ -707,8 +756,12 @@ CONTRACT: tuple[ContractItem, ...] = (
                  (_T(f"{_IL}::test_force_limit_locked_while_enabled", "FORCE_LIMIT write refused with 04",
                      "IL-LIMIT-LOCK"),)),
     ContractItem("REJECT-5", "reject code", "LAST_REJECT 5: force present",
-                 (_T(f"{_IL}::test_reset_refused_with_force_present", "RESET refused during a treatment", "IL-RESET"),)),
-    ContractItem("REJECT-6", "reject code", "LAST_REJECT 6: read-only", (), "see RESIDUAL-RO"),
+                 (_T(f"{_IL}::test_reset_refused_with_force_present", "RESET refused during a treatment", "IL-RESET"),
+                  _T(f"{_IL}::test_reset_refused_just_above_the_residual",
+                     "RESET refused just above the residual force", "IL-RESET"))),
+    ContractItem("REJECT-6", "reject code", "LAST_REJECT 6: read-only",
+                 (_T(f"{_IL}::test_residual_force_read_only",
+                     "RESIDUAL_FORCE write refused with 04 (read-only, LAST_REJECT 6)", "IL-LIMIT-LOCK"),)),
 )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from drivers.controller import CommandRefused, IllegalValue
-from drivers.tcm1 import Holding, Phase, RejectReason, StimulusCoil
+from drivers.tcm1 import FaultCode, Holding, Phase, RejectReason, StimulusCoil
 from fixtures.operator import OPERATOR_DID_IT
 from suites.analysis import crossing_above, fit_line
 from suites.bench import POLL_WALL_S
@@ -92,20 +92,76 @@ def test_setpoint_above_force_limit_refused(bench, spec, recorder, force_limit):
             and err.reason is RejectReason.OUT_OF_RANGE, limit_n=limit, setpoint_n=limit + 10.0)
     err = refused(bench.ctrl.write_holdings, Holding.TARGET_FORCE, [int((limit + 10.0) * 10), 100])
     boolean(recorder, req, "multiple write above FORCE_LIMIT refused", isinstance(err, IllegalValue))
+    # the corner: one register step (0.1 N) above the limit the table holds — a range check in
+    # whole newtons, or with a margin, takes it; 10 N above does not tell
+    step_dn = bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0] + 1
+    err = refused(bench.ctrl.write_holding, Holding.TARGET_FORCE, step_dn)
+    boolean(recorder, req, "single write one register step (0.1 N) above FORCE_LIMIT refused with 03",
+            isinstance(err, IllegalValue) and err.reason is RejectReason.OUT_OF_RANGE, limit_n=limit,
+            setpoint_n=step_dn / 10.0, reason=str(getattr(err, "reason", None)))
     after = bench.ctrl.read_holding(Holding.TARGET_FORCE)[0]
     boolean(recorder, req, "TARGET_FORCE unchanged", after == before, before_dn=before, after_dn=after)
     peak, at_rest = gauge_peak_while(bench, lambda: refused(bench.ctrl.start))
     boolean(recorder, req, "nothing moves (gauge peak below residual)", peak < bench.residual_n, [at_rest], peak_n=peak)
 
 
-@pytest.mark.requirement("IL-LIMIT-LOCK")
-def test_force_limit_locked_while_enabled(bench, spec, recorder):
-    req = spec.requirement("IL-LIMIT-LOCK")
+RUNNING_FRACTION = 0.25  # of FORCE_LIMIT: the treatment running while the limit is written
+LOWER_FRACTION = 0.5  # of FORCE_LIMIT: the lower limit written (above the running treatment's setting)
+
+
+def _limit_write(bench, recorder, req, newtons: float, state: str, direction: str,
+                 preconditions=()) -> None:
+    """A FORCE_LIMIT write the lock must refuse (04, LAST_REJECT 4) and leave unchanged."""
     before = bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0]
-    err = refused(bench.ctrl.set_force_limit, spec.plan.overforce_limit_n, testing_interlock=True)
-    boolean(recorder, req, "FORCE_LIMIT write refused with 04 (enabled)", isinstance(err, CommandRefused)
-            and err.reason is RejectReason.ENABLED, reason=str(getattr(err, "reason", None)))
-    boolean(recorder, req, "FORCE_LIMIT unchanged", bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0] == before)
+    err = refused(bench.ctrl.set_force_limit, newtons, testing_interlock=True)
+    after = bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0]
+    conditions = {"state": state, "direction": direction, "limit_n": before / 10.0, "written_n": newtons}
+    boolean(recorder, req, f"FORCE_LIMIT write refused with 04 ({state}, {direction})", isinstance(err, CommandRefused)
+            and err.reason is RejectReason.ENABLED, preconditions, reason=str(getattr(err, "reason", None)),
+            **conditions)
+    boolean(recorder, req, f"FORCE_LIMIT unchanged ({state}, {direction})", after == before, preconditions,
+            after_n=after / 10.0, **conditions)
+
+
+@pytest.mark.requirement("IL-LIMIT-LOCK")
+def test_force_limit_locked_while_enabled(bench, spec, recorder, force_limit):
+    """FORCE_LIMIT written while the drive is enabled, lower and higher than the limit it
+    holds, idle and while a treatment runs: each must be refused. A lock that guards only
+    decreases, or only the idle drive, is right at the one point an idle lowering tries."""
+    req = spec.requirement("IL-LIMIT-LOCK")
+    limit = spec.plan.overforce_limit_n
+    force_limit(limit)  # set while disabled, then enabled again: below the rated force, so a higher one fits
+    lower, higher = LOWER_FRACTION * limit, spec.rated_force_n
+    _limit_write(bench, recorder, req, lower, "enabled, idle", "lower")
+    _limit_write(bench, recorder, req, higher, "enabled, idle", "higher")
+    bench.configure(RUNNING_FRACTION * limit, spec.max_ramp_rate_n_s)
+    bench.ctrl.start()
+    st = bench.ctrl.status()
+    running = Precondition("a treatment running (PHASE 1-4) at the writes", st.running,
+                           f"phase {st.phase.name}, running={st.running}")
+    _limit_write(bench, recorder, req, lower, "treatment running", "lower", [running])
+    _limit_write(bench, recorder, req, higher, "treatment running", "higher", [running])
+    bench.ctrl.stop()
+    bench.wait(bench.released, 10, "released after the treatment")
+
+
+@pytest.mark.requirement("IL-LIMIT-LOCK")
+def test_residual_force_read_only(bench, spec, recorder):
+    """RESIDUAL_FORCE is read-only (04, LAST_REJECT 6): it is what RESET and every release
+    check compare with, so a table that lets it be raised from outside weakens them all.
+    A table that took the write gets its own value back at once."""
+    req = spec.requirement("IL-LIMIT-LOCK")
+    before = bench.ctrl.read_holding(Holding.RESIDUAL_FORCE)[0]
+    raised = 2 * before if before else 100
+    err = refused(bench.ctrl.write_holding, Holding.RESIDUAL_FORCE, raised)
+    after = bench.ctrl.read_holding(Holding.RESIDUAL_FORCE)[0]
+    if after != before:
+        bench.ctrl.write_holding(Holding.RESIDUAL_FORCE, before)  # the defective table's own value, restored
+    boolean(recorder, req, "RESIDUAL_FORCE write refused with 04 (read-only, LAST_REJECT 6)",
+            isinstance(err, CommandRefused) and err.reason is RejectReason.READ_ONLY,
+            residual_n=before / 10.0, written_n=raised / 10.0, reason=str(getattr(err, "reason", None)))
+    boolean(recorder, req, "RESIDUAL_FORCE unchanged", after == before, residual_n=before / 10.0,
+            after_n=after / 10.0)
 
 
 @pytest.mark.requirement("IL-SETPOINT")
@@ -178,8 +234,33 @@ def _reset_with_estop_held(bench) -> Precondition:
                         + ("accepted" if err is None else f"refused ({err})"))
 
 
+def _reset_with_mains_cut(bench, recorder, req) -> list[Precondition]:
+    """The mains cut at rest (a power loss: FAULT_CODE 7, the drive de-energised), RESET
+    while it is still cut, then the mains back. The cause was present at the RESET, so the
+    latch must be back at once and outlive the mains' return: ENABLE (and so START)
+    refused until another RESET. A power-fail input read on its edge only clears it."""
+    bench.relay(StimulusCoil.MAINS_CUT, True)
+    try:
+        st, lost = bench.poll_until(lambda s: s.fault_code is FaultCode.POWER_LOSS and not s.enabled, 1.0)
+        err = refused(bench.ctrl.reset)
+        after = bench.ctrl.status()
+    finally:
+        bench.relay(StimulusCoil.MAINS_CUT, False)
+    set_up = Precondition("the mains cut latched a power loss, then RESET accepted with the mains still cut",
+                          lost and err is None,
+                          f"FAULT_CODE {st.fault_code.name}, enabled={st.enabled} before the RESET; RESET "
+                          + ("accepted" if err is None else f"refused ({err})"))
+    boolean(recorder, req, "a RESET with the mains still cut latches again at once",
+            after.fault_code is FaultCode.POWER_LOSS, [set_up],
+            condition="mains cut through RESET", fault_after_reset=after.fault_code.name)
+    err = refused(bench.ctrl.enable)
+    boolean(recorder, req, "ENABLE refused after the mains returns (no RESET since)", isinstance(err, CommandRefused),
+            [set_up], condition="mains cut through RESET", reason=str(getattr(err, "reason", None)))
+    return [set_up]
+
+
 START_CONDITIONS = ["switch unplugged", "e-stop latched", "switch pressed", "not enabled", "watchdog tripped",
-                    "over-force tripped", "e-stop held through RESET"]
+                    "over-force tripped", "e-stop held through RESET", "mains cut through RESET"]
 
 
 @pytest.mark.requirement("IL-START")
@@ -187,7 +268,8 @@ START_CONDITIONS = ["switch unplugged", "e-stop latched", "switch pressed", "not
 def test_start_refused(bench, spec, recorder, condition, request, rig):
     """START with each condition of the contract that must refuse it: the patient switch
     unplugged (LAST_REJECT 2), each latch (3: e-stop, switch, watchdog, over-force, and
-    the e-stop latched again by RESET while its button is held), the drive not enabled."""
+    the e-stop latched again by RESET while its button is held, the power loss latched again
+    by RESET while the mains is still cut), the drive not enabled."""
     req = spec.requirement("IL-START")
     setting = min(spec.plan.emergency.forces_n)
     bench.configure(setting, spec.max_ramp_rate_n_s)
@@ -204,6 +286,8 @@ def test_start_refused(bench, spec, recorder, condition, request, rig):
         set_up.append(_trip_overforce(bench, spec, rig, request.getfixturevalue("force_limit"), setting))
     elif condition == "e-stop held through RESET":
         set_up.append(_reset_with_estop_held(bench))
+    elif condition == "mains cut through RESET":
+        set_up += _reset_with_mains_cut(bench, recorder, req)
     else:
         bench.ctrl.disable()
         bench.wait(lambda s: not s.enabled, 10, "drive disabled")
@@ -214,7 +298,9 @@ def test_start_refused(bench, spec, recorder, condition, request, rig):
              "not enabled": ("the drive not enabled", not st.enabled),
              "watchdog tripped": ("WATCHDOG_TRIPPED, the drive enabled", st.watchdog_tripped and st.enabled),
              "over-force tripped": ("OVERFORCE_TRIPPED, the drive enabled", st.overforce_tripped and st.enabled),
-             "e-stop held through RESET": ("the drive enabled", st.enabled)}[condition]
+             "e-stop held through RESET": ("the drive enabled", st.enabled),
+             "mains cut through RESET": ("the patient switch connected, not pressed",
+                                         st.patient_switch_connected and not st.patient_switch_pressed)}[condition]
     if condition == "e-stop held through RESET" and set_up[0].held:
         # the contract's own line: "a cause still present (e-stop button held) latches again at once"
         boolean(recorder, req, "a RESET with the e-stop button held latches again at once", st.estop_latched,
@@ -304,6 +390,70 @@ def test_reset_refused_with_force_present(bench, spec, recorder):
              present2,
              Precondition("RESET was refused (only a refused RESET must leave the latch)", refused_now,
                           f"RESET {'refused' if refused_now else 'accepted'}" + (f" ({err2})" if err2 else ""))])
+
+
+JUST_ABOVE_N = 5.0  # the hold above RESIDUAL_FORCE for RESET's corner: more than FA-CELL's 3 N at that force
+SETTLE_S = 0.5  # table seconds at the hold before the RESET
+
+
+@pytest.mark.requirement("IL-RESET")
+def test_reset_refused_just_above_the_residual(bench, spec, recorder):
+    """RESET's force check at its corner: a hold a few newtons above RESIDUAL_FORCE. A
+    threshold set too high (twice the residual, a hysteresis band) still refuses at the
+    treatment forces test_reset_refused_with_force_present tries; only here does it clear
+    a latch with force on the patient. Judged when both the gauge and the controller's
+    own cell show the force above the residual (the contract's rule is on ACTUAL_FORCE;
+    a cell that disagrees with the gauge is FA-CELL's finding)."""
+    req = spec.requirement("IL-RESET")
+    residual = bench.residual_n
+    setting = residual + JUST_ABOVE_N
+    rate = spec.plan.emergency.setup_ramp_n_s
+    bench.configure(setting, rate)
+    bench.ctrl.start()
+    bench.wait_phase(Phase.HOLD, setting / rate + 10)
+    bench.sleep(SETTLE_S)
+    gauge_before, st = bench.gauge.read(), bench.ctrl.status()
+    err = refused(bench.ctrl.reset)
+    gauge_after = bench.gauge.read()
+    present = Precondition("force above the residual through the RESET write (gauge and ACTUAL_FORCE)",
+                           min(gauge_before, gauge_after) > residual and st.force_n > residual,
+                           f"gauge {gauge_before:.4g} N before, {gauge_after:.4g} N after; ACTUAL_FORCE "
+                           f"{st.force_n:.4g} N; residual {residual:g} N")
+    boolean(recorder, req, "RESET refused just above the residual force", isinstance(err, CommandRefused)
+            and err.reason is RejectReason.FORCE_PRESENT, [present], force_n=setting, residual_n=residual,
+            gauge_n=gauge_before, reason=str(getattr(err, "reason", None)))
+    bench.ctrl.stop()
+    bench.wait(bench.released, 10, "released after the hold")
+
+
+@pytest.mark.requirement("ER-LATCH")
+def test_fault_code_keeps_the_first_trigger(bench, spec, recorder):
+    """FAULT_CODE names the first trigger until RESET: an e-stop, then the patient switch
+    pressed while it is latched, must still read e-stop (2) — what stopped the table is
+    what the operator and the service log are told. RESET (the switch let go, no force)
+    then clears it."""
+    req = spec.requirement("ER-LATCH")
+    bench.ctrl.emergency_stop()
+    st1, _ = bench.poll_until(lambda s: s.fault_code is not FaultCode.NONE and s.phase is Phase.IDLE, 2.0)
+    first = Precondition("the ESTOP coil latched FAULT_CODE 2 (e-stop)",
+                         st1.estop_latched and st1.fault_code is FaultCode.ESTOP,
+                         f"ESTOP_LATCHED={st1.estop_latched}, FAULT_CODE {st1.fault_code.name}")
+    bench.relay(StimulusCoil.PATIENT_SWITCH, True)
+    try:
+        st2, pressed = bench.poll_until(lambda s: s.patient_switch_pressed, 1.0)
+        second = Precondition("the controller shows the patient switch pressed (the second trigger)", pressed,
+                              f"PATIENT_SWITCH_PRESSED={st2.patient_switch_pressed}")
+        boolean(recorder, req, "FAULT_CODE keeps the first trigger (e-stop) after a second (patient switch)",
+                st2.fault_code is FaultCode.ESTOP, [first, second], first="ESTOP", second="PATIENT_SWITCH",
+                fault_code=st2.fault_code.name)
+    finally:
+        bench.relay(StimulusCoil.PATIENT_SWITCH, False)
+    err = refused(bench.ctrl.reset)
+    st3 = bench.ctrl.status()
+    accepted = Precondition("RESET accepted (the switch let go, no force)", err is None,
+                            "accepted" if err is None else f"refused ({err})")
+    boolean(recorder, req, "FAULT_CODE cleared by RESET", st3.fault_code is FaultCode.NONE, [first, accepted],
+            fault_code=st3.fault_code.name)
 
 
 # ---------------------------------------------------------------- IL-OVERFORCE

@@ -18,7 +18,9 @@ from tests.emulated import ManualClock
 PARTIAL = ["late-watchdog", "watchdog-fixed-period", "rest-level-low", "fast-ramp-to-lower-setting",
            "overshoot-high-force", "low-force-offset", "timer-drift-long", "slow-release-high-force",
            "mains-cut-coast", "switch-ignored-in-ramp-to-rest", "reset-with-switch-pressed",
-           "reset-clears-held-estop", "start-after-watchdog-trip"]
+           "reset-clears-held-estop", "start-after-watchdog-trip", "reset-clears-mains-latch", "residual-writable",
+           "fault-code-overwritten", "setpoint-limit-off-by-one", "limit-writable-while-running",
+           "limit-raise-while-enabled", "reset-threshold-doubled"]
 
 
 def table(faults=None, seed=2) -> EmulatedTable:
@@ -330,3 +332,119 @@ def test_start_after_watchdog_trip_only_that_latch():
         with pytest.raises(Refused) as err:
             t.controller.write_coils(Coil.START, [True])
         assert int(err.value.reason) == 3, latch
+
+
+# ---------------------------------------------------------------- contract items and corners (issue 23, map)
+def refusal(fn, *args):
+    """The emulator's refusal of a write (code, LAST_REJECT), or None when it took it."""
+    try:
+        fn(*args)
+    except Refused as err:
+        return err.code, int(err.reason)
+    return None
+
+
+def test_reset_clears_mains_latch_only_when_reset_while_cut():
+    nominal, broken = both("reset-clears-mains-latch")
+    for t in (nominal, broken):
+        treat(t, 150.0, start=False)
+        t.set_relay(StimulusCoil.MAINS_CUT, True)
+        t.advance_by(0.1)
+        assert int(t.controller.st.fault_code) == 7 and not t.controller.st.enabled
+        t.controller.write_coils(Coil.RESET, [True])  # accepted: no force, switch not pressed
+    assert int(nominal.controller.st.fault_code) == 7  # the cause still present latches again at once
+    assert int(broken.controller.st.fault_code) == 0  # the defect
+    for t in (nominal, broken):
+        t.set_relay(StimulusCoil.MAINS_CUT, False)
+        t.advance_by(0.1)
+    assert refusal(nominal.controller.write_coils, Coil.ENABLE, [True]) == (0x04, 3)
+    assert refusal(broken.controller.write_coils, Coil.ENABLE, [True]) is None
+    broken.controller.write_coils(Coil.START, [True])  # without another RESET: the hazard
+    assert broken.controller.st.phase is Phase.RAMP_UP
+    # absent outside its part: the mains back before the RESET (every mains-cut trial) latches as it should
+    t = table(["reset-clears-mains-latch"])
+    treat(t, 150.0, start=False)
+    t.set_relay(StimulusCoil.MAINS_CUT, True)
+    t.set_relay(StimulusCoil.MAINS_CUT, False)
+    assert refusal(t.controller.write_coils, Coil.ENABLE, [True]) == (0x04, 3)
+    t.controller.write_coils(Coil.RESET, [True])
+    t.controller.write_coils(Coil.ENABLE, [True])
+    assert t.controller.st.enabled
+
+
+def test_residual_writable_only_that_register():
+    nominal, broken = both("residual-writable")
+    assert refusal(nominal.controller.write_holding, Holding.RESIDUAL_FORCE, [300]) == (0x04, 6)
+    assert nominal.controller.h(Holding.RESIDUAL_FORCE) == 150
+    assert refusal(broken.controller.write_holding, Holding.RESIDUAL_FORCE, [300]) is None
+    assert broken.controller.h(Holding.RESIDUAL_FORCE) == 300
+    # the raised residual is what RESET then compares with: 25 N on the patient passes it
+    hold_at(broken, 25.0)
+    broken.controller.write_coils(Coil.RESET, [True])
+    # the other registers' rules are intact (FORCE_LIMIT still locked while enabled)
+    assert refusal(broken.controller.write_holding, Holding.FORCE_LIMIT, [3000]) == (0x04, 4)
+
+
+def test_fault_code_overwritten_only_by_a_second_trigger():
+    nominal, broken = both("fault-code-overwritten")
+    for t in (nominal, broken):
+        treat(t, 150.0, start=False)
+        t.controller.write_coils(Coil.ESTOP, [True])
+        t.advance_by(0.1)
+        assert int(t.controller.st.fault_code) == 2  # one trigger: right on both
+        t.set_relay(StimulusCoil.PATIENT_SWITCH, True)
+        t.advance_by(0.1)
+    assert int(nominal.controller.st.fault_code) == 2  # the first trigger kept
+    assert int(broken.controller.st.fault_code) == 3  # overwritten: the defect
+    for t in (nominal, broken):  # RESET clears it on both
+        t.set_relay(StimulusCoil.PATIENT_SWITCH, False)
+        t.controller.write_coils(Coil.RESET, [True])
+        assert int(t.controller.st.fault_code) == 0
+
+
+@pytest.mark.parametrize("above_dn, taken", [(1, True), (9, True), (10, False), (100, False)])
+def test_setpoint_limit_off_by_one_only_below_one_newton(above_dn, taken):
+    nominal, broken = both("setpoint-limit-off-by-one")
+    for t in (nominal, broken):
+        t.controller.write_holding(Holding.FORCE_LIMIT, [3000])
+    assert refusal(nominal.controller.write_holding, Holding.TARGET_FORCE, [3000 + above_dn]) == (0x03, 1)
+    got = refusal(broken.controller.write_holding, Holding.TARGET_FORCE, [3000 + above_dn])
+    assert (got is None) is taken and (taken or got == (0x03, 1))
+    if taken:  # START still checks TARGET_FORCE against FORCE_LIMIT to the register step
+        broken.controller.write_coils(Coil.ENABLE, [True])
+        assert refusal(broken.controller.write_coils, Coil.START, [True]) == (0x04, 1)
+
+
+def limit_write(name: str | None, running: bool, value_dn: int):
+    """FORCE_LIMIT lowered to 300 N while disabled, the drive enabled (a treatment to 75 N
+    started when `running`), then written: the refusal, or None when taken."""
+    t = table([name] if name else None)
+    c = t.controller
+    c.write_holding(Holding.FORCE_LIMIT, [3000])
+    treat(t, 75.0, start=running)
+    t.advance_by(0.1)
+    assert c.running is running
+    return refusal(c.write_holding, Holding.FORCE_LIMIT, [value_dn])
+
+
+@pytest.mark.parametrize("running", [False, True])
+@pytest.mark.parametrize("value_dn", [1500, 8900])
+def test_limit_lock_defects_each_in_their_part(running, value_dn):
+    assert limit_write(None, running, value_dn) == (0x04, 4)
+    higher = value_dn > 3000
+    assert (limit_write("limit-writable-while-running", running, value_dn) is None) is running
+    assert (limit_write("limit-raise-while-enabled", running, value_dn) is None) is higher
+    # disabled, every table takes it (the lock is for an enabled drive only)
+    t = table(["limit-raise-while-enabled"])
+    assert refusal(t.controller.write_holding, Holding.FORCE_LIMIT, [value_dn]) is None
+
+
+@pytest.mark.parametrize("held_n, taken", [(20.0, True), (25.0, True), (60.0, False), (200.0, False)])
+def test_reset_threshold_doubled_only_below_twice_the_residual(held_n, taken):
+    """Held between the residual (15 N) and twice it, the defective table takes the RESET."""
+    nominal, broken = both("reset-threshold-doubled")
+    hold_at(nominal, held_n)
+    hold_at(broken, held_n)
+    assert refusal(nominal.controller.write_coils, Coil.RESET, [True]) == (0x04, 5)
+    got = refusal(broken.controller.write_coils, Coil.RESET, [True])
+    assert (got is None) is taken and (taken or got == (0x04, 5))

@@ -223,24 +223,34 @@ class ControllerModel:
         reg = Holding(addr)
         spec = HOLDING_SPECS[reg]
         st = self.st
-        if spec.read_only:
+        if spec.read_only and not (reg is Holding.RESIDUAL_FORCE and self.defects.residual_writable):
             raise Refused(REFUSED, RejectReason.READ_ONLY)
         high = spec.high
         if spec.high_register is Holding.FORCE_LIMIT:
             high = st.holding[Holding.FORCE_LIMIT]
             if self.defects.accept_over_limit_setpoint:
                 high = 0xFFFF
+            elif self.defects.setpoint_check_whole_n:
+                high = high // 10 * 10 + 9  # value // 10 <= limit // 10
         elif spec.high_register is Holding.TARGET_FORCE:
             high = st.holding[Holding.TARGET_FORCE]
         elif spec.high_register is InputReg.RATED_FORCE:
             high = self.rated_dn
         if not spec.low <= value <= high:
             raise Refused(ILLEGAL_VALUE, RejectReason.OUT_OF_RANGE)
-        if reg is Holding.FORCE_LIMIT and st.enabled:
+        if reg is Holding.FORCE_LIMIT and st.enabled and self._limit_locked(value):
             raise Refused(REFUSED, RejectReason.ENABLED)
         st.holding[reg] = value
         if reg in (Holding.WATCHDOG_MS, Holding.HEARTBEAT):
             self._heartbeat()
+
+    def _limit_locked(self, value: int) -> bool:
+        """FORCE_LIMIT's lock while enabled: every write, unless a defect narrows it."""
+        if self.defects.limit_lock_idle_only and self.running:
+            return False
+        if self.defects.limit_lock_decrease_only and value >= self.st.holding[Holding.FORCE_LIMIT]:
+            return False
+        return True
 
     def _write_one_coil(self, addr: int, value: bool) -> None:
         coil = Coil(addr)
@@ -324,7 +334,7 @@ class ControllerModel:
         residual = st.holding[Holding.RESIDUAL_FORCE] / 10.0
         if self.switch_pressed and not self.defects.reset_ignores_switch:
             raise Refused(REFUSED, RejectReason.LATCHED)
-        if self.mech.s.cell > residual and not self.defects.reset_under_force:
+        if self.mech.s.cell > residual * self.defects.reset_force_factor and not self.defects.reset_under_force:
             raise Refused(REFUSED, RejectReason.FORCE_PRESENT)
         st.estop_latched = st.overforce_tripped = st.watchdog_tripped = False
         st.fault_code = FaultCode.NONE
@@ -351,7 +361,7 @@ class ControllerModel:
         if self.switch_pressed and not self._switch_ignored():
             self.st.estop_latched = True
             self.emergency(FaultCode.PATIENT_SWITCH, "switch-pressed")
-        if not self.powered:
+        if not self.powered and not (after_reset and self.defects.reset_ignores_mains_cut):
             self.power_loss()
 
     def _switch_ignored(self) -> bool:
@@ -361,7 +371,7 @@ class ControllerModel:
     # ------------------------------------------------------------------ triggers
     def emergency(self, code: FaultCode, cause: str) -> None:
         st = self.st
-        if st.fault_code == FaultCode.NONE:
+        if st.fault_code == FaultCode.NONE or self.defects.fault_code_last:
             st.fault_code = code
         self._begin_release(cause)
 
@@ -390,7 +400,7 @@ class ControllerModel:
 
     def power_loss(self) -> None:
         st = self.st
-        if st.fault_code == FaultCode.NONE:
+        if st.fault_code == FaultCode.NONE or self.defects.fault_code_last:
             st.fault_code = FaultCode.POWER_LOSS
         if st.enabled or st.phase != Phase.IDLE:
             self.events.append((self.now, "emergency:power-loss"))

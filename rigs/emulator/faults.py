@@ -51,6 +51,13 @@ class Defects:
     reset_ignores_switch: bool = False  # RESET accepted with the patient switch pressed
     reset_ignores_held_estop: bool = False  # RESET clears the e-stop latch while the button is held
     start_ignores_watchdog_latch: bool = False  # START's check forgets WATCHDOG_TRIPPED (and its fault code)
+    reset_ignores_mains_cut: bool = False  # RESET with the mains still cut does not latch the power loss again
+    residual_writable: bool = False  # RESIDUAL_FORCE takes a write (read-only in the contract)
+    fault_code_last: bool = False  # every trigger overwrites FAULT_CODE (the contract keeps the first)
+    setpoint_check_whole_n: bool = False  # TARGET_FORCE's range check compares whole newtons (0.1-0.9 N above passes)
+    limit_lock_idle_only: bool = False  # FORCE_LIMIT's lock is checked only while idle (a running treatment takes it)
+    limit_lock_decrease_only: bool = False  # FORCE_LIMIT's lock refuses only a lower limit (a higher one is taken)
+    reset_force_factor: float = 1.0  # RESET is refused only above this multiple of RESIDUAL_FORCE
 
     def ramp_rate_factor(self, commanded_n_s: float) -> float:
         if self.fast_ramp_above_n_s is not None and commanded_n_s > self.fast_ramp_above_n_s:
@@ -404,4 +411,65 @@ defect(
                             "accepted without RESET: the restart interlock after an emergency release is missing "
                             "for that trigger — ER-LATCH's own finding in every watchdog trial"},
     start_ignores_watchdog_latch=True,
+)
+
+# ---------------------------------------------------------------------------------------
+# The contract items and one-point corners the coverage map found untried (issue 23):
+# each defect is caught by one check only (docs/faults.md says which).
+# ---------------------------------------------------------------------------------------
+
+defect(
+    "reset-clears-mains-latch",
+    'RESET with the mains still cut clears the power-loss latch for good (the power-fail input is read on its edge '
+    'only): when the mains returns the table is READY, and ENABLE and START are taken without a RESET',
+    ('IL-START',),
+    reset_ignores_mains_cut=True,
+)
+
+defect(
+    "residual-writable",
+    'RESIDUAL_FORCE takes a write (the register table marks it writable): a raised residual lets RESET through '
+    'with more force on the patient and moves what "released" means',
+    ('IL-LIMIT-LOCK',),
+    residual_writable=True,
+)
+
+defect(
+    "fault-code-overwritten",
+    'FAULT_CODE is overwritten by every trigger (the contract keeps the first until RESET): after an e-stop a '
+    'later patient-switch press hides what stopped the table',
+    ('ER-LATCH',),
+    fault_code_last=True,
+)
+
+defect(
+    "setpoint-limit-off-by-one",
+    "TARGET_FORCE's range check compares whole newtons (value // 10 > FORCE_LIMIT // 10): a target up to 0.9 N "
+    "above FORCE_LIMIT is taken; 1 N and more above is refused",
+    ('IL-SETPOINT',),
+    setpoint_check_whole_n=True,
+)
+
+defect(
+    "limit-writable-while-running",
+    "FORCE_LIMIT's lock is checked only while the drive is enabled and idle: during a treatment a new limit is "
+    "taken",
+    ('IL-LIMIT-LOCK',),
+    limit_lock_idle_only=True,
+)
+
+defect(
+    "limit-raise-while-enabled",
+    "FORCE_LIMIT's lock refuses only a lower limit while enabled (written to keep a running treatment from "
+    "tripping): a higher limit is taken",
+    ('IL-LIMIT-LOCK',),
+    limit_lock_decrease_only=True,
+)
+
+defect(
+    "reset-threshold-doubled",
+    "RESET is refused only above twice RESIDUAL_FORCE (the check uses the release's hysteresis band): with up to "
+    "2 x the residual on the patient the latch is cleared",
+    ('IL-RESET',),
+    reset_force_factor=2.0,
 )
