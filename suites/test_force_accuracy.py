@@ -55,7 +55,7 @@ def staircase(bench, spec):
 
 
 @pytest.mark.requirement("FA-STATIC", "FA-CELL")
-def test_static_force_accuracy(staircase, bench, spec, recorder):
+def test_static_force_accuracy(recorder, staircase, bench, spec):
     steps, cap = staircase
     fa, fc = spec.requirement("FA-STATIC"), spec.requirement("FA-CELL")
     rated, residual = spec.rated_force_n, spec.residual_force_n
