@@ -16,10 +16,12 @@ from rigs.emulator.faults import CATALOGUE
 ROOT = Path(__file__).resolve().parent.parent
 #: one defect from each family: release shape, hidden force error, phase-specific
 #: switch, setpoint interlock, ramp rate, latch; and from the defects that live in part of
-#: the parameter space: a low force only, high forces only, one refusal, one latch
+#: the parameter space: a low force only, high forces only, one refusal, one latch; and from
+#: the contract items the coverage map found untried: a corner, a relatch, a read-only register
 REPRESENTATIVE = ["slow-release", "gain-error", "switch-ignored-in-hold", "overlimit-setpoint-accepted",
                   "fast-ramp", "estop-no-latch", "instant-release", "low-force-offset", "slow-release-high-force",
-                  "reset-with-switch-pressed", "start-after-watchdog-trip"]
+                  "reset-with-switch-pressed", "start-after-watchdog-trip", "setpoint-limit-off-by-one",
+                  "reset-clears-mains-latch", "residual-writable"]
 
 
 def test_catalogue_is_large_enough_and_mapped():
