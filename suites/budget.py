@@ -25,6 +25,8 @@ from pathlib import Path
 import pytest
 
 from suites.spec import DEFAULT_PROFILE, PROFILES, Session, Specification
+from suites.steps import (AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_RELEASE_S, AFTER_TREATMENT_S, CELL_WINDOW_S,
+                          IN_PHASE_S, JUST_ABOVE_N, LOWER_FRACTION, QUIET_S, RESET_SETTLE_S, trial_rates)
 
 #: estimator(spec, params, profile) -> table seconds
 Estimator = Callable[[Specification, dict, str], float]
@@ -116,7 +118,6 @@ def ramp_s(from_n: float, to_n: float, rate_n_s: float) -> float:
 
 
 # ---------------------------------------------------------------- test_force_accuracy.py
-CELL_WINDOW_S = 1.0  # suites/test_force_accuracy.py: controller reads after each settle
 
 
 @estimates("test_static_force_accuracy")
@@ -133,9 +134,6 @@ def _static_force_accuracy(spec: Specification, params: dict, profile: str) -> f
 
 
 # ---------------------------------------------------------------- test_ramps.py
-AFTER_RAMP_S = 0.3  # recorded after the STOP release ends
-AFTER_LOWER_START_S = 0.2  # past the START to the lower setting before its phase is read
-LOWER_FRACTION = 0.5  # suites/test_ramps.py: the lower setting, a fraction of the case's force
 
 
 def ramp_case(spec: Specification, params: dict) -> tuple[float, float] | None:
@@ -183,13 +181,10 @@ def _intermittent(spec: Specification, params: dict, profile: str) -> float:
     if s not in spec.plan.sessions_for(profile):
         return 0.0  # collected in the quick profile too, and skipped there (suites/conftest.py)
     hold, _ = spec.plan.levels_of(s)
-    return s.treatment_s + ramp_s(hold, 0.0, spec.max_ramp_rate_n_s) + 0.5
+    return s.treatment_s + ramp_s(hold, 0.0, spec.max_ramp_rate_n_s) + AFTER_TREATMENT_S
 
 
 # ---------------------------------------------------------------- test_emergency_release.py
-IN_PHASE_S = 0.2  # suites/test_emergency_release.py: into a hold or rest before the trigger
-AFTER_RELEASE_S = 0.15
-TRIAL_HOLD_S = 0.6  # a trial's hold and rest (other than the watchdog's)
 
 
 @dataclass(frozen=True)
@@ -206,24 +201,9 @@ class TrialPlan:
         return self.to_trigger_s + self.release_s + self.after_s
 
 
-def _trial_rates(spec: Specification, trigger: str, phase: str, force: float) -> tuple[float, float, float, float]:
-    """As suites/test_emergency_release._trial_plan: up and down rates, hold and rest."""
-    em, wd = spec.plan.emergency, spec.plan.watchdog_s
-    up = spec.max_ramp_rate_n_s if phase == "ramp_up" else em.setup_ramp_n_s
-    down = em.setup_ramp_n_s if phase != "ramp_to_rest" else spec.max_ramp_rate_n_s
-    hold = rest = TRIAL_HOLD_S
-    if trigger == "watchdog":
-        hold = rest = wd + 1.0
-        if phase == "ramp_up":
-            up = min(up, force / (2 * wd + 1.0))
-        if phase == "ramp_to_rest":
-            down = min(down, force / 2 / (2 * wd + 1.0))
-    return up, down, hold, rest
-
-
 def trigger_point_s(spec: Specification, trigger: str, phase: str, force: float) -> float:
     """Table seconds from START to the point of the phase the trial triggers at."""
-    up, down, hold, _ = _trial_rates(spec, trigger, phase, force)
+    up, down, hold, _ = trial_rates(spec, trigger, phase, force)
     reach = force / up
     if phase == "ramp_up":
         return 0.6 * force / up
@@ -260,7 +240,6 @@ def _emergency_release(spec: Specification, params: dict, profile: str) -> float
 
 
 # ---------------------------------------------------------------- test_interlocks.py
-QUIET_S = 1.0  # suites/test_interlocks.py: nothing may move in this long after a refusal
 
 
 @estimates("test_setpoint_above_force_limit_refused", "test_start_refused",
@@ -278,8 +257,6 @@ def _refusal(spec: Specification, params: dict, profile: str) -> float:
 
 
 RUNNING_FRACTION = 0.25  # suites/test_interlocks.py: the treatment running while FORCE_LIMIT is written
-JUST_ABOVE_N = 5.0  # suites/test_interlocks.py: RESET's corner, this far above the residual force
-SETTLE_S = 0.5  # suites/test_interlocks.py: the hold before that RESET
 
 
 @estimates("test_force_limit_locked_while_enabled")
@@ -300,7 +277,7 @@ def _reset_just_above(spec: Specification, params: dict, profile: str) -> float:
     """The ramp to a few newtons above the residual at the set-up rate, the settle, the STOP release."""
     setting = spec.residual_force_n + JUST_ABOVE_N
     rate = spec.plan.emergency.setup_ramp_n_s
-    return 2 * ramp_s(0.0, setting, rate) + SETTLE_S
+    return 2 * ramp_s(0.0, setting, rate) + RESET_SETTLE_S
 
 
 @estimates("test_reset_refused_with_force_present")

@@ -81,10 +81,10 @@ def ramp_directions(spec: Specification, profile: str) -> list[str]:
 
 
 def lower_fraction() -> float | None:
-    """test_ramp's lower setting as a fraction of the case's force (1.3), None before."""
-    from suites import test_ramps
+    """test_ramp's lower setting as a fraction of the case's force."""
+    from suites.steps import LOWER_FRACTION
 
-    return getattr(test_ramps, "LOWER_FRACTION", None)
+    return LOWER_FRACTION
 
 
 def ramp_targets(spec: Specification, profile: str) -> list[float]:
@@ -145,9 +145,9 @@ def intermittent_times(spec: Specification, profile: str) -> list[float]:
 
 
 def emergency_triggers(spec: Specification, profile: str) -> list[str]:
-    from suites.test_emergency_release import TRIGGERS
+    from suites.spec import EMERGENCY_TRIGGERS
 
-    return [t for t in TRIGGERS if t in spec.plan.emergency.triggers]
+    return [t for t in EMERGENCY_TRIGGERS if t in spec.plan.emergency.triggers]
 
 
 def emergency_combos(spec: Specification, profile: str) -> list[tuple[str, float]]:
@@ -238,7 +238,7 @@ def latch_items(spec: Specification, profile: str) -> list[str]:
 
 def reset_forces(spec: Specification, profile: str) -> list[float]:
     """IL-RESET's forces: the corner a few newtons above the residual, and the largest trial force."""
-    from suites.test_interlocks import JUST_ABOVE_N
+    from suites.steps import JUST_ABOVE_N
 
     return _sorted_unique([spec.residual_force_n + JUST_ABOVE_N, max(spec.plan.emergency.forces_n)])
 
@@ -390,7 +390,7 @@ RAMP_CELLS = Dimension("rate × force (ramp cases)", "combinations", ramp_cases_
                        enough="a single case is the whole plan: its rate and force are sampled above")
 
 EMERGENCY_DIMS = (
-    Dimension("trigger", "trigger", emergency_triggers, "plan.emergency.triggers ∩ test_emergency_release.TRIGGERS",
+    Dimension("trigger", "trigger", emergency_triggers, "plan.emergency.triggers (suites.spec.EMERGENCY_TRIGGERS)",
               cond("trigger"), gap="a table whose release differs by trigger passes on the untried ones",
               contract=("estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut",
                         "overforce")),
@@ -547,7 +547,7 @@ MAP: tuple[Entry, ...] = (
                            "patient switch pressed (LAST_REJECT 3)": "RESET refused with the patient switch pressed"}),
                   gap="RESET with the patient switch pressed (LAST_REJECT 3) is not tried"),
         Dimension("force held", "force", reset_forces,
-                  "residual_force_n + test_interlocks.JUST_ABOVE_N (the corner); max(plan.emergency.forces_n)", None,
+                  "residual_force_n + suites.steps.JUST_ABOVE_N (the corner); max(plan.emergency.forces_n)", None,
                   unit="N"),
     )),
     Entry("IL-OVERFORCE", ("suites/test_interlocks.py::test_overforce_trip",

@@ -151,13 +151,16 @@ class Session(Strict):
                                                     "level until TREATMENT_TIME (judged: TT-TIME)")
 
 
+#: the emergency triggers a suite can apply (test_emergency_release runs one test per trigger)
+EmergencyTrigger = Literal["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
+EMERGENCY_TRIGGERS: tuple[str, ...] = EmergencyTrigger.__args__
+
+
 class EmergencyPlan(Strict):
     trials: int = Field(20, ge=1, description="trials per trigger, spread over phases and forces")
     forces_n: list[float] = Field(min_length=1)
     phases: list[Literal["ramp_up", "hold", "ramp_to_rest", "rest"]] = ["ramp_up", "hold", "ramp_to_rest", "rest"]
-    triggers: list[
-        Literal["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
-    ] = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
+    triggers: list[EmergencyTrigger] = list(EMERGENCY_TRIGGERS)
     setup_ramp_n_s: float = Field(gt=0, description="ramp used to reach the trial force outside ramp-up trials")
     quick_trials: int | None = Field(None, ge=1, description="trials per trigger in the quick profile (default: trials)")
 

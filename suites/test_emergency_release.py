@@ -24,8 +24,9 @@ from drivers.tcm1 import Phase, StimulusCoil
 from suites.bench import BenchTimeout
 from suites.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
 from suites.release import RISE_KEY, force_at_trigger, release_measurements, trigger_unsure_s
+from suites.spec import EMERGENCY_TRIGGERS
+from suites.steps import AFTER_RELEASE_S, IN_PHASE_S, trial_rates
 
-TRIGGERS = ["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
 RELAY = {
     "estop_button": StimulusCoil.ESTOP_BUTTON,
     "switch_pressed": StimulusCoil.PATIENT_SWITCH,
@@ -33,13 +34,11 @@ RELAY = {
     "mains_cut": StimulusCoil.MAINS_CUT,
 }
 PHASE_OF = {"ramp_up": Phase.RAMP_UP, "hold": Phase.HOLD, "ramp_to_rest": Phase.RAMP_TO_REST, "rest": Phase.REST}
-IN_PHASE_S = 0.2  # table seconds into a hold or rest before triggering
 #: a trial whose trigger instant is known worse than this (wall s, half-width: the
 #: contract's 1 ms relay window plus a normal round trip) is repeated: a scheduling
 #: hiccup of the host, not the table, would decide its verdict
 MAX_TRIGGER_HALF_WIDTH_S = 0.001
 ATTEMPTS = 3
-AFTER_RELEASE_S = 0.15  # table seconds recorded after the table counts as released
 REQUIREMENTS = ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP", "ER-LATCH")
 WATCHDOG_REQUIREMENT = "WD-TIME"  # timed in the watchdog trials only
 
@@ -104,21 +103,6 @@ def time_watchdog_trip(bench, last_ack_ns: int, wait_table_s: float) -> Watchdog
             return WatchdogTrip(beat_ns, rtt / 2, None, 0.0, reads)
 
 
-def _trial_plan(spec, trigger: str, phase: str, force: float):
-    """Ramp rates and hold/rest times of one trial; the watchdog needs room to trip."""
-    em, wd = spec.plan.emergency, spec.plan.watchdog_s
-    up = spec.max_ramp_rate_n_s if phase == "ramp_up" else em.setup_ramp_n_s
-    down = em.setup_ramp_n_s if phase != "ramp_to_rest" else spec.max_ramp_rate_n_s
-    hold = rest = 0.6
-    if trigger == "watchdog":
-        hold = rest = wd + 1.0
-        if phase == "ramp_up":
-            up = min(up, force / (2 * wd + 1.0))
-        if phase == "ramp_to_rest":
-            down = min(down, force / 2 / (2 * wd + 1.0))
-    return up, down, hold, rest
-
-
 def _reach(bench, phase: str, force: float, up: float, down: float, start_ns: int, lead_s: float) -> str:
     """Wait until `lead_s` table seconds before the trigger point of the phase."""
     target = PHASE_OF[phase]
@@ -137,7 +121,7 @@ def _reach(bench, phase: str, force: float, up: float, down: float, start_ns: in
 
 
 def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -> Trial:
-    up, down, hold, rest = _trial_plan(spec, trigger, phase, force)
+    up, down, hold, rest = trial_rates(spec, trigger, phase, force)
     bench.configure(force, up, down, intermittent=True, rest_n=force / 2, hold_s=hold, rest_s=rest)
     wd = spec.plan.watchdog_s
     holder: list = []
@@ -220,7 +204,7 @@ def watchdog_measurement(spec, bench, trial: Trial, name: str, cond: dict) -> Me
 
 
 @pytest.mark.requirement(*REQUIREMENTS, WATCHDOG_REQUIREMENT)
-@pytest.mark.parametrize("trigger", TRIGGERS)
+@pytest.mark.parametrize("trigger", EMERGENCY_TRIGGERS)
 def test_emergency_release(bench, spec, recorder, trigger, profile):
     em = spec.plan.emergency
     if trigger not in em.triggers:

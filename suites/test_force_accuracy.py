@@ -15,8 +15,8 @@ import pytest
 
 from suites.analysis import settled_slice
 from suites.measurement import Measurement, UncertaintyTerm
+from suites.steps import CELL_WINDOW_S
 
-CELL_WINDOW_S = 1.0  # table seconds of controller and gauge readings, once the settle time is over
 
 
 @pytest.fixture

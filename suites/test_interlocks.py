@@ -21,8 +21,8 @@ from fixtures.operator import OPERATOR_DID_IT
 from suites.analysis import crossing_above, fit_line
 from suites.bench import POLL_WALL_S
 from suites.measurement import Measurement, Precondition, UncertaintyTerm, expanded_uncertainty
+from suites.steps import JUST_ABOVE_N, QUIET_S, RESET_SETTLE_S
 
-QUIET_S = 1.0  # table seconds in which nothing may move after a refusal
 
 
 def refused(fn, *args, **kwargs):
@@ -392,8 +392,6 @@ def test_reset_refused_with_force_present(bench, spec, recorder):
                           f"RESET {'refused' if refused_now else 'accepted'}" + (f" ({err2})" if err2 else ""))])
 
 
-JUST_ABOVE_N = 5.0  # the hold above RESIDUAL_FORCE for RESET's corner: more than FA-CELL's 3 N at that force
-SETTLE_S = 0.5  # table seconds at the hold before the RESET
 
 
 @pytest.mark.requirement("IL-RESET")
@@ -411,7 +409,7 @@ def test_reset_refused_just_above_the_residual(bench, spec, recorder):
     bench.configure(setting, rate)
     bench.ctrl.start()
     bench.wait_phase(Phase.HOLD, setting / rate + 10)
-    bench.sleep(SETTLE_S)
+    bench.sleep(RESET_SETTLE_S)
     gauge_before, st = bench.gauge.read(), bench.ctrl.status()
     err = refused(bench.ctrl.reset)
     gauge_after = bench.gauge.read()

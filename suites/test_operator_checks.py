@@ -26,10 +26,10 @@ from drivers.tcm1 import Phase
 from suites.bench import POLL_WALL_S, BenchTimeout, Capture
 from suites.measurement import Measurement
 from suites.release import RELEASE_REQUIREMENTS, force_at_trigger, release_measurements, trigger_unsure_s
+from suites.steps import AFTER_RELEASE_S
 
 REQUIREMENTS = (*RELEASE_REQUIREMENTS, "ER-LATCH")
 PRE_TRIGGER_S = 1.0  # table seconds of the hold kept before the trigger; the rest of the wait is dropped
-AFTER_RELEASE_S = 0.15  # table seconds recorded after the table counts as released
 
 
 class EstopWatch:

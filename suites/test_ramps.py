@@ -12,6 +12,7 @@ import pytest
 from drivers.tcm1 import Phase
 from suites.analysis import envelope, final_descent_start, flat_plateaus, ramp_fit
 from suites.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
+from suites.steps import AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_TREATMENT_S, LOWER_FRACTION
 
 
 def fit_points(fit, what: str) -> Precondition:
@@ -46,7 +47,6 @@ def slope_budget(fit, rate, bench, level_n) -> list[UncertaintyTerm]:
 #: the ramp cases of the plan (Specification.plan.ramp_cases): the slowest and the fastest
 #: rate to ramp_force_n, and the fastest to ramp_high_force_n
 RAMP_CASES = ("slow", "fast", "fast-high")
-LOWER_FRACTION = 0.5  # the regressive ramp's lower setting, a fraction of the case's force
 
 
 def _level(t, f, until: float, span: float) -> float:
@@ -80,12 +80,12 @@ def test_ramp(bench, spec, recorder, case):
         bench.sleep(plan.settle_s)
         bench.configure(lower, rate, rate)
         down_ns = bench.ctrl.start()
-        bench.sleep(0.2)  # past the START's own round trip: the phase read next is the new ramp's
+        bench.sleep(AFTER_LOWER_START_S)  # past the START's own round trip: the phase read next is the new ramp's
         _, held_down = bench.poll_until(lambda s: s.phase is Phase.HOLD, (setting - lower) / rate * 1.5 + 5 + plan.settle_s)
         bench.sleep(plan.settle_s)
         stop_ns = bench.ctrl.stop()
         bench.wait(lambda s: s.phase is Phase.IDLE, lower / rate * 1.5 + 5, "end of the regressive ramp")
-        bench.sleep(0.3)
+        bench.sleep(AFTER_RAMP_S)
     cap = bench.to_table(holder[0], t0)
     t, f = cap.t, cap.force
     t_start, t_down, t_stop = (bench.table_s(t0, ns) for ns in (start_ns, down_ns, stop_ns))
@@ -189,7 +189,7 @@ def test_intermittent_treatment(bench, spec, recorder, treatment):
         start_ns = bench.ctrl.start()
         bench.wait(releasing, treatment_s * 1.1 + 60, "the final release (phase RELEASING)")
         bench.wait(lambda s: s.phase is Phase.IDLE, hold_n / rate * 2 + 5, "end of treatment")
-        bench.sleep(0.5)
+        bench.sleep(AFTER_TREATMENT_S)
     cap = bench.to_table(holder[0], t0)
     t, f = cap.t - bench.table_s(t0, start_ns), cap.force  # table seconds since START
     log = [(bench.table_s(start_ns, ns), phase) for ns, phase in changes]

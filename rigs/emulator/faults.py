@@ -183,7 +183,7 @@ defect(
 defect(
     "no-watchdog",
     'the communication watchdog never trips: a dead host leaves force on the patient',
-    ('ER-HALF', 'ER-RESIDUAL'),
+    ('WD-TIME', 'ER-HALF', 'ER-RESIDUAL'),
     collateral={"ER-NORISE": "a communication loss during a ramp up stops nothing: the ramp goes on pulling to "
                              "its target after the trigger"},
     no_watchdog=True,
