@@ -138,7 +138,14 @@ def _spec_copy(trials: int, workdir: Path) -> Path:
     return path
 
 
-def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path) -> dict:
+def focus_of(fault: str) -> list[str]:
+    """The requirements a focused run of a defect verifies: those it is mapped to and those
+    its documented collateral FAILs name (`rig faults matrix --focus`)."""
+    entry = CATALOGUE[fault]
+    return sorted({*entry.requirements, *entry.collateral})
+
+
+def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path, focus: bool = False) -> dict:
     run_root = workdir / label
     # --no-history: runs of defects made on purpose stay out of any results database
     cmd = [sys.executable, "-m", "rigcli", "run", "--no-report", "--no-history", "--run-dir", str(run_root),
@@ -148,6 +155,8 @@ def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path
         if CATALOGUE[fault].profile != "quick":
             # only that profile's plan samples where the defect lives (`rig run --profile`)
             cmd += ["--profile", CATALOGUE[fault].profile]
+        if focus:
+            cmd += ["--", "--requirements", ",".join(focus_of(fault))]
     started = time.perf_counter_ns()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800)
     wall = (time.perf_counter_ns() - started) / 1e9
@@ -180,7 +189,8 @@ def run_matrix(args) -> int:
     started = time.perf_counter_ns()
     results = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(_run_one, label, fault, seed, spec, workdir) for label, fault, seed in jobs]
+        futures = [pool.submit(_run_one, label, fault, seed, spec, workdir, args.focus)
+                   for label, fault, seed in jobs]
         for fut in futures:
             res = fut.result()
             results.append(res)
@@ -233,11 +243,12 @@ def run_matrix(args) -> int:
     if new_total:
         console.print(f"[red]{new_total} new collateral FAIL(s): " + "; ".join(
             f"{r['label']}: {', '.join(r['new_collateral'])}" for r in rows if r["new_collateral"]) + "[/]")
+    focused = " (focused: looked for only within each defect's own requirements)" if args.focus else ""
     nominal = [r for r in rows if r["fault"] is None]
     console.print(f"nominal: {sum(r['good'] for r in nominal)}/{len(nominal)} seeds all PASS "
                   f"(false-fail rate {sum(not r['good'] for r in nominal)}/{len(nominal)}); "
                   f"defects caught: {sum(r['caught'] for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
-                  f"new collateral FAILs: {new_total}; "
+                  f"new collateral FAILs: {new_total}{focused}; "
                   f"wall {wall:.0f} s with {args.jobs} workers")
     per_requirement = requirement_summary(rows, req_ids)
     by_req = Table(title="per requirement: defects mapped, caught, and the margin of each catch")

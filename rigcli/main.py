@@ -381,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2, one per core)")
     matrix.add_argument("--save", metavar="PATH", help="write PATH.md and PATH.json (e.g. docs/fault-matrix)")
     matrix.add_argument("--work-dir", help="where the runs go (default: a temporary directory)")
+    matrix.add_argument("--focus", action="store_true",
+                        help="each defect runs only the tests of the requirements it is mapped to and its documented "
+                             "collateral (the nominal seeds run everything): a quick check that each is caught, which "
+                             "cannot see a NEW collateral FAIL elsewhere (CI's share of the matrix)")
     matrix.set_defaults(func=_faults_matrix)
     links = fsub.add_parser("links", help="break every link of an emulated rig on purpose (sever, stall, delay, "
                             "refused reconnect, garbage) at every moment of a trial, plus SIGSTOP/SIGKILL of the "

@@ -325,3 +325,18 @@ def test_rig_options_documented_in_help(pytester):
 def test_helper_small_spec_is_valid(tmp_path):
     spec = load_spec(small_spec(tmp_path, ["FA-STATIC", "ER-LATCH"]))
     assert spec.ids == ["FA-STATIC", "ER-LATCH"] and spec.name == "small"
+
+
+# ---------------------------------------------------------------- --requirements
+def test_requirements_option_keeps_only_the_tests_of_those_requirements(pytester, run):
+    """`--requirements` (the fault matrix's --focus) selects by the requirement markers after
+    the coverage gate has judged the suites as written; a quantity id selects its requirement."""
+    spec = load_spec("lumbar")
+    body = "import pytest\n" + "".join(
+        f"\n@pytest.mark.requirement({r.id!r})\ndef test_{r.id.replace('-', '_').lower()}(): pass\n"
+        for r in spec.requirements)
+    pytester.makepyfile(test_all=body)
+    result = run(f"--rig={LUMBAR_RIG}", "--collect-only", "--requirements", "IL-RESET,ER-NORISE.rise")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_il_reset*", "*test_er_norise*"])
+    result.stdout.fnmatch_lines([f"*2/{len(spec.requirements)} tests collected ({len(spec.requirements) - 2} deselected)*"])
