@@ -35,6 +35,7 @@ def add_parser(spec_sub) -> None:
 
 
 def run_coverage(args: argparse.Namespace) -> int:
+    from reports.record import read_record
     from suites.coverage import check_run, render_markdown
     from suites.spec import load_spec
 
@@ -51,7 +52,7 @@ def run_coverage(args: argparse.Namespace) -> int:
                               "under runs/)")
         failed = False
         for spec in specs:
-            report = check_run(spec, run_dir, profile=None if args.profile == "both" else args.profile)
+            report = check_run(spec, run_dir, read_record(run_dir), profile=None if args.profile == "both" else args.profile)
             print(report.text())
             failed |= not report.ok
         return EXIT_FAILED if failed else 0

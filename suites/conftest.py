@@ -19,13 +19,6 @@ def pytest_collection_modifyitems(config, items):
     bound_operator_tests(config, items)
 
 
-def treatment_id(session) -> str:
-    """A session's test id: its length, and its levels when it names its own."""
-    levels = f"-{session.hold_force_n:g}N" if session.hold_force_n is not None else ""
-    mode = "-static" if session.mode == "static" else ""
-    return f"{session.treatment_s}s{levels}{mode}"
-
-
 def pytest_generate_tests(metafunc):
     """test_intermittent_treatment runs once per session of the plan (plan.sessions); a
     session of the full profile only is collected in the quick profile too, and skipped
@@ -42,5 +35,5 @@ def pytest_generate_tests(metafunc):
         if s not in plan.sessions_for(profile):
             marks.append(pytest.mark.skip(reason=f"a {s.treatment_s} s session of clinical length runs in the full "
                                                  f"profile only (this run: --profile {profile})"))
-        params.append(pytest.param(s, id=treatment_id(s), marks=marks))
+        params.append(pytest.param(s, id=s.test_id, marks=marks))
     metafunc.parametrize("treatment", params)

@@ -220,11 +220,7 @@ def ramp_items(spec: Specification, profile: str) -> list[str]:
 
 def session_items(spec: Specification, profile: str) -> list[str]:
     """One test item per session of the profile (suites/conftest.py parametrizes by them)."""
-    from suites import conftest
-
-    if not hasattr(spec.plan, "sessions_for") or not hasattr(conftest, "treatment_id"):
-        return ["suites/test_ramps.py::test_intermittent_treatment"]
-    return [f"suites/test_ramps.py::test_intermittent_treatment[{conftest.treatment_id(s)}]"
+    return [f"suites/test_ramps.py::test_intermittent_treatment[{s.test_id}]"
             for s in spec.plan.sessions_for(profile)]
 
 
@@ -869,11 +865,9 @@ class RunCheck:
         return "\n".join(out)
 
 
-def read_run(run_dir: Path) -> tuple[dict | None, list[dict], set[str]]:
-    """(run-start, measurements, node ids of the tests that started) of a run's record."""
-    from reports.record import read_record
-
-    events = read_record(Path(run_dir))
+def read_run(events: list[dict]) -> tuple[dict | None, list[dict], set[str]]:
+    """(run-start, measurements, node ids of the tests that started) of a run's record
+    (its events, as reports.record.read_record gives them: the record is the reports' to read)."""
     start = next((e for e in events if e.get("event") == "run-start"), None)
     started = {e.get("test", "") for e in events if e.get("event") == "test-start"}
     return start, [e for e in events if e.get("event") == "measurement"], started
@@ -883,12 +877,12 @@ def _ran(node: str, started: set[str]) -> bool:
     return any(_same_test(node, s) for s in started)
 
 
-def check_run(spec: Specification, run_dir: Path, profile: str | None = None) -> RunCheck:
+def check_run(spec: Specification, run_dir: Path, events: list[dict], profile: str | None = None) -> RunCheck:
     """Every value the map claims for the run's profile must appear in the conditions of
     some measurement of that requirement. A requirement the run did not measure at all (a -k run) is 'not run', not a
     failure; a dimension the record does not carry is 'not recorded'. The map is evaluated
     for the specification the run recorded when it differs from `spec` (that is what ran)."""
-    start, measurements, started = read_run(run_dir)
+    start, measurements, started = read_run(events)
     profile = profile or (start or {}).get("profile") or "quick"
     check = RunCheck(Path(run_dir), spec.name, profile)
     recorded = (start or {}).get("specification")

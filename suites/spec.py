@@ -150,6 +150,12 @@ class Session(Strict):
     mode: Literal["intermittent", "static"] = Field("intermittent", description="MODE: static holds the hold "
                                                     "level until TREATMENT_TIME (judged: TT-TIME)")
 
+    @property
+    def test_id(self) -> str:
+        """The session's id in test names: its length, its levels when it names its own, static."""
+        levels = f"-{self.hold_force_n:g}N" if self.hold_force_n is not None else ""
+        return f"{self.treatment_s}s{levels}{'-static' if self.mode == 'static' else ''}"
+
 
 #: the emergency triggers a suite can apply (test_emergency_release runs one test per trigger)
 EmergencyTrigger = Literal["estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut"]
