@@ -19,6 +19,18 @@ from rigs.emulator.modbus_server import controller_devices, serve_tcp, stimulus_
 from rigs.emulator.table import EmulatedTable
 
 
+def run_for(t: EmulatedTable, seconds: float, dt: float = 0.001):
+    """Advance a table on its manual clock in `dt` steps: (times, true cord forces) of each."""
+    import numpy as np
+
+    n = int(round(seconds / dt))
+    times, forces = np.empty(n), np.empty(n)
+    for i in range(n):
+        t.advance_by(dt)
+        times[i], forces[i] = t.mechanics.s.t, t.mechanics.s.force
+    return times, forces
+
+
 class ManualClock:
     """A table clock that only moves when the test says so."""
 

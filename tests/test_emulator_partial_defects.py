@@ -14,6 +14,7 @@ from rigs.emulator.controller import Refused
 from rigs.emulator.faults import CATALOGUE
 from rigs.emulator.table import EmulatedTable
 from tests.emulated import ManualClock
+from tests.emulated import run_for as run
 
 PARTIAL = ["late-watchdog", "watchdog-fixed-period", "rest-level-low", "fast-ramp-to-lower-setting",
            "overshoot-high-force", "low-force-offset", "timer-drift-long", "slow-release-high-force",
@@ -27,13 +28,6 @@ def table(faults=None, seed=2) -> EmulatedTable:
     return EmulatedTable("lumbar", seed, faults=faults, clock=ManualClock())
 
 
-def run(t: EmulatedTable, seconds: float, dt: float = 0.001) -> tuple[np.ndarray, np.ndarray]:
-    n = int(round(seconds / dt))
-    times, forces = np.empty(n), np.empty(n)
-    for i in range(n):
-        t.advance_by(dt)
-        times[i], forces[i] = t.mechanics.s.t, t.mechanics.s.force
-    return times, forces
 
 
 def treat(t: EmulatedTable, target_n: float, up: float = 200.0, down: float = 200.0, *, start: bool = True) -> None:

@@ -11,19 +11,13 @@ from drivers.tcm1 import Coil, Holding, Phase, StimulusCoil
 from rigs.emulator.faults import CATALOGUE
 from rigs.emulator.table import EmulatedTable
 from tests.emulated import ManualClock
+from tests.emulated import run_for as run
 
 
 def table(kind="lumbar", seed=1, faults=None) -> EmulatedTable:
     return EmulatedTable(kind, seed, faults=faults, clock=ManualClock())
 
 
-def run(t: EmulatedTable, seconds: float, dt: float = 0.001):
-    n = int(round(seconds / dt))
-    times, forces = np.empty(n), np.empty(n)
-    for i in range(n):
-        t.advance_by(dt)
-        times[i], forces[i] = t.mechanics.s.t, t.mechanics.s.force
-    return times, forces
 
 
 def treat(t: EmulatedTable, target_n: float, up: float, down: float = 100.0):
