@@ -90,11 +90,17 @@ def test_ramp(bench, spec, recorder, case):
     t, f = cap.t, cap.force
     t_start, t_down, t_stop = (bench.table_s(t0, ns) for ns in (start_ns, down_ns, stop_ns))
     first, second, third = t < t_down, (t >= t_down) & (t < t_stop), t >= t_stop
+    # each slope between the levels the force really held before and after it (the gauge's),
+    # not the settings: a table that holds 25 N off its settings (FA-STATIC's finding) or
+    # releases to 25 N (ER-RESIDUAL's) ramps at its rate all the same, and a fit between the
+    # settings would reach into the flat beyond the ramp and blame RA-RATE for it
+    level_start = _level(t, f, t_start, t_start - float(t[0]) + 1e-9) if len(t) and t[0] < t_start else 0.0
     level_hi = _level(t, f, t_down, plan.settle_s * 0.5)
     level_lo = _level(t, f, t_stop, plan.settle_s * 0.5)
-    up = ramp_fit(t[first], f[first], 0.0, setting)
-    to_lower = ramp_fit(t[second], f[second], level_hi, lower)
-    release = ramp_fit(t[third], f[third], level_lo, 0.0)
+    level_end = _level(t, f, float(t[-1]) + 1e-9, AFTER_RAMP_S * 0.5) if len(t) else float("nan")
+    up = ramp_fit(t[first], f[first], level_start, level_hi)
+    to_lower = ramp_fit(t[second], f[second], level_hi, level_lo)
+    release = ramp_fit(t[third], f[third], level_lo, level_end)
     cond = {"rate_n_s": rate, "setting_n": setting, "case": case}
     series = {"t_s": t, "force_n": f}
     req = spec.requirement("RA-RATE")

@@ -165,7 +165,12 @@ defect(
     "gain-error",
     "the controller's load cell under-reads by 12 % above 200 N; the table pulls harder than set",
     ('FA-STATIC',),
-    collateral={"FA-CELL": "the defect is in the controller's own load cell, which FA-CELL compares with the "
+    collateral={"RA-RATE": "above 200 N the cell under-reads by 12 %, so the force really changes 12-14 % faster "
+                           "than the commanded rate there: the fast ramp to 800 N (56.9 N/s for 50 N/s) is RA-RATE's own "
+                           "finding",
+                "IM-LEVELS": "the session at the high levels holds 658 N for 600 N: the hidden gain error is in the "
+                             "intermittent levels too",
+                "FA-CELL": "the defect is in the controller's own load cell, which FA-CELL compares with the "
                            "gauge: it disagrees by the hidden 12 % above 200 N — FA-CELL's own finding"},
     hidden_gain_error=0.12, hidden_gain_above_n=200.0,
 )
@@ -174,7 +179,10 @@ defect(
     "offset-error",
     "the controller's load cell reads 25 N low at every force (zeroed under load)",
     ('FA-STATIC',),
-    collateral={"FA-CELL": "the controller's load cell reads 25 N below the gauge at every setting: FA-CELL's own finding",
+    collateral={"IM-LEVELS": "the table pulls 25 N harder than set at every force, so its intermittent hold and "
+                             "rest levels are 25 N off (found by flatness, they are judged: before issue 23 they "
+                             "were not even found)",
+                "FA-CELL": "the controller's load cell reads 25 N below the gauge at every setting: FA-CELL's own finding",
                 "ER-RESIDUAL": "the controller releases to what its cell calls zero, which leaves 25 N on the "
                                "patient: the force never falls below the 15 N residual — a hazard of its own"},
     hidden_offset_n=25.0,
@@ -295,7 +303,10 @@ defect(
     ('RA-OVERSHOOT', 'RA-SETTLE'),
     collateral={"FA-STATIC": "the force is still 8 % above the setting when the settle time the specification "
                              "allows (settle_s, the RA-SETTLE limit) is over: it is not at the setting when FA-STATIC "
-                             "is judged"},
+                             "is judged",
+                "RA-RATE": "the generator's slow way back is how it comes down to any setting below the force: a "
+                           "START to a lower setting ramps down at a twentieth of RAMP_DOWN_RATE (2.5 N/s for 50 N/s), "
+                           "RA-RATE's own finding on the ramp down the plan samples since issue 23"},
     overshoot_fraction=0.08, overshoot_return_factor=0.05,
 )
 
