@@ -21,6 +21,7 @@ from reports.history.store import HistoryError, Store, resolve_url, run_rows
 from reports.manifest import verify_manifest, write_manifest
 from reports.record import RECORD_NAME
 from rigcli.main import main as rig_main
+from suites.spec import load_spec
 from tests.synthetic_run import TABLE_SERIAL, build_run
 
 
@@ -62,7 +63,7 @@ def test_a_run_goes_in_with_its_identity_and_every_measurement(database_url, run
         listed = store.runs()
         assert len(listed) == 1
         r = listed[0]
-        assert (r["table_serial"], r["rig_name"], r["spec_name"], r["spec_version"]) == (TABLE_SERIAL, "bench-lumbar-2", "lumbar", "1.2")
+        assert (r["table_serial"], r["rig_name"], r["spec_name"], r["spec_version"]) == (TABLE_SERIAL, "bench-lumbar-2", "lumbar", load_spec("lumbar").version)
         assert r["operator"] == "A. Tester" and r["gauge_serial"] == "G-7781" and r["calibration_certificate"] == "SYN-CAL-001"
         assert r["status"] == "COMPLETE" and r["manifest_sha256"] is None
         assert len(r["spec_sha256"]) == 64 and r["git_commit"]
