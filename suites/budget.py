@@ -126,7 +126,7 @@ def _static_force_accuracy(spec: Specification, params: dict, profile: str) -> f
     rising ones, then the falling ones from above), the settle time, the load-cell window;
     then the release from the last setpoint."""
     rate, present, total = spec.max_ramp_rate_n_s, 0.0, 0.0
-    falling = sorted(getattr(spec.plan, "falling_setpoints_n", None) or [], reverse=True)
+    falling = sorted(spec.plan.falling_setpoints_n, reverse=True)
     for setting in [*sorted(spec.plan.setpoints_n), *falling]:
         total += ramp_s(present, setting, rate) + spec.plan.settle_s + CELL_WINDOW_S
         present = setting
@@ -137,30 +137,20 @@ def _static_force_accuracy(spec: Specification, params: dict, profile: str) -> f
 
 
 def ramp_case(spec: Specification, params: dict) -> tuple[float, float] | None:
-    """(rate N/s, setting N) of one test_ramp case, or None when the case is skipped.
-    `case` names one of plan.ramp_cases() (slow, fast, fast-high); the older `index`
-    0, 1, 2 meant the slowest, second and fastest rate to plan.ramp_force_n."""
-    if "case" in params and hasattr(spec.plan, "ramp_cases"):
-        return spec.plan.ramp_cases().get(str(params["case"]))
-    rates = sorted(spec.plan.ramp_rates_n_s)
-    index = int(params.get("index", 0))
-    if index >= len(rates):
-        return None
-    return (rates[index] if index < 2 else rates[-1]), spec.plan.ramp_force_n
+    """(rate N/s, setting N) of one test_ramp case (one of plan.ramp_cases(): slow, fast,
+    fast-high), or None when the plan has no such case (the test skips it)."""
+    return spec.plan.ramp_cases().get(str(params.get("case", "slow")))
 
 
 @estimates("test_ramp")
 def _ramp(spec: Specification, params: dict, profile: str) -> float:
-    """Progressive ramp to the setting and its settle; with a `case` (the regressive ramp to
-    a lower setting) the ramp down to LOWER_FRACTION of it and its settle; the STOP
-    release to zero; the recording after it. All at the case's rate."""
+    """Progressive ramp to the setting and its settle; the ramp down to LOWER_FRACTION of it
+    and its settle; the STOP release to zero; the recording after it. All at the case's rate."""
     case = ramp_case(spec, params)
     if case is None:
         return 0.0
     rate, setting = case
     settle = spec.plan.settle_s
-    if "case" not in params:  # up, hold, STOP release
-        return ramp_s(0.0, setting, rate) + settle + ramp_s(setting, 0.0, rate) + AFTER_RAMP_S
     lower = LOWER_FRACTION * setting
     return (ramp_s(0.0, setting, rate) + settle + AFTER_LOWER_START_S + ramp_s(setting, lower, rate) + settle
             + ramp_s(lower, 0.0, rate) + AFTER_RAMP_S)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from suites.spec import Specification
+from suites.steps import LOWER_FRACTION
 
 PROFILES = ("quick", "full")
 
@@ -35,34 +36,28 @@ Observer = Callable[[list[dict]], set]
 
 
 # ---------------------------------------------------------------- plan readers
-# Each reads the plan as the suites do. The plan fields of specification 1.3
-# (falling_setpoints_n, ramp_cases, sessions_for) are read when the loaded
-# Specification has them, so the map also describes a 1.2 specification truthfully.
+# Each reads the plan as the suites do, through the Specification's own fields and methods
+# (a specification file without 1.3's fields loads with their defaults, which is what the
+# suites then run).
 
 def setpoints(spec: Specification, profile: str) -> list[float]:
     """FA-STATIC's staircase (suites/test_force_accuracy.py): the setpoints rising, then
     the falling setpoints approached from above."""
-    return _sorted_unique([*spec.plan.setpoints_n, *getattr(spec.plan, "falling_setpoints_n", [])])
+    return _sorted_unique([*spec.plan.setpoints_n, *spec.plan.falling_setpoints_n])
 
 
 def approaches(spec: Specification, profile: str) -> list[str]:
-    return ["rising", *(["falling"] if getattr(spec.plan, "falling_setpoints_n", None) else [])]
+    return ["rising", *(["falling"] if spec.plan.falling_setpoints_n else [])]
 
 
 def setting_approach(spec: Specification, profile: str) -> list[tuple[float, str]]:
     return sorted({(float(v), "rising") for v in spec.plan.setpoints_n}
-                  | {(float(v), "falling") for v in getattr(spec.plan, "falling_setpoints_n", [])})
+                  | {(float(v), "falling") for v in spec.plan.falling_setpoints_n})
 
 
 def ramp_cases(spec: Specification) -> dict[str, tuple[float, float]]:
-    """test_ramp's cases, id → (rate, force): the plan's own `ramp_cases()` (1.3), else the
-    1.2 test's slow / medium / fast by index into the sorted rates."""
-    plan = spec.plan
-    if hasattr(plan, "ramp_cases"):
-        return dict(plan.ramp_cases())
-    rates = sorted(plan.ramp_rates_n_s)
-    return {name: (rates[i] if i < 2 else rates[-1], plan.ramp_force_n)
-            for i, name in enumerate(("slow", "medium", "fast")) if i < len(rates)}
+    """test_ramp's cases, id → (rate, force): the plan's own `ramp_cases()`."""
+    return dict(spec.plan.ramp_cases())
 
 
 def ramp_rates(spec: Specification, profile: str) -> list[float]:
@@ -74,31 +69,21 @@ def ramp_forces(spec: Specification, profile: str) -> list[float]:
 
 
 def ramp_directions(spec: Specification, profile: str) -> list[str]:
-    """RA-RATE's slopes: up, down to a lower setting (1.3: when the plan has ramp cases),
-    and the STOP release."""
-    lower = ["to lower setting"] if hasattr(spec.plan, "ramp_cases") else []
-    return ["progressive", *lower, "regressive"]
-
-
-def lower_fraction() -> float | None:
-    """test_ramp's lower setting as a fraction of the case's force."""
-    from suites.steps import LOWER_FRACTION
-
-    return LOWER_FRACTION
+    """RA-RATE's slopes: up, down to a lower setting, and the STOP release."""
+    return ["progressive", "to lower setting", "regressive"]
 
 
 def ramp_targets(spec: Specification, profile: str) -> list[float]:
-    """The settings RA-OVERSHOOT and RA-SETTLE are judged at: each case's force, and (1.3)
-    the lower setting it ramps down to."""
-    frac = lower_fraction() if hasattr(spec.plan, "ramp_cases") else None
+    """The settings RA-OVERSHOOT and RA-SETTLE are judged at: each case's force, and the
+    lower setting it ramps down to."""
     forces = ramp_forces(spec, profile)
-    return _sorted_unique([*forces, *([frac * f for f in forces] if frac else [])])
+    return _sorted_unique([*forces, *(LOWER_FRACTION * f for f in forces)])
 
 
 def past_setting_directions(spec: Specification, profile: str) -> list[str]:
-    """RA-OVERSHOOT and RA-SETTLE: after the progressive ramp, and (1.3) after the ramp to
-    the lower setting (an undershoot)."""
-    return ["progressive", *(["to lower setting"] if hasattr(spec.plan, "ramp_cases") else [])]
+    """RA-OVERSHOOT and RA-SETTLE: after the progressive ramp, and after the ramp to the
+    lower setting (an undershoot)."""
+    return ["progressive", "to lower setting"]
 
 
 def ramp_cases_rate_force(spec: Specification, profile: str) -> list[tuple[float, float]]:
@@ -154,11 +139,7 @@ def emergency_combos(spec: Specification, profile: str) -> list[tuple[str, float
     """(phase, force) of the trials of one trigger: the plan's `trial_plan(profile)` (every
     phase × force combination in turn), read as the suite reads it — so fewer trials than
     combinations leave some out, and the map says so."""
-    em = spec.plan.emergency
-    if hasattr(em, "trial_plan"):
-        return sorted({(p, float(f)) for p, f in em.trial_plan(profile)})
-    combos = [(p, float(f)) for p in em.phases for f in em.forces_n]
-    return sorted({combos[i % len(combos)] for i in range(em.trials)})
+    return sorted({(p, float(f)) for p, f in spec.plan.emergency.trial_plan(profile)})
 
 
 def emergency_phases(spec: Specification, profile: str) -> list[str]:
@@ -186,8 +167,7 @@ def watchdog_forces(spec: Specification, profile: str) -> list[float]:
 
 
 def emergency_trials(spec: Specification, profile: str) -> list[int]:
-    em = spec.plan.emergency
-    return [em.trials_for(profile) if hasattr(em, "trials_for") else em.trials]
+    return [spec.plan.emergency.trials_for(profile)]
 
 
 def has_test(module: str, test: str) -> bool:
