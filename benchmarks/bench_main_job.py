@@ -5,7 +5,7 @@ temporary copy of the rig file with the time scale set to K (default 1), with th
 profile or `--profile full`, then prints each test's wall time from the run record
 (test-start to the next test-start or the run's end: reports/panel/estimate.test_spans),
 the time limit the plugin gave it (its test-start's time_limit_s), the planned wall time
-(suites/budget.py's table seconds ÷ K) and the totals. Prints figures; asserts nothing.
+(verification/budget.py's table seconds ÷ K) and the totals. Prints figures; asserts nothing.
 
 Not run in CI: the whole job at K = 1 takes a quarter of an hour or more (`rig spec
 duration lumbar` says how long it is planned to take). `--k EXPR` runs a few tests only.
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from reports.panel.estimate import test_spans
     from reports.record import read_record, run_dirs
-    from suites.budget import collect_plan
+    from fixtures.plan_collect import collect_plan
 
     work = Path(tempfile.mkdtemp(prefix="bench-main-job-"))
     runs = Path(args.run_dir) if args.run_dir else work / "runs"

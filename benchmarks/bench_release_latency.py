@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from drivers.watchdog import HeartbeatKeeper  # noqa: E402
 from rigs.config import load_rig  # noqa: E402
 from rigs.rig import open_rig  # noqa: E402
-from suites.analysis import crossing_below  # noqa: E402
-from suites.bench import Bench  # noqa: E402
-from suites.spec import load_spec  # noqa: E402
-from suites.test_emergency_release import run_trial  # noqa: E402
+from verification.analysis import crossing_below  # noqa: E402
+from verification.bench import Bench  # noqa: E402
+from verification.spec import load_spec  # noqa: E402
+from verification.emergency import run_trial  # noqa: E402
 
 TRIALS = 12
 

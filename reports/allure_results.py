@@ -14,7 +14,7 @@ from pathlib import Path
 
 import allure
 
-from suites.spec import quantity_id
+from verification.spec import quantity_id
 
 
 def active() -> bool:

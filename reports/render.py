@@ -34,7 +34,7 @@ from reports.manifest import (MANIFEST_NAME, SIGNATURE_NAME, hash_files, run_fil
                               ManifestError)
 from reports.record import RECORD_NAME
 from reports.verdicts import ORDER, RunSummary, _closeness, summarise, verdict_rows
-from suites.spec import quantity_id
+from verification.spec import quantity_id
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MAX_PLOTS = 3  # force/time plots per requirement: its worst measurements that have a series

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from reports.record import Damage, damage_text, scan_record
-from suites.spec import quantity_id
+from verification.spec import quantity_id
 
 ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3, "N/A": 4}
 NOT_APPLICABLE = "N/A"

@@ -1,6 +1,6 @@
 """`rig spec coverage SPEC…`: what the plan of a specification samples, per requirement.
 
-The map itself lives in suites/coverage.py (one declarative place next to the suites it
+The map itself lives in verification/coverage.py (one declarative place next to the suites it
 describes); this module only parses the command line, writes the Markdown and, with
 --run, checks a run's record against the map: a map that claims a value the suites did
 not measure is a map that lies, and the check says which.
@@ -36,8 +36,8 @@ def add_parser(spec_sub) -> None:
 
 def run_coverage(args: argparse.Namespace) -> int:
     from reports.record import read_record
-    from suites.coverage import check_run, render_markdown
-    from suites.spec import load_spec
+    from verification.coverage import check_run, render_markdown
+    from verification.spec import load_spec
 
     specs = [load_spec(s) for s in args.specs]
     profiles = list(PROFILES) if args.profile == "both" else [args.profile]

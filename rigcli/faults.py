@@ -35,7 +35,7 @@ from rich.table import Table
 from reports.record import run_dirs
 from reports.verdicts import summarise, verdict_rows
 from rigs.emulator.faults import CATALOGUE
-from suites.spec import SPECS_DIR
+from verification.spec import SPECS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = {"PASS": "P", "FAIL": "F", "INCONCLUSIVE": "I", "NOT RUN": "-"}
@@ -410,7 +410,7 @@ def run_links(args) -> int:
     from rigs.config import load_rig
     from rigcli.link_matrix import BusyLoad, CellRunner, Limits, all_cells, cell_spec, result_dict, run_cells, select
     from drivers.errors import ConfigError
-    from suites.spec import load_spec
+    from verification.spec import load_spec
 
     console = Console(width=max(Console().width, 200))
     try:

@@ -46,7 +46,7 @@ from rigs.config import RigConfig, load_rig
 from rigs.linkfaults.proxy import FaultProxy
 from rigs.processes import end_process
 from rigs.rig import PROJECT_ROOT, EmulatorProcess
-from suites.spec import Specification
+from verification.spec import Specification
 
 LINKS = ("test", "safety", "heartbeat", "stimulus", "gauge", "commands")
 #: the proxies a link's fault applies to: "commands" is both controller command links at once

@@ -227,7 +227,7 @@ def check_inputs(args) -> None:
     from fixtures.plugin import calibration_refusal
     from rigs.config import load_rig
     from rigs.emulator.faults import CATALOGUE
-    from suites.spec import load_spec
+    from verification.spec import load_spec
 
     for name in args.fault or []:
         if name not in CATALOGUE:

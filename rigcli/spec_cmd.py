@@ -1,6 +1,6 @@
 """`rig spec duration SPEC`: how long a run of a specification takes, before it runs.
 
-The figures are suites/budget.py's (the same ones the plugin turns into each suite test's
+The figures are verification/budget.py's (the same ones the plugin turns into each suite test's
 time limit): the planned table time per collected test, the wall time at a time scale K
 (a real bench: 1; the embedded emulator: 10) and the limit the test would get there.
 """
@@ -18,7 +18,7 @@ def add_duration_parser(spec_sub) -> None:
     """Register `duration` under the `rig spec` group (spec_sub: its subparsers)."""
     dur = spec_sub.add_parser(
         "duration", help="the planned table time of each suite test and in all, and the wall time at a time scale "
-                         "(suites/budget.py; the same figures set each test's time limit on a rig)")
+                         "(verification/budget.py; the same figures set each test's time limit on a rig)")
     dur.add_argument("spec", metavar="SPEC", help="specification file or built-in name (lumbar, cervical)")
     dur.add_argument("--profile", choices=["quick", "full"], default="quick",
                      help="quick (daily use, default) or full (the compliance run)")
@@ -47,8 +47,9 @@ def _clock(seconds: float) -> str:
 
 def run_duration(args: argparse.Namespace) -> int:
     from fixtures.operator import DEFAULT_TIMEOUT_S
-    from suites.budget import collect_plan, plan_total, runs_on, time_limit_s
-    from suites.spec import load_spec
+    from fixtures.plan_collect import collect_plan
+    from verification.budget import plan_total, runs_on, time_limit_s
+    from verification.spec import load_spec
 
     spec = load_spec(args.spec)  # bad input: one line, before pytest collects anything
     k = args.time_scale
@@ -78,6 +79,6 @@ def run_duration(args: argparse.Namespace) -> int:
     console.print(f"in all, real bench with a person ({sum(runs_on(r, True) for r in rows)} tests): "
                   f"{bench:.0f} s of table time = {_clock(bench / k)} wall at K = {k:g} (plus the person's answers)",
                   highlight=False)
-    console.print("planned table time (suites/budget.py); bench preparation, releases' confirmation and round trips "
+    console.print("planned table time (verification/budget.py); bench preparation, releases' confirmation and round trips "
                   "between steps come on top (the time limits' margin)", style="dim", highlight=False)
     return 0

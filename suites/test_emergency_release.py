@@ -11,197 +11,14 @@ restart is refused until RESET.
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-
 import allure
-import numpy as np
 import pytest
 
-from drivers.controller import CommandRefused
-from drivers.errors import RigError
-from drivers.tcm1 import Phase, StimulusCoil
-from suites.bench import BenchTimeout
-from suites.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
-from suites.release import RISE_KEY, force_at_trigger, release_measurements, trigger_unsure_s
-from suites.spec import EMERGENCY_TRIGGERS
-from suites.steps import AFTER_RELEASE_S, IN_PHASE_S, trial_rates
-
-RELAY = {
-    "estop_button": StimulusCoil.ESTOP_BUTTON,
-    "switch_pressed": StimulusCoil.PATIENT_SWITCH,
-    "switch_unplugged": StimulusCoil.PATIENT_SWITCH_UNPLUG,
-    "mains_cut": StimulusCoil.MAINS_CUT,
-}
-PHASE_OF = {"ramp_up": Phase.RAMP_UP, "hold": Phase.HOLD, "ramp_to_rest": Phase.RAMP_TO_REST, "rest": Phase.REST}
-#: a trial whose trigger instant is known worse than this (wall s, half-width: the
-#: contract's 1 ms relay window plus a normal round trip) is repeated: a scheduling
-#: hiccup of the host, not the table, would decide its verdict
-MAX_TRIGGER_HALF_WIDTH_S = 0.001
-ATTEMPTS = 3
-REQUIREMENTS = ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP", "ER-LATCH")
-WATCHDOG_REQUIREMENT = "WD-TIME"  # timed in the watchdog trials only
-
-
-@dataclass
-class Trial:
-    index: int
-    trigger: str
-    phase: str
-    force_n: float
-    t: np.ndarray
-    f: np.ndarray
-    f0: float
-    half_width_s: float
-    restart_refused: bool
-    reset_accepted: bool
-    phase_seen: str
-    released: bool
-    capture: object  # the suites.bench.Capture the values were taken from
-    #: the rig's own failure while bringing the table back (a link, a relay), not the table's
-    rig_failure: Exception | None = None
-    #: watchdog trials: when the trip came (None for other triggers)
-    watchdog: "WatchdogTrip | None" = None
-    fastest_n_s: float = 0.0  # the fastest ramp the trial commanded (the course before the trigger)
-
-
-@dataclass
-class WatchdogTrip:
-    """A watchdog trial's trip, timed from the last heartbeat the controller acknowledged.
-
-    The beat restarted the watchdog somewhere between its send and its acknowledgement
-    (midpoint ± half the round trip); the trip lies between the last status read that did
-    not show WATCHDOG_TRIPPED (from its send) and the first that did (to its reply). The
-    release requirements count from this measured trip: a watchdog that trips late is
-    WD-TIME's finding, never the release's."""
-
-    beat_ns: int
-    beat_half_s: float  # wall
-    trip_ns: int | None  # None: never reported within the wait
-    trip_half_s: float  # wall
-    reads: int
-
-    def delay_table_s(self, k: float) -> float:
-        return float("inf") if self.trip_ns is None else (self.trip_ns - self.beat_ns) / 1e9 * k
-
-
-def time_watchdog_trip(bench, last_ack_ns: int, wait_table_s: float) -> WatchdogTrip:
-    """Status reads back to back until the controller reports the watchdog trip (or the
-    wait ends): the trip bracketed by the last read without it and the first with it."""
-    rtt = bench.keeper.last_rtt_s
-    beat_ns = last_ack_ns - int(rtt / 2 * 1e9)
-    deadline = last_ack_ns + int(wait_table_s / bench.k * 1e9)
-    previous_sent, reads = None, 0
-    while True:
-        st = bench.ctrl.status()
-        reads += 1
-        if st.watchdog_tripped:
-            sent = previous_sent if previous_sent is not None else beat_ns
-            return WatchdogTrip(beat_ns, rtt / 2, (sent + st.host_ns) // 2, (st.host_ns - sent) / 2e9, reads)
-        previous_sent = st.sent_ns
-        if time.perf_counter_ns() > deadline:
-            return WatchdogTrip(beat_ns, rtt / 2, None, 0.0, reads)
-
-
-def _reach(bench, phase: str, force: float, up: float, down: float, start_ns: int, lead_s: float) -> str:
-    """Wait until `lead_s` table seconds before the trigger point of the phase."""
-    target = PHASE_OF[phase]
-    if phase == "ramp_up":
-        trigger_at = 0.6 * force / up
-        bench.wait(lambda s: bench.table_s(start_ns, s.host_ns) >= trigger_at - lead_s, trigger_at + 10, "mid-ramp")
-        return bench.ctrl.status().phase.name
-    st = bench.wait(lambda s: s.phase is target, 60, f"phase {target.name}")
-    entered = st.host_ns
-    if phase == "ramp_to_rest":
-        delay = 0.25 * (force / 2) / down  # a quarter of the way down to the rest force
-    else:
-        delay = IN_PHASE_S
-    bench.wait(lambda s: bench.table_s(entered, s.host_ns) >= delay - lead_s, delay + 10, f"inside {target.name}")
-    return bench.ctrl.status().phase.name
-
-
-def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -> Trial:
-    up, down, hold, rest = trial_rates(spec, trigger, phase, force)
-    bench.configure(force, up, down, intermittent=True, rest_n=force / 2, hold_s=hold, rest_s=rest)
-    wd = spec.plan.watchdog_s
-    holder: list = []
-    with bench.capture(holder):
-        start_ns = bench.ctrl.start()
-        watchdog = None
-        if trigger == "watchdog":
-            seen = _reach(bench, phase, force, up, down, start_ns, lead_s=wd)
-            last_beat = bench.keeper.pause()
-            # a late watchdog is WD-TIME's finding: wait for it well past its limit
-            wd_limit = spec.requirement(WATCHDOG_REQUIREMENT).limits(watchdog=wd)[1] or wd
-            watchdog = time_watchdog_trip(bench, last_beat, 2 * wd_limit + 1.0)
-            if watchdog.trip_ns is not None:  # the release counts from the trip as it came
-                trigger_ns, half_width = watchdog.trip_ns, watchdog.trip_half_s
-            else:  # never tripped: the release it owed counts from when the trip was due
-                trigger_ns = watchdog.beat_ns + int(wd / bench.k * 1e9)
-                half_width = watchdog.beat_half_s + 1e-3 / bench.k
-        else:
-            seen = _reach(bench, phase, force, up, down, start_ns, lead_s=0.0)
-            if trigger == "estop_coil":
-                trigger_ns, half_width = bench.coil_trigger(bench.ctrl.emergency_stop)
-            else:
-                trigger_ns, half_width = bench.relay(RELAY[trigger], True)
-        # a defective table may never release: that is a measurement, not an error
-        limit = spec.requirement("ER-RESIDUAL").limits(residual=bench.residual_n, force=force)[1] or 3.0
-        _, released = bench.poll_until(bench.released, 2 * limit + 1.0)
-        bench.sleep(AFTER_RELEASE_S)
-    cap = bench.to_table(holder[0], trigger_ns)
-    t, f = cap.t, cap.force
-    f0 = force_at_trigger(t, f, trigger_unsure_s(cap, half_width, bench.k))
-    # remove the cause, then a restart must be refused until RESET
-    if trigger in RELAY:
-        bench.relay(RELAY[trigger], False)
-    else:
-        bench.keeper.resume()
-    refused = bench.start_refused()
-    if trigger == "mains_cut":
-        try:
-            bench.ctrl.enable()
-            refused = False
-        except CommandRefused:
-            pass
-    if not refused or not released:
-        bench.make_safe()
-    reset_ok, rig_failure = True, None
-    try:
-        bench.prepare()
-    except (CommandRefused, BenchTimeout):  # the table's answer: it cannot be reset (ER-LATCH FAIL)
-        reset_ok = False
-    except RigError as exc:  # a link or a relay of the rig failed: judged nowhere, the test breaks off
-        rig_failure = exc
-    return Trial(index, trigger, phase, force, t, f, f0, half_width, refused, reset_ok, seen, released, cap,
-                 rig_failure, watchdog, max(up, down))
-
-
-def _stats(values: list[float]) -> dict:
-    arr = np.asarray(values, dtype=float)
-    finite = arr[np.isfinite(arr)]
-    return {
-        "trials": int(len(arr)),
-        "max": float(np.max(arr)) if len(arr) else None,
-        "min": float(np.min(arr)) if len(arr) else None,
-        "mean": float(np.mean(finite)) if len(finite) else None,
-        "p95": float(np.percentile(finite, 95)) if len(finite) else None,
-        "never_reached": int(np.sum(~np.isfinite(arr))),
-    }
-
-
-def watchdog_measurement(spec, bench, trial: Trial, name: str, cond: dict) -> Measurement:
-    """WD-TIME of one watchdog trial: from the last acknowledged beat to the trip."""
-    req = spec.requirement(WATCHDOG_REQUIREMENT)
-    wd = spec.plan.watchdog_s
-    lo, hi = req.limits(watchdog=wd)
-    w = trial.watchdog
-    return Measurement(name, req, w.delay_table_s(bench.k), "s", lo, hi,
-                       [UncertaintyTerm.rectangular("last heartbeat's instant (write round trip) × K", w.beat_half_s * bench.k),
-                        UncertaintyTerm.rectangular("trip instant (between two status reads) × K", w.trip_half_s * bench.k)],
-                       conditions={**cond, "watchdog_s": wd, "status_reads": w.reads,
-                                   "tripped": w.trip_ns is not None})
-
+from verification.measurement import Measurement, Precondition, Verdict
+from verification.release import RISE_KEY, release_measurements
+from verification.spec import EMERGENCY_TRIGGERS
+from verification.emergency import (ATTEMPTS, MAX_TRIGGER_HALF_WIDTH_S, REQUIREMENTS, WATCHDOG_REQUIREMENT,
+                                    run_trial, stats_of, watchdog_measurement)
 
 @pytest.mark.requirement(*REQUIREMENTS, WATCHDOG_REQUIREMENT)
 @pytest.mark.parametrize("trigger", EMERGENCY_TRIGGERS)
@@ -276,7 +93,7 @@ def test_emergency_release(bench, spec, recorder, trigger, profile):
                                   worst.upper, worst.budget, quantity=quantity,
                                   conditions={"trigger": trigger, "worst_trial": worst.conditions,
                                               "not_applicable": len(ms) - len(judged),
-                                              **_stats([float(m.value) for m in judged])},
+                                              **stats_of([float(m.value) for m in judged])},
                                   preconditions=worst.preconditions)
         summary.conditions["summary"] = True
         recorder.record(summary)

@@ -13,9 +13,9 @@ import time
 import numpy as np
 import pytest
 
-from suites.analysis import settled_slice
-from suites.measurement import Measurement, UncertaintyTerm
-from suites.steps import CELL_WINDOW_S
+from verification.analysis import settled_slice
+from verification.measurement import Measurement, UncertaintyTerm
+from verification.steps import CELL_WINDOW_S
 
 
 

@@ -10,7 +10,6 @@ the reason: another requirement's defect took away what it needed."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -18,10 +17,11 @@ import pytest
 from drivers.controller import CommandRefused, IllegalValue
 from drivers.tcm1 import FaultCode, Holding, Phase, RejectReason, StimulusCoil
 from fixtures.operator import OPERATOR_DID_IT
-from suites.analysis import crossing_above, fit_line
-from suites.bench import POLL_WALL_S
-from suites.measurement import Measurement, Precondition, UncertaintyTerm, expanded_uncertainty
-from suites.steps import JUST_ABOVE_N, QUIET_S, RESET_SETTLE_S
+from verification.bench import POLL_WALL_S
+from verification.measurement import Measurement, Precondition
+from verification.overforce import TripWatch, analyse_overforce_trip, pull_rates, record_overforce_trip
+from verification.steps import (AFTER_TRIP_S, HOLD_FRACTION, JUST_ABOVE_N, LIMIT_LOWER_FRACTION, LIMIT_RUNNING_FRACTION,
+                                OPERATOR_AFTER_TRIP_S, QUIET_S, RESET_SETTLE_S, SERIES_BEFORE_S, TRIP_WAIT_S)
 
 
 
@@ -105,10 +105,6 @@ def test_setpoint_above_force_limit_refused(bench, spec, recorder, force_limit):
     boolean(recorder, req, "nothing moves (gauge peak below residual)", peak < bench.residual_n, [at_rest], peak_n=peak)
 
 
-RUNNING_FRACTION = 0.25  # of FORCE_LIMIT: the treatment running while the limit is written
-LOWER_FRACTION = 0.5  # of FORCE_LIMIT: the lower limit written (above the running treatment's setting)
-
-
 def _limit_write(bench, recorder, req, newtons: float, state: str, direction: str,
                  preconditions=()) -> None:
     """A FORCE_LIMIT write the lock must refuse (04, LAST_REJECT 4) and leave unchanged."""
@@ -131,10 +127,10 @@ def test_force_limit_locked_while_enabled(bench, spec, recorder, force_limit):
     req = spec.requirement("IL-LIMIT-LOCK")
     limit = spec.plan.overforce_limit_n
     force_limit(limit)  # set while disabled, then enabled again: below the rated force, so a higher one fits
-    lower, higher = LOWER_FRACTION * limit, spec.rated_force_n
+    lower, higher = LIMIT_LOWER_FRACTION * limit, spec.rated_force_n
     _limit_write(bench, recorder, req, lower, "enabled, idle", "lower")
     _limit_write(bench, recorder, req, higher, "enabled, idle", "higher")
-    bench.configure(RUNNING_FRACTION * limit, spec.max_ramp_rate_n_s)
+    bench.configure(LIMIT_RUNNING_FRACTION * limit, spec.max_ramp_rate_n_s)
     bench.ctrl.start()
     st = bench.ctrl.status()
     running = Precondition("a treatment running (PHASE 1-4) at the writes", st.running,
@@ -214,7 +210,7 @@ def _trip_overforce(bench, spec, rig, force_limit, setting: float) -> Preconditi
     limit, _ = hold_below_limit(bench, spec, force_limit)
     try:
         rig.patient_simulator.pull(0.4 * limit, 20.0 * limit)
-        TripWatch(bench.ctrl).wait(2.0 / bench.k + 0.5)
+        TripWatch(bench.ctrl).wait(TRIP_WAIT_S / bench.k + 0.5)
     finally:
         rig.patient_simulator.pull(0.0)
     _, released = bench.poll_until(bench.released, 10.0)
@@ -462,132 +458,6 @@ def test_fault_code_keeps_the_first_trigger(bench, spec, recorder):
 # controller reports, bracketed by status reads (`TripWatch`, `analyse_overforce_trip`),
 # and judge it with the same budget and decision rule (`record_overforce_trip`).
 
-HOLD_FRACTION = 0.8  # the table holds this fraction of FORCE_LIMIT before the pull
-AFTER_TRIP_S = 1.0  # table seconds of the gauge kept after the trip was seen (the emulated snag's)
-OPERATOR_AFTER_TRIP_S = 0.5  # the same for a person's pull: they are told to stop only after it
-SERIES_BEFORE_S = 2.0  # table seconds of a person's (long) pull kept in the series before the crossing
-CROSSING_BAND = 0.05  # the slope at the crossing: from this fraction below FORCE_LIMIT up to it
-CROSSING_FIT_MAX = 2000  # samples at most in that fit (a very slow pull)
-
-
-class TripWatch:
-    """Status reads while the force is taken over FORCE_LIMIT: (sent ns, reply ns,
-    OVERFORCE_TRIPPED) of each, for the bracketing; also an `observed` callable for
-    `Operator.await_action` (its answer is what the controller reported)."""
-
-    def __init__(self, ctrl) -> None:
-        self.ctrl = ctrl
-        self.reads: list[tuple[int, int, bool]] = []
-        self.first_position_m: float | None = None
-        self.trip_position_m: float | None = None
-
-    @property
-    def tripped(self) -> bool:
-        return bool(self.reads) and self.reads[-1][2]
-
-    def __call__(self) -> str | None:
-        st = self.ctrl.status()
-        self.reads.append((st.sent_ns, st.host_ns, st.overforce_tripped))
-        if self.first_position_m is None:
-            self.first_position_m = st.position_m
-        if st.overforce_tripped:
-            self.trip_position_m = st.position_m
-            return f"tripped (OVERFORCE_TRIPPED, fault {st.fault_code.name})"
-        return None
-
-    def wait(self, wall_s: float, pause_s: float = 0.0) -> bool:
-        """Read until the trip is seen or `wall_s` wall seconds passed."""
-        deadline = time.perf_counter() + wall_s
-        while time.perf_counter() < deadline:
-            if self() is not None:
-                return True
-            if pause_s:
-                time.sleep(pause_s)
-        return False
-
-
-@dataclass
-class OverforceTrip:
-    """The gauge crossing FORCE_LIMIT and the trip, in table seconds of one capture."""
-
-    cross: float  # first gauge crossing of FORCE_LIMIT (inf: never)
-    trip: float  # the trip instant (inf: never seen, or nothing to time it from)
-    half: float  # half-width of the trip's bracket
-    peak: float  # gauge peak over the capture
-    slope_n_s: float  # gauge slope just before the crossing (nan: no crossing)
-    crossing_u_s: float  # standard uncertainty of the crossing instant from the gauge force
-
-    @property
-    def crossed(self) -> bool:
-        return bool(np.isfinite(self.cross))
-
-    @property
-    def delay(self) -> float:
-        return self.trip - self.cross if np.isfinite(self.trip) else float("inf")
-
-
-def analyse_overforce_trip(bench, cap, t0: int, reads: list[tuple[int, int, bool]], limit: float) -> OverforceTrip:
-    """The crossing from the gauge trace and the trip instant from the status reads."""
-    cross = crossing_above(cap.t, cap.force, limit)
-    # the trip instant: after the device sampled the last read that did not show it (no
-    # earlier than that read was sent) and before the first read that did came back —
-    # a reply the loaded host picked up late must not push the trip later
-    first = next((i for i, (_, _, tripped) in enumerate(reads) if tripped), None)
-    if first is None or not np.isfinite(cross):
-        trip, half = float("inf"), 0.0
-    else:
-        seen = bench.table_s(t0, reads[first][1])
-        # tripped at the first read: it may have come before that read was even sent
-        before = bench.table_s(t0, reads[first - 1][0]) if first > 0 else min(cross, bench.table_s(t0, reads[0][0]))
-        trip, half = (seen + before) / 2, (seen - before) / 2
-    peak = float(np.max(cap.force)) if len(cap.force) else float("nan")
-    slope, u_cross = float("nan"), 0.0
-    if np.isfinite(cross):
-        # a slow pull crosses slowly: the gauge's force uncertainty (calibration,
-        # resolution, its noise about the rise) becomes time at the crossing, ÷ the slope.
-        # For a snag this is microseconds; for a person's pull, milliseconds.
-        # the slope: a line through the rise's last stretch below the limit (the samples
-        # from FORCE_LIMIT − CROSSING_BAND of it up to the first one above), so neither the
-        # hold before a snag nor the table giving way before a person's pull bends it
-        i = int(np.searchsorted(cap.t, cross))  # the first sample above the limit
-        j = i - 1
-        while j >= 0 and cap.force[j] >= (1.0 - CROSSING_BAND) * limit and i - j < CROSSING_FIT_MAX:
-            j -= 1
-        fit = fit_line(cap.t[j + 1:i + 1], cap.force[j + 1:i + 1])
-        secant = ((cap.force[i] - cap.force[i - 1]) / (cap.t[i] - cap.t[i - 1])
-                  if 0 < i < len(cap.t) and cap.t[i] > cap.t[i - 1] else float("nan"))
-        slope = fit.slope if np.isfinite(fit.slope) and fit.slope > 0 else secant
-        noise = fit.residual_std if np.isfinite(fit.residual_std) else 0.0
-        force_u = expanded_uncertainty(bench.force_terms_of(noise, 1), k=1.0)  # one reading's standard uncertainty
-        u_cross = force_u / slope if np.isfinite(slope) and slope > 0 else float(cap.period)
-    return OverforceTrip(cross, trip, half, peak, slope, u_cross)
-
-
-def record_overforce_trip(bench, recorder, req, limit: float, cap, a: OverforceTrip, conditions: dict, *,
-                          note: str = "", series_from_s: float | None = None) -> Measurement:
-    """IL-OVERFORCE's measurement, judged alike whoever pulled; then the latch must hold."""
-    st = bench.ctrl.status()
-    over = Precondition("the pull took the gauge force over FORCE_LIMIT", a.crossed,
-                        f"gauge peak {a.peak:.4g} N, FORCE_LIMIT {limit:g} N")
-    keep = cap.t >= series_from_s if series_from_s is not None else slice(None)
-    lo, hi = req.limits()
-    m = recorder.record(Measurement(
-        "gauge crossing FORCE_LIMIT to the trip", req, a.delay, "s", lo, hi,
-        [UncertaintyTerm.rectangular("trip seen between two status reads", a.half),
-         UncertaintyTerm.rectangular("gauge sample period (crossing)", cap.period),
-         UncertaintyTerm.rectangular("gauge clock mapping × K", getattr(cap, "mapping_half_width_s", 0.0) * bench.k),
-         UncertaintyTerm("crossing instant: gauge force uncertainty ÷ slope at the crossing", a.crossing_u_s)],
-        conditions={"limit_n": limit, **conditions, "latched": st.overforce_tripped, "peak_n": a.peak},
-        series={"t_s": cap.t[keep], "force_n": cap.force[keep]},
-        annotations={"cross_s": a.cross, **({"trip_s": a.trip} if np.isfinite(a.trip) else {})},
-        note=note,
-        preconditions=[over],
-    ))
-    if over.held:
-        assert st.overforce_tripped and st.fault_code.name == "OVERFORCE", "the over-force trip did not latch"
-    return m
-
-
 def hold_below_limit(bench, spec, force_limit) -> tuple[float, float]:
     """FORCE_LIMIT set to the plan's over-force limit, the table holding HOLD_FRACTION of it."""
     limit = spec.plan.overforce_limit_n
@@ -615,30 +485,13 @@ def test_overforce_trip(bench, spec, recorder, force_limit, rig):
         with bench.capture(holder):
             bench.sleep(0.3)
             rig.patient_simulator.pull(0.4 * limit, pull_rate)
-            watch.wait(2.0 / bench.k + 0.5)
+            watch.wait(TRIP_WAIT_S / bench.k + 0.5)
             bench.sleep(AFTER_TRIP_S)
     finally:
         rig.patient_simulator.pull(0.0)
     cap = bench.to_table(holder[0], t0)
     a = analyse_overforce_trip(bench, cap, t0, watch.reads, limit)
     record_overforce_trip(bench, recorder, req, limit, cap, a, {"pull_rate_n_s": pull_rate})
-
-
-def pull_rates(spec, limit: float) -> tuple[float, float]:
-    """(asked, slowest useful) pull rate in N/s for a person's pull.
-
-    Slowly through FORCE_LIMIT, the trip's delay includes the controller's own cell error
-    at the limit ÷ the pull rate — time the force really is over the limit, so it is
-    judged as measured. The slowest useful rate lets a cell within FA-CELL's tolerance
-    (2 % of the limit on both tables) trip within half of IL-OVERFORCE's limit; the
-    person is asked for twice that."""
-    upper = spec.requirement("IL-OVERFORCE").limits()[1] or 0.1
-    try:
-        tolerance = spec.requirement("FA-CELL").limits(setting=limit)[1] or 0.02 * limit
-    except KeyError:
-        tolerance = 0.02 * limit
-    slowest = tolerance / (upper / 2)
-    return float(np.ceil(2 * slowest / 10.0) * 10.0), float(np.ceil(slowest / 10.0) * 10.0)
 
 
 @pytest.fixture
@@ -688,7 +541,7 @@ def test_overforce_trip_pulled_by_operator(person_pulls, bench, spec, recorder, 
             f"(type done if the gauge went past {limit:g} N and the table did not trip).",
             observed=watch)
         if not watch.tripped:  # done, says the person: the table gets a last chance to report it
-            watch.wait(2.0 / bench.k + 0.5, pause_s=POLL_WALL_S)
+            watch.wait(TRIP_WAIT_S / bench.k + 0.5, pause_s=POLL_WALL_S)
         bench.sleep(OPERATOR_AFTER_TRIP_S)
     operator.done("IL-OVERFORCE", "release",
                   "STOP pulling and let the pull off slowly (release the come-along) until the cord is slack: "

@@ -5,7 +5,7 @@ The relay trials of test_emergency_release prove the controller's e-stop input; 
 proves the button itself (switch, wiring, the latch a person twists out) on the daily
 check of the Eltrac 471 manual: pull, press, the cord must slacken. The release is
 measured with the reference gauge exactly as the relay trials measure it
-(suites/release.py); only the trigger instant differs: a hand press has no
+(verification/release.py); only the trigger instant differs: a hand press has no
 acknowledged write, so it is the instant the controller latched the e-stop, bracketed
 by the last status read that did not show it and the first that did.
 
@@ -23,10 +23,10 @@ import pytest
 
 from drivers.controller import CommandRefused
 from drivers.tcm1 import Phase
-from suites.bench import POLL_WALL_S, BenchTimeout, Capture
-from suites.measurement import Measurement
-from suites.release import RELEASE_REQUIREMENTS, force_at_trigger, release_measurements, trigger_unsure_s
-from suites.steps import AFTER_RELEASE_S
+from verification.bench import POLL_WALL_S, BenchTimeout, Capture
+from verification.measurement import Measurement
+from verification.release import RELEASE_REQUIREMENTS, force_at_trigger, release_measurements, trigger_unsure_s
+from verification.steps import AFTER_RELEASE_S
 
 REQUIREMENTS = (*RELEASE_REQUIREMENTS, "ER-LATCH")
 PRE_TRIGGER_S = 1.0  # table seconds of the hold kept before the trigger; the rest of the wait is dropped

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from drivers.tcm1 import Phase
-from suites.analysis import envelope, final_descent_start, flat_plateaus, ramp_fit
-from suites.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
-from suites.steps import AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_TREATMENT_S, LOWER_FRACTION
+from verification.analysis import envelope, final_descent_start, flat_plateaus, ramp_fit
+from verification.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
+from verification.steps import AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_TREATMENT_S, LOWER_FRACTION
 
 
 def fit_points(fit, what: str) -> Precondition:

@@ -23,7 +23,7 @@ from drivers.watchdog import HeartbeatKeeper
 from rigs.processes import end_process
 from rigs.config import load_rig
 from rigs.rig import open_rig
-from suites.spec import load_spec
+from verification.spec import load_spec
 
 
 def hold(rig_file: str, force_n: float):

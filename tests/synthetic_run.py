@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from reports.record import RunRecord
-from suites.spec import load_spec
+from verification.spec import load_spec
 
 TABLE_SERIAL = "SYN-LUMB-0042"
 ER_TEST = "suites/test_emergency_release.py::test_emergency_release[estop_coil]"

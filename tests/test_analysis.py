@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from suites import analysis as a
+from verification import analysis as a
 
 
 def trace(points: list[tuple[float, float]], rate_hz: float, noise_n: float, seed: int):
@@ -226,7 +226,7 @@ def intermittent_trace(hold: float, rest: float, *, rate: float = 50.0, hold_s: 
 def test_flat_plateaus_find_a_rest_level_that_is_off_its_setting():
     """Issue 23: plateaus found only near the set levels hid a rest 16 N low (IM-LEVELS was
     NOT RUN). Found by flatness, the rest is a plateau at its own level."""
-    from suites.analysis import flat_plateaus
+    from verification.analysis import flat_plateaus
 
     t, f, _ = intermittent_trace(250.0, 125.0 - 16.0)
     found = [p for p in flat_plateaus(t, f, 12.5, 5.0, 1.2) if p.start > 0 and p.mean > 15]
@@ -240,7 +240,7 @@ def test_flat_plateaus_find_a_rest_level_that_is_off_its_setting():
 def test_final_descent_starts_at_the_top_of_an_interrupted_ramp():
     """A treatment that ends while the force ramps up to the hold: the release begins at the
     top of that ramp, not at the end of the last plateau (a TT-TIME error of 6 s before)."""
-    from suites.analysis import final_descent_start
+    from verification.analysis import final_descent_start
 
     t, f = trace([(-1, 0), (0, 0), (12, 600), (20, 600), (26, 300), (30, 300), (33, 450), (42, 0), (44, 0)],
                  1000.0, 0.3, 5)
@@ -251,7 +251,7 @@ def test_final_descent_starts_at_the_top_of_an_interrupted_ramp():
 def test_final_descent_after_a_hold_is_known_only_to_the_rest_level():
     """Ending in a hold, or during the ramp down to the rest level at the release's own
     pace: the gauge cannot tell them apart, and the half-width says so."""
-    from suites.analysis import final_descent_start
+    from verification.analysis import final_descent_start
 
     t, f = trace([(-1, 0), (0, 0), (5, 250), (13, 250), (18, 0), (20, 0)], 1000.0, 0.3, 6)
     start, half = final_descent_start(t, f, 50.0, 20.0, 130.0)

@@ -1,4 +1,4 @@
-"""Suite time limits from the plan (suites/budget.py, fixtures/plugin.SuiteTimeLimits) and the
+"""Suite time limits from the plan (verification/budget.py, fixtures/plugin.SuiteTimeLimits) and the
 run profile's plumbing: every suite test has an estimator, a suite item's pytest-timeout
 limit is its plan ÷ K plus the margins (never the unit tests' 120 s), an explicit
 --timeout still wins, a missing estimator is one collection error, and the profile
@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from suites import budget
-from suites.spec import SPECS_DIR, Session, load_spec
+from fixtures.plan_collect import collect_plan
+from verification import budget
+from verification.spec import SPECS_DIR, Session, load_spec
 
 pytest_plugins = ["pytester"]
 
@@ -41,14 +42,14 @@ def test_every_suite_test_function_has_an_estimator():
     functions = suite_test_functions()
     assert len(functions) >= 10
     missing = [f"{file}::{name}" for file, name in functions if name not in budget.known_tests()]
-    assert not missing, f"no estimator in suites/budget.py for {missing}"
+    assert not missing, f"no estimator in verification/budget.py for {missing}"
 
 
 @pytest.mark.parametrize("name", ["lumbar", "cervical"])
 def test_collection_of_the_suites_finds_every_estimator(name):
     """pytest's own collection of suites/ with the plugin (what `rig run` and `rig spec
     duration` do): every collected item gets a plan, nothing is missing."""
-    rows = budget.collect_plan(name, "quick")
+    rows = collect_plan(name, "quick")
     assert len(rows) >= 15
     assert {r.test for r in rows} <= set(budget.known_tests())
     assert all(r.table_s >= 0 for r in rows)
@@ -99,7 +100,7 @@ def test_full_profile_plans_longer_when_the_plan_has_full_sessions():
     """What `rig spec duration --profile full` adds: the full profile's sessions (if the plan has any)."""
     spec = load_spec("lumbar")
     sessions = list(getattr(spec.plan, "sessions", None) or [])
-    rows = {p: {r.nodeid: r.table_s for r in budget.collect_plan("lumbar", p, "intermittent")} for p in ("quick", "full")}
+    rows = {p: {r.nodeid: r.table_s for r in collect_plan("lumbar", p, "intermittent")} for p in ("quick", "full")}
     assert rows["quick"].keys() == rows["full"].keys()  # a full session is collected in quick too, and skipped
     extra = sum(s.treatment_s for s in sessions if s.profile == "full")
     assert sum(rows["full"].values()) - sum(rows["quick"].values()) >= extra
@@ -114,7 +115,7 @@ def test_time_limit_is_the_plan_over_k_plus_the_margins():
         budget.time_limit_s(600.0, 1.0) + budget.OPEN_RIG_WALL_S)
     with pytest.raises(ValueError):
         budget.time_limit_s(1.0, 0.0)
-    with pytest.raises(budget.MissingEstimate, match="suites/budget.py"):
+    with pytest.raises(budget.MissingEstimate, match="verification/budget.py"):
         budget.estimate(load_spec("lumbar"), "test_nobody_planned", {})
 
 
@@ -190,7 +191,7 @@ def test_a_suite_test_without_estimator_is_one_collection_error(pytester, monkey
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     lines = [line for line in result.errlines + result.outlines if line.startswith("ERROR:")]
     assert len(lines) == 1, result.errlines
-    assert "test_unplanned.py::test_unplanned: no table-time estimator for test_unplanned in suites/budget.py" in lines[0]
+    assert "test_unplanned.py::test_unplanned: no table-time estimator for test_unplanned in verification/budget.py" in lines[0]
     assert not runs.exists()
 
 
@@ -246,7 +247,7 @@ def test_rig_spec_duration_prints_each_test_and_the_totals(tmp_path):
     table = budget.estimate(spec, "test_emergency_release", {"trigger": "watchdog"})
     row = next(line for line in proc.stdout.splitlines() if "test_emergency_release[watchdog]" in line)
     assert f"{table:.1f}" in row and f"{budget.time_limit_s(table, 10.0):g}" in row
-    total = sum(r.table_s for r in budget.collect_plan("lumbar", "quick") if budget.runs_on(r, bench=False))
+    total = sum(r.table_s for r in collect_plan("lumbar", "quick") if budget.runs_on(r, bench=False))
     assert f"{total:.0f} s of table time" in proc.stdout and "at K = 10" in proc.stdout
     bad = subprocess.run([sys.executable, "-m", "rigcli", "spec", "duration", str(tmp_path / "none.yaml")],
                          cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-"""The coverage map (suites/coverage.py) is complete, follows the plan, and is honest
+"""The coverage map (verification/coverage.py) is complete, follows the plan, and is honest
 against a real run: every value it claims for a run's profile appears in a measurement of
 that requirement in the record of `rig run` against the emulated table."""
 
@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from reports.record import read_record, run_dirs
-from suites import coverage
-from suites.spec import SPECS_DIR, Specification, load_spec
+from verification import coverage
+from verification.spec import SPECS_DIR, Specification, load_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ("lumbar", "cervical")

@@ -34,7 +34,7 @@ from drivers.lease import lease_length_s
 from drivers.tcm1 import FaultCode, Phase
 from reports.record import RECORD_NAME, read_record
 from rigs.config import load_rig
-from suites.spec import load_spec
+from verification.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 RIG_FILE = REPO / "rigs" / "emulated-lumbar.yaml"

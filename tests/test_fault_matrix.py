@@ -27,7 +27,7 @@ REPRESENTATIVE = ["slow-release", "gain-error", "switch-ignored-in-hold", "overl
 
 def test_catalogue_is_large_enough_and_mapped():
     assert len(CATALOGUE) >= 14
-    from suites.spec import load_spec
+    from verification.spec import load_spec
 
     ids = set(load_spec("lumbar").quantity_ids)  # a requirement, or one quantity of it (ER-NORISE.rise)
     for entry in CATALOGUE.values():

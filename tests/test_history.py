@@ -21,7 +21,7 @@ from reports.history.store import HistoryError, Store, resolve_url, run_rows
 from reports.manifest import verify_manifest, write_manifest
 from reports.record import RECORD_NAME
 from rigcli.main import main as rig_main
-from suites.spec import load_spec
+from verification.spec import load_spec
 from tests.synthetic_run import TABLE_SERIAL, build_run
 
 

@@ -30,7 +30,7 @@ from rigcli.link_matrix import (
     release_time_s,
     select,
 )
-from suites.spec import load_spec
+from verification.spec import load_spec
 
 REPO = Path(__file__).resolve().parent.parent
 RIG_FILE = REPO / "rigs" / "emulated-lumbar.yaml"

@@ -15,7 +15,7 @@ import yaml
 from reports.record import run_dirs
 from reports.verdicts import summarise
 ROOT = Path(__file__).resolve().parent.parent
-from suites.spec import SPECS_DIR
+from verification.spec import SPECS_DIR
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 

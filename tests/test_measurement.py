@@ -1,5 +1,5 @@
 """Guard-banded verdicts (ILAC-G8), test uncertainty ratio and uncertainty budgets of
-`suites.measurement.Measurement`. Every number here is checked by hand."""
+`verification.measurement.Measurement`. Every number here is checked by hand."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from suites.measurement import TUR_MINIMUM, Measurement, Precondition, UncertaintyTerm, Verdict, expanded_uncertainty
-from suites.spec import Requirement, load_spec
+from verification.measurement import TUR_MINIMUM, Measurement, Precondition, UncertaintyTerm, Verdict, expanded_uncertainty
+from verification.spec import Requirement, load_spec
 
 PASS, FAIL, INCONCLUSIVE = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
 

@@ -10,8 +10,8 @@ import math
 from reports.record import RunRecord
 from reports.render import build_context, render_html
 from reports.verdicts import summarise
-from suites.measurement import Measurement, Precondition, Verdict
-from suites.spec import load_spec
+from verification.measurement import Measurement, Precondition, Verdict
+from verification.spec import load_spec
 from tests.synthetic_run import build_run
 
 SPEC = load_spec("lumbar")

@@ -39,7 +39,7 @@ from fixtures.operator import (
 from reports.record import RECORD_NAME, RunRecord, read_record
 from reports.render import render_report
 from reports.verdicts import summarise
-from suites.spec import load_spec
+from verification.spec import load_spec
 from tests.synthetic_run import build_run
 
 pytest_plugins = ["pytester"]

@@ -32,10 +32,10 @@ from drivers.controller import TractionController
 from drivers.patient_simulator import PatientSimulator
 from fixtures.page_answers import ANSWERS_NAME
 from reports.record import RECORD_NAME, read_record
-from suites.bench import Bench, Capture
-from suites.measurement import Verdict
-from suites.spec import load_spec
-from suites.test_interlocks import analyse_overforce_trip, pull_rates, record_overforce_trip
+from verification.bench import Bench, Capture
+from verification.measurement import Verdict
+from verification.spec import load_spec
+from verification.overforce import analyse_overforce_trip, pull_rates, record_overforce_trip
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = load_spec("lumbar")  # the default rig of `rig run`: the emulated lumbar table

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from suites.spec import SPECS_DIR, load_spec
+from verification.spec import SPECS_DIR, load_spec
 
 pytest_plugins = ["pytester"]
 

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from suites.measurement import Verdict
-from suites.release import RISE_KEY, force_at_trigger, release_measurements, rise_after_trigger, trigger_force
-from suites.spec import Quantity, Requirement, load_spec
+from verification.measurement import Verdict
+from verification.release import RISE_KEY, force_at_trigger, release_measurements, rise_after_trigger, trigger_force
+from verification.spec import Quantity, Requirement, load_spec
 
 SPEC = load_spec("lumbar")
 DT = 0.001  # a 1 kHz gauge
@@ -173,7 +173,7 @@ def test_the_late_drive_stop_fails_on_the_amount_and_passes_on_the_duration(tmp_
 
     from reports.record import run_dirs
     from reports.verdicts import summarise, verdict_rows
-    from suites.spec import SPECS_DIR
+    from verification.spec import SPECS_DIR
 
     data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
     data["plan"]["emergency"]["trials"] = 4  # hold and ramp-up at 150 and 400 N

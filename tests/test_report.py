@@ -22,7 +22,7 @@ from reports.manifest import MANIFEST_NAME, verify_manifest
 from reports.record import read_record, run_dirs
 from reports.render import ReportError, render_report
 from rigcli.main import main as rig_main
-from suites.spec import load_spec
+from verification.spec import load_spec
 from tests.synthetic_run import TABLE_SERIAL, build_run
 
 ROOT = Path(__file__).resolve().parent.parent

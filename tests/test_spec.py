@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from drivers.errors import ConfigError
-from suites.formula import Formula
-from suites.spec import FORMULA_VARIABLES, SPECS_DIR, Specification, load_spec
+from verification.formula import Formula
+from verification.spec import FORMULA_VARIABLES, SPECS_DIR, Specification, load_spec
 
 
 # ---------------------------------------------------------------- built-in specifications

@@ -27,7 +27,7 @@ from reports.history.models import MeasurementRow, RequirementResult, Run
 from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, evidence_sha256, sha256_file
 from reports.record import RECORD_NAME, damage_text
 from reports.verdicts import summarise, verdict_rows
-from suites.spec import quantity_id
+from verification.spec import quantity_id
 
 DB_ENV = "TRACTION_RIG_DB"
 DEFAULT_DB_NAME = "history.sqlite"

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from suites.spec import Specification
-from suites.steps import LOWER_FRACTION
+from verification import suite_source
+from verification.spec import Specification
+from verification.steps import LOWER_FRACTION
 
 PROFILES = ("quick", "full")
 
@@ -130,7 +131,7 @@ def intermittent_times(spec: Specification, profile: str) -> list[float]:
 
 
 def emergency_triggers(spec: Specification, profile: str) -> list[str]:
-    from suites.spec import EMERGENCY_TRIGGERS
+    from verification.spec import EMERGENCY_TRIGGERS
 
     return [t for t in EMERGENCY_TRIGGERS if t in spec.plan.emergency.triggers]
 
@@ -170,27 +171,18 @@ def emergency_trials(spec: Specification, profile: str) -> list[int]:
     return [spec.plan.emergency.trials_for(profile)]
 
 
-def has_test(module: str, test: str) -> bool:
-    import importlib
-
-    return hasattr(importlib.import_module(module), test)
-
-
 def when_test(module: str, test: str, *always: str, then: str) -> Values:
     """Values fixed by the suites: `always`, plus `then` when the suite test that tries it exists."""
-    return lambda spec, profile: [*always, *([then] if has_test(module, test) else [])]
+    return lambda spec, profile: [*always, *([then] if suite_source.has_test(module, test) else [])]
 
 
 def parametrized(module: str, test: str, argname: str) -> Values:
     """The values a suite test is parametrized with: the fixed list lives in the test, once."""
     def values(spec: Specification, profile: str) -> list:
-        import importlib
-
-        fn = getattr(importlib.import_module(module), test)
-        for mark in getattr(fn, "pytestmark", []):
-            if mark.name == "parametrize" and mark.args[0] == argname:
-                return list(mark.args[1])
-        raise LookupError(f"{module}.{test}: no parametrize of {argname!r} (the coverage map reads it)")
+        found = suite_source.parametrized(module, test, argname)
+        if found is None:
+            raise LookupError(f"{module}.{test}: no parametrize of {argname!r} (the coverage map reads it)")
+        return found
     return values
 
 
@@ -214,7 +206,7 @@ def latch_items(spec: Specification, profile: str) -> list[str]:
 
 def reset_forces(spec: Specification, profile: str) -> list[float]:
     """IL-RESET's forces: the corner a few newtons above the residual, and the largest trial force."""
-    from suites.steps import JUST_ABOVE_N
+    from verification.steps import JUST_ABOVE_N
 
     return _sorted_unique([spec.residual_force_n + JUST_ABOVE_N, max(spec.plan.emergency.forces_n)])
 
@@ -366,7 +358,7 @@ RAMP_CELLS = Dimension("rate × force (ramp cases)", "combinations", ramp_cases_
                        enough="a single case is the whole plan: its rate and force are sampled above")
 
 EMERGENCY_DIMS = (
-    Dimension("trigger", "trigger", emergency_triggers, "plan.emergency.triggers (suites.spec.EMERGENCY_TRIGGERS)",
+    Dimension("trigger", "trigger", emergency_triggers, "plan.emergency.triggers (verification.spec.EMERGENCY_TRIGGERS)",
               cond("trigger"), gap="a table whose release differs by trigger passes on the untried ones",
               contract=("estop_coil", "estop_button", "switch_pressed", "switch_unplugged", "watchdog", "mains_cut",
                         "overforce")),
@@ -523,7 +515,7 @@ MAP: tuple[Entry, ...] = (
                            "patient switch pressed (LAST_REJECT 3)": "RESET refused with the patient switch pressed"}),
                   gap="RESET with the patient switch pressed (LAST_REJECT 3) is not tried"),
         Dimension("force held", "force", reset_forces,
-                  "residual_force_n + suites.steps.JUST_ABOVE_N (the corner); max(plan.emergency.forces_n)", None,
+                  "residual_force_n + verification.steps.JUST_ABOVE_N (the corner); max(plan.emergency.forces_n)", None,
                   unit="N"),
     )),
     Entry("IL-OVERFORCE", ("suites/test_interlocks.py::test_overforce_trip",
@@ -582,25 +574,17 @@ class Tried:
     def missing(self) -> str | None:
         """Why the suites do not hold this check (None: they do). Read from the suites'
         source, so the map never claims a check that was renamed or removed."""
-        import importlib
-
         path, _, node = self.test.partition("::")
         fn, _, param = node.partition("[")
         param = param.rstrip("]")
-        module = path.removesuffix(".py").replace("/", ".")
-        try:
-            mod = importlib.import_module(module)
-        except Exception as exc:  # a suite that does not import tries nothing
-            return f"{module} does not import ({type(exc).__name__})"
-        if not hasattr(mod, fn):
+        problem = suite_source.why_unreadable(path)
+        if problem:  # a suite that does not parse tries nothing
+            return problem
+        if not suite_source.has_test(path, fn):
             return f"no {fn} in {path}"
-        if param:
-            values = [v for mark in getattr(getattr(mod, fn), "pytestmark", []) if mark.name == "parametrize"
-                      for v in mark.args[1]]
-            if param not in values:
-                return f"{fn} is not parametrized with {param!r}"
-        text = Path(mod.__file__).read_text(encoding="utf-8")
-        if (self.literal or self.check) not in text:
+        if param and param not in suite_source.parametrize_values(path, fn):
+            return f"{fn} is not parametrized with {param!r}"
+        if (self.literal or self.check) not in suite_source.source(path):
             return f"{path} has no check named “{self.literal or self.check}”"
         return None
 
@@ -781,7 +765,7 @@ def gaps(spec: Specification, profiles: Iterable[str] = PROFILES) -> list[str]:
     out = []
     for rid, rs in coverage(spec, profiles).items():
         if rs is None:
-            out.append(f"{rid}: not in the coverage map (suites/coverage.py MAP)")
+            out.append(f"{rid}: not in the coverage map (verification/coverage.py MAP)")
             continue
         for r in rs:
             if r.flagged:
@@ -936,7 +920,7 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
     out = [
         "# Coverage map",
         "",
-        f"Generated by `rig spec coverage {names} --profile {prof} --out docs/coverage.md` from suites/coverage.py "
+        f"Generated by `rig spec coverage {names} --profile {prof} --out docs/coverage.md` from verification/coverage.py "
         "(do not edit by hand). For each requirement: the dimensions along which a table's behaviour can differ and "
         "the values the plan samples along each, per profile. A dimension sampled at one point carries the reason one "
         "point is enough, or it is a **GAP**. `rig spec coverage SPEC --run RUNDIR` checks a run's record against it: "
@@ -967,7 +951,7 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
             req = spec.requirement(rid)
             out += [f"#### {rid} — {req.title}", ""]
             if rs is None:
-                out += ["**GAP**: not in the coverage map (suites/coverage.py MAP).", ""]
+                out += ["**GAP**: not in the coverage map (verification/coverage.py MAP).", ""]
                 continue
             out.append("Measured by " + ", ".join(f"`{t}`" for t in entry(rid).tests) + ".")
             out += ["", "| dimension | " + " | ".join(profiles) + " | from | one point | the contract's values not sampled |",

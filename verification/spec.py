@@ -15,9 +15,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from drivers.errors import ConfigError
-from suites.formula import Formula
+from verification.formula import Formula
 
-SPECS_DIR = Path(__file__).resolve().parent / "specs"
+SUITES_DIR = Path(__file__).resolve().parent.parent / "suites"  # the test modules and, in specs/, the specifications
+SPECS_DIR = SUITES_DIR / "specs"
 
 #: what each decision rule means, quoted on every measurement and in the report
 DECISION_RULES = {

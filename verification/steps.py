@@ -2,7 +2,7 @@
 fraction of a force it ramps to — in table seconds.
 
 Stated once here because two parties read them: the test that takes the step, and its
-time budget (suites/budget.py), which plans each test's time and so its time limit on a
+time budget (verification/budget.py), which plans each test's time and so its time limit on a
 rig. A step changed in one place only would make the budget plan a test that no longer
 exists.
 """
@@ -26,6 +26,8 @@ TRIAL_HOLD_S = 0.6  # a trial's hold and rest (the watchdog's: its period + 1 s)
 # ---------------------------------------------------------------- test_interlocks
 QUIET_S = 1.0  # in which nothing may move after a refusal
 RESET_SETTLE_S = 0.5  # at the hold before the RESET just above the residual
+LIMIT_RUNNING_FRACTION = 0.25  # of FORCE_LIMIT: the treatment running while the limit is written
+LIMIT_LOWER_FRACTION = 0.5  # of FORCE_LIMIT: the lower limit written (above the running treatment's setting)
 JUST_ABOVE_N = 5.0  # that hold above RESIDUAL_FORCE (N): more than FA-CELL's 3 N there
 
 
@@ -44,3 +46,11 @@ def trial_rates(spec, trigger: str, phase: str, force: float) -> tuple[float, fl
         if phase == "ramp_to_rest":
             down = min(down, force / 2 / (2 * wd + 1.0))
     return up, down, hold, rest
+
+
+# ---------------------------------------------------------------- IL-OVERFORCE (test_interlocks)
+HOLD_FRACTION = 0.8  # the table holds this fraction of FORCE_LIMIT before the pull
+TRIP_WAIT_S = 2.0  # the longest the emulated snag waits for the trip (table s)
+AFTER_TRIP_S = 1.0  # table seconds of the gauge kept after the trip was seen (the emulated snag's)
+OPERATOR_AFTER_TRIP_S = 0.5  # the same for a person's pull: they are told to stop only after it
+SERIES_BEFORE_S = 2.0  # table seconds of a person's (long) pull kept in the series before the crossing

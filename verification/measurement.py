@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from suites.spec import Requirement
+from verification.spec import Requirement
 
 TUR_MINIMUM = 4.0  # ANSI/NCSL Z540.3 practice
 

@@ -22,7 +22,7 @@ from drivers.tcm1 import Holding, Phase, StimulusCoil
 from drivers.units import n_to_dn, s_to_ds
 from drivers.watchdog import HeartbeatKeeper
 from rigs.rig import Rig
-from suites.measurement import UncertaintyTerm
+from verification.measurement import UncertaintyTerm
 
 #: gauge rates (gauge clock): buffered scpi can go fast; gcl lines are host-stamped
 GAUGE_RATE_HZ = {"scpi": 1000.0, "gcl": 250.0}

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from suites.analysis import crossing_below, fall_time, last_rise_end_time
-from suites.measurement import Measurement, Precondition, UncertaintyTerm
+from verification.analysis import crossing_below, fall_time, last_rise_end_time
+from verification.measurement import Measurement, Precondition, UncertaintyTerm
 
 RELEASE_REQUIREMENTS = ("ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP")
 NORISE_SMOOTH_S = 0.005  # the force's noise averaged out before finding where it stopped rising

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import pytest
 
-from suites.spec import DEFAULT_PROFILE, PROFILES, Session, Specification
-from suites.steps import (AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_RELEASE_S, AFTER_TREATMENT_S, CELL_WINDOW_S,
-                          IN_PHASE_S, JUST_ABOVE_N, LOWER_FRACTION, QUIET_S, RESET_SETTLE_S, trial_rates)
+from verification.spec import DEFAULT_PROFILE, PROFILES, Session, Specification
+from verification.steps import (AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_RELEASE_S, AFTER_TREATMENT_S, CELL_WINDOW_S,
+                          IN_PHASE_S, JUST_ABOVE_N, LOWER_FRACTION, LIMIT_RUNNING_FRACTION, HOLD_FRACTION,
+                          TRIP_WAIT_S, AFTER_TRIP_S, QUIET_S, RESET_SETTLE_S, trial_rates)
 
 #: estimator(spec, params, profile) -> table seconds
 Estimator = Callable[[Specification, dict, str], float]
@@ -72,7 +71,7 @@ def estimates(*names: str):
     def register(fn: Estimator) -> Estimator:
         for name in names:
             if name in _ESTIMATORS:
-                raise ValueError(f"suites/budget.py: {name} has two estimators")
+                raise ValueError(f"verification/budget.py: {name} has two estimators")
             _ESTIMATORS[name] = fn
         return fn
     return register
@@ -82,7 +81,7 @@ def estimator_of(name: str) -> Estimator:
     try:
         return _ESTIMATORS[name]
     except KeyError:
-        raise MissingEstimate(f"{name}: no table-time estimator in suites/budget.py — add one with "
+        raise MissingEstimate(f"{name}: no table-time estimator in verification/budget.py — add one with "
                               f"@estimates({name!r}) (its time limit on a rig derives from it)") from None
 
 
@@ -96,7 +95,7 @@ def estimate(spec: Specification, test: str, params: dict | None = None, profile
         raise ValueError(f"profile {profile!r}: known {', '.join(PROFILES)}")
     value = float(estimator_of(test)(spec, dict(params or {}), profile))
     if not value >= 0.0:  # also catches nan
-        raise ValueError(f"suites/budget.py: the estimator of {test} gave {value!r} table seconds")
+        raise ValueError(f"verification/budget.py: the estimator of {test} gave {value!r} table seconds")
     return value
 
 
@@ -246,14 +245,11 @@ def _refusal(spec: Specification, params: dict, profile: str) -> float:
     return QUIET_S
 
 
-RUNNING_FRACTION = 0.25  # suites/test_interlocks.py: the treatment running while FORCE_LIMIT is written
-
-
 @estimates("test_force_limit_locked_while_enabled")
 def _limit_lock(spec: Specification, params: dict, profile: str) -> float:
     """Register writes, and a treatment started and stopped around two of them: at most
     the release from its setting (the writes take only wall time, the ramp barely begins)."""
-    return ramp_s(RUNNING_FRACTION * spec.plan.overforce_limit_n, 0.0, spec.max_ramp_rate_n_s)
+    return ramp_s(LIMIT_RUNNING_FRACTION * spec.plan.overforce_limit_n, 0.0, spec.max_ramp_rate_n_s)
 
 
 @estimates("test_residual_force_read_only", "test_fault_code_keeps_the_first_trigger")
@@ -276,11 +272,6 @@ def _reset_refused(spec: Specification, params: dict, profile: str) -> float:
     e-stop (0.05 s each side), then the release."""
     em = spec.plan.emergency
     return ramp_s(0.0, max(em.forces_n), em.setup_ramp_n_s) + 0.1 + release_s(spec)
-
-
-HOLD_FRACTION = 0.8  # suites/test_interlocks.py: the hold below FORCE_LIMIT before the pull
-TRIP_WAIT_S = 2.0  # the longest the emulated snag waits for the trip
-AFTER_TRIP_S = 1.0
 
 
 @estimates("test_overforce_trip")
@@ -333,63 +324,3 @@ def runs_on(row: Planned, bench: bool) -> bool:
     if bench:
         return not row.emulator_only
     return not row.operator and not row.bench_only
-
-
-# ---------------------------------------------------------------- rig spec duration
-SUITES_DIR = Path(__file__).resolve().parent
-
-
-class _Collector:
-    """A pytest plugin that keeps the collected suite items' plans (after every
-    parametrization, the profile's included, and -k)."""
-
-    def __init__(self) -> None:
-        self.rows: list[Planned] = []
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, session, config, items) -> None:
-        from fixtures.plugin import is_suite_item, profile_of, spec_of
-
-        spec, profile = spec_of(config), profile_of(config)
-        for item in items:
-            if not is_suite_item(item):
-                continue
-            name = getattr(item, "originalname", None) or item.name
-            params = dict(getattr(getattr(item, "callspec", None), "params", {}) or {})
-            self.rows.append(Planned(
-                item.nodeid, name, estimate(spec, name, params, profile),
-                operator=item.get_closest_marker("operator") is not None,
-                emulator_only=item.get_closest_marker("emulator_only") is not None,
-                # the fixture that skips it where the emulator's patient simulator pulls instead
-                bench_only="person_pulls" in getattr(item, "fixturenames", ()),
-                operator_prompts=int((getattr(item.get_closest_marker("operator"), "kwargs", None) or {})
-                                     .get("prompts", 0)),
-                skipped=(item.get_closest_marker("skip").kwargs.get("reason") or "skipped")
-                if item.get_closest_marker("skip") is not None else None))
-
-
-def collect_plan(spec: str | Path, profile: str = DEFAULT_PROFILE, keyword: str | None = None) -> list[Planned]:
-    """The suite tests a run of `spec` with `profile` collects, each with its planned table
-    seconds: pytest's own collection of suites/ (nothing opens a rig), so the figures follow
-    every parametrization the suites make, not a second copy of them."""
-    import contextlib
-    import io
-
-    from drivers.errors import ConfigError
-    from rigs.config import DEFAULT_RIG
-
-    if profile not in PROFILES:
-        raise ConfigError(f"--profile {profile}: known {', '.join(PROFILES)}")
-    collector = _Collector()
-    args = [str(SUITES_DIR), "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:labgrid",
-            f"--spec={spec}", f"--rig={DEFAULT_RIG}", f"--profile={profile}"]
-    if keyword:
-        args += ["-k", keyword]
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        code = pytest.main(args, plugins=[collector])
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        lines = [line for line in out.getvalue().splitlines() if line.startswith("ERROR")] \
-            or out.getvalue().strip().splitlines()[-1:] or [f"pytest exit {int(code)}"]
-        raise ConfigError(f"{spec}: the suites could not be collected: {lines[0].removeprefix('ERROR: ')}")
-    return collector.rows
