@@ -4,52 +4,35 @@ Everything downstream (the verdict table of `rig run`, the compliance report) is
 rendered from this record alone. Each line is complete on its own, so a run cut at
 any point keeps every measurement taken before the cut; the time series behind each
 measurement is written beside it as CSV before its line is appended.
+
+RunRecord is the one writer of record.jsonl: one emitter per kind of line
+(reports.rundir.Event), each writing its fields under their recorded names in their
+recorded order, so a writer cannot misspell a kind or a key a reader looks for. The
+format itself (names, kinds, encoding, the stamp, the readers) is reports/rundir.py.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
-import math
 import os
-import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
 
-RECORD_NAME = "record.jsonl"
+from reports.rundir import (RECORD_NAME, SERIES_DIR, Event, encode_record_line, planned_run_dir,
+                            series_name)
 
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (dt.date, dt.datetime, Path)):
-        return str(value)
-    if isinstance(value, float) and value != value:
-        return None
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite(value):
-    """Standard JSON has no NaN/Infinity: a value never reached is recorded as null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
+# Readers import these from reports.rundir; the names stay here until every reader has moved.
+from reports.rundir import (Damage, RecordRead, damage_text, decode_line, read_record, run_dirs,  # noqa: F401
+                            scan_record)
 
 
 class RunRecord:
     def __init__(self, directory: Path) -> None:
         self.dir = Path(directory)
-        (self.dir / "series").mkdir(parents=True, exist_ok=True)
+        (self.dir / SERIES_DIR).mkdir(parents=True, exist_ok=True)
         self.path = self.dir / RECORD_NAME
         self._file = open(self.path, "a", encoding="utf-8")
         # re-entrant: the plugin's signal handler records its safe-state event in the main
@@ -60,29 +43,99 @@ class RunRecord:
     @classmethod
     def plan(cls, root: Path, rig_name: str) -> Path:
         """The directory a run started now will use (nothing is created)."""
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", rig_name)
-        return Path(root) / f"{stamp}-{safe}-{os.getpid()}"
+        return planned_run_dir(root, rig_name)
 
     @classmethod
     def create(cls, root: Path, rig_name: str) -> "RunRecord":
         return cls(cls.plan(root, rig_name))
 
-    def event(self, kind: str, **fields) -> None:
-        line = {"event": kind, "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"), **fields}
-        text = json.dumps(_finite(line), default=_jsonable, ensure_ascii=False, allow_nan=False)
+    def event(self, kind: Event, **fields) -> None:
+        """Append one line of a known kind (ValueError for any other), flushed and fsynced:
+        the emitters below are the way in; this is for a kind whose fields are free-form."""
+        text = encode_record_line(Event(kind), fields)
         with self._lock:
             self._file.write(text + "\n")
             self._file.flush()
             os.fsync(self._file.fileno())
 
+    # ------------------------------------------------------------ the lines, one emitter each
+    def run_start(self, *, rig: dict, rig_file: str | None, specification: dict, spec_file: str, table: dict,
+                  gauge: dict, emulator: dict | None, heartbeat: dict, labgrid: dict | None, worker: str | None,
+                  operator: str, software: dict, argv: list[str], profile: str) -> None:
+        """Who and what the run verifies (read back as reports.rundir.RunStart)."""
+        self.event(Event.RUN_START, rig=rig, rig_file=rig_file, specification=specification, spec_file=spec_file,
+                   table=table, gauge=gauge, emulator=emulator, heartbeat=heartbeat, labgrid=labgrid, worker=worker,
+                   operator=operator, software=software, argv=argv, profile=profile)
+
+    def session_plan(self, tests: list[dict]) -> None:
+        """The tests the session will run, in order ({"test", "requirements"} each)."""
+        self.event(Event.SESSION_PLAN, tests=tests, count=len(tests))
+
+    def test_start(self, test: str, requirements: Sequence[str], time_limit_s: float | None = None) -> None:
+        self.event(Event.TEST_START, test=test, requirements=list(requirements),
+                   **({} if time_limit_s is None else {"time_limit_s": time_limit_s}))
+
+    def measurement(self, test: str, series: str | None, measurement: Mapping[str, Any]) -> None:
+        """One judged measurement: `measurement` is verification.measurement.Measurement.to_dict()
+        (read back as reports.rundir.MeasurementLine)."""
+        self.event(Event.MEASUREMENT, test=test, series=series, **measurement)
+
+    def trial_repeated(self, test: str, trigger: str, trial: int, reason: str) -> None:
+        self.event(Event.TRIAL_REPEATED, test=test, trigger=trigger, trial=trial, reason=reason)
+
+    def test_end(self, test: str, *, when: str, outcome: str, longrepr: str | None, duration_s: float, judged: bool,
+                 failure: dict | None) -> None:
+        self.event(Event.TEST_END, test=test, when=when, outcome=outcome, longrepr=longrepr, duration_s=duration_s,
+                   judged=judged, failure=failure)
+
+    def safe_state(self, reason: str, state: Mapping[str, Any]) -> None:
+        """A release (rigs.safe_state.SafeState.to_dict())."""
+        self.event(Event.SAFE_STATE, reason=reason, **state)
+
+    def table_not_safe(self, reason: str, line: str, state: Mapping[str, Any]) -> None:
+        """The release no reading could confirm, with the loud line said on stderr."""
+        self.event(Event.TABLE_NOT_SAFE, reason=reason, line=line, **state)
+
+    def operator_name(self, *, operator: str | None, answered: bool, asked_utc: str, answered_utc: str | None,
+                      waited_s: float, timeout_s: float) -> None:
+        self.event(Event.OPERATOR_NAME, operator=operator, answered=answered, asked_utc=asked_utc,
+                   answered_utc=answered_utc, waited_s=waited_s, timeout_s=timeout_s)
+
+    def operator_ask(self, *, ask: str, test: str, requirements: list[str], step: str, prompt: str, instruction: str,
+                     choices: list[str], timeout_s: float, asked_utc: str, deadline_utc: str, operator: str | None,
+                     channels: list[str]) -> None:
+        self.event(Event.OPERATOR_ASK, ask=ask, test=test, requirements=requirements, step=step, prompt=prompt,
+                   instruction=instruction, choices=choices, timeout_s=timeout_s, asked_utc=asked_utc,
+                   deadline_utc=deadline_utc, operator=operator, channels=channels)
+
+    def operator_step(self, step: Mapping[str, Any]) -> None:
+        """A question closed: fixtures.operator.Step as a dict, its fields in their order."""
+        self.event(Event.OPERATOR_STEP, **step)
+
+    def operator_answer_refused(self, *, ask: str, answer: str, operator: str, where: str, client: str,
+                                sent_utc: str, why: str) -> None:
+        self.event(Event.OPERATOR_ANSWER_REFUSED, ask=ask, answer=answer, operator=operator, where=where,
+                   client=client, sent_utc=sent_utc, why=why)
+
+    def heartbeat(self, **stats) -> None:
+        """How well the watchdog was fed over the session (drivers.watchdog.HeartbeatKeeper)."""
+        self.event(Event.HEARTBEAT, **stats)
+
+    def emulator(self, stats: Mapping[str, Any]) -> None:
+        """The emulated table's reply statistics."""
+        self.event(Event.EMULATOR, **stats)
+
+    def run_end(self, exitstatus: int) -> None:
+        """The session's end: complete when pytest finished its collection and tests (exit 0 or 1)."""
+        self.event(Event.RUN_END, complete=int(exitstatus) in (0, 1), exitstatus=int(exitstatus))
+
+    # ------------------------------------------------------------ beside the record
     def save_series(self, name: str, columns: dict[str, np.ndarray]) -> str:
         """Write a CSV beside the record; returns its path relative to the run directory."""
         with self._lock:
             self._series += 1
             n = self._series
-        safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)[:80]
-        rel = f"series/{n:04d}-{safe}.csv"
+        rel = series_name(n, name)
         keys = list(columns)
         data = np.column_stack([np.asarray(columns[k], dtype=float) for k in keys]) if keys else np.empty((0, 0))
         np.savetxt(self.dir / rel, data, delimiter=",", header=",".join(keys), comments="", fmt="%.9g")
@@ -91,101 +144,3 @@ class RunRecord:
     def close(self) -> None:
         with self._lock:
             self._file.close()
-
-
-class Damage(NamedTuple):
-    """A line of a record that does not decode (a disk error, an editor): skipped, never the
-    end of the record, and said with its line number wherever the run is judged."""
-
-    line: int  # 1-based line number in record.jsonl
-    reason: str  # what is wrong with it, in a few words
-
-    def __str__(self) -> str:
-        return f"line {self.line} ({self.reason})"
-
-
-def decode_line(raw: bytes, key: str | None = "event") -> tuple[dict | None, str | None]:
-    """(the event, None) or (None, why it is not one): the one definition of a readable
-    record line, shared by every reader (the report, the history, the panel). `key`: the
-    field every line of the file names its kind by (None: any JSON object will do)."""
-    if not raw.strip():
-        return None, "blank line"
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 at byte {exc.start + 1}"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"not JSON, column {exc.colno}: {exc.msg}"
-    if not isinstance(value, dict):
-        return None, f"not a JSON object but {type(value).__name__}"
-    if key is not None and not isinstance(value.get(key), str):
-        return None, f"a JSON object without {key!r}"
-    return value, None
-
-
-@dataclass(frozen=True)
-class RecordRead:
-    """What a record holds: every event that decodes, the lines that did not (damage), and
-    whether the last line is torn. A torn last line is how a cut run ends (SIGKILL or power
-    loss mid-write: a line without its newline), already reported as incomplete through the
-    missing run-end; a bad line anywhere else, or a bad last line that did end, is damage."""
-
-    events: list[dict]
-    damage: tuple[Damage, ...] = ()
-    torn_last_line: bool = False
-
-    @property
-    def damaged(self) -> bool:
-        return bool(self.damage)
-
-    def damage_text(self) -> str | None:
-        return damage_text(self.damage)
-
-
-def damage_text(damage) -> str | None:
-    """"record damaged at line 12 (not JSON, …)", the one wording every consumer prints."""
-    damage = list(damage)
-    if not damage:
-        return None
-    shown = ", ".join(str(d) for d in damage[:3]) + (f" and {len(damage) - 3} more lines" if len(damage) > 3 else "")
-    return f"record damaged at {shown}" if len(damage) == 1 else f"record damaged at {len(damage)} lines: {shown}"
-
-
-def scan_record(directory: Path) -> RecordRead:
-    """Every line of a run's record: each that decodes is an event, each that does not is
-    damage with its line number and is skipped, so one bad line never hides the ones after
-    it; a torn last line (no newline) is the cut of a killed run, not damage."""
-    with open(Path(directory) / RECORD_NAME, "rb") as f:
-        data = f.read()
-    events, damage = [], []
-    lines = data.split(b"\n")
-    tail = lines.pop()  # b"" when the record ends with its newline, else the last line's torn text
-    for number, raw in enumerate(lines, start=1):
-        event, problem = decode_line(raw)
-        if event is None:
-            damage.append(Damage(number, problem))
-        else:
-            events.append(event)
-    torn = False
-    if tail:
-        event, _problem = decode_line(tail)
-        if event is None:
-            torn = True
-        else:  # cut exactly before its newline: the line itself is whole
-            events.append(event)
-    return RecordRead(events, tuple(damage), torn)
-
-
-def read_record(directory: Path) -> list[dict]:
-    """The events of a run's record (the damaged and torn lines skipped), for callers that
-    only look up what was recorded; whatever judges a run reads scan_record, which says
-    what was skipped."""
-    return scan_record(directory).events
-
-
-def run_dirs(root: Path):
-    """The run directories under a run root (its other files, e.g. history.sqlite, left out)."""
-    root = Path(root)
-    return iter(sorted(p for p in root.iterdir() if (p / RECORD_NAME).is_file())) if root.is_dir() else iter(())

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import reports.record as record_module
-from reports.record import RECORD_NAME, RunRecord, read_record
+from reports.record import RunRecord
+from reports.rundir import RECORD_NAME, Event, read_record
 
 
 def test_events_are_complete_lines_readable_at_once(tmp_path):
@@ -25,12 +26,21 @@ def test_events_are_complete_lines_readable_at_once(tmp_path):
 
 def test_torn_last_line_is_skipped(tmp_path):
     rec = RunRecord(tmp_path)
-    rec.event("a")
-    rec.event("b")
+    rec.event(Event.RUN_START)
+    rec.event(Event.SESSION_PLAN)
     rec.close()
     with open(tmp_path / RECORD_NAME, "a", encoding="utf-8") as f:
-        f.write('{"event": "c", "utc": "2026-')  # the process died mid-write
-    assert [e["event"] for e in read_record(tmp_path)] == ["a", "b"]
+        f.write('{"event": "test-start", "utc": "2026-')  # the process died mid-write
+    assert [e["event"] for e in read_record(tmp_path)] == ["run-start", "session-plan"]
+
+
+def test_only_the_known_kinds_of_line_are_written(tmp_path):
+    """A kind no reader knows is refused where it is written, not skipped where it is read."""
+    rec = RunRecord(tmp_path)
+    with pytest.raises(ValueError, match="not a valid Event"):
+        rec.event("measurment", value=1.0)
+    rec.close()
+    assert read_record(tmp_path) == []
 
 
 def test_series_written_beside_the_record(tmp_path):
@@ -55,11 +65,11 @@ def test_event_from_a_signal_handler_while_writing_an_event(tmp_path, monkeypatc
         real_fsync(fd)
         if not reentered:  # the handler runs here, in the thread that holds the record
             reentered.append(True)
-            rec.event("safe-state", reason="signal SIGINT", problems=[])
+            rec.safe_state("signal SIGINT", {"problems": []})
 
     monkeypatch.setattr(record_module.os, "fsync", fsync_then_signal)
     # in a worker thread so that a deadlock fails this test instead of hanging the run
-    worker = threading.Thread(target=rec.event, args=("measurement",), kwargs={"value": 1.0}, daemon=True)
+    worker = threading.Thread(target=rec.event, args=(Event.MEASUREMENT,), kwargs={"value": 1.0}, daemon=True)
     worker.start()
     worker.join(10.0)
     assert not worker.is_alive(), "event() deadlocked when re-entered from a signal handler"

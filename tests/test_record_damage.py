@@ -15,7 +15,8 @@ from rich.console import Console
 
 from reports.panel.follower import RunFollower
 from reports.panel.lines import LineTail
-from reports.record import RECORD_NAME, Damage, RunRecord, scan_record
+from reports.record import RunRecord
+from reports.rundir import RECORD_NAME, Damage, Event, scan_record
 from reports.render import render_report
 from reports.verdicts import summarise
 from rigcli.main import main as rig_main
@@ -54,18 +55,19 @@ def runs(tmp_path):
 # ------------------------------------------------------------------ the reader
 
 def test_every_bad_line_is_named_and_skipped_and_the_rest_is_read(tmp_path):
+    kinds = [kind.value for kind in list(Event)[:7]]
     rec = RunRecord(tmp_path)
-    for kind in "abcdefg":
+    for kind in kinds:
         rec.event(kind)
     rec.close()
     lines = _lines(tmp_path)
-    lines[1] = b'{"event": "b", "utc": "2026-'  # torn in the middle: an editor, a disk error
-    lines[3] = b'{"event": "d\xff\xfe"}'  # not UTF-8
+    lines[1] = b'{"event": "session-plan", "utc": "2026-'  # torn in the middle: an editor, a disk error
+    lines[3] = b'{"event": "m\xff\xfe"}'  # not UTF-8
     lines[4] = b"[1, 2, 3]"  # JSON, not an object
     lines[5] = b'{"utc": "2026-12-04"}'  # an object that is not an event
     (tmp_path / RECORD_NAME).write_bytes(b"\n".join(lines) + b"\n\n")  # and a blank line at the end
     read = scan_record(tmp_path)
-    assert [e["event"] for e in read.events] == ["a", "c", "g"]
+    assert [e["event"] for e in read.events] == [kinds[0], kinds[2], kinds[6]]
     assert [d.line for d in read.damage] == [2, 4, 5, 6, 8]
     reasons = dict(read.damage)
     assert reasons[2].startswith("not JSON") and reasons[4].startswith("not UTF-8")
@@ -76,13 +78,14 @@ def test_every_bad_line_is_named_and_skipped_and_the_rest_is_read(tmp_path):
 
 def test_a_torn_last_line_is_a_cut_not_damage_and_a_bad_ended_last_line_is_damage(tmp_path):
     rec = RunRecord(tmp_path)
-    rec.event("a")
-    rec.event("b")
+    rec.event(Event.RUN_START)
+    rec.event(Event.SESSION_PLAN)
     rec.close()
     with open(tmp_path / RECORD_NAME, "ab") as f:
-        f.write(b'{"event": "c", "utc": "2026-')  # SIGKILL mid-write: no newline
+        f.write(b'{"event": "test-start", "utc": "2026-')  # SIGKILL mid-write: no newline
     read = scan_record(tmp_path)
-    assert [e["event"] for e in read.events] == ["a", "b"] and read.damage == () and read.torn_last_line
+    assert [e["event"] for e in read.events] == ["run-start", "session-plan"] and read.damage == () \
+        and read.torn_last_line
     with open(tmp_path / RECORD_NAME, "ab") as f:
         f.write(b"\n")  # the same text, but the line ended: it was written so, it is damage
     read = scan_record(tmp_path)
