@@ -25,45 +25,12 @@ from drivers.controller import CommandRefused
 from drivers.tcm1 import Phase
 from verification.bench import POLL_WALL_S, BenchTimeout, Capture
 from verification.measurement import Measurement
-from verification.release import RELEASE_REQUIREMENTS, force_at_trigger, release_measurements, trigger_unsure_s
+from verification.release import RELEASE_REQUIREMENTS, release_measurements, trial_trigger_force
+from verification.status_watch import StatusWatch
 from verification.steps import AFTER_RELEASE_S
 
 REQUIREMENTS = (*RELEASE_REQUIREMENTS, "ER-LATCH")
 PRE_TRIGGER_S = 1.0  # table seconds of the hold kept before the trigger; the rest of the wait is dropped
-
-
-class EstopWatch:
-    """Polled while the person is asked to press: the last status read that did not show
-    the e-stop (its send) and the first that did (its reply) bracket the latch."""
-
-    def __init__(self, ctrl) -> None:
-        self.ctrl = ctrl
-        self.clear_ns = time.perf_counter_ns()
-        self.seen_ns: int | None = None
-        self.clear_reads = 0  # reads that did not show it: 0 means pressed before the first read
-
-    def __call__(self) -> str | None:
-        sent = time.perf_counter_ns()
-        st = self.ctrl.status()
-        if st.estop_latched:
-            self.seen_ns = st.host_ns
-            return f"e-stop reported by the controller (fault {st.fault_code.name})"
-        self.clear_ns = sent
-        self.clear_reads += 1
-        return None
-
-    def wait(self, wall_s: float) -> bool:
-        deadline = time.perf_counter() + wall_s
-        while self() is None:
-            if time.perf_counter() > deadline:
-                return False
-            time.sleep(POLL_WALL_S)
-        return True
-
-    def trigger(self, said_done_ns: int) -> tuple[int, float]:
-        """(instant, half-width in wall s); never reported: somewhere before the person said done."""
-        end = self.seen_ns if self.seen_ns is not None else said_done_ns
-        return (self.clear_ns + end) // 2, (end - self.clear_ns) / 2e9
 
 
 def _from(cap: Capture, start_s: float) -> Capture:
@@ -101,7 +68,9 @@ def test_estop_button_pressed_by_hand(bench, spec, recorder, operator):
     bench.configure(force, em.setup_ramp_n_s)
     bench.ctrl.start()
     bench.wait_phase(Phase.HOLD, force / em.setup_ramp_n_s + 10.0)
-    watch = EstopWatch(bench.ctrl)
+    # the latch between the last status read that did not show it and the first that did
+    watch = StatusWatch(bench.ctrl, "estop_latched",
+                        lambda st: f"e-stop reported by the controller (fault {st.fault_code.name})")
     limit = reqs["ER-RESIDUAL"].limits(residual=bench.residual_n, force=force)[1] or 3.0
     holder: list = []
     with bench.capture(holder):
@@ -109,22 +78,26 @@ def test_estop_button_pressed_by_hand(bench, spec, recorder, operator):
                                      f"PRESS the red EMERGENCY STOP button on the table now (it holds {force:g} N).",
                                      watch)
         said_done_ns = time.perf_counter_ns()
-        if watch.seen_ns is None:  # pressed, says the person: the table gets the release time to notice
-            watch.wait(limit / bench.k + 1.0)
+        if not watch.seen:  # pressed, says the person: the table gets the release time to notice
+            watch.wait(limit / bench.k + 1.0, pause_s=POLL_WALL_S)
         _, released = bench.poll_until(bench.released, 2 * limit + 1.0)
         bench.sleep(AFTER_RELEASE_S)
-    trigger_ns, half_width = watch.trigger(said_done_ns)
+    # pressed before the first read: after the prompt; never reported: before the person said done
+    latch = watch.bracket()
+    trigger_ns = latch.midpoint_ns(watch.started_ns, said_done_ns)
+    half_width = latch.half_width_s(watch.started_ns, said_done_ns)
     cap = _from(bench.to_table(holder[0], trigger_ns), -PRE_TRIGGER_S)
-    f0 = force_at_trigger(cap.t, cap.force, trigger_unsure_s(cap, half_width, bench.k))
-    seen_by = "controller" if watch.seen_ns is not None else "operator only (the table never reported it)"
+    at_trigger = trial_trigger_force(cap, half_width, bench.k)
+    f0 = at_trigger.force_n
+    seen_by = "controller" if latch.seen else "operator only (the table never reported it)"
     cond = {"trigger": "estop_button_by_hand", "phase": "hold", "force_n": force, "force_at_trigger_n": f0,
             "operator": step.operator, "trigger_seen_by": seen_by, "trigger_half_width_wall_s": half_width,
-            "status_reads_before_the_latch": watch.clear_reads}
-    how = ("trigger instant (e-stop latch between two status reads)" if watch.seen_ns is not None
+            "status_reads_before_the_latch": latch.clear_reads}
+    how = ("trigger instant (e-stop latch between two status reads)" if latch.seen
            else "trigger instant (between the prompt and the operator's 'done')")
-    for m in release_measurements(spec, bench, cap, f0, half_width, f"e-stop button pressed by hand ({force:g} N)",
+    for m in release_measurements(spec, bench, cap, at_trigger, half_width, f"e-stop button pressed by hand ({force:g} N)",
                                   cond, trigger=how):
-        if watch.seen_ns is None:
+        if not latch.seen:
             m.note = "the operator pressed the button; the controller never reported the e-stop"
         recorder.record(m)
 

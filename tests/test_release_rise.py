@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from verification.measurement import Verdict
-from verification.release import RISE_KEY, force_at_trigger, release_measurements, rise_after_trigger, trigger_force
+from verification.release import (RISE_KEY, force_at_trigger, release_measurements, rise_after_trigger, trial_trigger_force,
+                                  trigger_force)
 from verification.spec import Quantity, Requirement, load_spec
 
 SPEC = load_spec("lumbar")
@@ -29,6 +30,11 @@ def bench(k: float = 10.0, resolution: float = 0.01, cal_u: float = 0.5):
 
 def capture(f, t):
     return SimpleNamespace(t=t, force=f, mapping_half_width_s=0.0002, period=DT)
+
+
+def at_trigger(f, t, half_width_s: float, k: float = 10.0):
+    """The trial's force at the trigger, fitted as a trial fits it (`trial_trigger_force`)."""
+    return trial_trigger_force(capture(f, t), half_width_s, k)
 
 
 def release(f0: float, *, slope: float = 0.0, rise_n_s: float = 0.0, rise_s: float = 0.0, dead_s: float = 0.004,
@@ -74,7 +80,7 @@ def test_the_fit_reports_its_noise():
 
 def test_a_prompt_release_rises_by_no_more_than_its_noise_and_passes():
     t, f = release(400.0)
-    m = rise_after_trigger(SPEC, bench(), capture(f, t), force_at_trigger(t, f), 0.0002, "trial", {}, [])
+    m = rise_after_trigger(SPEC, bench(), capture(f, t), at_trigger(f, t, 0.0002), 0.0002, "trial", {}, [])
     assert m.quantity == RISE_KEY and m.unit == "N" and m.upper == pytest.approx(8.0, abs=0.01)
     assert m.value < 0.5 and m.verdict is Verdict.PASS
 
@@ -82,7 +88,7 @@ def test_a_prompt_release_rises_by_no_more_than_its_noise_and_passes():
 @pytest.mark.parametrize("f0, limit", [(150.0, 5.0), (400.0, 8.0)])
 def test_a_late_drive_stop_rises_by_tens_of_newtons_and_fails(f0, limit):
     t, f = release(f0, rise_n_s=1000.0, rise_s=0.025)
-    m = rise_after_trigger(SPEC, bench(), capture(f, t), force_at_trigger(t, f), 0.0002, "trial", {}, [])
+    m = rise_after_trigger(SPEC, bench(), capture(f, t), at_trigger(f, t, 0.0002), 0.0002, "trial", {}, [])
     assert m.upper == pytest.approx(limit, abs=0.01)
     assert m.value == pytest.approx(25.0, abs=0.5) and m.verdict is Verdict.FAIL
     assert m.conditions["peak_after_trigger_s"] == pytest.approx(0.025, abs=0.002)
@@ -90,10 +96,9 @@ def test_a_late_drive_stop_rises_by_tens_of_newtons_and_fails(f0, limit):
 
 def test_on_a_ramp_the_trigger_window_times_the_slope_is_in_the_budget():
     t, f = release(400.0, slope=200.0, noise=0.0)
-    f0 = force_at_trigger(t, f)
     th, fh = release(400.0, noise=0.0)
-    hold = rise_after_trigger(SPEC, bench(), capture(fh, th), 400.0, 0.001, "", {}, [])
-    ramp = rise_after_trigger(SPEC, bench(), capture(f, t), f0, 0.001, "", {}, [])
+    hold = rise_after_trigger(SPEC, bench(), capture(fh, th), at_trigger(fh, th, 0.001), 0.001, "", {}, [])
+    ramp = rise_after_trigger(SPEC, bench(), capture(f, t), at_trigger(f, t, 0.001), 0.001, "", {}, [])
     line = next(b for b in ramp.budget if b.name.startswith("force at the trigger: trigger instant"))
     assert line.standard == pytest.approx(200.0 * 0.001 * 10.0 / np.sqrt(3.0), rel=1e-6)  # 2 N half-width at K = 10
     assert ramp.uncertainty > hold.uncertainty
@@ -106,8 +111,8 @@ def test_on_a_ramp_the_trigger_window_times_the_slope_is_in_the_budget():
 
 def test_the_release_judges_both_quantities_of_er_norise():
     t, f = release(400.0, rise_n_s=1000.0, rise_s=0.025)
-    f0 = force_at_trigger(t, f)
-    ms = release_measurements(SPEC, bench(), capture(f, t), f0, 0.0002, "trial 1", {"trigger": "estop_coil"})
+    ms = release_measurements(SPEC, bench(), capture(f, t), at_trigger(f, t, 0.0002), 0.0002, "trial 1",
+                              {"trigger": "estop_coil"})
     norise = {m.quantity: m for m in ms if m.requirement.id == "ER-NORISE"}
     assert set(norise) == {None, RISE_KEY}
     assert norise[None].unit == "s" and norise[None].verdict is Verdict.PASS  # it stopped rising within 50 ms
@@ -211,7 +216,7 @@ def test_a_sparse_stream_never_reads_the_force_at_the_trigger_off_the_release():
     fit = trigger_force(t, f, unsure)
     assert fit.samples >= 8 and fit.window_s[1] <= -unsure
     assert fit.force_n == pytest.approx(400.0, abs=0.3)
-    m = rise_after_trigger(SPEC, bench(), capture(f, t), fit.force_n, 0.0004, "trial", {}, [])
+    m = rise_after_trigger(SPEC, bench(), capture(f, t), fit, 0.0004, "trial", {}, [])
     assert m.value < 0.5 and m.verdict is Verdict.PASS
 
 
@@ -222,9 +227,8 @@ def test_a_stream_whose_samples_show_the_release_before_the_trigger_has_no_rise_
     never a 'rise'; ER-SNAP's fall time needs no instant and is still judged."""
     t, f = release(400.0, dead_s=0.0, tau=0.001, noise=0.1)
     t = t - 0.015  # every sample 15 ms early
-    f0 = force_at_trigger(t, f, 0.004)
-    ms = release_measurements(SPEC, bench(), capture(f, t), f0, 0.0002, "trial", {"trigger": "estop_coil"},
-                              fastest_n_s=200.0)
+    ms = release_measurements(SPEC, bench(), capture(f, t), at_trigger(f, t, 0.0002), 0.0002, "trial",
+                              {"trigger": "estop_coil"}, fastest_n_s=200.0)
     by = {(m.requirement.id, m.quantity): m for m in ms}
     for key in (("ER-NORISE", None), ("ER-NORISE", RISE_KEY), ("ER-HALF", None)):
         assert by[key].verdict is Verdict.NOT_APPLICABLE, key
@@ -237,9 +241,7 @@ def test_a_trigger_on_a_falling_ramp_counts_no_pre_trigger_sample_as_a_rise():
     a few ms before the trigger on a falling ramp is above the force at the trigger by the
     ramp's fall: it is measured against the course, not against the force at t = 0."""
     t, f = release(300.0, slope=-50.0, noise=0.2, seed=3)  # the lumbar spec's fastest ramp down
-    unsure = 0.01
-    f0 = force_at_trigger(t, f, unsure)
-    m = rise_after_trigger(SPEC, bench(), capture(f, t), f0, 0.0008, "trial", {}, [])
+    m = rise_after_trigger(SPEC, bench(), capture(f, t), at_trigger(f, t, 0.0008), 0.0008, "trial", {}, [])
     assert m.value < 0.6  # the ramp's 50 N/s × 10 ms before the trigger is not a rise
     assert m.verdict is Verdict.PASS and m.tur > 4
 

@@ -19,7 +19,8 @@ from drivers.errors import RigError
 from drivers.tcm1 import Phase, StimulusCoil
 from verification.bench import BenchTimeout
 from verification.measurement import Measurement, UncertaintyTerm
-from verification.release import force_at_trigger, trigger_unsure_s
+from verification.release import TriggerForce, trial_trigger_force
+from verification.status_watch import StatusWatch
 from verification.steps import AFTER_RELEASE_S, IN_PHASE_S, trial_rates
 
 RELAY = {
@@ -46,7 +47,7 @@ class Trial:
     force_n: float
     t: np.ndarray
     f: np.ndarray
-    f0: float
+    at_trigger: TriggerForce  # the force held at the trigger, fitted once for every measurement of the trial
     half_width_s: float
     restart_refused: bool
     reset_accepted: bool
@@ -58,6 +59,10 @@ class Trial:
     #: watchdog trials: when the trip came (None for other triggers)
     watchdog: "WatchdogTrip | None" = None
     fastest_n_s: float = 0.0  # the fastest ramp the trial commanded (the course before the trigger)
+
+    @property
+    def f0(self) -> float:
+        return self.at_trigger.force_n
 
 
 @dataclass
@@ -82,20 +87,20 @@ class WatchdogTrip:
 
 def time_watchdog_trip(bench, last_ack_ns: int, wait_table_s: float) -> WatchdogTrip:
     """Status reads back to back until the controller reports the watchdog trip (or the
-    wait ends): the trip bracketed by the last read without it and the first with it."""
+    wait ends): the trip bracketed by the last read without it and the first with it
+    (`verification.status_watch`); shown by the first read, it came after the beat."""
     rtt = bench.keeper.last_rtt_s
     beat_ns = last_ack_ns - int(rtt / 2 * 1e9)
     deadline = last_ack_ns + int(wait_table_s / bench.k * 1e9)
-    previous_sent, reads = None, 0
+    watch = StatusWatch(bench.ctrl, "watchdog_tripped")
     while True:
-        st = bench.ctrl.status()
-        reads += 1
-        if st.watchdog_tripped:
-            sent = previous_sent if previous_sent is not None else beat_ns
-            return WatchdogTrip(beat_ns, rtt / 2, (sent + st.host_ns) // 2, (st.host_ns - sent) / 2e9, reads)
-        previous_sent = st.sent_ns
-        if time.perf_counter_ns() > deadline:
-            return WatchdogTrip(beat_ns, rtt / 2, None, 0.0, reads)
+        watch.read()
+        if watch.seen or time.perf_counter_ns() > deadline:
+            break
+    b = watch.bracket()
+    if not b.seen:
+        return WatchdogTrip(beat_ns, rtt / 2, None, 0.0, len(watch.reads))
+    return WatchdogTrip(beat_ns, rtt / 2, b.midpoint_ns(beat_ns), b.half_width_s(beat_ns), len(watch.reads))
 
 
 def _reach(bench, phase: str, force: float, up: float, down: float, start_ns: int, lead_s: float) -> str:
@@ -146,7 +151,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         bench.sleep(AFTER_RELEASE_S)
     cap = bench.to_table(holder[0], trigger_ns)
     t, f = cap.t, cap.force
-    f0 = force_at_trigger(t, f, trigger_unsure_s(cap, half_width, bench.k))
+    at_trigger = trial_trigger_force(cap, half_width, bench.k)
     # remove the cause, then a restart must be refused until RESET
     if trigger in RELAY:
         bench.relay(RELAY[trigger], False)
@@ -168,7 +173,7 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
         reset_ok = False
     except RigError as exc:  # a link or a relay of the rig failed: judged nowhere, the test breaks off
         rig_failure = exc
-    return Trial(index, trigger, phase, force, t, f, f0, half_width, refused, reset_ok, seen, released, cap,
+    return Trial(index, trigger, phase, force, t, f, at_trigger, half_width, refused, reset_ok, seen, released, cap,
                  rig_failure, watchdog, max(up, down))
 
 

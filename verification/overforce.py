@@ -1,60 +1,48 @@
 """IL-OVERFORCE's analysis: the gauge crossing FORCE_LIMIT and the trip the controller
 reports, whoever takes the force over it (the emulated table's patient simulator snags the
 harness, or a person at the bench pulls it). Both are timed and judged alike: the crossing
-from the gauge trace, the trip bracketed by status reads (`TripWatch`,
-`analyse_overforce_trip`), one budget and decision rule (`record_overforce_trip`).
+from the gauge trace, the trip bracketed by status reads (`TripWatch`, a
+`verification.status_watch.StatusWatch`; `analyse_overforce_trip`), one budget and
+decision rule (`record_overforce_trip`).
 Beside the release analysis (`verification.release`), which it resembles: an instant on a
 gauge trace against an instant the controller reports.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from verification.analysis import crossing_above, fit_line
 from verification.measurement import Measurement, Precondition, UncertaintyTerm, expanded_uncertainty
+from verification.status_watch import StatusWatch, bracket
 
 CROSSING_BAND = 0.05  # the slope at the crossing: from this fraction below FORCE_LIMIT up to it
 CROSSING_FIT_MAX = 2000  # samples at most in that fit (a very slow pull)
 
 
-class TripWatch:
-    """Status reads while the force is taken over FORCE_LIMIT: (sent ns, reply ns,
-    OVERFORCE_TRIPPED) of each, for the bracketing; also an `observed` callable for
-    `Operator.await_action` (its answer is what the controller reported)."""
+class TripWatch(StatusWatch):
+    """Status reads while the force is taken over FORCE_LIMIT, waiting for
+    OVERFORCE_TRIPPED (`StatusWatch`), with where the harness was: at the first read and
+    at the trip (how far the force loop paid the cord out before the force rose)."""
 
     def __init__(self, ctrl) -> None:
-        self.ctrl = ctrl
-        self.reads: list[tuple[int, int, bool]] = []
+        super().__init__(ctrl, "overforce_tripped", lambda st: f"tripped (OVERFORCE_TRIPPED, fault {st.fault_code.name})")
         self.first_position_m: float | None = None
         self.trip_position_m: float | None = None
 
     @property
     def tripped(self) -> bool:
-        return bool(self.reads) and self.reads[-1][2]
+        return self.seen
 
-    def __call__(self) -> str | None:
-        st = self.ctrl.status()
-        self.reads.append((st.sent_ns, st.host_ns, st.overforce_tripped))
+    def read(self):
+        st = super().read()
         if self.first_position_m is None:
             self.first_position_m = st.position_m
         if st.overforce_tripped:
             self.trip_position_m = st.position_m
-            return f"tripped (OVERFORCE_TRIPPED, fault {st.fault_code.name})"
-        return None
-
-    def wait(self, wall_s: float, pause_s: float = 0.0) -> bool:
-        """Read until the trip is seen or `wall_s` wall seconds passed."""
-        deadline = time.perf_counter() + wall_s
-        while time.perf_counter() < deadline:
-            if self() is not None:
-                return True
-            if pause_s:
-                time.sleep(pause_s)
-        return False
+        return st
 
 
 @dataclass
@@ -80,17 +68,12 @@ class OverforceTrip:
 def analyse_overforce_trip(bench, cap, t0: int, reads: list[tuple[int, int, bool]], limit: float) -> OverforceTrip:
     """The crossing from the gauge trace and the trip instant from the status reads."""
     cross = crossing_above(cap.t, cap.force, limit)
-    # the trip instant: after the device sampled the last read that did not show it (no
-    # earlier than that read was sent) and before the first read that did came back —
-    # a reply the loaded host picked up late must not push the trip later
-    first = next((i for i, (_, _, tripped) in enumerate(reads) if tripped), None)
-    if first is None or not np.isfinite(cross):
+    b = bracket(reads)  # the trip between two status reads (verification.status_watch)
+    if not b.seen or not np.isfinite(cross):
         trip, half = float("inf"), 0.0
     else:
-        seen = bench.table_s(t0, reads[first][1])
         # tripped at the first read: it may have come before that read was even sent
-        before = bench.table_s(t0, reads[first - 1][0]) if first > 0 else min(cross, bench.table_s(t0, reads[0][0]))
-        trip, half = (seen + before) / 2, (seen - before) / 2
+        trip, half = b.in_seconds(lambda ns: bench.table_s(t0, ns), min(cross, bench.table_s(t0, b.first_sent_ns)))
     peak = float(np.max(cap.force)) if len(cap.force) else float("nan")
     slope, u_cross = float("nan"), 0.0
     if np.isfinite(cross):

@@ -74,6 +74,7 @@ class TriggerForce:
     slope_std_n_s: float = 0.0  # the fitted slope's standard error
     window_s: tuple[float, float] = (0.0, 0.0)  # the samples' span, table s
     earlier_noise_n: float = float("nan")  # the scatter about a line of the stretch before the window
+    unsure_s: float = 0.0  # table s either side of t = 0 the trigger may lie (`trigger_unsure_s`): left out
 
     def course(self, t: np.ndarray) -> np.ndarray:
         """The pre-trigger course carried on to instants `t` (the fitted line)."""
@@ -102,7 +103,7 @@ def trigger_force(t: np.ndarray, f: np.ndarray, unsure_s: float = 0.0) -> Trigge
     end = -max(0.0, unsure_s)
     idx = np.flatnonzero(t <= end)
     if idx.size < 3:
-        return TriggerForce(float("nan"), 0.0, 0.0, 0.0, int(idx.size))
+        return TriggerForce(float("nan"), 0.0, 0.0, 0.0, int(idx.size), unsure_s=unsure_s)
     window = idx[t[idx] >= end - TRIGGER_FIT_S]
     if window.size < TRIGGER_FIT_MIN_SAMPLES:
         window = idx[-TRIGGER_FIT_MIN_SAMPLES:]
@@ -120,17 +121,25 @@ def trigger_force(t: np.ndarray, f: np.ndarray, unsure_s: float = 0.0) -> Trigge
         te, fe = t[earlier], f[earlier]
         earlier_noise = float(np.std(fe - np.polyval(np.polyfit(te, fe, 1), te), ddof=2))
     return TriggerForce(float(intercept), float(slope), at_zero, scatter, n, slope_std, (float(tt[0]), float(tt[-1])),
-                        earlier_noise)
+                        earlier_noise, unsure_s)
 
 
 def force_at_trigger(t: np.ndarray, f: np.ndarray, unsure_s: float = 0.0) -> float:
     return trigger_force(t, f, unsure_s).force_n
 
 
-def rise_after_trigger(spec, bench, cap, f0: float, trigger_half_width_s: float, name: str, conditions: dict,
+def trial_trigger_force(cap, trigger_half_width_s: float, k: float) -> TriggerForce:
+    """The force at the trigger of one capture whose t = 0 is the trigger, known to
+    `trigger_half_width_s` wall seconds: fitted once per trial, then carried to every
+    measurement of the release that rests on it (the force at the trigger, the rise, the
+    course before the trigger)."""
+    return trigger_force(cap.t, cap.force, trigger_unsure_s(cap, trigger_half_width_s, k))
+
+
+def rise_after_trigger(spec, bench, cap, at: TriggerForce, trigger_half_width_s: float, name: str, conditions: dict,
                        preconditions: list[Precondition]) -> Measurement:
     """ER-NORISE's amount: the largest gauge force in the RISE_WINDOW_S after the trigger
-    minus the force held at the trigger (`trigger_force`), in newtons.
+    minus the force held at the trigger (`at`, `trial_trigger_force`), in newtons.
 
     The largest raw sample, not a smoothed one: smoothing would shave a short jump's top,
     which is the very thing measured; the sample's own noise, which can only have lifted
@@ -141,8 +150,8 @@ def rise_after_trigger(spec, bench, cap, f0: float, trigger_half_width_s: float,
     calibration's share of the rise (an offset cancels in a difference of two readings)."""
     req = spec.requirement("ER-NORISE")
     t, f = cap.t, cap.force
-    unsure = trigger_unsure_s(cap, trigger_half_width_s, bench.k)  # table s either side of t = 0
-    fit = trigger_force(t, f, unsure)
+    fit, f0 = at, at.force_n
+    unsure = at.unsure_s  # table s either side of t = 0
     # from the earliest the trigger can have been: a rise right after an early trigger counts.
     # A sample within `unsure` of t = 0 may still be before the trigger: there the table may
     # have been on its course (a ramp up goes on rising, one down was higher a moment ago),
@@ -177,14 +186,13 @@ def rise_after_trigger(spec, bench, cap, f0: float, trigger_half_width_s: float,
                        annotations={"trigger_s": 0.0}, preconditions=preconditions, quantity=RISE_KEY)
 
 
-def course_precondition(cap, trigger_half_width_s: float, k: float, fastest_n_s: float) -> Precondition:
+def course_precondition(fit: TriggerForce, fastest_n_s: float) -> Precondition:
     """The force at the trigger rests on gauge samples placed before the trigger: they must
     show the table's commanded course, not its reaction. A stream whose instants are off
     (or a reaction before the earliest the trigger can have been) puts the release into
     them: the force at the trigger, and any rise or half-force measured against it, could
     not be told apart from the release itself, and is not a number."""
-    unsure = trigger_unsure_s(cap, trigger_half_width_s, k)
-    fit = trigger_force(cap.t, cap.force, unsure)
+    unsure = fit.unsure_s
     start, end = fit.window_s
     return Precondition(
         "the gauge samples before the trigger (beyond its ± uncertainty) follow the table's commanded course, "
@@ -194,17 +202,19 @@ def course_precondition(cap, trigger_half_width_s: float, k: float, fastest_n_s:
         f"the fastest commanded ramp was {fastest_n_s:g} N/s; the trigger is known to ± {unsure * 1e3:.1f} ms table time")
 
 
-def release_measurements(spec, bench, cap, f0: float, trigger_half_width_s: float, name: str,
+def release_measurements(spec, bench, cap, at: TriggerForce, trigger_half_width_s: float, name: str,
                          conditions: dict, trigger: str | None = None,
                          fastest_n_s: float | None = None) -> list[Measurement]:
     """ER-NORISE (how long, then how much the force rose), ER-HALF, ER-RESIDUAL and ER-SNAP
-    of a capture whose t = 0 is the trigger.
+    of a capture whose t = 0 is the trigger, against the force held at it (`at`: the
+    trial's `trial_trigger_force`).
 
     `trigger_half_width_s` is in wall seconds (how well the trigger instant is known) and
     `trigger` says how it was known (default: an acknowledged write); the fall time is a
     difference of two gauge instants and carries no trigger term."""
     residual = spec.residual_force_n
     t, f = cap.t, cap.force
+    f0 = at.force_n
     budget = bench.timing_terms(cap, trigger_half_width_s, *([trigger] if trigger else []))
     fall_budget = [UncertaintyTerm.rectangular("two gauge crossings (sample period each)", 2 * cap.period)]
     # where a rise stopped is found on the force smoothed over 5 ms: up to that window off
@@ -220,7 +230,7 @@ def release_measurements(spec, bench, cap, f0: float, trigger_half_width_s: floa
     # what the force at the trigger rests on: ER-NORISE (both) and ER-HALF judge against it;
     # ER-RESIDUAL's level and ER-SNAP's fall need no instant before the trigger
     fastest = fastest_n_s or max(spec.max_ramp_rate_n_s, spec.plan.emergency.setup_ramp_n_s)
-    on_course = course_precondition(cap, trigger_half_width_s, bench.k, fastest)
+    on_course = course_precondition(at, fastest)
     for rid in ("ER-NORISE", "ER-HALF"):
         preconditions[rid] = preconditions[rid] + [on_course]
     out = []
@@ -233,6 +243,6 @@ def release_measurements(spec, bench, cap, f0: float, trigger_half_width_s: floa
                                series={"t_s": t, "force_n": f} if rid == "ER-HALF" else {},
                                preconditions=preconditions[rid]))
         if rid == "ER-NORISE":
-            out.append(rise_after_trigger(spec, bench, cap, f0, trigger_half_width_s, name, conditions,
+            out.append(rise_after_trigger(spec, bench, cap, at, trigger_half_width_s, name, conditions,
                                           preconditions[rid]))
     return out
