@@ -29,11 +29,11 @@ import jinja2
 from markupsafe import Markup, escape
 
 from reports import plots
-from reports.manifest import (MANIFEST_NAME, SIGNATURE_NAME, hash_files, run_files, verify_manifest, write_atomic,
-                              write_manifest,
-                              ManifestError)
-from reports.record import RECORD_NAME
-from reports.verdicts import ORDER, RunSummary, _closeness, summarise, verdict_rows
+from reports.manifest import ManifestError, hash_files, run_files, verify_manifest, write_manifest
+from reports.rundir import (MANIFEST_NAME, NOT_APPLICABLE, RECORD_NAME, REPORT_DIR, SIGNATURE_NAME, U_DIGITS, Event,
+                            RunStart, closeness, limit_text, number_text, parse_stamp, u_text, value_text,
+                            write_atomic)
+from reports.verdicts import ORDER, RunSummary, summarise, verdict_rows
 from verification.spec import quantity_id
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -46,48 +46,34 @@ class ReportError(Exception):
 
 # ---------------------------------------------------------------- formatting
 
-def _num(v, unit="") -> str:
-    return f"{v:.4g} {unit}".strip()
+def condition_text(value) -> str:
+    """A measurement's condition as the report lists it: a measured number as every number
+    of the report (4 significant digits), a count, a name or a flag as recorded."""
+    if isinstance(value, float):
+        return number_text(value)
+    return str(value)
 
 
-def value_text(m: dict | None) -> str:
-    if m is None:
-        return "—"
-    if m.get("verdict") == "N/A":
-        return "N/A"
-    if m.get("decision_rule") == "boolean":
-        return "holds" if m.get("value") else "VIOLATED"
-    v = m.get("value")
-    return "never (∞)" if v is None else _num(v, m.get("unit") or "")
+def conditions_of(m: dict, limit: int | None = None, leave_out: tuple[str, ...] = ()) -> dict[str, str]:
+    """The plain conditions of a measurement (not the nested ones), shown."""
+    shown = {k: condition_text(v) for k, v in (m.get("conditions") or {}).items()
+             if not isinstance(v, (dict, list)) and k not in leave_out}
+    return dict(list(shown.items())[:limit]) if limit else shown
 
 
-def limit_text(m: dict | None, req: dict | None = None) -> str:
-    if m is None:
-        if req is None:
-            return "—"
-        if req.get("decision_rule") == "boolean":
-            return "must hold"
-        unit = req.get("unit") or ""
-        lo, hi = req.get("lower"), req.get("upper")
-        parts = ([f"≥ {lo}"] if lo is not None else []) + ([f"≤ {hi}"] if hi is not None else [])
-        return (" and ".join(parts) + f" {unit}").strip() if parts else "—"
-    if m.get("decision_rule") == "boolean":
-        return "must hold"
-    unit = m.get("unit") or ""
-    lo, hi = m.get("lower"), m.get("upper")
-    if lo is not None and hi is not None:
-        return f"{lo:.4g} … {hi:.4g} {unit}".strip()
-    if hi is not None:
-        return f"≤ {hi:.4g} {unit}".strip()
-    if lo is not None:
-        return f"≥ {lo:.4g} {unit}".strip()
-    return "—"
-
-
-def u_text(m: dict | None) -> str:
-    if m is None or m.get("decision_rule") == "boolean":
-        return "—"
-    return f"± {m.get('uncertainty') or 0.0:.2g} {m.get('unit') or ''}".strip()
+def tests_by_function(tests: list[str], unfinished=()) -> list[dict]:
+    """The tests of a matrix row, one per test function: a test run once per parameter set
+    (test_emergency_release[estop_coil], [...]) is one entry with how many sets ran, so a
+    row never lists every parametrisation; a function run once keeps its full id."""
+    groups: dict[str, list[str]] = {}
+    for t in tests:
+        groups.setdefault(t.split("[", 1)[0], []).append(t)
+    out = []
+    for function, ids in groups.items():
+        single = len(ids) == 1
+        out.append({"test": ids[0] if single else function, "count": len(ids),
+                    "unfinished": sum(t in unfinished for t in ids)})
+    return out
 
 
 def _data_uri(png: bytes) -> str:
@@ -95,12 +81,11 @@ def _data_uri(png: bytes) -> str:
 
 
 def _day(utc: str | None) -> str:
-    if not utc:
-        return "—"
     try:
-        return dt.datetime.fromisoformat(utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        at = parse_stamp(utc)
     except ValueError:
         return utc
+    return "—" if at is None else at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # ---------------------------------------------------------------- context
@@ -113,13 +98,12 @@ def _grounds(m: dict) -> str:
     """What a FAIL stands on: the preconditions that held, and what was measured — so a
     reader can tell a primary finding from a consequence of another one."""
     held = [f"{p['what']} ({p['observed']})" for p in m.get("preconditions") or [] if p.get("held")]
-    measured = {k: v for k, v in (m.get("conditions") or {}).items()
-                if not isinstance(v, (dict, list)) and k not in ("summary",)}
+    measured = conditions_of(m, limit=10, leave_out=("summary",))
     text = ""
     if held:
         text += ". Preconditions held: " + "; ".join(held)
     if measured:
-        text += ". Measured under: " + ", ".join(f"{k} = {v}" for k, v in list(measured.items())[:10])
+        text += ". Measured under: " + ", ".join(f"{k} = {v}" for k, v in measured.items())
     return text
 
 
@@ -148,12 +132,12 @@ def _trial_table(measurements: list[dict], req_order: list[str]) -> dict | None:
         rid = quantity_id(m["requirement"], m.get("quantity"))
         v = m.get("value")
         note = None
-        if m["verdict"] == "N/A":
+        if m["verdict"] == NOT_APPLICABLE:
             reason = m.get("not_applicable") or "a precondition did not hold"
             note = reasons.setdefault(reason, len(reasons) + 1)
-            text = "N/A"
+            text = NOT_APPLICABLE
         elif m.get("decision_rule") != "boolean" and isinstance(v, (int, float)):
-            text = f"{v:.4g} ± {m.get('uncertainty') or 0.0:.2g} {m.get('unit') or ''}".strip()
+            text = f"{number_text(v)} {u_text(m)}"
         else:
             text = value_text(m)
         row["cells"][rid] = {"text": text, "verdict": m["verdict"], "tur_below_4": m.get("tur_below_4"), "note": note}
@@ -165,30 +149,27 @@ def _trial_table(measurements: list[dict], req_order: list[str]) -> dict | None:
             "notes": [{"n": n, "reason": reason} for reason, n in reasons.items()]}
 
 
-def _instruments(start: dict) -> list[dict]:
-    gauge = start.get("gauge") or {}
-    cal = gauge.get("calibration") or {}
-    expired = bool(gauge.get("calibration_expired"))
-    rig_gauge = (start.get("rig") or {}).get("gauge") or {}
-    rows = [{
+def _instruments(start: RunStart) -> list[dict]:
+    gauge, cal = start.gauge, start.gauge.calibration
+    return [{
         "role": "reference force gauge (all force and time evidence)",
-        "model": gauge.get("model") or rig_gauge.get("model") or "—",
-        "serial": gauge.get("serial") or rig_gauge.get("serial") or "—",
-        "certificate": cal.get("certificate") or "—",
-        "date": cal.get("date") or "—",
-        "due": cal.get("due") or "—",
-        "uncertainty": (f"± {cal['expanded_uncertainty_n']:g} N (k={cal.get('coverage_factor', 2):g})"
-                        if cal.get("expanded_uncertainty_n") is not None else "—"),
-        "resolution": f"{rig_gauge['resolution_n']:g} N" if rig_gauge.get("resolution_n") is not None else "—",
-        "status": "EXPIRED at the run (overridden with --allow-expired-calibration)" if expired else "valid at the run",
-        "expired": expired,
+        "model": gauge.model or "—",
+        "serial": gauge.serial or "—",
+        "certificate": cal.certificate or "—",
+        "date": cal.date or "—",
+        "due": cal.due or "—",
+        "uncertainty": (f"± {number_text(cal.expanded_uncertainty_n, 'N', U_DIGITS)} "
+                        f"(k={number_text(2 if cal.coverage_factor is None else cal.coverage_factor)})"
+                        if cal.expanded_uncertainty_n is not None else "—"),
+        "resolution": number_text(gauge.resolution_n, "N") if gauge.resolution_n is not None else "—",
+        "status": "EXPIRED at the run (overridden with --allow-expired-calibration)" if cal.expired else "valid at the run",
+        "expired": cal.expired,
     }]
-    return rows
 
 
 def _unfinished_tests(events: list[dict]) -> list[str]:
-    started = [e["test"] for e in events if e["event"] == "test-start"]
-    ended = {e["test"] for e in events if e["event"] == "test-end"}
+    started = [e["test"] for e in events if e["event"] == Event.TEST_START]
+    ended = {e["test"] for e in events if e["event"] == Event.TEST_END}
     return [t for t in dict.fromkeys(started) if t not in ended]
 
 
@@ -205,7 +186,7 @@ def _operator_steps(events: list[dict]) -> list[dict]:
     """Who was asked what and what they answered (fixtures/operator.py), in the order asked."""
     rows = []
     for e in events:
-        if e["event"] != "operator-step":
+        if e["event"] != Event.OPERATOR_STEP:
             continue
         waited = e.get("waited_s")
         rows.append({
@@ -223,12 +204,12 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
     start, events = summary.start, summary.events
     spec = start["specification"]
     reqs = {r["id"]: r for r in spec["requirements"]}
-    measurements = [e for e in events if e["event"] == "measurement"]
+    measurements = [e for e in events if e["event"] == Event.MEASUREMENT]
     series_of = _series_for(measurements)
     residual = spec.get("residual_force_n")
     covering: dict[str, list[str]] = {}
     for e in events:
-        if e["event"] == "test-start":
+        if e["event"] == Event.TEST_START:
             for rid in e.get("requirements") or []:
                 covering.setdefault(rid, [])
                 if e["test"] not in covering[rid]:
@@ -245,14 +226,13 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
             req = {**req, **next((q for q in req.get("also") or [] if q.get("key") == key), {})}
         tests = sorted(r.tests) or covering.get(requirement, [])
         matrix.append({
-            "id": rid, "title": title, "source": req.get("source", ""), "tests": tests,
+            "id": rid, "title": title, "source": req.get("source", ""), "tests": tests_by_function(tests, unfinished),
             "worst": value_text(r.worst), "limit": limit_text(r.worst, req), "u": u_text(r.worst),
             "verdict": r.verdict, "n": r.measurements, "tur_flags": r.tur_flags, "na": r.not_applicable,
-            "unfinished": [t for t in tests if t in unfinished],
         })
         own = [m for m in measurements if m.get("requirement") == requirement and m.get("quantity") == key]
-        trials = [m for m in own if not _is_summary(m) and m["verdict"] != "N/A"] or \
-            [m for m in own if m["verdict"] != "N/A"]  # judged measurements: a check that was N/A has no value
+        trials = [m for m in own if not _is_summary(m) and m["verdict"] != NOT_APPLICABLE] or \
+            [m for m in own if m["verdict"] != NOT_APPLICABLE]  # judged measurements: a check that was N/A has no value
         listed = [m for m in own if _trial_key(m) is None]  # the trials' own rows are the trial table's
         stats = plots.statistics(trials) if trials else None
         images = []
@@ -263,7 +243,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
             ranked = sorted(
                 (m for m in trials if m.get("decision_rule") != "boolean"
                  and (m.get("series") or series_of.get((m.get("test"), m.get("name"))))),
-                key=lambda m: (ORDER[m["verdict"]], -_closeness(m)))
+                key=lambda m: (ORDER[m["verdict"]], -closeness(m)))
             for m in ranked[:max_plots]:
                 rel = m.get("series") or series_of[(m.get("test"), m.get("name"))]
                 if not (run_dir / rel).is_file():
@@ -278,8 +258,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
             "stats": stats, "images": images,
             "worst": worst and {"name": worst.get("name"), "value": value_text(worst), "limit": limit_text(worst),
                                 "u": u_text(worst), "tur": worst.get("tur"), "budget": worst.get("budget") or [],
-                                "conditions": {k: v for k, v in (worst.get("conditions") or {}).items()
-                                               if not isinstance(v, (dict, list))},
+                                "conditions": conditions_of(worst),
                                 "note": worst.get("note")},
             "rows": [{"name": m.get("name"), "value": value_text(m), "limit": limit_text(m), "u": u_text(m),
                       "tur": m.get("tur"), "tur_below_4": m.get("tur_below_4"), "verdict": m["verdict"],
@@ -294,10 +273,11 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
 
     # deviations and incomplete items
     deviations = []
-    gauge = start.get("gauge") or {}
-    if gauge.get("calibration_expired"):
+    identity = summary.run_start
+    calibration = identity.gauge.calibration
+    if calibration.expired:
         deviations.append(("calibration", f"The reference gauge's calibration was expired at the run (due "
-                                          f"{(gauge.get('calibration') or {}).get('due')}); the run was started with "
+                                          f"{calibration.due}); the run was started with "
                                           "--allow-expired-calibration."))
     if not complete:
         if summary.end is None:
@@ -340,42 +320,44 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                                            f"{row['answer'].lower()} after {row['waited']} (operator {row['operator']}); "
                                            "an unanswered step is not a pass."))
     for e in events:
-        if e["event"] == "operator-name" and not e.get("answered"):
+        if e["event"] == Event.OPERATOR_NAME and not e.get("answered"):
             deviations.append(("operator", f"{_day(e.get('asked_utc'))}: nobody gave a name at the first operator "
                                            f"prompt within {e.get('timeout_s')} s."))
     for e in events:
-        if e["event"] == "trial-repeated":
+        if e["event"] == Event.TRIAL_REPEATED:
             deviations.append(("repeated", f"{e.get('trigger')} trial {e.get('trial')} repeated: {e.get('reason')}"))
-        elif e["event"] == "safe-state" and e.get("problems"):
+        elif e["event"] == Event.SAFE_STATE and e.get("problems"):
             deviations.append(("safe state", f"{_day(e.get('utc'))} ({e.get('reason')}): {'; '.join(map(str, e['problems']))}"))
-    rig = start.get("rig") or {}
-    emulated = rig.get("emulated")
+    rig = identity.rig
+    emulated = identity.emulation
     if emulated:
         deviations.append(("emulated", f"The table under test is emulated (seed {emulated.get('seed')}, faults "
                                         f"{', '.join(emulated.get('faults') or []) or 'none'}): not evidence for a real table."))
-    software = start.get("software") or {}
+    software = identity.software
     if software.get("git_dirty"):
         deviations.append(("software", "The rig software had uncommitted changes (git_dirty)."))
 
     overall = summary.overall
-    table = start.get("table") or {}
+    table = identity.table
     return {
         "run_dir": str(run_dir), "run_name": run_dir.name,
-        "spec": spec, "spec_file": start.get("spec_file"),
-        "rig": rig, "rig_file": start.get("rig_file"), "emulated": emulated,
-        "table": table, "table_model": (rig.get("table") or {}).get("model") or table.get("kind") or "—",
-        "firmware": f"0x{table['firmware']:04X}" if isinstance(table.get("firmware"), int) else "—",
-        "operator": start.get("operator") or "—", "software": software,
-        "profile": start.get("profile"),  # absent in records from before run profiles
-        "started": _day(start.get("utc")),
+        "spec": spec, "spec_file": identity.spec_file,
+        "rig": rig, "rig_file": identity.rig_file, "emulated": emulated,
+        "table": table, "table_model": identity.table.model or identity.table.kind or "—",
+        "firmware": identity.table.firmware_text or "—",
+        "operator": identity.operator or "—", "software": software,
+        "profile": identity.profile,  # absent in records from before run profiles
+        "started": _day(identity.utc),
         "ended": _day(summary.end.get("utc")) if summary.end else f"— (cut; last event {_day(last_utc)})",
         "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "overall": overall, "complete": complete, "unfinished": unfinished, "damage": summary.damage_text,
-        "calibration_expired": bool(gauge.get("calibration_expired")),
-        "instruments": _instruments(start),
+        "calibration_expired": calibration.expired,
+        "instruments": _instruments(identity),
         "matrix": matrix, "sections": sections, "deviations": deviations, "operator_steps": operator_steps,
         "tests": [{"test": t, "outcome": o} for t, o in summary.tests.items()]
                  + [{"test": t, "outcome": "not finished"} for t in unfinished],
+        # requirements judged, not the verdict table's rows (ER-NORISE.rise is a quantity of ER-NORISE)
+        "n_requirements": len(summary.results),
         "counts": {v: sum(1 for r in summary.results if r.verdict == v) for v in ("PASS", "FAIL", "INCONCLUSIVE", "NOT RUN")},
         "files": file_hashes, "manifest_name": MANIFEST_NAME,
         "trial_table": _trial_table(measurements, [row.id for row in verdict_rows(summary.results)]),
@@ -396,8 +378,9 @@ def _history(run_dir: Path) -> dict | None:
     for r in h.get("requirements", []):
         unit = r.get("unit") or ""
         mean = r.get("history_mean")
-        rows.append({"id": r["requirement"], "runs": r["runs"], "value": f"{r['value']:.4g} {unit}",
-                     "u": f"± {r['uncertainty']:.2g} {unit}", "mean": "—" if mean is None else f"{mean:.4g} {unit}",
+        rows.append({"id": r["requirement"], "runs": r["runs"], "value": number_text(r["value"], unit),
+                     "u": "± " + number_text(r["uncertainty"], unit, U_DIGITS),
+                     "mean": "—" if mean is None else number_text(mean, unit),
                      "verdict": r.get("verdict"), "warnings": " + ".join(r.get("warnings") or []) or "—"})
     return {"error": h.get("error"), "database": h.get("database"), "serial": h.get("serial"),
             "runs": h.get("runs_of_table"), "horizon": h.get("horizon_runs"), "rows": rows,
@@ -416,7 +399,7 @@ def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["g4"] = lambda v: "—" if v is None else f"{v:.4g}"
+    env.filters["g4"] = lambda v: "—" if v is None else number_text(v)
     env.filters["css"] = _css_string
     env.filters["nodeid"] = lambda t: Markup(str(escape(t)).replace("::", "::<wbr>").replace("/", "/<wbr>").replace("[", "<wbr>["))
     return env
@@ -435,7 +418,7 @@ def render_report(run_dir, out_dir=None, max_plots: int = MAX_PLOTS, pdf: bool =
         raise ReportError(f"{run_dir}: no such run directory")
     if not (run_dir / RECORD_NAME).is_file():
         raise ReportError(f"{run_dir}: no {RECORD_NAME}: not a traction-rig run directory")
-    out = Path(out_dir).resolve() if out_dir else run_dir / "report"
+    out = Path(out_dir).resolve() if out_dir else run_dir / REPORT_DIR
     try:
         inside = out.relative_to(run_dir).as_posix() + "/"
     except ValueError:

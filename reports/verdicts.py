@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from reports.record import Damage, damage_text, scan_record
+__all__ = ["NOT_APPLICABLE", "ORDER", "QuantityResult", "RequirementResult", "RunSummary", "Tally", "VerdictRow",
+           "format_value", "summarise", "verdict_rows"]  # format_value: reports.rundir's, for the verdict table
+
+from reports.rundir import (NOT_APPLICABLE, Damage, Event, RunStart, closeness, damage_text,
+                            format_value, scan_record)
 from verification.spec import quantity_id
 
-ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3, "N/A": 4}
-NOT_APPLICABLE = "N/A"
+ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3, NOT_APPLICABLE: 4}
 
 
 @dataclass(kw_only=True)
@@ -38,7 +41,7 @@ class Tally:
                 self.not_applicable_reasons.append(e["not_applicable"])
             return
         self.tur_flags += bool(e.get("tur_below_4"))
-        if self.worst is None or (ORDER[v], -_closeness(e)) < (ORDER[self.worst["verdict"]], -_closeness(self.worst)):
+        if self.worst is None or (ORDER[v], -closeness(e)) < (ORDER[self.worst["verdict"]], -closeness(self.worst)):
             self.worst = e
         self.verdict = v if self.verdict == "NOT RUN" else min(self.verdict, v, key=ORDER.get)
 
@@ -79,6 +82,11 @@ class RunSummary:
     damage: tuple[Damage, ...] = ()
 
     @property
+    def run_start(self) -> RunStart:
+        """The run-start line read (reports.rundir.RunStart): who and what the run verified."""
+        return RunStart.from_line(self.start)
+
+    @property
     def damage_text(self) -> str | None:
         """"record damaged at line N (…)", or None for an intact record."""
         return damage_text(self.damage)
@@ -107,31 +115,15 @@ class RunSummary:
         return [t for t, outcome in self.tests.items() if outcome not in ("passed", "skipped") and t not in self.judged]
 
 
-def _closeness(m: dict) -> float:
-    """How close a measurement came to its limits (larger is worse). A boolean that held is
-    never closer than a measured value: an operator's observation traced to a guard-banded
-    requirement must not hide that requirement's worst measured value."""
-    if m.get("decision_rule") == "boolean":
-        return float("-inf") if m.get("value") else 1.0
-    value, lo, hi = m.get("value"), m.get("lower"), m.get("upper")
-    if value is None:
-        return float("inf")
-    worst = float("-inf")
-    if hi is not None:
-        worst = max(worst, (value - hi) / (abs(hi) or 1.0))
-    if lo is not None:
-        worst = max(worst, (lo - value) / (abs(lo) or 1.0))
-    return worst
-
 
 def summarise(run_dir) -> RunSummary:
     read = scan_record(run_dir)
     events = read.events
-    start = next((e for e in events if e["event"] == "run-start"), None)
+    start = next((e for e in events if e["event"] == Event.RUN_START), None)
     if start is None:
         damaged = f" ({read.damage_text()})" if read.damaged else ""
         raise ValueError(f"{run_dir}: no run-start line{damaged}: not a traction-rig run record")
-    end = next((e for e in reversed(events) if e["event"] == "run-end"), None)
+    end = next((e for e in reversed(events) if e["event"] == Event.RUN_END), None)
     spec = start["specification"]
     results = {}
     for r in spec["requirements"]:
@@ -144,7 +136,7 @@ def summarise(run_dir) -> RunSummary:
     tests: dict[str, str] = {}
     judged: set[str] = set()
     for e in events:
-        if e["event"] == "measurement" and e["requirement"] in results:
+        if e["event"] == Event.MEASUREMENT and e["requirement"] in results:
             r = results[e["requirement"]]
             r.add(e)
             q = r.quantity(e.get("quantity"))
@@ -153,7 +145,7 @@ def summarise(run_dir) -> RunSummary:
                                    unit=e.get("unit") or "")
                 r.quantities.append(q)
             q.add(e)
-        elif e["event"] == "test-end":
+        elif e["event"] == Event.TEST_END:
             if e.get("when") == "call" or e.get("outcome") != "passed":
                 tests[e["test"]] = e["outcome"]
                 (judged.add if e.get("judged") else judged.discard)(e["test"])
@@ -184,17 +176,3 @@ def verdict_rows(results: list[RequirementResult]) -> list[VerdictRow]:
             rows.append(VerdictRow(q.id, r.title if q.key is None else f"{r.title} — {q.quantity}", q, r, q.key))
     return rows
 
-
-def format_value(m: dict | None) -> tuple[str, str, str]:
-    """A deciding measurement as the verdict table shows it: (worst value, limit, U); the
-    terminal table of `rig run` and the panel's page say the same thing the same way."""
-    if m is None:
-        return "—", "—", "—"
-    if m.get("decision_rule") == "boolean":
-        return ("holds" if m["value"] else "VIOLATED"), "must hold", "—"
-    unit = m.get("unit") or ""
-    value = m["value"]
-    text = "never" if value is None else f"{value:.4g} {unit}"
-    lo, hi = m.get("lower"), m.get("upper")
-    limit = f"≤ {hi:.4g} {unit}" if hi is not None and lo is None else f"≥ {lo:.4g} {unit}" if lo is not None and hi is None else f"{lo:.4g} … {hi:.4g} {unit}"
-    return text, limit, f"± {m.get('uncertainty', 0):.2g} {unit}"
