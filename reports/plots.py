@@ -18,6 +18,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from reports.rundir import U_DIGITS, number_text  # noqa: E402
 
 MAX_POINTS = 4000  # a plot never needs more points than its pixel width (ish)
 # where the measured time of a requirement starts from, in the order looked for
@@ -69,7 +72,7 @@ def _png(fig) -> bytes:
 
 
 def _fmt(v) -> str:
-    return "—" if v is None else f"{v:.4g}"
+    return "—" if v is None else number_text(v)
 
 
 def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None = None) -> bytes:
@@ -91,18 +94,18 @@ def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None
         # held at the trigger, the largest force after it, and the view zoomed on the rise
         f0, peak = cond["force_at_trigger_n"], cond.get("peak_n")
         if hi is not None:
-            ax.axhspan(f0, f0 + hi, color="#2e7d32", alpha=0.12, label=f"no rise above {f0:.4g} + {hi:.3g} N")
-            ax.axhspan(f0 + hi - u, f0 + hi, color="#f9a825", alpha=0.25, label=f"guard band (U = {u:.2g} N)")
+            ax.axhspan(f0, f0 + hi, color="#2e7d32", alpha=0.12, label=f"no rise above {number_text(f0)} + {number_text(hi, 'N')}")
+            ax.axhspan(f0 + hi - u, f0 + hi, color="#f9a825", alpha=0.25, label=f"guard band (U = {number_text(u, 'N', U_DIGITS)})")
         ax.axhline(f0, color="#2e7d32", lw=0.6, ls=":")
         if isinstance(peak, (int, float)) and math.isfinite(peak):
-            ax.axhline(peak, color="#e65100", lw=1.0, label=f"largest after the trigger {peak:.4g} N")
+            ax.axhline(peak, color="#e65100", lw=1.0, label=f"largest after the trigger {number_text(peak, 'N')}")
             top = max(peak, f0 + (hi or 0.0))
             ax.set_ylim(f0 - 2.0 * (top - f0 + 1.0), top + 0.5 * (top - f0 + 1.0))
     elif unit == "N":
         # a force error: the acceptance band is the setting ± the limit
         setting = cond.get("setting_n", cond.get("set_n"))
         if setting is not None and hi is not None:
-            ax.axhspan(setting - hi, setting + hi, color="#2e7d32", alpha=0.12, label=f"limit {setting:g} ± {hi:.3g} N")
+            ax.axhspan(setting - hi, setting + hi, color="#2e7d32", alpha=0.12, label=f"limit {number_text(setting)} ± {number_text(hi, 'N')}")
             ax.axhline(setting, color="#2e7d32", lw=0.6, ls=":")
             if len(ff):
                 span = max(hi * 3, float(np.ptp(ff)) * 1.1, 1.0)
@@ -112,16 +115,16 @@ def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None
         ref_key = next((k for k in ("trigger_s", "cross_s") if k in ann), None)
         if ref_key is not None and hi is not None and rid != "ER-SNAP":
             ref = ann[ref_key]
-            ax.axvspan(ref, ref + hi, color="#2e7d32", alpha=0.10, label=f"limit ≤ {hi:.3g} s after {INSTANT_LABELS[ref_key]}")
-            ax.axvspan(ref + hi - u, ref + hi, color="#f9a825", alpha=0.25, label=f"guard band (U = {u:.2g} s)")
+            ax.axvspan(ref, ref + hi, color="#2e7d32", alpha=0.10, label=f"limit ≤ {number_text(hi, 's')} after {INSTANT_LABELS[ref_key]}")
+            ax.axvspan(ref + hi - u, ref + hi, color="#f9a825", alpha=0.25, label=f"guard band (U = {number_text(u, 's', U_DIGITS)})")
     # force levels the requirement refers to
     if "limit_n" in cond:
-        ax.axhline(cond["limit_n"], color="#c62828", lw=0.8, ls="--", label=f"FORCE_LIMIT {cond['limit_n']:g} N")
+        ax.axhline(cond["limit_n"], color="#c62828", lw=0.8, ls="--", label=f"FORCE_LIMIT {number_text(cond['limit_n'], 'N')}")
     f0 = cond.get("force_at_trigger_n")
     if f0 is not None and rid.startswith("ER-") and not rise:
-        ax.axhline(0.5 * f0, color="#6a1b9a", lw=0.6, ls=":", label=f"50 % of {f0:.4g} N")
+        ax.axhline(0.5 * f0, color="#6a1b9a", lw=0.6, ls=":", label=f"50 % of {number_text(f0, 'N')}")
         if residual_n is not None:
-            ax.axhline(residual_n, color="#ad1457", lw=0.6, ls=":", label=f"residual {residual_n:g} N")
+            ax.axhline(residual_n, color="#ad1457", lw=0.6, ls=":", label=f"residual {number_text(residual_n, 'N')}")
     # instants: the trigger and the other reference instants, then what each requirement measured
     ymax = ax.get_ylim()[1]
     for key, x in ann.items():
@@ -151,7 +154,8 @@ def force_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None
     elif rid == "IL-OVERFORCE" and "cross_s" in ann:
         ax.set_xlim(ann["cross_s"] - 0.3, ann.get("release_s", ann["cross_s"]) + 0.5)
     verdict = m.get("verdict", "")
-    ax.set_title(f"{rid}{'.' + m['quantity'] if m.get('quantity') else ''} — {m.get('name', '')}: {_fmt(value)} {unit} ± {u:.2g} → {verdict}", fontsize=8.5)
+    ax.set_title(f"{rid}{'.' + m['quantity'] if m.get('quantity') else ''} — {m.get('name', '')}: {_fmt(value)} {unit} "
+                 f"± {number_text(u, digits=U_DIGITS)} → {verdict}", fontsize=8.5)
     ax.set_xlabel("table time (s)", fontsize=8)
     ax.set_ylabel("force (N)", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -188,6 +192,7 @@ def values_plot(rid: str, measurements: list[dict]) -> bytes | None:
     unit = pts[0].get("unit") or ""
     ax.set_title(f"{rid}: {len(pts)} measured values (bars: expanded uncertainty)", fontsize=8.5)
     ax.set_xlabel("measurement #", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # measurements are counted: no 1.25, 1.50 …
     ax.set_ylabel(unit, fontsize=8)
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3, lw=0.5)

@@ -61,7 +61,7 @@ def conditions_of(m: dict, limit: int | None = None, leave_out: tuple[str, ...] 
     return dict(list(shown.items())[:limit]) if limit else shown
 
 
-def tests_by_function(tests: list[str], unfinished=()) -> list[dict]:
+def by_test_function(tests: list[str], unfinished=()) -> list[dict]:
     """The tests of a matrix row, one per test function: a test run once per parameter set
     (test_emergency_release[estop_coil], [...]) is one entry with how many sets ran, so a
     row never lists every parametrisation; a function run once keeps its full id."""
@@ -226,7 +226,7 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
             req = {**req, **next((q for q in req.get("also") or [] if q.get("key") == key), {})}
         tests = sorted(r.tests) or covering.get(requirement, [])
         matrix.append({
-            "id": rid, "title": title, "source": req.get("source", ""), "tests": tests_by_function(tests, unfinished),
+            "id": rid, "title": title, "source": req.get("source", ""), "tests": by_test_function(tests, unfinished),
             "worst": value_text(r.worst), "limit": limit_text(r.worst, req), "u": u_text(r.worst),
             "verdict": r.verdict, "n": r.measurements, "tur_flags": r.tur_flags, "na": r.not_applicable,
         })
