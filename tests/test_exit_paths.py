@@ -8,20 +8,20 @@ process reads the emulator's endpoints from the child's run record, watches the 
 through its own Modbus link and shows that the table is released — below the residual
 force within the time the specification allows — on every path.
 
-Two arrangements keep the observation possible and the child honest:
-* the child's conftest holds the end of the session (a session fixture torn down just
-  before the plugin's) until this process has looked: the emulator dies with the session,
-  a real table would not. It runs after every release under test was commanded, so it
-  cannot help the release.
+The child is started, read and ended by tests/child_run.py. Two arrangements keep the
+observation possible and the child honest:
+* a plugin of the child (tests/session_hold.py) holds the end of the session (a session
+  fixture torn down just before the plugin's) until this process has looked: the emulator
+  dies with the session, a real table would not. It runs after every release under test
+  was commanded, so it cannot help the release.
 * after SIGKILL / os._exit the emulator (a grandchild) is orphaned and keeps serving: the
-  controller's watchdog releases the table; afterwards it is stopped here by its pid.
+  controller's watchdog releases the table; afterwards it is ended with what is left of
+  the child's process group.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,11 +32,11 @@ import pytest
 from drivers.controller import TractionController
 from drivers.lease import lease_length_s
 from drivers.tcm1 import FaultCode, Phase
-from reports.record import RECORD_NAME, read_record
+from reports.rundir import Event, RecordRead
 from rigs.config import load_rig
+from tests.child_run import HOLD_ARGS, REPO, ChildRun, Children, alive, is_emulator
 from verification.spec import load_spec
 
-REPO = Path(__file__).resolve().parent.parent
 RIG_FILE = REPO / "rigs" / "emulated-lumbar.yaml"
 RIG = load_rig(RIG_FILE)
 SPEC = load_spec(RIG.table.specification)
@@ -51,26 +51,6 @@ MID_RAMP_N = 50.0
 START_TIMEOUT_S = 30.0
 
 pytestmark = [pytest.mark.timeout(90), pytest.mark.slow]
-
-CHILD_CONFTEST = '''
-import os
-import time
-
-import pytest
-
-HOLD = os.environ["EXIT_PATH_HOLD"]
-
-
-@pytest.fixture(scope="session", autouse=True)
-def hold_session_end(session_rig):
-    """Keep the rig, and so the emulator it started, open until the observer has looked.
-    Set up after session_rig, so torn down before it (after every test's own teardown)."""
-    yield
-    open(HOLD + ".waiting", "w").close()
-    deadline = time.monotonic() + 30.0
-    while not os.path.exists(HOLD) and time.monotonic() < deadline:
-        time.sleep(0.01)
-'''
 
 CHILD_TESTS = '''
 import os
@@ -146,23 +126,6 @@ def test_timeout_thread(bench):
 '''
 
 
-def _alive(pid: int) -> bool:
-    """A process that exists and is not a zombie waiting for its (new) parent."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
-def _is_emulator(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"rigcli" in cmdline and b"emulate" in cmdline
-
-
 @dataclass
 class Observation:
     peak_n: float = 0.0
@@ -171,85 +134,51 @@ class Observation:
 
 
 class Child:
-    """One child pytest session on the emulated rig, observed from this process."""
+    """One child pytest session on the emulated rig (tests/child_run.py), observed from
+    this process through a controller link of its own."""
 
-    def __init__(self, tmp: Path, test: str) -> None:
+    def __init__(self, run: ChildRun, tmp: Path) -> None:
+        self.run = run
         self.tmp = tmp
-        self.runs = tmp / "runs"
-        self.hold = tmp / "hold"
-        (tmp / "conftest.py").write_text(CHILD_CONFTEST, encoding="utf-8")
-        (tmp / "test_child.py").write_text(CHILD_TESTS, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
-        env["EXIT_PATH_HOLD"] = str(self.hold)
-        env["EXIT_PATH_GO"] = str(tmp / "go")
-        self.log = open(tmp / "child.log", "w+", encoding="utf-8")
-        self.proc = subprocess.Popen(
-            # option values joined with "=": a separate path argument would take part in
-            # pytest's rootdir search and make this repository the child's rootdir
-            [sys.executable, "-m", "pytest", *([f"test_child.py::{test}"] if " " not in test else ["test_child.py", "-k", test]),
-             f"--rig={RIG_FILE}",
-             f"--run-dir={self.runs}", "-p", "no:cacheprovider", "-q", "-rA"],
-            cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # signals reach the child only, never this session
-        )
         self.endpoints: dict | None = None
         self.ctrl: TractionController | None = None
 
     # ------------------------------------------------------------ child side
     def output(self) -> str:
-        self.log.flush()
-        return (self.tmp / "child.log").read_text(encoding="utf-8")
+        return self.run.output()
 
-    def record(self) -> list[dict]:
-        paths = list(self.runs.glob(f"*/{RECORD_NAME}"))
-        assert len(paths) <= 1, paths
-        return read_record(paths[0].parent) if paths else []
+    def record(self) -> RecordRead:
+        return self.run.record()
 
     def wait_run_start(self) -> dict:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            start = [e for e in self.record() if e["event"] == "run-start"]
-            if start:
-                self.endpoints = start[0]["emulator"]
-                assert self.endpoints and _is_emulator(self.endpoints["pid"])
-                ep = self.endpoints["controller"]
-                self.ctrl = TractionController(host=ep["host"], port=ep["port"], timeout_s=2.0,
-                                               name="observer").connect()
-                return start[0]
-            assert self.proc.poll() is None, f"child ended before opening the rig:\n{self.output()}"
-            time.sleep(0.02)
-        raise AssertionError(f"no run-start in the child's record within {START_TIMEOUT_S} s:\n{self.output()}")
+        start = self.run.run_start(START_TIMEOUT_S)
+        self.endpoints = start.emulator
+        assert self.endpoints and is_emulator(self.endpoints["pid"])
+        self.ctrl = self.run.controller("observer")
+        return start.line
 
     def wait_holding(self, timeout_s: float = 30.0) -> None:
         """Until the child sits in its held end of session."""
-        deadline = time.monotonic() + timeout_s
-        waiting = Path(str(self.hold) + ".waiting")
-        while not waiting.exists():
-            assert self.proc.poll() is None, f"child ended without reaching the end of its session:\n{self.output()}"
-            assert time.monotonic() < deadline, f"child not at the end of its session within {timeout_s} s:\n{self.output()}"
-            time.sleep(0.01)
+        self.run.wait_holding(timeout_s)
 
     def go(self) -> None:
         """Tell a child waiting mid-ramp (`mid_ramp`) that it has been seen: it may fail now."""
         (self.tmp / "go").touch()
 
     def let_go(self, timeout_s: float = 30.0) -> int:
-        self.hold.touch()
-        try:
-            return self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"child did not exit within {timeout_s} s:\n{self.output()}") from None
+        self.run.let_go()
+        return self.run.wait(timeout_s)
 
     # ------------------------------------------------------------ table side
     def wait_mid_ramp(self, timeout_s: float = 20.0):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            st = self.ctrl.status()
-            if st.force_n > MID_RAMP_N and st.phase is Phase.RAMP_UP:
-                return st
-            assert self.proc.poll() is None, f"child ended before the ramp:\n{self.output()}"
-            assert time.monotonic() < deadline, f"no ramp above {MID_RAMP_N} N: {st}\n{self.output()}"
-            time.sleep(0.002)
+        last = []
+
+        def ramping():
+            last[:] = [self.ctrl.status()]
+            return last[0] if last[0].force_n > MID_RAMP_N and last[0].phase is Phase.RAMP_UP else None
+
+        return self.run.wait_for(ramping, lambda: f"a ramp above {MID_RAMP_N} N (last status {last})", timeout_s,
+                                 poll_s=0.002)
 
     def watch_release(self, since: float, timeout_s: float, obs: Observation | None = None) -> Observation:
         """Poll the force until it is below the residual force; times from `since` (perf_counter)."""
@@ -271,67 +200,33 @@ class Child:
         return self.ctrl.status()
 
     def wait_status(self, predicate, timeout_s: float, what: str):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            st = self.ctrl.status()
-            if predicate(st):
-                return st
-            assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.1f} s: {st}"
-            time.sleep(0.005)
+        last = []
 
-    # ------------------------------------------------------------ cleanup
-    def stop_orphaned_emulator(self) -> None:
-        """After SIGKILL/os._exit the emulator outlives its parent: stop it by its pid."""
-        pid = (self.endpoints or {}).get("pid")
-        if not pid or not _alive(pid) or not _is_emulator(pid):
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10.0
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if _alive(pid) and _is_emulator(pid):
-            os.kill(pid, signal.SIGKILL)
+        def check():
+            last[:] = [self.ctrl.status()]
+            return last[0] if predicate(last[0]) else None
 
-    def _emulator_children(self) -> list[int]:
-        try:
-            pids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
-        except OSError:
-            return []
-        return [int(p) for p in pids if _is_emulator(int(p))]
-
-    def close(self) -> None:
-        if self.ctrl is not None:
-            self.ctrl.close()
-        self.hold.touch()
-        (self.tmp / "go").touch()
-        if self.proc.poll() is None:
-            try:
-                self.proc.wait(10.0)
-            except subprocess.TimeoutExpired:
-                if self.endpoints is None:  # killed before it said where its emulator is
-                    self.endpoints = {"pid": next(iter(self._emulator_children()), None)}
-                self.proc.kill()
-                self.proc.wait(10.0)
-        self.stop_orphaned_emulator()
-        self.log.close()
+        return self.run.wait_for(check, lambda: f"{what} (last status {last})", timeout_s, poll_s=0.005,
+                                 while_running=False)
 
 
 @pytest.fixture
 def child(tmp_path):
-    children: list[Child] = []
+    children = Children(tmp_path)
 
     def start(test: str) -> Child:
-        c = Child(tmp_path, test)
-        children.append(c)
-        return c
+        (tmp_path / "test_child.py").write_text(CHILD_TESTS, encoding="utf-8")
+        run = children(
+            # option values joined with "=": a separate path argument would take part in
+            # pytest's rootdir search and make this repository the child's rootdir
+            [sys.executable, "-m", "pytest", *([f"test_child.py::{test}"] if " " not in test else ["test_child.py", "-k", test]),
+             f"--rig={RIG_FILE}", f"--run-dir={tmp_path / 'runs'}", *HOLD_ARGS, "-p", "no:cacheprovider", "-q", "-rA"],
+            cwd=tmp_path, env={"EXIT_PATH_GO": str(tmp_path / "go")}, hold=True, name="the child pytest session")
+        return Child(run, tmp_path)
 
     yield start
-    for c in children:
-        c.close()
-
-
-def events(record: list[dict], kind: str) -> list[dict]:
-    return [e for e in record if e["event"] == kind]
+    (tmp_path / "go").touch()  # a child still waiting mid-ramp may go on to its end
+    children.close()
 
 
 def report(request, what: str, value) -> None:
@@ -346,7 +241,7 @@ def test_signal_mid_ramp_releases_the_table(child, sig, request):
     c.wait_run_start()
     before = c.wait_mid_ramp()
     sent = time.perf_counter()
-    os.kill(c.proc.pid, sig)
+    c.run.signal(sig)
     limit = RELEASE_TABLE_S / K + MARGIN_WALL_S
     obs = c.watch_release(sent, limit)
     assert obs.released_after_s is not None, (
@@ -354,7 +249,7 @@ def test_signal_mid_ramp_releases_the_table(child, sig, request):
     )
     # the release was the plugin's emergency stop, not the watchdog: its first trigger is kept
     c.wait_holding()
-    assert not events(c.record(), "run-end"), (
+    assert not c.record().of(Event.RUN_END), (
         "the plugin closed the rig before the interrupted test's fixtures were torn down"
     )
     # ENABLE 0 written during the emergency release de-energises the drive when it ends
@@ -365,13 +260,13 @@ def test_signal_mid_ramp_releases_the_table(child, sig, request):
     rc = c.let_go()
     assert rc == pytest.ExitCode.INTERRUPTED, c.output()
     record = c.record()
-    safe = events(record, "safe-state")
+    safe = record.of(Event.SAFE_STATE)
     assert safe[0]["reason"] == f"signal {sig.name}" and safe[0]["problems"] == []
     assert [e["reason"] for e in safe[1:]] == ["after test", "session end"]
     assert all(e["problems"] == [] for e in safe), safe  # every release reached the controller
-    assert record[-1]["event"] == "run-end" and record[-1]["complete"] is False
-    assert record[-1]["exitstatus"] == 2
-    assert not _alive(c.endpoints["pid"])  # the session stopped its emulator
+    assert record.events[-1]["event"] == Event.RUN_END and record.events[-1]["complete"] is False
+    assert record.events[-1]["exitstatus"] == 2
+    assert not alive(c.endpoints["pid"])  # the session stopped its emulator
     report(request, "force at signal (N)", before.force_n)
     report(request, "peak after signal (N)", obs.peak_n)
     report(request, "below residual after (wall s)", obs.released_after_s)
@@ -380,17 +275,14 @@ def test_signal_mid_ramp_releases_the_table(child, sig, request):
 def test_sigkill_mid_ramp_watchdog_releases_the_table(child, request):
     c = child("test_interrupted")
     beats = c.wait_run_start()["heartbeat"]["pid"]
-    assert _alive(beats)
+    assert alive(beats)
     before = c.wait_mid_ramp()
     sent = time.perf_counter()
-    os.kill(c.proc.pid, signal.SIGKILL)
-    assert c.proc.wait(10.0) == -signal.SIGKILL
-    assert _alive(c.endpoints["pid"]), "the emulator died with its parent: nothing left to observe"
+    assert c.run.kill() == -signal.SIGKILL
+    assert alive(c.endpoints["pid"]), "the emulator died with its parent: nothing left to observe"
     # the heartbeat process ended with its parent: nothing feeds the watchdog any more
-    deadline = time.monotonic() + 5.0
-    while _alive(beats):
-        assert time.monotonic() < deadline, "the heartbeat process outlived its SIGKILLed parent"
-        time.sleep(0.01)
+    c.run.wait_for(lambda: not alive(beats), "the end of the heartbeat process with its SIGKILLed parent", 5.0,
+                   poll_s=0.01, while_running=False)
     # nobody commands anything now: the controller's watchdog must notice, then release
     limit = (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + MARGIN_WALL_S
     obs = c.watch_release(sent, limit)
@@ -404,8 +296,8 @@ def test_sigkill_mid_ramp_watchdog_releases_the_table(child, request):
     time.sleep(RELEASE_TABLE_S / K)
     assert c.status().force_n < RESIDUAL_N
     record = c.record()
-    assert events(record, "safe-state") == []  # the process had no chance: the device did it
-    assert record[-1]["event"] != "run-end"
+    assert record.of(Event.SAFE_STATE) == []  # the process had no chance: the device did it
+    assert record.events[-1]["event"] != Event.RUN_END
     report(request, "force at signal (N)", before.force_n)
     report(request, "below residual after (wall s)", obs.released_after_s)
 
@@ -419,7 +311,7 @@ def test_sigstop_mid_ramp_the_lease_runs_out_and_the_watchdog_releases(child, re
     beats = start["heartbeat"]["pid"]
     before = c.wait_mid_ramp()
     sent = time.perf_counter()
-    os.kill(c.proc.pid, signal.SIGSTOP)
+    c.run.pause()
     try:
         lease_s = lease_length_s(WATCHDOG_TABLE_S / K)
         limit = (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + lease_s + MARGIN_WALL_S
@@ -428,15 +320,15 @@ def test_sigstop_mid_ramp_the_lease_runs_out_and_the_watchdog_releases(child, re
             f"force still {obs.samples[-1][1]:.1f} N {limit:.2f} s after SIGSTOP (residual {RESIDUAL_N} N)")
         st = c.status()
         assert st.watchdog_tripped and st.fault_code is FaultCode.WATCHDOG, st
-        assert _alive(beats)  # not a death: the lease stopped the beats
+        assert alive(beats)  # not a death: the lease stopped the beats
     finally:
-        os.kill(c.proc.pid, signal.SIGCONT)
+        c.run.resume()
     # woken, the runner is ended the usual way; the table stays released throughout
-    os.kill(c.proc.pid, signal.SIGTERM)
+    c.run.signal(signal.SIGTERM)
     c.wait_holding()
     assert c.status().force_n < RESIDUAL_N
     c.let_go()
-    safe = events(c.record(), "safe-state")
+    safe = c.record().of(Event.SAFE_STATE)
     assert safe and safe[0]["reason"] == "signal SIGTERM" and all(e["confirmed"] for e in safe), safe
     report(request, "force at SIGSTOP (N)", before.force_n)
     report(request, "below residual after SIGSTOP (wall s)", obs.released_after_s)
@@ -447,18 +339,16 @@ def test_timeout_thread_method_os_exit_watchdog_releases_the_table(child, reques
     c = child("test_timeout_thread")
     c.wait_run_start()
     c.wait_mid_ramp()
-    deadline = time.monotonic() + 20.0
-    while c.proc.poll() is None:
-        assert time.monotonic() < deadline, "the timeout did not end the child"
-        time.sleep(0.002)
+    c.run.wait_for(lambda: not c.run.running, "the timeout ending the child", 20.0, poll_s=0.002,
+                   while_running=False)
     exited = time.perf_counter()
-    assert c.proc.returncode == 1
+    assert c.run.poll() == 1
     assert "Timeout" in c.output()
     obs = c.watch_release(exited, (WATCHDOG_TABLE_S + RELEASE_TABLE_S) / K + MARGIN_WALL_S)
     assert obs.released_after_s is not None, f"force still {obs.samples[-1][1]:.1f} N"
     st = c.status()
     assert st.watchdog_tripped and st.fault_code is FaultCode.WATCHDOG
-    assert events(c.record(), "safe-state") == []
+    assert c.record().of(Event.SAFE_STATE) == []
     report(request, "below residual after exit (wall s)", obs.released_after_s)
 
 
@@ -489,15 +379,15 @@ def test_failure_mid_ramp_releases_the_table_after_the_test(child, test, when, t
     rc = c.let_go()
     assert rc == pytest.ExitCode.TESTS_FAILED, c.output()
     record = c.record()
-    ends = [e for e in events(record, "test-end") if e["outcome"] == "failed"]
+    ends = [e for e in record.of(Event.TEST_END) if e["outcome"] == "failed"]
     assert len(ends) == 1 and ends[0]["when"] == when and text in (ends[0]["longrepr"] or ""), ends
-    safe = events(record, "safe-state")
+    safe = record.of(Event.SAFE_STATE)
     assert [e["reason"] for e in safe] == ["after test", "session end"], safe
     assert all(e["problems"] == [] for e in safe)
     # the failure, then the release after the test, then the end of the session
-    order = [record.index(e) for e in (ends[0], safe[0], safe[1], record[-1])]
+    order = [record.events.index(e) for e in (ends[0], safe[0], safe[1], record.events[-1])]
     assert order == sorted(order)
-    assert record[-1]["event"] == "run-end" and record[-1]["exitstatus"] == 1
+    assert record.events[-1]["event"] == Event.RUN_END and record.events[-1]["exitstatus"] == 1
     report(request, "peak force (N)", obs.peak_n)
 
 
@@ -522,10 +412,10 @@ def test_every_link_dead_the_watchdog_releases_and_the_run_says_table_not_confir
     out = c.output()
     assert "TABLE NOT CONFIRMED SAFE — emulated-lumbar" in out
     record = c.record()
-    unsafe = events(record, "table-not-confirmed-safe")
+    unsafe = record.of(Event.TABLE_NOT_SAFE)
     assert unsafe and unsafe[0]["reason"] == "after test" and unsafe[0]["beats_stopped"], unsafe
     assert "heartbeat stopped (watchdog)" in unsafe[0]["steps"]
-    started = [e["test"] for e in events(record, "test-start")]
+    started = [e["test"] for e in record.of(Event.TEST_START)]
     assert not any("never_runs" in t for t in started), started
-    assert record[-1]["event"] == "run-end" and record[-1]["exitstatus"] == 4
+    assert record.events[-1]["event"] == Event.RUN_END and record.events[-1]["exitstatus"] == 4
     report(request, "below residual after the links died (wall s)", obs.released_after_s)

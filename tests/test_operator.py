@@ -310,8 +310,8 @@ class RigRun:
         child_env.update(env or {})
         extra = ["-rfEs", *pytest_args]  # -rs: the skip reasons in the output
         if hold:
-            child_env["OPERATOR_TEST_HOLD"] = str(self.hold)
-            extra += ["-p", "tests.operator_hold"]
+            child_env["CHILD_RUN_HOLD"] = str(self.hold)  # tests/session_hold.py
+            extra += ["-p", "tests.session_hold"]
         cmd = [sys.executable, "-m", "rigcli", "run", "-k", "estop_button_pressed_by_hand", "--operator", "alice",
                "--run-dir", str(self.runs), "--no-report", "--", *extra]
         if stdin_devnull:  # as a script or the fault matrix starts it: the terminal stays the controlling one
