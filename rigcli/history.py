@@ -1,9 +1,13 @@
 """`rig history`: the results database from the command line.
 
-    rig history [--table SERIAL] [--rig NAME] [--verdict V] [--since DATE] [--until DATE]
-    rig history REQ --table SERIAL [--png FILE]       per run: worst value, U, limit, verdict; drift
-    rig history import RUN_DIR…                        ingest old or cut runs (idempotent)
+    rig history [--table SERIAL] [--rig NAME] [--verdict V] [--since DATE] [--until DATE] [--format F]
+    rig history REQ --table SERIAL [--png FILE] [--format F]   per run: worst value, U, limit, verdict; drift
+    rig history import RUN_DIR…                                 ingest old or cut runs (idempotent)
     rig history export [--format csv|parquet] --out FILE
+
+The list and a requirement's trend print a table (--format table, the default; every
+identifier whole, however narrow the terminal or wherever the output goes), or one row
+per run for scripts: --format csv or --format json.
 
 The database is the one `rig run` writes (see reports/history/store.py for the order
 in which --db, $TRACTION_RIG_DB, the lab config and the default are taken).
@@ -11,6 +15,7 @@ in which --db, $TRACTION_RIG_DB, the lab config and the default are taken).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime as dt
 import json
@@ -23,6 +28,7 @@ from rich.table import Table
 from drivers.errors import ConfigError
 from reports.history.drift import HORIZON_RUNS, assess, points_from_rows
 from reports.history.store import DatabaseURLError, HistoryError, Store, resolve_url, shown
+from reports.rundir import format_value
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STYLE = {"PASS": "green", "FAIL": "bold red", "INCONCLUSIVE": "yellow", "NOT RUN": "dim", "N/A": "dim"}
@@ -52,6 +58,46 @@ def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
+def _iso(value) -> str | None:
+    """A stored instant for scripts: ISO 8601 with its offset (SQLite keeps no zone: every time stored is UTC)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+
+
+#: what the list and a trend print: a table for a person, csv or json for a script
+SHOW_FORMATS = ("table", "csv", "json")
+
+
+def _show_format(args) -> str:
+    fmt = args.format or "table"
+    if fmt not in SHOW_FORMATS:
+        raise ConfigError(f"--format {fmt}: the list and a requirement's trend print {', '.join(SHOW_FORMATS)} "
+                          f"({', '.join(EXPORT_FORMATS)} is for rig history export)")
+    return fmt
+
+
+def _print_table(table: Table) -> None:
+    """A table whose identifiers (serials, run folders) are never cut: on a terminal a long
+    cell folds onto a second line; written to a file or a pipe (where rich assumes 80
+    columns) the table is as wide as its widest row."""
+    console = Console()
+    if not console.is_terminal:
+        wide = Console(width=1 << 16).measure(table).maximum
+        console = Console(width=max(console.width, wide))
+    console.print(table)
+
+
+def _print_rows(fmt: str, rows: list[dict], document: dict) -> None:
+    """Rows for a script: csv (a header, one line per row) or json (`document` with the rows)."""
+    if fmt == "json":
+        print(json.dumps(document, ensure_ascii=False, indent=1, default=str))
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
 def history(args) -> int:
     what = list(args.what or [])
     url = database_url(args)
@@ -75,51 +121,63 @@ def history(args) -> int:
 def _list(store: Store, args) -> int:
     if args.verdict and args.verdict.upper() not in VERDICTS:
         raise ConfigError(f"--verdict {args.verdict}: one of {', '.join(VERDICTS)}")
+    fmt = _show_format(args)
     rows = store.runs(serial=args.table, rig=args.rig_name, verdict=args.verdict,
                       since=_date(args.since) if args.since else None, until=_date(args.until) if args.until else None,
                       limit=args.limit)
-    console = Console()
+    total = store.count_runs()
+    if fmt != "table":
+        runs = [{"started_utc": _iso(r["started_utc"]), "table": r["table_serial"], "rig": r["rig_name"],
+                 "spec": r["spec_name"], "spec_version": r["spec_version"], "status": r["status"].lower(),
+                 "overall": r["overall"], "sealed": bool(r["manifest_sha256"]), "signed": bool(r["signed"]),
+                 "run_dir": r["run_dir"]} for r in rows]
+        _print_rows(fmt, runs, {"database": shown(store.url), "shown": len(runs), "total": total, "runs": runs})
+        return 0
     table = Table(title=f"runs in {shown(store.url)}" + (f", table {args.table}" if args.table else ""))
     for col in ("started (UTC)", "table", "rig", "spec", "status", "overall", "sealed", "run"):
-        table.add_column(col, no_wrap=col != "run")
+        table.add_column(col, overflow="fold")
     for r in rows:
         sealed = ("signed" if r["signed"] else "yes") if r["manifest_sha256"] else "no"
         table.add_row(_when(r["started_utc"]), r["table_serial"], r["rig_name"],
                       f"{r['spec_name']} {r['spec_version'] or ''}".strip(), r["status"].lower(),
                       f"[{STYLE.get(r['overall'], '')}]{r['overall']}[/]", sealed, Path(r["run_dir"]).name)
-    console.print(table)
-    total = store.count_runs()
-    console.print(f"{len(rows)} of {total} runs shown" + (f" (--limit {args.limit})" if args.limit and len(rows) == args.limit else ""))
+    _print_table(table)
+    Console().print(f"{len(rows)} of {total} runs shown"
+                    + (f" (--limit {args.limit})" if args.limit and len(rows) == args.limit else ""))
     return 0
 
 
 def _trend(store: Store, requirement: str, args) -> int:
     if not args.table:
         raise ConfigError(f"rig history {requirement}: which table? add --table SERIAL (rig history lists them)")
+    fmt = _show_format(args)
     rows = store.trend(args.table, requirement, details=True)
     if not rows:
         known = store.requirements_of(args.table)
         hint = f"; recorded for it: {', '.join(known)}" if known else "; no run of that table is recorded"
         raise ConfigError(f"rig history {requirement} --table {args.table}: nothing recorded{hint}")
-    console = Console()
     unit = next((r.unit for r in rows if r.unit), "") or ""
-    table = Table(title=f"{requirement} of table {args.table}: worst value per run")
-    for col in ("started (UTC)", "worst measured", "U (k=2)", "limit", "verdict", "status", "run"):
-        table.add_column(col, no_wrap=col != "run", justify="right" if col in ("worst measured", "U (k=2)", "limit") else "left")
-    for r in rows:
-        if r.decision_rule == "boolean":
-            value, u, limit = ("holds" if r.value else "VIOLATED") if r.value is not None else "—", "—", "must hold"
-        else:
-            value = "—" if r.value is None else f"{r.value:.4g} {unit}"
-            u = "—" if r.uncertainty is None else f"± {r.uncertainty:.2g}"
-            lo, hi = r.lower, r.upper
-            limit = (f"≤ {hi:.4g}" if lo is None else f"≥ {lo:.4g}" if hi is None else f"{lo:.4g} … {hi:.4g}") \
-                if (lo is not None or hi is not None) else "—"
-        table.add_row(_when(r.started_utc), value, u, limit, f"[{STYLE.get(r.verdict, '')}]{r.verdict}[/]",
-                      r.status.lower(), Path(r.run_dir).name)
-    console.print(table)
     points = points_from_rows(rows)
     warnings = [w.to_dict() for w in assess(requirement, args.table, points, unit, horizon=args.horizon)]
+    if fmt != "table":
+        runs = [{"started_utc": _iso(r.started_utc), "value": r.value, "uncertainty": r.uncertainty,
+                 "lower": r.lower, "upper": r.upper, "unit": r.unit or unit or None, "decision_rule": r.decision_rule,
+                 "verdict": r.verdict, "status": r.status.lower(), "run_dir": r.run_dir} for r in rows]
+        _print_rows(fmt, runs, {"requirement": requirement, "table": args.table, "runs": runs, "drift": warnings})
+        return 0
+    console = Console()
+    table = Table(title=f"{requirement} of table {args.table}: worst value per run")
+    for col in ("started (UTC)", "worst measured", "U (k=2)", "limit", "verdict", "status", "run"):
+        table.add_column(col, overflow="fold",
+                         justify="right" if col in ("worst measured", "U (k=2)", "limit") else "left")
+    for r in rows:
+        # the row's worst measurement, shown as the verdict table shows it (None: nothing measured)
+        value, limit, u = ("—", "—", "—") if r.value is None else format_value(
+            {"value": r.value, "unit": r.unit or unit, "lower": r.lower, "upper": r.upper,
+             "uncertainty": r.uncertainty, "decision_rule": r.decision_rule, "verdict": r.verdict})
+        table.add_row(_when(r.started_utc), value, u, limit, f"[{STYLE.get(r.verdict, '')}]{r.verdict}[/]",
+                      r.status.lower(), Path(r.run_dir).name)
+    _print_table(table)
     for w in warnings:
         console.print(f"[bold yellow]drift ({w['kind']}):[/] {w['text']}")
     if points and not warnings:
@@ -225,7 +283,8 @@ def _write_parquet(rows, out: Path) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("history", help="the results database: runs, a requirement's trend per table, import, export",
-                       description=__doc__.split("\n\n")[1] if __doc__ else None)
+                       description="\n\n".join(__doc__.split("\n\n")[1:3]) if __doc__ else None,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # the usage lines one a line
     p.add_argument("what", nargs="*", metavar="REQ | import RUN… | export",
                    help="nothing: list runs; a requirement ID: its trend for --table; import RUN_DIR…; export")
     p.add_argument("--db", metavar="URL", help="results database (default: $TRACTION_RIG_DB, the lab config's "
@@ -241,7 +300,8 @@ def add_parser(sub) -> None:
     p.add_argument("--png", metavar="FILE", help="REQ: also draw the trend as a PNG")
     p.add_argument("--horizon", type=int, default=HORIZON_RUNS, metavar="RUNS",
                    help=f"drift: warn when the trend reaches the guard-banded limit within this many runs (default {HORIZON_RUNS})")
-    p.add_argument("--format", choices=EXPORT_FORMATS, help="export: csv or parquet (default: from --out's suffix)")
+    p.add_argument("--format", choices=(*SHOW_FORMATS, *EXPORT_FORMATS), metavar="FORMAT",
+                   help="list and REQ: table (default), csv or json; export: csv or parquet (default: from --out's suffix)")
     p.add_argument("--out", metavar="FILE", help="export: the file to write")
     p.add_argument("--requirement", metavar="REQ", help="export: one requirement only")
     p.set_defaults(func=history)

@@ -248,3 +248,48 @@ def test_rig_verify_checks_the_digest_recorded_at_ingest(database_url, run, caps
     write_manifest(other)
     assert rig_main(["verify", str(other), "--db", database_url]) == 1
     assert "not recorded" in capsys.readouterr().out
+
+
+def test_history_piped_keeps_every_identifier_whole_and_scripts_get_csv_or_json(run, tmp_path, capsys):
+    """`rig history | less` (no terminal: rich assumes 80 columns) cut serials to
+    "EMU-LUMB-0…": an identifier is never cut; --format csv/json give one row per run."""
+    serial = "EMU-LUMB-0007-WITH-A-LONG-SERIAL-NUMBER"
+    long_run = _copy_run(run, tmp_path / ("20261205T005544Z-a-rig-with-a-rather-long-name-" + "7" * 12),
+                         table={**json.loads((run / RECORD_NAME).read_text().splitlines()[0])["table"],
+                                "serial": serial},
+                         rig={**json.loads((run / RECORD_NAME).read_text().splitlines()[0])["rig"],
+                              "name": "a-rig-with-a-rather-long-name"})
+    url = f"sqlite:///{tmp_path / 'h.sqlite'}"
+    assert rig_main(["history", "import", str(long_run), "--db", url]) == 0
+    capsys.readouterr()
+    assert rig_main(["history", "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert serial in out and long_run.name in out and "a-rig-with-a-rather-long-name" in out and "…" not in out
+    row = next(line for line in out.splitlines() if serial in line)
+    assert long_run.name in row  # one run, one line
+    assert rig_main(["history", "--db", url, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(capsys.readouterr().out.splitlines()))
+    assert [(r["table"], r["rig"], Path(r["run_dir"]).name, r["overall"]) for r in rows] == \
+        [(serial, "a-rig-with-a-rather-long-name", long_run.name, "INCONCLUSIVE")]
+    assert rig_main(["history", "--db", url, "--format", "json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["total"] == 1 and document["runs"][0]["table"] == serial
+    assert document["runs"][0]["started_utc"].endswith("+00:00")
+    assert rig_main(["history", "ER-HALF", "--table", serial, "--db", url, "--format", "json"]) == 0
+    trend = json.loads(capsys.readouterr().out)
+    assert trend["requirement"] == "ER-HALF" and len(trend["runs"]) == 1 and trend["runs"][0]["unit"] == "s"
+    assert rig_main(["history", "ER-HALF", "--table", serial, "--db", url]) == 0
+    out = capsys.readouterr().out
+    assert long_run.name in out and "…" not in out
+    assert rig_main(["history", "--db", url, "--format", "parquet"]) == 2  # export's, not the list's
+    assert "rig history export" in capsys.readouterr().err
+
+
+def test_history_help_keeps_its_usage_lines(capsys):
+    with pytest.raises(SystemExit):
+        rig_main(["history", "--help"])
+    out = capsys.readouterr().out
+    lines = [line.strip() for line in out.splitlines()]
+    assert any(line.startswith("rig history import RUN_DIR…") for line in lines)
+    assert any(line.startswith("rig history export [--format csv|parquet] --out FILE") for line in lines)
+    assert any(line.startswith("rig history REQ --table SERIAL") for line in lines)
