@@ -48,7 +48,7 @@ PYTEST_ENV = ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")
 T = TypeVar("T")
 
 
-def rig_run(*args: str, pytest_args: tuple[str, ...] = ()) -> list[str]:
+def rig_run_argv(*args: str, pytest_args: tuple[str, ...] = ()) -> list[str]:
     """The argv of `rig run ARGS -- PYTEST_ARGS` with this interpreter."""
     return [sys.executable, "-m", "rigcli", "run", *args, "--", *pytest_args]
 
@@ -125,7 +125,8 @@ def end_pid(pid: int, wait_s: float = END_S) -> None:
 
 class ChildRun:
     """A child process started for a test: `argv` in `cwd`, its output in `tmp/child.log`,
-    its run directories under `tmp/runs` (pass `--run-dir` with `self.runs`).
+    its run directories under `tmp/runs` (`argv` may be a function of that directory, to
+    pass it as `--run-dir`).
 
     `terminal`: under a pseudo-terminal (pexpect) the test types at — its controlling
     terminal; with `stdin_devnull` too, the terminal stays the controlling one but input
@@ -137,7 +138,7 @@ class ChildRun:
     everything it started, whatever state it was left in (stopped, deadlocked, killed
     with its emulator orphaned)."""
 
-    def __init__(self, tmp: Path, argv: list[str], *, cwd: Path = REPO, env: dict | None = None,
+    def __init__(self, tmp: Path, argv: list[str] | Callable[[Path], list[str]], *, cwd: Path = REPO, env: dict | None = None,
                  drop_env: tuple[str, ...] = (), terminal: bool = False, stdin_devnull: bool = False,
                  hold: bool = False, name: str = "rig run", wait_s: float = WAIT_S) -> None:
         self.tmp = Path(tmp)
@@ -148,6 +149,7 @@ class ChildRun:
         self.hold_path = self.tmp / "hold"
         self.log_path = self.tmp / "child.log"
         self.links: list = []  # drivers connected to the child's table: closed with it
+        argv = argv(self.runs) if callable(argv) else list(argv)
         child_env = {k: v for k, v in os.environ.items() if k not in PYTEST_ENV + tuple(drop_env)}
         # this checkout's code, wherever the child runs: not what an install made earlier
         # maps (an editable install lists the packages that existed when it was made)
@@ -397,7 +399,7 @@ class Children:
         self.tmp = Path(tmp)
         self.started: list[ChildRun] = []
 
-    def __call__(self, argv: list[str], **kwargs) -> ChildRun:
+    def __call__(self, argv: list[str] | Callable[[Path], list[str]], **kwargs) -> ChildRun:
         tmp = self.tmp if not self.started else self.tmp / f"child{len(self.started)}"
         self.started.append(ChildRun(kwargs.pop("tmp", tmp), argv, **kwargs))
         return self.started[-1]

@@ -26,6 +26,17 @@ def cervical():
         yield served
 
 
+@pytest.fixture
+def child_run(tmp_path):
+    """Start a child `rig run` (or pytest) for this test: `child_run(argv, **options)`
+    (tests/child_run.py); every child is ended at the test's end, however it ended."""
+    from tests.child_run import Children
+
+    children = Children(tmp_path)
+    yield children
+    children.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A real PostgreSQL server for this test session (tests/postgres_server.py)."""

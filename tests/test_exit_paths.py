@@ -34,7 +34,7 @@ from drivers.lease import lease_length_s
 from drivers.tcm1 import FaultCode, Phase
 from reports.rundir import Event, RecordRead
 from rigs.config import load_rig
-from tests.child_run import HOLD_ARGS, REPO, ChildRun, Children, alive, is_emulator
+from tests.child_run import HOLD_ARGS, REPO, ChildRun, alive, is_emulator
 from verification.spec import load_spec
 
 RIG_FILE = REPO / "rigs" / "emulated-lumbar.yaml"
@@ -211,12 +211,10 @@ class Child:
 
 
 @pytest.fixture
-def child(tmp_path):
-    children = Children(tmp_path)
-
+def child(tmp_path, child_run):
     def start(test: str) -> Child:
         (tmp_path / "test_child.py").write_text(CHILD_TESTS, encoding="utf-8")
-        run = children(
+        run = child_run(
             # option values joined with "=": a separate path argument would take part in
             # pytest's rootdir search and make this repository the child's rootdir
             [sys.executable, "-m", "pytest", *([f"test_child.py::{test}"] if " " not in test else ["test_child.py", "-k", test]),
@@ -225,8 +223,7 @@ def child(tmp_path):
         return Child(run, tmp_path)
 
     yield start
-    (tmp_path / "go").touch()  # a child still waiting mid-ramp may go on to its end
-    children.close()
+    (tmp_path / "go").touch()  # a child still waiting mid-ramp may go on to its end (then child_run ends it)
 
 
 def report(request, what: str, value) -> None:

@@ -5,7 +5,8 @@ answers the prompts and reads the run record. Every wait is bounded; nothing her
 on timing (a hand press's trigger is known to a few status reads: its gauge verdicts may
 be INCONCLUSIVE on a loaded machine, never FAIL on a nominal table).
 
-`pytest.main` cannot run twice in one process (labgrid's plugin), hence the children."""
+`pytest.main` cannot run twice in one process (labgrid's plugin), hence the children
+(tests/child_run.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,7 @@ import os
 import re
 import select
 import signal
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pexpect
 import pexpect.fdpexpect
@@ -36,15 +34,16 @@ from fixtures.operator import (
     bound_operator_tests,
     seconds,
 )
-from reports.record import RECORD_NAME, RunRecord, read_record
+from reports.record import RunRecord
+from reports.rundir import Event, RecordRead, scan_record
 from reports.render import render_report
 from reports.verdicts import summarise
 from verification.spec import load_spec
+from tests.child_run import HOLD_ARGS, REPO, rig_run_argv
 from tests.synthetic_run import build_run
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parent.parent
 SPEC = load_spec("lumbar")  # the default rig of `rig run`: the emulated lumbar table
 RESIDUAL_N = SPEC.residual_force_n
 RELEASE_TABLE_S = SPEC.requirement("ER-RESIDUAL").limits()[1]  # below the residual force within 3 s
@@ -55,8 +54,8 @@ RELEASE_IDS = ["ER-NORISE", "ER-HALF", "ER-RESIDUAL", "ER-SNAP"]
 
 
 def events(run_dir_or_record, kind: str) -> list[dict]:
-    record = run_dir_or_record if isinstance(run_dir_or_record, list) else read_record(run_dir_or_record)
-    return [e for e in record if e["event"] == kind]
+    record = run_dir_or_record if isinstance(run_dir_or_record, RecordRead) else scan_record(run_dir_or_record)
+    return record.of(Event(kind))
 
 
 # ================================================================ the console, in process
@@ -298,59 +297,37 @@ def test_report_without_operator_steps_says_so(tmp_path):
 
 # ================================================================ `rig run`, end to end
 class RigRun:
-    """`rig run -k operator` under a pseudo-terminal: this test is the person at the bench."""
+    """`rig run -k estop_button_pressed_by_hand` under a pseudo-terminal (tests/child_run.py):
+    this test is the person at the bench."""
 
-    def __init__(self, tmp: Path, pytest_args: tuple = (), env: dict | None = None, hold: bool = False,
+    def __init__(self, child_run, pytest_args: tuple = (), env: dict | None = None, hold: bool = False,
                  stdin_devnull: bool = False) -> None:
-        self.runs = tmp / "runs"
-        self.hold = tmp / "hold"
-        self.log_path = tmp / "child.log"
-        self.log = open(self.log_path, "w", encoding="utf-8")
-        child_env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
-        child_env.update(env or {})
-        extra = ["-rfEs", *pytest_args]  # -rs: the skip reasons in the output
-        if hold:
-            child_env["CHILD_RUN_HOLD"] = str(self.hold)  # tests/session_hold.py
-            extra += ["-p", "tests.session_hold"]
-        cmd = [sys.executable, "-m", "rigcli", "run", "-k", "estop_button_pressed_by_hand", "--operator", "alice",
-               "--run-dir", str(self.runs), "--no-report", "--", *extra]
-        if stdin_devnull:  # as a script or the fault matrix starts it: the terminal stays the controlling one
-            cmd = ["/bin/sh", "-c", 'exec "$@" < /dev/null', "sh", *cmd]
-        self.child = pexpect.spawn(cmd[0], cmd[1:], cwd=str(REPO), env=child_env, encoding="utf-8",
-                                   timeout=EXPECT_S, dimensions=(60, 220))
-        self.child.logfile_read = self.log
+        extra = ("-rfEs", *pytest_args, *(HOLD_ARGS if hold else ()))  # -rs: the skip reasons in the output
+        # stdin_devnull: as a script or the fault matrix starts it; the terminal stays the controlling one
+        self.run = child_run(lambda runs: rig_run_argv("-k", "estop_button_pressed_by_hand", "--operator", "alice",
+                                                       "--run-dir", str(runs), "--no-report", pytest_args=extra),
+                             terminal=True, stdin_devnull=stdin_devnull, hold=hold, env=env, drop_env=("CI",),
+                             wait_s=EXPECT_S)
         self.stim: StimulusModule | None = None
         self.ctrl: TractionController | None = None
 
     def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(encoding="utf-8")
+        return self.run.output()
 
-    def expect(self, pattern: str, timeout: float = EXPECT_S) -> None:
-        try:
-            self.child.expect(pattern, timeout=timeout)
-        except (pexpect.TIMEOUT, pexpect.EOF):
-            raise AssertionError(f"no {pattern!r} from rig run:\n{self.output()[-4000:]}") from None
+    def expect(self, pattern, timeout: float = EXPECT_S) -> None:
+        self.run.expect(pattern, timeout)
 
     def answer(self, prompt: str, text: str) -> None:
-        self.expect(prompt)
-        self.child.sendline(text)
+        self.run.answer(prompt, text)
 
-    def run_dir(self) -> Path:
-        (path,) = list(self.runs.glob(f"*/{RECORD_NAME}"))
-        return path.parent
-
-    def record(self) -> list[dict]:
-        return read_record(self.run_dir())
+    def record(self) -> RecordRead:
+        return self.run.record()
 
     def connect(self) -> None:
         """The emulated table's stimulus module and controller, from the run-start line."""
-        (start,) = events(self.record(), "run-start")
-        ep = start["emulator"]
-        self.k = start["rig"]["time_scale"]
-        self.stim = StimulusModule(ep["stimulus"]["host"], ep["stimulus"]["port"], ep["stimulus"]["unit_id"]).connect()
-        self.ctrl = TractionController(host=ep["controller"]["host"], port=ep["controller"]["port"], timeout_s=2.0,
-                                       name="observer").connect()
+        self.k = self.run.run_start().time_scale
+        self.stim = self.run.stimulus()
+        self.ctrl = self.run.controller("observer")
 
     def press(self, on: bool) -> None:
         self.stim.set(StimulusCoil.ESTOP_BUTTON, on)
@@ -358,49 +335,29 @@ class RigRun:
     def wait_released(self):
         """The table below its residual force within the release the specification allows
         (table s, over K) plus a margin for a loaded machine."""
-        deadline = time.monotonic() + RELEASE_TABLE_S / self.k + MARGIN_WALL_S
-        while True:
-            st = self.ctrl.status()
-            if st.force_n < RESIDUAL_N:
-                return st
-            assert time.monotonic() < deadline, f"not released: {st}"
-            time.sleep(0.005)
+        last = []
+
+        def released():
+            last[:] = [self.ctrl.status()]
+            return last[0] if last[0].force_n < RESIDUAL_N else None
+
+        return self.run.wait_for(released, lambda: f"released below {RESIDUAL_N} N (last status {last})",
+                                 RELEASE_TABLE_S / self.k + MARGIN_WALL_S, poll_s=0.005, while_running=False)
 
     def wait_holding(self) -> None:
-        waiting = Path(str(self.hold) + ".waiting")
-        deadline = time.monotonic() + EXPECT_S
-        while not waiting.exists():
-            assert self.child.isalive(), f"rig run ended before its session's end was held:\n{self.output()[-4000:]}"
-            assert time.monotonic() < deadline, f"session end not reached:\n{self.output()[-4000:]}"
-            time.sleep(0.02)
+        self.run.wait_holding(EXPECT_S)
 
     def finish(self) -> int:
-        self.hold.touch()
-        self.expect(pexpect.EOF)
-        self.child.close()
-        return self.child.exitstatus
-
-    def close(self) -> None:
-        self.hold.touch()
-        for link in (self.stim, self.ctrl):
-            if link is not None:
-                link.close()
-        if self.child.isalive():
-            self.child.terminate(force=True)
-        self.log.close()
+        self.run.let_go()
+        return self.run.wait(EXPECT_S)
 
 
 @pytest.fixture
-def rig_run(tmp_path):
-    runs: list[RigRun] = []
-
+def rig_run(child_run):
     def start(**kwargs) -> RigRun:
-        runs.append(RigRun(tmp_path, **kwargs))
-        return runs[-1]
+        return RigRun(child_run, **kwargs)
 
-    yield start
-    for r in runs:
-        r.close()
+    return start
 
 
 def press_estop_by_hand(r: RigRun, cord_answer: str) -> None:
@@ -416,7 +373,7 @@ def press_estop_by_hand(r: RigRun, cord_answer: str) -> None:
     r.expect("Twist the red EMERGENCY STOP button")
     r.expect("Type done when done: ")
     r.press(False)
-    r.child.sendline("done")
+    r.run.sendline("done")
 
 
 @pytest.mark.slow
@@ -484,7 +441,7 @@ def test_no_answer_fails_and_the_table_ends_released(rig_run):
     assert end["outcome"] == "failed" and "no answer within 3 s" in end["longrepr"]
     safe = events(record, "safe-state")
     assert safe[0]["reason"] == "after test" and safe[0]["problems"] == []
-    assert record.index(end) < record.index(safe[0])
+    assert record.events.index(end) < record.events.index(safe[0])
     assert not [m for m in events(record, "measurement") if m["verdict"] == "PASS"]  # silence is not a pass
 
 
@@ -498,7 +455,7 @@ def test_ctrl_c_at_a_prompt_releases_the_table(rig_run):
     r.expect("Waiting for the table to report it")
     r.connect()
     assert r.ctrl.status().force_n > RESIDUAL_N
-    os.kill(r.child.pid, signal.SIGINT)
+    r.run.signal(signal.SIGINT)
     r.wait_holding()
     st = r.wait_released()
     assert st.estop_latched and st.fault_code is FaultCode.ESTOP and not st.watchdog_tripped
@@ -508,7 +465,7 @@ def test_ctrl_c_at_a_prompt_releases_the_table(rig_run):
     assert safe[0]["reason"] == "signal SIGINT" and safe[0]["problems"] == []
     (step,) = [s for s in events(record, "operator-step") if s["step"] == "press-estop"]
     assert step["outcome"] == "interrupted" and step["answered"] is False
-    assert record[-1]["event"] == "run-end" and record[-1]["complete"] is False
+    assert record.events[-1]["event"] == "run-end" and record.events[-1]["complete"] is False
 
 
 @pytest.mark.slow
@@ -524,19 +481,17 @@ def test_skipped_at_a_terminal_on_ci_when_told_or_without_input(rig_run, how, re
     out = r.output()
     assert reason in out and "1 skipped" in out
     assert "OPERATOR" not in out  # nobody was asked
-    assert not list(r.runs.glob(f"*/{RECORD_NAME}"))  # skipped before the rig opened
+    assert not r.run.has_run_dir()  # skipped before the rig opened
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_skipped_without_a_terminal(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("CI", "PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "rigcli", "run", "-k", "estop_button_pressed_by_hand", "--operator", "alice", "--run-dir",
-         str(tmp_path / "runs"), "--no-report", "--", "-rfEs"],
-        cwd=REPO, env=env, stdin=subprocess.DEVNULL, start_new_session=True,  # no controlling terminal
-        capture_output=True, text=True, timeout=100)
-    out = proc.stdout + proc.stderr
+def test_skipped_without_a_terminal(child_run):
+    run = child_run(lambda runs: rig_run_argv("-k", "estop_button_pressed_by_hand", "--operator", "alice", "--run-dir",
+                                              str(runs), "--no-report", pytest_args=("-rfEs",)),
+                    drop_env=("CI",))  # stdin /dev/null, no controlling terminal
+    run.wait(100)
+    out = run.output()
     assert "needs a person at the bench: no controlling terminal (/dev/tty: " in out, out[-3000:]
     assert "1 skipped" in out and "OPERATOR" not in out
-    assert not list((tmp_path / "runs").glob(f"*/{RECORD_NAME}"))
+    assert not run.has_run_dir()
