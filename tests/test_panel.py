@@ -277,6 +277,26 @@ def test_a_finished_run_shows_its_end_reports_and_overall(run):
     assert state["progress"]["done"] == 3 and state["progress"]["estimate"]["source"] == "none"
 
 
+def test_the_end_banner_gives_the_overall_verdict_and_rig_runs_exit_status(run):
+    """pytest's 0 in run-end is not what `rig run` gave: a run whose tests all completed but
+    whose requirements are not all verified is INCONCLUSIVE, and `rig run` exits 1."""
+    from reports.exit_status import rig_run_exit_status
+
+    run.measurement("ER-HALF", 0.12)  # the other requirements of the specification stay NOT RUN
+    run.rec("test-end", test=ER_TEST, when="call", outcome="passed", duration_s=1.0)
+    run.rec("run-end", complete=True, exitstatus=0)
+    follower = RunFollower(run.dir, 0)
+    follower.poll()
+    end = follower.snapshot()["end"]
+    assert end["overall"] == "INCONCLUSIVE" == follower.snapshot()["verdicts"]["overall"]
+    assert end["exit_status"] == 1 == rig_run_exit_status(0, ["INCONCLUSIVE"])
+    assert "exitstatus" not in end  # pytest's own status is not shown as the run's
+    run.rec("table-not-confirmed-safe", line="TABLE NOT CONFIRMED SAFE")
+    assert dict(follower.poll())["end"]["exit_status"] == 4  # as `rig run` gives it: the table outweighs every verdict
+    js = (Path(__file__).resolve().parent.parent / "reports/panel/static/panel.js").read_text(encoding="utf-8")
+    assert "r.end.exit_status" in js and "r.end.exitstatus" not in js
+
+
 def test_announced_run_directories_become_runs(tmp_path):
     announce = tmp_path / "announce"
     announce.write_text("")

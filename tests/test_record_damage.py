@@ -14,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from reports.panel.follower import RunFollower
-from reports.panel.lines import LineTail
+from reports.rundir import LineTail
 from reports.record import RunRecord
 from reports.rundir import RECORD_NAME, Damage, Event, scan_record
 from reports.render import render_report

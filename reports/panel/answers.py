@@ -5,22 +5,16 @@ beside its terminal and takes the first valid answer from either face. The panel
 keeps its own pages from sending what could never count — an answer to a question that is
 not open, a second answer to one question, an answer without a name — and says why in one
 sentence, so the person at the page knows at once instead of waiting for a refusal line.
-Each answer is one line in one write, appended under an exclusive flock: several panels
-(or pages) on one run cannot interleave their lines.
+What makes an answer count (a name, one of the step's choices) and how it is written are
+the page-answer protocol of reports/rundir.py, which the console reads by as well.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 
-from reports.panel.follower import RunFollower, utc_now
-
-ANSWERS_NAME = "answers.jsonl"
-#: the longest operator name the console accepts (fixtures/operator.py MAX_NAME)
-MAX_NAME = 80
-ABORT = "abort"
+from reports import rundir
+from reports.panel.follower import RunFollower
 
 
 class AnswerRefused(Exception):
@@ -43,9 +37,9 @@ def _closed_how(step: dict) -> str:
 def check_answer(follower: RunFollower, ask, answer, operator) -> tuple[str, str, str]:
     """(ask, answer, operator) cleaned, or AnswerRefused: 422 for what the sender must fix,
     409 for a question that cannot take an answer (any more)."""
-    operator = operator.strip() if isinstance(operator, str) else ""
-    if not operator or len(operator) > MAX_NAME:
-        raise AnswerRefused(422, f"Give your name (1 to {MAX_NAME} characters) so the record says who answered.")
+    operator = rundir.operator_name(operator)
+    if operator is None:
+        raise AnswerRefused(422, f"Give your name (1 to {rundir.MAX_NAME} characters) so the record says who answered.")
     ask = str(ask).strip() if isinstance(ask, (str, int)) and not isinstance(ask, bool) else ""
     answer = answer.strip().lower() if isinstance(answer, str) else ""
     if follower.end is not None:
@@ -62,28 +56,15 @@ def check_answer(follower: RunFollower, ask, answer, operator) -> tuple[str, str
     if sent is not None:
         raise AnswerRefused(409, f"Question {ask} was answered already from a page of this panel "
                                  f"({sent['answer']} by {sent['operator']} at {sent['utc']}); nothing was sent.")
-    choices = [str(c).lower() for c in question.get("choices") or []]
-    if answer not in [*choices, ABORT]:
-        raise AnswerRefused(422, f"{answer or '(nothing)'!r} is not an answer to this step: give one of "
-                                 f"{', '.join([*choices, ABORT])}.")
+    refusal = rundir.answer_refusal(answer, operator, question.get("choices") or [])
+    if refusal is not None:
+        raise AnswerRefused(422, f"{refusal[0].upper()}{refusal[1:]}; nothing was sent.")
     return ask, answer, operator
 
 
 def append_answer(follower: RunFollower, ask: str, answer: str, operator: str, client: str) -> dict:
-    """Append the answer line exactly as docs/panel-protocol.md says; the line written."""
-    line = {"ask": ask, "answer": answer, "operator": operator, "where": "page", "client": client, "utc": utc_now()}
-    data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-    fd = os.open(follower.dir / ANSWERS_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
+    """Append the answer line (reports.rundir.append_answer); the line written."""
+    line = rundir.append_answer(follower.dir, ask, answer, operator, client)
     follower.note_sent(ask, line)
     return line
 

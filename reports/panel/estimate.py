@@ -11,21 +11,19 @@ by the mean of the tests this run has finished. The page says which basis it use
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
-from reports.panel.lines import first_line, last_line
-from reports.record import RECORD_NAME, read_record, run_dirs
+from reports.rundir import (EVENT_KEY, RECORD_NAME, Event, RunStart, first_line, last_line, parse_stamp, read_record,
+                            run_dirs)
 
 
 def utc_seconds(text: str | None) -> float | None:
-    """Seconds since the epoch of an ISO 8601 UTC string (None when not one)."""
-    if not text:
-        return None
+    """Seconds since the epoch of a line's stamp (None when it has none, or not one)."""
     try:
-        return dt.datetime.fromisoformat(text).timestamp()
-    except ValueError:
+        at = parse_stamp(text)
+    except (ValueError, TypeError):
         return None
+    return None if at is None else at.timestamp()
 
 
 def test_spans(events: list[dict]) -> dict[str, float]:
@@ -36,17 +34,17 @@ def test_spans(events: list[dict]) -> dict[str, float]:
     end_s = None
     last_end: dict[str, float] = {}
     for e in events:
-        kind = e.get("event")
+        kind = e.get(EVENT_KEY)
         t = utc_seconds(e.get("utc"))
-        if kind == "test-start" and t is not None:
+        if kind == Event.TEST_START and t is not None:
             starts.append((e.get("test"), t))
-        elif kind == "test-end":
+        elif kind == Event.TEST_END:
             test = e.get("test")
             if t is not None:
                 last_end[test] = t
             if not any(s == test for s, _ in starts):
                 spans[test] = spans.get(test, 0.0) + float(e.get("duration_s") or 0.0)
-        elif kind == "run-end":
+        elif kind == Event.RUN_END:
             end_s = t
     for i, (test, t0) in enumerate(starts):
         if i + 1 < len(starts):
@@ -72,15 +70,16 @@ def previous_durations(run_dir: Path, spec_name: str | None, started_utc: str | 
         if other.resolve() == run_dir:
             continue
         start = first_line(other / RECORD_NAME)
-        if not start or start.get("event") != "run-start":
+        if not start or start.get(EVENT_KEY) != Event.RUN_START:
             continue
-        if (start.get("specification") or {}).get("name") != spec_name:
+        identity = RunStart.from_line(start)
+        if identity.spec.name != spec_name:
             continue
-        begun = utc_seconds(start.get("utc"))
+        begun = utc_seconds(identity.utc)
         if mine is not None and begun is not None and begun >= mine:
             continue  # started after this one (or beside it: another rig of the same session)
         end = last_line(other / RECORD_NAME)
-        if not end or end.get("event") != "run-end":
+        if not end or end.get(EVENT_KEY) != Event.RUN_END:
             continue  # not finished: its durations are not whole
         try:
             spans = test_spans(read_record(other))

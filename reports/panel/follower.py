@@ -15,19 +15,17 @@ it too, at most once a second and only when something that can change a verdict 
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import json
 import math
 import os
 import time
 from pathlib import Path
 
+from reports.exit_status import rig_run_exit_status
 from reports.panel.estimate import estimate, previous_durations, test_spans
-from reports.panel.lines import LineTail, first_line
-from reports.record import RECORD_NAME
+from reports.rundir import (EVENT_KEY, HEARTBEAT_NAME, LIVE_KEY, LIVE_NAME, RECORD_NAME, Event, LineTail, Live,
+                            RunStart, first_line, utc_stamp)
 
-LIVE_NAME = "live.jsonl"
-HEARTBEAT_NAME = "heartbeat.json"
 #: wall seconds of force trace the page shows
 TRACE_WINDOW_S = 30.0
 #: the verdict table is recomputed at most this often (wall s)
@@ -37,42 +35,26 @@ LIVE_CATCHUP_BYTES = 8 << 20
 #: closed steps and refusals the page lists (newest last)
 KEEP_ANSWERS = 30
 #: lines that can change a verdict or the overall verdict
-_VERDICT_EVENTS = {"measurement", "test-end", "run-end"}
-_PROGRESS_EVENTS = {"session-plan", "test-start", "test-end", "run-end", "run-start"}
+_VERDICT_EVENTS = {Event.MEASUREMENT, Event.TEST_END, Event.RUN_END}
+_PROGRESS_EVENTS = {Event.SESSION_PLAN, Event.TEST_START, Event.TEST_END, Event.RUN_END, Event.RUN_START}
 #: the parts of the state the page replaces whole
 SECTIONS = ("identity", "progress", "context", "verdicts", "heartbeat", "operator", "end")
 
 
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _firmware(value) -> str | None:
-    if isinstance(value, int):
-        return f"0x{value:04X}"
-    return None if value is None else str(value)
-
-
-def identity_of(start: dict) -> dict:
+def identity_of(start: RunStart) -> dict:
     """Who and what is under test: the run-start line as the page shows it."""
-    rig = start.get("rig") or {}
-    table = start.get("table") or {}
-    gauge = start.get("gauge") or {}
-    cal = gauge.get("calibration") or {}
-    spec = start.get("specification") or {}
-    expired = cal["expired"] if "expired" in cal else gauge.get("calibration_expired")
+    table, gauge, cal, spec = start.table, start.gauge, start.gauge.calibration, start.spec
     return {
-        "rig": rig.get("name"),
-        "emulated": bool(rig.get("emulated")) or start.get("emulator") is not None,
-        "time_scale": rig.get("time_scale"),
-        "table": {"serial": table.get("serial"), "firmware": _firmware(table.get("firmware")),
-                  "kind": table.get("kind"), "model": (rig.get("table") or {}).get("model")},
-        "gauge": {"model": gauge.get("model"), "serial": gauge.get("serial"), "dialect": gauge.get("dialect")},
-        "calibration": {"certificate": cal.get("certificate"), "due": cal.get("due"), "expired": bool(expired)},
-        "specification": {"name": spec.get("name"), "title": spec.get("title"), "version": spec.get("version")},
-        "operator": start.get("operator"),
-        "started_utc": start.get("utc"),
-        "worker": start.get("worker"),
+        "rig": start.rig_name,
+        "emulated": start.emulated,
+        "time_scale": start.time_scale,
+        "table": {"serial": table.serial, "firmware": table.firmware_text, "kind": table.kind, "model": table.model},
+        "gauge": {"model": gauge.model, "serial": gauge.serial, "dialect": gauge.dialect},
+        "calibration": {"certificate": cal.certificate, "due": cal.due, "expired": cal.expired},
+        "specification": {"name": spec.name, "title": spec.title, "version": spec.version},
+        "operator": start.operator,
+        "started_utc": start.utc,
+        "worker": start.worker,
     }
 
 
@@ -103,10 +85,10 @@ class RunFollower:
         self.dir = Path(run_dir)
         self.id = run_id
         self.clock = clock
-        self.record = LineTail(self.dir / RECORD_NAME, key="event")
+        self.record = LineTail(self.dir / RECORD_NAME, key=EVENT_KEY)
         self.live = LineTail(self.dir / LIVE_NAME)
         self._caught_up_live = False
-        self.start: dict | None = None
+        self.start: RunStart | None = None
         self.identity: dict | None = None
         self.plan: list[dict] | None = None
         self.outcomes: dict[str, str] = {}  # test -> outcome (the worst of its test-end lines)
@@ -125,6 +107,7 @@ class RunFollower:
         self.refused: list[dict] = []
         self.sent: dict[str, dict] = {}  # answers this panel wrote: ask -> what and by whom
         self.end: dict | None = None
+        self.not_safe = False  # a record line said TABLE NOT CONFIRMED SAFE
         self.links: list[dict] = []
         self.record_heartbeat: dict | None = None  # the record's closing heartbeat summary
         self.heartbeat: dict | None = None
@@ -165,24 +148,24 @@ class RunFollower:
         return changes
 
     def _record_line(self, e: dict) -> set[str]:
-        kind = e.get("event")
+        kind = e.get(EVENT_KEY)
         touched = set()
         if kind in _VERDICT_EVENTS:
             self._verdicts_due = True
         if kind in _PROGRESS_EVENTS:
             touched.add("progress")
-        if kind == "run-start":
-            self.start = e
-            self.identity = identity_of(e)
+        if kind == Event.RUN_START:
+            self.start = start = RunStart.from_line(e)
+            self.identity = identity_of(start)
             touched.add("identity")
-            self.previous = previous_durations(self.dir, (e.get("specification") or {}).get("name"), e.get("utc"))
-        elif kind == "session-plan":
+            self.previous = previous_durations(self.dir, start.spec.name, start.utc)
+        elif kind == Event.SESSION_PLAN:
             self.plan = [t for t in e.get("tests") or [] if isinstance(t, dict) and t.get("test")]
-        elif kind == "test-start":
+        elif kind == Event.TEST_START:
             test = e.get("test")
             self.current = {"test": test, "requirements": e.get("requirements") or [], "started_utc": e.get("utc")}
             self._timeline.append(e)
-        elif kind == "test-end":
+        elif kind == Event.TEST_END:
             test = e.get("test")
             outcome = e.get("outcome") or "?"
             if self.outcomes.get(test) in (None, "passed", "skipped") or outcome not in ("passed", "skipped"):
@@ -190,23 +173,26 @@ class RunFollower:
             if self.current and self.current["test"] == test:
                 self.current = None
             self._timeline.append(e)
-        elif kind == "run-end":
+        elif kind == Event.RUN_END:
             self.end = e
             self.current = None
             self._timeline.append(e)
             touched |= {"end", "operator", "heartbeat"}
-        elif kind == "operator-ask" and e.get("ask") is not None:
+        elif kind == Event.OPERATOR_ASK and e.get("ask") is not None:
             self.asks[str(e["ask"])] = e
             touched.add("operator")
-        elif kind == "operator-step" and e.get("ask") is not None:
+        elif kind == Event.OPERATOR_STEP and e.get("ask") is not None:
             self.steps[str(e["ask"])] = e
             touched.add("operator")
-        elif kind == "operator-answer-refused":
+        elif kind == Event.OPERATOR_ANSWER_REFUSED:
             self.refused = [*self.refused, e][-KEEP_ANSWERS:]
             touched.add("operator")
-        elif kind == "heartbeat":
+        elif kind == Event.HEARTBEAT:
             self.record_heartbeat = e
             touched.add("heartbeat")
+        elif kind == Event.TABLE_NOT_SAFE:
+            self.not_safe = True
+            touched.add("end")
         return touched
 
     def _read_live(self, touched: set[str]) -> dict | None:
@@ -215,29 +201,29 @@ class RunFollower:
             size = self.live.size()
             if size > LIVE_CATCHUP_BYTES:  # a long feed: its start line, then only its end
                 start = first_line(self.live.path)
-                if start and start.get("k") == "start":
+                if start and start.get(LIVE_KEY) == Live.START:
                     self.live_start = start
                 self.live.skip_to(size - LIVE_CATCHUP_BYTES)
         new_status_t, new_status_f, new_gauge_t, new_gauge_f = [], [], [], []
         status_seen = context_changed = False
         for line in self.live.read():
-            k = line.get("k")
-            if k == "status":
+            k = line.get(LIVE_KEY)
+            if k == Live.STATUS:
                 self.latest_status, status_seen = line, True
                 t, f = line.get("t"), line.get("force_n")
                 if isinstance(t, (int, float)) and isinstance(f, (int, float)):
                     new_status_t.append(t)
                     new_status_f.append(f)
-            elif k == "gauge":
+            elif k == Live.GAUGE:
                 ts, fs = line.get("t") or [], line.get("f") or []
                 for t, f in zip(ts, fs):
                     if isinstance(t, (int, float)) and isinstance(f, (int, float)):
                         new_gauge_t.append(t)
                         new_gauge_f.append(f)
-            elif k == "context":
-                self.context = {key: v for key, v in line.items() if key != "k"}
+            elif k == Live.CONTEXT:
+                self.context = {key: v for key, v in line.items() if key != LIVE_KEY}
                 context_changed = True
-            elif k == "start":
+            elif k == Live.START:
                 if self.live_start is not None:  # a feed begun again: its times start again too
                     for d in (self.status_t, self.status_f, self.gauge_t, self.gauge_f):
                         d.clear()
@@ -316,6 +302,8 @@ class RunFollower:
         except (OSError, ValueError, KeyError, TypeError):
             return  # a record the table cannot be made from yet: the last table stays
         touched.add("verdicts")
+        if self.end is not None:
+            touched.add("end")  # the banner says the overall verdict and rig run's exit status
 
     # ------------------------------------------------------------ the state
     def changed(self, section: str) -> tuple[str, object] | None:
@@ -351,11 +339,11 @@ class RunFollower:
                    "source": "none", "after_current_s": None, "current_s": None}
         return {"planned": planned, "count": len(planned) if planned is not None else None,
                 "done": len(done), "outcomes": self.outcomes, "current": self.current,
-                "started_utc": (self.start or {}).get("utc"), "ended": self.end is not None,
-                "estimate": est, "now_utc": utc_now()}
+                "started_utc": self.start.utc if self.start else None, "ended": self.end is not None,
+                "estimate": est, "now_utc": utc_stamp()}
 
     def _section_heartbeat(self) -> dict | None:
-        scale = ((self.start or {}).get("rig") or {}).get("time_scale") or 1.0
+        scale = (self.start.time_scale if self.start else None) or 1.0
         hb = self.heartbeat
         if hb is not None:
             scale = hb.get("time_scale") or scale
@@ -395,8 +383,13 @@ class RunFollower:
     def _section_end(self) -> dict | None:
         if self.end is None:
             return None
-        return {"utc": self.end.get("utc"), "complete": self.end.get("complete"),
-                "exitstatus": self.end.get("exitstatus"), "links": self.links}
+        overall = (self.verdicts or {}).get("overall")
+        pytest_status = self.end.get("exitstatus")
+        return {"utc": self.end.get("utc"), "complete": self.end.get("complete"), "overall": overall,
+                # what `rig run` gives for this run (pytest's own status, in the line, is not it)
+                "exit_status": (rig_run_exit_status(pytest_status, [overall], not_safe=self.not_safe)
+                                if isinstance(pytest_status, int) and overall else None),
+                "links": self.links}
 
     def trace(self) -> dict:
         return {"status": {"t": list(self.status_t), "f": list(self.status_f)},

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reports.panel.follower import RunFollower
-from reports.panel.lines import LineTail
+from reports.rundir import LineTail, utc_stamp
 
 
 class RunSet:
@@ -59,7 +59,5 @@ class RunSet:
         return events
 
     def snapshot(self) -> dict:
-        from reports.panel.follower import utc_now
-
         return {"runs": [f.snapshot() for f in self.followers], "waiting": self.announce is not None,
-                "now_utc": utc_now()}
+                "now_utc": utc_stamp()}

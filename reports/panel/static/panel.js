@@ -332,12 +332,15 @@
     const links = $("#report-links");
     links.replaceChildren();
     if (!r.end) { banner.hidden = true; return; }
-    const overall = r.verdicts ? r.verdicts.overall : "";
+    // the overall verdict and the exit status `rig run` gives for it (reports/exit_status.py),
+    // never pytest's own status: its 0 means the tests completed, whatever their verdicts
+    const overall = r.end.overall || (r.verdicts ? r.verdicts.overall : "");
+    const status = r.end.exit_status;
     banner.hidden = false;
     banner.dataset.verdict = overall;
     banner.textContent = `run ended at ${clock(r.end.utc)} — ${r.end.complete ? "complete" : "incomplete"}` +
-      `${r.end.exitstatus !== null && r.end.exitstatus !== undefined ? ", exit status " + r.end.exitstatus : ""}` +
-      `${overall ? ", overall " + overall : ""}; questions closed`;
+      `${overall ? ", overall " + overall : ""}` +
+      `${status !== null && status !== undefined ? " (rig run exit status " + status + ")" : ""}; questions closed`;
     for (const link of r.end.links || []) {
       links.append(el("a", {href: link.href, target: "_blank", rel: "noopener", "data-file": link.file, text: link.name}));
     }
