@@ -29,6 +29,8 @@ from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest
 from pymodbus.pdu.register_message import ReadInputRegistersRequest
 
 from drivers import lease, units
+from drivers.kinds import controller_for_device, register_controller
+from drivers.links import ModbusLink
 from drivers.errors import (
     DeviceError,
     DeviceProtocolError,
@@ -186,6 +188,7 @@ class SharedLineClient(ModbusSerialClient):
         return self.socket is not None
 
 
+@register_controller("TCM-1", tables=("lumbar", "cervical"), device_kinds=tuple(DeviceKind), stimulus="SIO-1")
 class TractionController:
     """A TCM-1 controller. `safety_limit_n` is the rig's guard, not the device's."""
 
@@ -212,13 +215,12 @@ class TractionController:
         #: called with every status read (the panel's live force trace taps the reads the
         #: suites make anyway, never reads of its own); must return at once and never raise
         self.on_status: Callable[[ControllerStatus], None] | None = None
-        self._link = {"transport": self.transport.value, "host": host, "port": port, "unit_id": unit_id,
-                      "timeout_s": timeout_s, "baudrate": baudrate, "parity": parity}
+        #: where this controller is and how it is spoken to (another link to it starts here)
+        self.link = ModbusLink(self.transport.value, host, port, unit_id, timeout_s, baudrate, parity)
+        self.address = self.link.address
         if self.transport is Transport.TCP:
-            self.address = f"modbus-tcp://{host}:{port} unit {unit_id}"
             self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
         else:
-            self.address = f"modbus-rtu://{port} unit {unit_id}"
             self._client = SharedLineClient(
                 str(port),
                 framer=FramerType.RTU,
@@ -239,13 +241,21 @@ class TractionController:
         self._framer = FramerSocket(DecodePDU(False))
         self._tid = 0
 
-    #: {"host", "port"} of the heartbeat process's link when the rig routes it elsewhere
-    #: (rig file: controller.heartbeat_link); None: the same address as this link
-    heartbeat_link: dict | None = None
+    @classmethod
+    def on(cls, link: ModbusLink, *, name: str = "traction controller", safety_limit_n: float | None = None,
+           pipeline_status: bool = True) -> "TractionController":
+        """A controller at `link` (not yet connected): how the connect path opens one."""
+        return cls(transport=link.transport, host=link.host, port=link.port, unit_id=link.unit_id,
+                   timeout_s=link.timeout_s, baudrate=link.baudrate, parity=link.parity, name=name,
+                   safety_limit_n=safety_limit_n, pipeline_status=pipeline_status)
+
+    #: the heartbeat process's link when the rig routes it elsewhere (rig file:
+    #: controller.heartbeat_link); None: the same address as this link
+    heartbeat_link: ModbusLink | None = None
 
     def link_args(self) -> dict:
-        """How to open another link to this controller (the heartbeat process does)."""
-        return {**self._link, **(self.heartbeat_link or {})}
+        """How to open another link to this controller, as JSON (the heartbeat process does)."""
+        return (self.heartbeat_link or self.link).to_json()
 
     # ------------------------------------------------------------ connection
     def connect(self) -> "TractionController":
@@ -490,6 +500,10 @@ class TractionController:
         try:
             kind = DeviceKind(regs[3])
         except ValueError as exc:
+            other = controller_for_device(regs[3])
+            if other is not None:
+                raise DeviceProtocolError(self.device, f"DEVICE_KIND {regs[3]} is an {other.protocol} controller, "
+                                          "not TCM-1", f"set table.kind to one of {', '.join(other.tables)}") from exc
             raise DeviceProtocolError(self.device, f"DEVICE_KIND {regs[3]} is not 1, 2 or 3") from exc
         return ControllerIdentity(
             protocol_version=regs[0],

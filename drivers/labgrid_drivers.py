@@ -1,15 +1,19 @@
-"""labgrid drivers over the project's own device drivers.
+"""labgrid drivers: where each device of a labgrid target is, resolved the labgrid way.
 
-labgrid's PyVISADriver cannot open SOCKET resources and its Modbus coil driver uses
-another Modbus library, so each device gets a driver here that binds the resource in
-`drivers.labgrid_resources` and, when labgrid activates it, opens the project's driver
-(the same classes a rig file opens). A labgrid environment file imports this module:
+A driver binds the resource in `drivers.labgrid_resources` and, when labgrid activates
+it, resolves the address through labgrid's proxy manager (a place exported by an
+isolated exporter, `labgrid-exporter -i`, is reached through the SSH forward labgrid
+sets up) into the typed link of `drivers.links`. Why they open nothing themselves: a
+labgrid target and a rig file then give the same `rigs.rig.RigResources`, and one
+connect path (`rigs.rig.connect`) opens every device with the classes the table kind
+registered (drivers/kinds.py) — the same safety link, identity check and clean-up
+whichever way the rig was described. labgrid's PyVISADriver cannot open SOCKET
+resources and its Modbus coil driver uses another Modbus library, hence these.
+
+A labgrid environment file imports this module:
 
     imports:
       - drivers.labgrid_drivers
-
-Addresses go through labgrid's proxy manager, so a place exported by an isolated
-exporter (`labgrid-exporter -i`) is reached through the SSH forward labgrid sets up.
 """
 
 from __future__ import annotations
@@ -21,11 +25,9 @@ from labgrid.util.proxy import proxymanager
 from labgrid.util.ssh import sshmanager
 
 from drivers import labgrid_resources  # registers the resources this module binds
-from drivers.controller import TractionController
-from drivers.gauge import ForceGauge, open_gauge
-from drivers.patient_simulator import PatientSimulator
-from drivers.stimulus import StimulusModule
-from drivers.units import parse_force, parse_seconds
+from drivers.labgrid_resources import TractionControllerRTU, TractionControllerTCP
+from drivers.links import ModbusLink, VisaInstrument
+from drivers.units import parse_seconds
 
 
 def _seconds(value, default: float) -> float:
@@ -33,122 +35,62 @@ def _seconds(value, default: float) -> float:
     return parse_seconds(value) if value is not None else default
 
 
-def _close(device) -> None:
-    if device is not None:
-        try:
-            device.close()
-        except Exception:  # noqa: BLE001 — deactivation must reach the other devices
-            pass
+def _tcp(resource, timeout_s: float, unit_id: int = 1) -> ModbusLink:
+    host, port = proxymanager.get_host_and_port(resource, default_port=502)
+    return ModbusLink.tcp(host, int(port), unit_id, timeout_s)
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
 class TractionControllerDriver(Driver):
-    """The TCM-1 controller; `controller` is a connected `TractionController`."""
+    """The table's controller (whichever protocol its kind registered): `link()` reaches it."""
 
-    bindings = {
-        "interface": {"TractionControllerTCP", "TractionControllerRTU"},
-        "table": {"TractionTable", None},
-    }
-
-    def __attrs_post_init__(self):
-        super().__attrs_post_init__()
-        self.controller: TractionController | None = None
-        self._links: list[TractionController] = []
-
-    def _open(self, name: str = "traction controller (test link)") -> TractionController:
-        r = self.interface
-        limit = parse_force(self.table.safety_limit_n) if self.table is not None else None
-        timeout = _seconds(r.timeout_s, 1.0)
-        if type(r).__name__ == "TractionControllerRTU":
-            return TractionController(transport="rtu", port=r.port, baudrate=r.baudrate, parity=r.parity,
-                                      unit_id=r.unit_id, timeout_s=timeout, safety_limit_n=limit, name=name)
-        host, port = proxymanager.get_host_and_port(r, default_port=502)
-        return TractionController(transport="tcp", host=host, port=int(port), unit_id=r.unit_id,
-                                  timeout_s=timeout, safety_limit_n=limit, name=name)
-
-    def on_activate(self):
-        self.controller = self._open().connect()
-
-    def on_deactivate(self):
-        for link in [self.controller, *self._links]:
-            _close(link)
-        self.controller, self._links = None, []
+    bindings = {"interface": {TractionControllerTCP, TractionControllerRTU}}
 
     @Driver.check_active
-    def open_safety_link(self) -> TractionController | None:
-        """A second connection used only to release the table (TCP only: a serial line has one master)."""
-        if type(self.interface).__name__ != "TractionControllerTCP":
-            return None
-        link = self._open("traction controller (safety link)").connect()
-        self._links.append(link)
-        link.identity()  # a safety link that does not answer is found now, not when it is needed
-        return link
+    def link(self) -> ModbusLink:
+        r = self.interface
+        timeout = _seconds(r.timeout_s, 1.0)
+        if isinstance(r, TractionControllerRTU):
+            return ModbusLink.rtu(r.port, r.unit_id, timeout, r.baudrate, r.parity)
+        return _tcp(r, timeout, r.unit_id)
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
 class StimulusModuleDriver(Driver):
-    """The SIO-1 relays; `module` is a connected `StimulusModule`."""
+    """The stimulus module's relays: `link()` reaches it."""
 
     bindings = {"relays": "StimulusModuleTCP"}
 
-    def __attrs_post_init__(self):
-        super().__attrs_post_init__()
-        self.module: StimulusModule | None = None
-
-    def on_activate(self):
-        host, port = proxymanager.get_host_and_port(self.relays, default_port=502)
-        self.module = StimulusModule(host, int(port), self.relays.unit_id, _seconds(self.relays.timeout_s, 1.0)).connect()
-
-    def on_deactivate(self):
-        _close(self.module)
-        self.module = None
+    @Driver.check_active
+    def link(self) -> ModbusLink:
+        return _tcp(self.relays, _seconds(self.relays.timeout_s, 1.0), self.relays.unit_id)
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
 class ForceGaugeDriver(Driver):
-    """The reference gauge; `gauge` is an open `ForceGauge` of the resource's dialect.
+    """The reference gauge: `resource()` is its (proxied) VISA resource and dialect."""
 
-    The table's time scale is passed on because an emulated gauge counts table time.
-    """
+    bindings = {"instrument": "ForceGaugeVISA"}
 
-    bindings = {"instrument": "ForceGaugeVISA", "table": {"TractionTable", None}}
-
-    def __attrs_post_init__(self):
-        super().__attrs_post_init__()
-        self.gauge: ForceGauge | None = None
-
-    def on_activate(self):
+    @Driver.check_active
+    def resource(self) -> VisaInstrument:
         r = self.instrument
-        scale = float(self.table.time_scale) if self.table is not None else 1.0
-        self.gauge = open_gauge(proxied_visa(r), r.dialect, timeout_ms=int(_seconds(r.timeout_s, 2.0) * 1000),
-                                time_scale=scale)
-
-    def on_deactivate(self):
-        _close(self.gauge)
-        self.gauge = None
+        return VisaInstrument(proxied_visa(r), r.dialect, _seconds(r.timeout_s, 2.0))
 
 
 @target_factory.reg_driver
 @attr.s(eq=False)
 class PatientSimulatorDriver(Driver):
-    """An emulated table's patient simulator; `simulator` is a connected `PatientSimulator`."""
+    """An emulated table's patient simulator: `link()` reaches it."""
 
     bindings = {"endpoint": "PatientSimulatorTCP"}
 
-    def __attrs_post_init__(self):
-        super().__attrs_post_init__()
-        self.simulator: PatientSimulator | None = None
-
-    def on_activate(self):
-        host, port = proxymanager.get_host_and_port(self.endpoint, default_port=502)
-        self.simulator = PatientSimulator(host, int(port)).connect()
-
-    def on_deactivate(self):
-        _close(self.simulator)
-        self.simulator = None
+    @Driver.check_active
+    def link(self) -> ModbusLink:
+        return _tcp(self.endpoint, 1.0)
 
 
 def proxied_visa(r) -> str:

@@ -20,11 +20,25 @@ import attr
 from labgrid.factory import target_factory
 from labgrid.resource.common import Resource
 
+from drivers import kinds
+
 _str = attr.validators.instance_of(str)
 _int = attr.validators.instance_of(int)
 _opt_str = attr.validators.optional(_str)
 _scalar = attr.validators.instance_of((int, float, str))
 _opt_scalar = attr.validators.optional(_scalar)
+
+
+def _registered(known):
+    """A validator: the value is one of `known()` (a look-up in drivers/kinds.py, made when
+    a resource is created, so a kind registered later is accepted too)."""
+
+    def check(_instance, attribute, value):
+        names = known()
+        if value not in names:
+            raise ValueError(f"'{attribute.name}' must be one of {', '.join(names)} (got {value!r})")
+
+    return check
 
 
 def _text(value):
@@ -87,7 +101,7 @@ class ForceGaugeVISA(Resource):
     """
 
     resource = attr.ib(validator=_str)
-    dialect = attr.ib(validator=attr.validators.in_(("gcl", "scpi")))
+    dialect = attr.ib(validator=_registered(lambda: kinds.dialects("force")))
     model = attr.ib(validator=_str)
     serial = attr.ib(converter=str)
     capacity_n = attr.ib(validator=_scalar)
@@ -106,14 +120,14 @@ class TractionTable(Resource):
     """The device under test on the bench, and the limits the rig keeps on it.
 
     Args:
-        kind (str): lumbar or cervical
+        kind (str): a table kind registered in drivers/kinds.py (lumbar, cervical)
         specification (str): specification name or file; default: the kind's
         safety_limit_n (float|str): the framework never commands more (but for the interlock test)
         time_scale (float): 1.0 for a real table; an emulated table may run faster
         emulated (bool): an emulated table (its side channels may be exported too)
     """
 
-    kind = attr.ib(validator=attr.validators.in_(("lumbar", "cervical")))
+    kind = attr.ib(validator=_registered(kinds.table_kinds))
     model = attr.ib(validator=_str)
     serial = attr.ib(converter=str)
     safety_limit_n = attr.ib(validator=_scalar)

@@ -14,12 +14,15 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 
 from drivers import lease
 from drivers.errors import DeviceError, DeviceProtocolError, DeviceTimeout, DeviceUnreachable, ReplyClock
+from drivers.kinds import register_stimulus
+from drivers.links import ModbusLink
 from drivers.tcm1 import StimulusCoil
 
 #: contract: a relay acts within this time of the acknowledged write
 RELAY_ACT_WITHIN_S = 1e-3
 
 
+@register_stimulus("SIO-1")
 class StimulusModule:
     def __init__(self, host: str = "127.0.0.1", port: int = 502, unit_id: int = 1, timeout_s: float = 1.0,
                  name: str = "stimulus module") -> None:
@@ -27,6 +30,11 @@ class StimulusModule:
         self.device = f"{name} (modbus-tcp://{host}:{port} unit {unit_id})"
         self.replies = ReplyClock(self.device)
         self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
+
+    @classmethod
+    def on(cls, link: ModbusLink, *, name: str = "stimulus module") -> "StimulusModule":
+        """A module at `link` (not yet connected): how the connect path opens one."""
+        return cls(link.host, int(link.port), link.unit_id, link.timeout_s, name)
 
     def connect(self) -> "StimulusModule":
         self.replies.reset()

@@ -63,7 +63,7 @@ def export(args) -> int:
         coordinator = args.coordinator or os.environ.get("LG_COORDINATOR", DEFAULT_COORDINATOR)
         name = args.name or place
         line = {"place": place, "exporter": name, "coordinator": coordinator, "config": str(out.resolve()),
-                "emulator": emulator.endpoints if emulator else None}
+                "emulator": emulator.endpoints.to_json() if emulator else None}
         if args.config_only:
             print(json.dumps(line), flush=True)
             return 0

@@ -45,6 +45,7 @@ from drivers.tcm1 import Phase
 from rigs.config import RigConfig, load_rig
 from rigs.linkfaults.proxy import FaultProxy
 from rigs.processes import end_process
+from rigs.endpoints import Endpoints
 from rigs.rig import PROJECT_ROOT, EmulatorProcess
 from verification.spec import Specification
 
@@ -383,10 +384,10 @@ class CellRunner:
         self.seed = seed
 
     # -------------------------------------------------------------- set-up
-    def _rig_file(self, ep: dict, proxies: dict[str, FaultProxy], out: Path) -> Path:
+    def _rig_file(self, ep: Endpoints, proxies: dict[str, FaultProxy], out: Path) -> Path:
         data = yaml.safe_load(self.rig_file.read_text(encoding="utf-8"))
         data["emulated"] = {"seed": self.seed, "attach": True,
-                            "patient_simulator": f"127.0.0.1:{ep['patient_simulator']['port']}"}
+                            "patient_simulator": f"127.0.0.1:{ep.patient_simulator.port}"}
         at = lambda name: f"127.0.0.1:{proxies[name].port}"  # noqa: E731
         data["controller"].update(transport="tcp", host="127.0.0.1", port=proxies["test"].port,
                                   safety_link=at("safety"), heartbeat_link=at("heartbeat"))
@@ -476,20 +477,19 @@ class CellRunner:
             emulator = EmulatorProcess.start(self.rig.table.kind, self.seed, self.rig.time_scale,
                                              events_path=str(work / "events.jsonl"))
             ep = emulator.endpoints
-            c = ep["controller"]
-            targets = {"test": c["port"], "safety": c["port"], "heartbeat": c["port"],
-                       "stimulus": ep["stimulus"]["port"], "gauge": ep["gauges"][self.rig.gauge.dialect]["port"]}
+            c = ep.controller
+            targets = {"test": c.port, "safety": c.port, "heartbeat": c.port,
+                       "stimulus": ep.stimulus.port, "gauge": ep.gauge(self.rig.gauge.dialect).port}
             for name, port in targets.items():
-                proxies[name] = FaultProxy(c["host"], port, name=name, seed=zlib.crc32(cell.id.encode())).start()
+                proxies[name] = FaultProxy(c.host, port, name=name, seed=zlib.crc32(cell.id.encode())).start()
             rig_file = self._rig_file(ep, proxies, work / "rig.yaml")
             other = "gcl" if self.rig.gauge.dialect == "scpi" else "scpi"
             if other != "gcl":
                 raise RuntimeError("the ground truth reads the gcl gauge: run the matrix on a rig with the scpi gauge")
-            gauge = TruthGauge(c["host"], ep["gauges"][other]["port"])
+            gauge = TruthGauge(c.host, ep.gauge(other).port)
             truth = GroundTruth(gauge, self.poll_s)
             truth.start()
-            ctrl = TractionController(transport="tcp", host=c["host"], port=c["port"], unit_id=c.get("unit_id", 1),
-                                      timeout_s=1.0, name="ground-truth reader", pipeline_status=False).connect()
+            ctrl = TractionController.on(c.link(), name="ground-truth reader", pipeline_status=False).connect()
             run_root = work / "runs"
             env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT),
                                                                             os.environ.get("PYTHONPATH")])))

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from drivers import kinds
 from drivers.errors import ConfigError
 from drivers.units import parse_force, parse_seconds
 
@@ -92,13 +93,20 @@ class Calibration(Strict):
 
 class GaugeConfig(Strict):
     resource: str | None = Field(None, description="VISA resource string; omitted on an emulated rig")
-    dialect: Literal["gcl", "scpi"]
+    dialect: str = Field(description="a force dialect registered in drivers/kinds.py (gcl, scpi)")
     model: str = Field(min_length=1)
     serial: str = Field(min_length=1)
     capacity_n: Newtons
     resolution_n: Newtons
     calibration: Calibration
     timeout_s: Seconds = 2.0
+
+    @field_validator("dialect")
+    @classmethod
+    def _dialect(cls, d: str) -> str:
+        if d not in kinds.dialects("force"):
+            raise ValueError(f"{d!r} is not a force gauge dialect; expected one of {', '.join(kinds.dialects('force'))}")
+        return d
 
     @field_validator("resource")
     @classmethod
@@ -112,10 +120,17 @@ class GaugeConfig(Strict):
 
 
 class TableConfig(Strict):
-    kind: Literal["lumbar", "cervical"]
+    kind: str = Field(description="a table kind registered in drivers/kinds.py (lumbar, cervical)")
     model: str = Field(min_length=1)
     serial: str = Field(min_length=1)
     specification: str = Field(min_length=1, description="specification name (lumbar, cervical) or file")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, k: str) -> str:
+        if k not in kinds.table_kinds():
+            raise ValueError(f"{k!r} is not a table kind; expected one of {', '.join(kinds.table_kinds())}")
+        return k
 
 
 class EmulationConfig(Strict):

@@ -3,7 +3,8 @@
 One rig model, two ways to describe it: a labgrid target's resources (local, or the
 ones of a place acquired through labgrid's coordinator) are turned into the same
 `RigConfig` a rig file gives, with the same validation and one-line errors, and the
-rig is opened through the labgrid drivers of `drivers.labgrid_drivers`.
+rig is opened through the one connect path (`rigs.rig.connect`) at the addresses the
+labgrid drivers of `drivers.labgrid_drivers` resolve.
 
 A shared bench is locked the labgrid way: the coordinator refuses the resources of a
 place that another user holds, and that refusal reaches the test engineer as one line
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from drivers.errors import ConfigError, RigError
 from rigs.config import RigConfig, rig_from_dict
-from rigs.rig import Rig, attached_endpoints
+from rigs.endpoints import Endpoints
+from rigs.rig import Rig, RigResources, connect
 
 #: resource class -> {resource parameter: the rig-file key it fills}. One table for both
 #: directions: a target's resources become a rig, and a rig becomes an exporter's resources.
@@ -42,6 +44,8 @@ FIELDS: dict[str, dict[str, str]] = {
                        "calibration_uncertainty_n": "gauge.calibration.expanded_uncertainty_n",
                        "calibration_coverage_factor": "gauge.calibration.coverage_factor"},
 }
+#: the controller's resource class for each transport (one table, both directions)
+CONTROLLER_CLASSES = {"tcp": "TractionControllerTCP", "rtu": "TractionControllerRTU"}
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 
 
@@ -137,9 +141,10 @@ def rig_config_from_target(target, source: Path, role: str, name: str) -> RigCon
                           "target, or to the exporter of its place")
 
     table = need("TractionTable")
-    chosen = [table, need("TractionControllerTCP", "TractionControllerRTU"), need("StimulusModuleTCP"),
-              need("ForceGaugeVISA")]
-    data: dict = {"name": name, "controller": {"transport": "tcp" if "TCP" in type(chosen[1]).__name__ else "rtu"}}
+    controller = need(*CONTROLLER_CLASSES.values())
+    chosen = [table, controller, need("StimulusModuleTCP"), need("ForceGaugeVISA")]
+    transport = next(t for t, cls in CONTROLLER_CLASSES.items() if cls == type(controller).__name__)
+    data: dict = {"name": name, "controller": {"transport": transport}}
     for resource in chosen:
         params = {p: getattr(resource, p) for p in FIELDS[type(resource).__name__]}
         if "host" in params:
@@ -176,9 +181,8 @@ def exporter_config(config: RigConfig, group: str) -> dict:
         raise ConfigError(f"{config.source or config.name}: an emulated rig is exported once its emulator runs "
                           "(rig lab export starts it)")
     flat = config.model_dump(mode="json")
-    ctrl_cls = "TractionControllerTCP" if config.controller.transport == "tcp" else "TractionControllerRTU"
     resources: dict[str, dict] = {}
-    for cls in ("TractionTable", ctrl_cls, "StimulusModuleTCP", "ForceGaugeVISA"):
+    for cls in ("TractionTable", CONTROLLER_CLASSES[config.controller.transport], "StimulusModuleTCP", "ForceGaugeVISA"):
         values = {param: _get(flat, key) for param, key in FIELDS[cls].items()}
         resources[cls] = {param: value for param, value in values.items() if value not in (None, "")}
     if config.is_emulated:
@@ -190,7 +194,22 @@ def exporter_config(config: RigConfig, group: str) -> dict:
 
 
 def open_rig_on_target(target, config: RigConfig) -> Rig:
-    """Activate the target's drivers (creating any the environment did not list) into a Rig."""
+    """The rig of a labgrid target, opened through the one connect path at the addresses
+    its drivers resolve; closing it deactivates the drivers."""
+    try:
+        resources = target_resources(target, config)
+        return connect(config, resources, endpoints=Endpoints.attached_to(config) if config.is_emulated else None,
+                       on_close=target.deactivate_all_drivers)
+    except Exception:
+        target.deactivate_all_drivers()
+        raise
+
+
+def target_resources(target, config: RigConfig) -> RigResources:
+    """Activate the target's drivers (creating any the environment did not list) and take
+    the address each resolves: the same `RigResources` its rig file would give."""
+    from labgrid.exceptions import NoDriverFoundError
+
     from drivers.labgrid_drivers import (
         ForceGaugeDriver,
         PatientSimulatorDriver,
@@ -199,8 +218,6 @@ def open_rig_on_target(target, config: RigConfig) -> Rig:
     )
 
     def driver(cls, optional: bool = False):
-        from labgrid.exceptions import NoDriverFoundError
-
         try:
             return target.get_driver(cls)
         except NoDriverFoundError:
@@ -213,18 +230,9 @@ def open_rig_on_target(target, config: RigConfig) -> Rig:
             raise
         return target.get_driver(cls)
 
-    try:
-        ctrl = driver(TractionControllerDriver)
-        safety = ctrl.open_safety_link()
-        stim = driver(StimulusModuleDriver)
-        gauge = driver(ForceGaugeDriver)
-        sim = driver(PatientSimulatorDriver, optional=True) if config.is_emulated else None
-    except Exception:
-        target.deactivate_all_drivers()
-        raise
-    endpoints = attached_endpoints(config) if config.is_emulated else {}
-    return Rig(config, ctrl.controller, stim.module, gauge.gauge, None, endpoints, safety,
-               sim.simulator if sim is not None else None, on_close=target.deactivate_all_drivers)
+    sim = driver(PatientSimulatorDriver, optional=True) if config.is_emulated else None
+    return RigResources(driver(TractionControllerDriver).link(), driver(StimulusModuleDriver).link(),
+                        driver(ForceGaugeDriver).resource(), patient_simulator=sim.link() if sim is not None else None)
 
 
 # ---------------------------------------------------------------- helpers
@@ -324,17 +332,17 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def attached_rig(config: RigConfig, endpoints: dict) -> RigConfig:
-    """`config` with the addresses of its emulator, which `endpoints` (what `rig emulate` printed) says."""
-    if endpoints["controller"]["transport"] != "tcp":
+def attached_rig(config: RigConfig, endpoints: Endpoints) -> RigConfig:
+    """`config` with the addresses of its running emulator (what `rig emulate` printed)."""
+    if endpoints.controller.transport != "tcp":
         raise ConfigError(f"{config.source or config.name}: only a Modbus TCP emulated table can be exported "
                           "(serial lines are local to this machine)")
     data = config.model_dump(mode="json", exclude={"source"})
-    data["controller"].update(host=endpoints["controller"]["host"], port=endpoints["controller"]["port"])
-    data["stimulus"].update(host=endpoints["stimulus"]["host"], port=endpoints["stimulus"]["port"])
-    data["gauge"]["resource"] = endpoints["gauges"][config.gauge.dialect]["resource"]
-    data["table"]["serial"] = endpoints.get("serial", config.table.serial)
-    sim = endpoints.get("patient_simulator")
-    data["emulated"] = {"seed": endpoints.get("seed", config.emulated.seed), "attach": True,
-                        "patient_simulator": f"{sim['host']}:{sim['port']}" if sim else None}
+    data["controller"].update(host=endpoints.controller.host, port=endpoints.controller.port)
+    data["stimulus"].update(host=endpoints.stimulus.host, port=endpoints.stimulus.port)
+    data["gauge"]["resource"] = endpoints.gauge(config.gauge.dialect).resource
+    data["table"]["serial"] = endpoints.serial or config.table.serial
+    sim = endpoints.patient_simulator
+    data["emulated"] = {"seed": config.emulated.seed if endpoints.seed is None else endpoints.seed, "attach": True,
+                        "patient_simulator": f"{sim.host}:{sim.port}" if sim else None}
     return rig_from_dict(data, config.source or "<rig>")

@@ -1,9 +1,13 @@
-"""Opening a rig: rig file -> (emulator process) -> connected drivers.
+"""Opening a rig: rig file or labgrid target -> resources -> connected drivers.
 
-An emulated rig starts `rig emulate` as a child process and reads the endpoints it
-prints; a real bench uses the addresses in its rig file. Either way the caller gets
-one `Rig` with a controller, a stimulus module and a gauge, and closing it (on any
-path) stops the emulator it started.
+Every way of describing a rig ends in one `RigResources` (where each device is, typed),
+and `connect` is the one path that opens devices from it: the controller of the table
+kind's protocol and its safety link, the stimulus module, the gauge of its dialect (all
+looked up in drivers/kinds.py), and an emulated table's patient simulator. An emulated
+rig starts `rig emulate` as a child process first and takes the devices' addresses from
+the `Endpoints` it prints; a real bench's are in its rig file; a labgrid target's come
+from its drivers (rigs/lab_env.py). Closing the `Rig` (on any path) stops the emulator
+it started.
 """
 
 from __future__ import annotations
@@ -15,15 +19,19 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from drivers import kinds
 from drivers.controller import TractionController
 from drivers.errors import DeviceUnreachable, RigError
 from drivers.gauge import ForceGauge, open_gauge
+from drivers.links import ModbusLink, VisaInstrument
+from drivers.patient_simulator import PatientSimulator
 from drivers.stimulus import StimulusModule
 from rigs.config import RigConfig
+from rigs.endpoints import Endpoints
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EMULATOR_START_TIMEOUT_S = 20.0
@@ -31,10 +39,10 @@ EMULATOR_START_TIMEOUT_S = 20.0
 
 @dataclass
 class EmulatorProcess:
-    """A `rig emulate` child; `endpoints` is the JSON line it printed."""
+    """A `rig emulate` child; `endpoints` is the line it printed, read back."""
 
     process: subprocess.Popen
-    endpoints: dict
+    endpoints: Endpoints
     events_path: str | None = None
     stats_path: str | None = None
 
@@ -65,8 +73,8 @@ class EmulatorProcess:
             last = err[-1] if err else "no output"
             raise RigError(f"emulator did not start within {timeout_s:.0f} s: {last}")
         try:
-            endpoints = json.loads(line)
-        except json.JSONDecodeError:
+            endpoints = Endpoints.from_line(line)
+        except (ValueError, KeyError, TypeError):
             proc.kill()
             raise RigError(f"emulator printed {line.strip()!r} instead of its endpoints") from None
         return cls(proc, endpoints, events_path, stats_path)
@@ -107,6 +115,47 @@ def _read_line(proc: subprocess.Popen, timeout_s: float) -> str:
         sel.close()
 
 
+@dataclass(frozen=True)
+class RigResources:
+    """Where each device of one rig is and how it is spoken to, whoever described it.
+
+    `safety` and `heartbeat`: a Modbus TCP controller's safety link and heartbeat link
+    when they take a path of their own (None: the controller's address); an RTU line has
+    room for one master, so it has neither.
+    """
+
+    controller: ModbusLink
+    stimulus: ModbusLink
+    gauge: VisaInstrument
+    safety: ModbusLink | None = None
+    heartbeat: ModbusLink | None = None
+    patient_simulator: ModbusLink | None = None
+
+    @classmethod
+    def of(cls, config: RigConfig, endpoints: Endpoints | None = None) -> "RigResources":
+        """The rig file's devices; a started emulator's addresses from its `endpoints`."""
+        c, s, g = config.controller, config.stimulus, config.gauge
+        if endpoints is not None and not endpoints.attached:
+            controller = endpoints.controller.link(c.unit_id, c.timeout_s)
+            stimulus = endpoints.stimulus.link(s.unit_id, s.timeout_s)
+            resource = endpoints.gauge(g.dialect).resource
+            sim = endpoints.patient_simulator.link() if endpoints.patient_simulator else None
+        else:
+            if c.transport == "tcp":
+                controller = ModbusLink.tcp(c.host, c.port, c.unit_id, c.timeout_s)
+            else:
+                controller = ModbusLink.rtu(c.serial_port, c.unit_id, c.timeout_s, c.baudrate, c.parity)
+            stimulus = ModbusLink.tcp(s.host, s.port, s.unit_id, s.timeout_s)
+            resource = g.resource
+            sim = None
+            if config.is_emulated and config.emulated.patient_simulator:
+                host, port = config.emulated.patient_simulator.rsplit(":", 1)
+                sim = ModbusLink.tcp(host, int(port))
+        safety, heartbeat = (controller.at(*c.link(which)) if c.link(which) else None
+                             for which in ("safety", "heartbeat"))
+        return cls(controller, stimulus, VisaInstrument(resource, g.dialect, g.timeout_s), safety, heartbeat, sim)
+
+
 @dataclass
 class Rig:
     config: RigConfig
@@ -114,13 +163,14 @@ class Rig:
     stimulus: StimulusModule
     gauge: ForceGauge
     emulator: EmulatorProcess | None = None
-    endpoints: dict = field(default_factory=dict)
+    #: where the emulated table's devices are (None: a real bench)
+    emulator_endpoints: Endpoints | None = None
     #: a second link to the controller used only to make the table safe, so a signal
     #: arriving mid-transaction on the main link cannot corrupt the release commands
     #: (Modbus TCP only: an RTU line has room for one master; see make_safe)
     safety: TractionController | None = None
     #: emulated rigs only: pulls on the harness from outside (provokes over-force)
-    patient_simulator: object | None = None
+    patient_simulator: PatientSimulator | None = None
     #: called last by close(): a labgrid target deactivates its drivers there
     on_close: Callable[[], None] | None = None
 
@@ -128,6 +178,10 @@ class Rig:
     def time_scale(self) -> float:
         return self.config.time_scale
 
+    @property
+    def endpoints(self) -> dict:
+        """`emulator_endpoints` as the run record keeps them (run-start's `emulator`); {} for a bench."""
+        return self.emulator_endpoints.to_json() if self.emulator_endpoints is not None else {}
     def make_safe(self) -> list[str]:
         """Emergency release + drive off, on the safety link when there is one.
 
@@ -167,8 +221,9 @@ class Rig:
         self.close()
 
 
-#: the link the suites talk on, named so a failure says which of the controller's links it was
+#: the links to the controller, named so a failure says which one it was
 TEST_LINK = "traction controller (test link)"
+SAFETY_LINK = "traction controller (safety link)"
 
 
 def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[str] | None = None,
@@ -176,59 +231,47 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
     """Connect every device of the rig (starting its emulator first if it has one);
     `stats_path`: where a started emulator writes its reply latencies and CPU use."""
     emulator = None
-    c, s, g = config.controller, config.stimulus, config.gauge
-    if config.emulated is not None and not config.emulated.attach:
+    endpoints = Endpoints.attached_to(config) if config.is_emulated and config.emulated.attach else None
+    if config.is_emulated and not config.emulated.attach:
         emulator = EmulatorProcess.start(
             config.table.kind,
             config.emulated.seed if seed is None else seed,
             config.time_scale,
             list(config.emulated.faults) + list(faults or []),
             events_path,
-            extra=["--serial-lines", "--rtu-parity", c.parity] if config.emulated.serial_lines else None,
+            extra=["--serial-lines", "--rtu-parity", config.controller.parity] if config.emulated.serial_lines else None,
             stats_path=stats_path,
             wear=wear,
         )
-        ep = emulator.endpoints
-        ec = ep["controller"]
-        if ec["transport"] == "rtu":  # the far end of the null-modem the emulator made
-            ctrl = TractionController(transport="rtu", port=ec["port"], baudrate=ec["baudrate"], parity=ec["parity"],
-                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n,
-                                      name=TEST_LINK)
-        else:
-            ctrl = TractionController(transport="tcp", host=ec["host"], port=ec["port"],
-                                      unit_id=c.unit_id, timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n,
-                                      name=TEST_LINK)
-        stim = StimulusModule(ep["stimulus"]["host"], ep["stimulus"]["port"], s.unit_id, s.timeout_s)
-        resource = ep["gauges"][g.dialect]["resource"]
-        endpoints = ep
-    else:
-        if c.transport == "tcp":
-            ctrl = TractionController(transport="tcp", host=c.host, port=c.port, unit_id=c.unit_id,
-                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n, name=TEST_LINK)
-        else:
-            ctrl = TractionController(transport="rtu", port=c.serial_port, unit_id=c.unit_id,
-                                      timeout_s=c.timeout_s, safety_limit_n=config.safety_limit_n,
-                                      baudrate=c.baudrate, parity=c.parity, name=TEST_LINK)
-        stim = StimulusModule(s.host, s.port, s.unit_id, s.timeout_s)
-        resource = g.resource
-        endpoints = attached_endpoints(config) if config.is_emulated else {}
+        endpoints = emulator.endpoints
+    try:
+        return connect(config, RigResources.of(config, endpoints), emulator=emulator, endpoints=endpoints)
+    except BaseException:
+        if emulator is not None:
+            emulator.stop()
+        raise
+
+
+def connect(config: RigConfig, resources: RigResources, *, emulator: EmulatorProcess | None = None,
+            endpoints: Endpoints | None = None, on_close: Callable[[], None] | None = None) -> Rig:
+    """Open every device at `resources` with the drivers the table kind registered; on
+    failure close what was opened (the caller stops its emulator)."""
+    kind = kinds.controller_for_table(config.table.kind)
+    ctrl = kind.driver.on(resources.controller, name=TEST_LINK, safety_limit_n=config.safety_limit_n)
+    stim = kinds.stimulus(kind.stimulus).on(resources.stimulus)
     gauge = safety = patient = None
     try:
         ctrl.connect()
-        if ctrl.transport.value == "tcp":
-            shost, sport = c.link("safety") or (ctrl._client.comm_params.host, ctrl._client.comm_params.port)
-            safety = TractionController(transport="tcp", host=shost, port=sport, unit_id=ctrl.unit_id,
-                                        timeout_s=ctrl.timeout_s, name="traction controller (safety link)").connect()
+        if resources.controller.transport == "tcp":
+            safety = kind.driver.on(resources.safety or resources.controller, name=SAFETY_LINK).connect()
             safety.identity()  # a safety link that does not answer is found now, not when it is needed
-            if c.link("heartbeat"):  # the heartbeat process's own link, routed as the rig file says
-                ctrl.heartbeat_link = dict(zip(("host", "port"), c.link("heartbeat")))
+            ctrl.heartbeat_link = resources.heartbeat  # the heartbeat process's own link, if routed
         stim.connect()
-        gauge = open_gauge(resource, g.dialect, timeout_ms=int(g.timeout_s * 1000), time_scale=config.time_scale)
-        if "patient_simulator" in endpoints:
-            from drivers.patient_simulator import PatientSimulator
-
-            ps = endpoints["patient_simulator"]
-            patient = PatientSimulator(ps["host"], ps["port"]).connect()
+        g = resources.gauge
+        gauge = open_gauge(g.resource, g.dialect, timeout_ms=int(g.timeout_s * 1000), time_scale=config.time_scale)
+        if resources.patient_simulator is not None:
+            sim = resources.patient_simulator
+            patient = PatientSimulator(sim.host, int(sim.port)).connect()
     except Exception:
         for part in (gauge, patient, stim, safety, ctrl):
             if part is not None:
@@ -236,22 +279,9 @@ def open_rig(config: RigConfig, *, events_path: str | None = None, faults: list[
                     part.close()
                 except Exception:  # noqa: BLE001
                     pass
-        if emulator is not None:
-            emulator.stop()
         raise
-    return Rig(config, ctrl, stim, gauge, emulator, endpoints, safety, patient)
+    return Rig(config, ctrl, stim, gauge, emulator, endpoints, safety, patient, on_close)
 
 
-def attached_endpoints(config: RigConfig) -> dict:
-    """What a started emulator would have printed, for one that was already running."""
-    c, s, g = config.controller, config.stimulus, config.gauge
-    ep: dict = {"attached": True, "seed": config.emulated.seed, "time_scale": config.time_scale,
-                "controller": {"transport": c.transport, "host": c.host, "port": c.port, "serial_port": c.serial_port},
-                "stimulus": {"host": s.host, "port": s.port}, "gauges": {g.dialect: {"resource": g.resource}}}
-    if config.emulated.patient_simulator:
-        host, port = config.emulated.patient_simulator.rsplit(":", 1)
-        ep["patient_simulator"] = {"host": host, "port": int(port)}
-    return ep
-
-
-__all__ = ["Rig", "open_rig", "EmulatorProcess", "DeviceUnreachable"]
+__all__ = ["Rig", "RigResources", "connect", "open_rig", "EmulatorProcess", "DeviceUnreachable", "TEST_LINK",
+           "SAFETY_LINK"]

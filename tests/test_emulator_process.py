@@ -22,8 +22,8 @@ def emulator(request, tmp_path):
     k = request.param
     emu = EmulatorProcess.start("lumbar", seed=3, time_scale=k, events_path=str(tmp_path / "events.jsonl"))
     ep = emu.endpoints
-    ctrl = TractionController(host=ep["controller"]["host"], port=ep["controller"]["port"], timeout_s=2).connect()
-    gauge = open_gauge(ep["gauges"]["scpi"]["resource"], "scpi", time_scale=k)
+    ctrl = TractionController.on(ep.controller.link(timeout_s=2)).connect()
+    gauge = open_gauge(ep.gauge("scpi").resource, "scpi", time_scale=k)
     try:
         yield emu, ctrl, gauge, k
     finally:
@@ -80,13 +80,13 @@ def test_endpoints_loopback_events_and_sigterm(tmp_path):
     emu = EmulatorProcess.start("cervical", seed=9, time_scale=5.0, events_path=str(events))
     try:
         ep = emu.endpoints
-        assert ep["controller"]["host"] == "127.0.0.1" and ep["stimulus"]["host"] == "127.0.0.1"
-        assert set(ep["gauges"]) == {"gcl", "scpi"}
-        for g in ep["gauges"].values():
-            assert g["resource"] == f"TCPIP::127.0.0.1::{g['port']}::SOCKET"
-        assert ep["time_scale"] == 5.0 and ep["kind"] == "cervical"
-        ctrl = TractionController(host="127.0.0.1", port=ep["controller"]["port"]).connect()
-        stim = StimulusModule("127.0.0.1", ep["stimulus"]["port"]).connect()
+        assert ep.controller.host == "127.0.0.1" and ep.stimulus.host == "127.0.0.1"
+        assert set(ep.gauges) == {"gcl", "scpi"}
+        for g in ep.gauges.values():
+            assert g.resource == f"TCPIP::127.0.0.1::{g.port}::SOCKET"
+        assert ep.time_scale == 5.0 and ep.kind == "cervical" and ep.pid == emu.process.pid
+        ctrl = TractionController.on(ep.controller.link()).connect()
+        stim = StimulusModule.on(ep.stimulus.link()).connect()
         ctrl.enable()
         ack = stim.press(0)
         stim.release(0)

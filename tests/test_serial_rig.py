@@ -51,18 +51,17 @@ def test_emulate_serial_lines_prints_the_ends_to_open():
     emu = EmulatorProcess.start("lumbar", seed=2, time_scale=5.0, extra=["--serial-lines"])
     try:
         ep = emu.endpoints
-        c, gcl = ep["controller"], ep["gauges"]["gcl"]
-        assert (c["transport"], c["baudrate"], c["parity"], c["unit_id"]) == ("rtu", 19200, "N", 1)
-        assert gcl["resource"] == f"ASRL{gcl['port']}::INSTR" and gcl["baudrate"] == 115200
+        c, gcl = ep.controller, ep.gauge("gcl")
+        assert (c.transport, c.baudrate, c.parity, c.unit_id) == ("rtu", 19200, "N", 1)
+        assert gcl.resource == f"ASRL{gcl.port}::INSTR" and gcl.baudrate == 115200
         for line in (c, gcl):
-            assert line["port"].startswith("/dev/pts/") and line["emulator_port"].startswith("/dev/pts/")
-            assert line["port"] != line["emulator_port"] and os.path.exists(line["port"])
-        assert ep["gauges"]["scpi"]["resource"].startswith("TCPIP::127.0.0.1::")  # the rest stays on TCP
-        assert ep["stimulus"]["host"] == "127.0.0.1"
-        with TractionController(transport="rtu", port=c["port"], baudrate=c["baudrate"], parity=c["parity"],
-                                unit_id=c["unit_id"]) as ctrl:
+            assert line.port.startswith("/dev/pts/") and line.emulator_port.startswith("/dev/pts/")
+            assert line.port != line.emulator_port and os.path.exists(line.port)
+        assert ep.gauge("scpi").resource.startswith("TCPIP::127.0.0.1::")  # the rest stays on TCP
+        assert ep.stimulus.host == "127.0.0.1"
+        with TractionController.on(c.link()) as ctrl:
             assert ctrl.identity().kind is DeviceKind.LUMBAR
-        with open_gauge(gcl["resource"], "gcl", time_scale=5.0) as gauge:
+        with open_gauge(gcl.resource, "gcl", time_scale=5.0) as gauge:
             assert abs(gauge.read()) < 5.0  # an idle table
             trace = gauge.stream(n_samples=20, rate_hz=125)
             assert len(trace) == 20
@@ -71,7 +70,7 @@ def test_emulate_serial_lines_prints_the_ends_to_open():
         code = emu.process.wait(10)
         emu.stop()
     assert code == 0
-    assert not os.path.exists(c["port"]) and not os.path.exists(gcl["port"])  # the cables went with it
+    assert not os.path.exists(c.port) and not os.path.exists(gcl.port)  # the cables went with it
 
 
 @pytest.mark.timeout(60)
@@ -81,9 +80,11 @@ def test_emulate_on_lines_the_user_wired():
         emu = EmulatorProcess.start("cervical", seed=3, time_scale=1.0, extra=[
             "--controller-rtu", ctrl_line.end_a, "--rtu-parity", "N", "--gauge-serial", gauge_line.end_a])
         try:
-            c, gcl = emu.endpoints["controller"], emu.endpoints["gauges"]["gcl"]
-            assert c["emulator_port"] == ctrl_line.end_a and gcl["emulator_port"] == gauge_line.end_a
-            assert "port" not in c and "resource" not in gcl  # the far end is the user's cable
+            c, gcl = emu.endpoints.controller, emu.endpoints.gauge("gcl")
+            assert c.emulator_port == ctrl_line.end_a and gcl.emulator_port == gauge_line.end_a
+            assert c.port is None and gcl.resource is None  # the far end is the user's cable
+            printed = emu.endpoints.to_json()
+            assert "port" not in printed["controller"] and "resource" not in printed["gauges"]["gcl"]
             with TractionController(transport="rtu", port=ctrl_line.end_b, parity="N") as ctrl:
                 assert ctrl.identity().kind is DeviceKind.CERVICAL
             with open_gauge(f"ASRL{gauge_line.end_b}::INSTR", "gcl") as gauge:
@@ -145,8 +146,8 @@ def test_serial_rig_mistakes_name_file_and_key(change, key):
 def test_open_rig_over_serial_and_make_safe_on_the_single_link():
     with open_rig(load_rig("emulated-serial")) as rig:
         assert rig.controller.transport is Transport.RTU and rig.safety is None
-        assert rig.controller.address.startswith(f"modbus-rtu://{rig.endpoints['controller']['port']} ")
-        assert rig.gauge.resource == rig.endpoints["gauges"]["gcl"]["resource"]
+        assert rig.controller.address.startswith(f"modbus-rtu://{rig.emulator_endpoints.controller.port} ")
+        assert rig.gauge.resource == rig.emulator_endpoints.gauge("gcl").resource
         rig.controller.set_target_force(100.0)
         rig.controller.enable()
         assert rig.make_safe() == []

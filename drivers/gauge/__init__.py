@@ -6,25 +6,24 @@
 
 from __future__ import annotations
 
+from drivers import kinds
 from drivers.errors import ConfigError
 from drivers.gauge.base import HOST_ARRIVAL, INSTRUMENT, ForceGauge, GaugeIdentity, GaugeTrace
 from drivers.gauge.gcl import GclGauge
 from drivers.gauge.scpi import ScpiGauge
 
-DIALECTS: dict[str, type[ForceGauge]] = {"gcl": GclGauge, "scpi": ScpiGauge}
-
 
 def open_gauge(resource: str, dialect: str, **kw) -> ForceGauge:
-    """Open a gauge of `dialect` at a VISA `resource` (keywords go to the driver)."""
+    """Open a gauge of `dialect` (a force dialect registered in drivers/kinds.py) at a VISA
+    `resource` (keywords go to the driver)."""
     try:
-        cls = DIALECTS[dialect.strip().lower()]
-    except KeyError:
-        raise ConfigError(f"{resource}: unknown gauge dialect {dialect!r}; expected one of {', '.join(DIALECTS)}") from None
+        cls = kinds.instrument(dialect, "force").driver
+    except ConfigError as exc:
+        raise ConfigError(f"{resource}: {exc}") from None
     return cls(resource, **kw)
 
 
 __all__ = [
-    "DIALECTS",
     "HOST_ARRIVAL",
     "INSTRUMENT",
     "ForceGauge",

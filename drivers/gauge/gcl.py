@@ -18,6 +18,7 @@ from drivers import lease
 from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, DeviceTimeout, GaugeOverload
 from drivers.gauge.base import HOST_ARRIVAL, ForceGauge, GaugeIdentity, GaugeTrace
 from drivers.gauge.link import DEFAULT_TIMEOUT_MS, VisaLink
+from drivers.kinds import register_instrument
 from drivers.units import NEWTONS_PER_UNIT, canonical_unit
 
 AOUT_RATES = (1, 2, 5, 10, 25, 50, 125, 250, 500, 1000)
@@ -28,6 +29,7 @@ _EXPECTED = "'<value> <unit>' such as '123.4 N'"
 RESYNC_QUIET_MS = 50.0
 
 
+@register_instrument("gcl", quantity="force")
 class GclGauge(ForceGauge):
     dialect = "gcl"
 

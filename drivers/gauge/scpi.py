@@ -21,6 +21,7 @@ import pyvisa
 from drivers.errors import ConfigError, DeviceProtocolError, GaugeOverload
 from drivers.gauge.base import INSTRUMENT, ForceGauge, GaugeIdentity, GaugeTrace
 from drivers.gauge.link import DEFAULT_TIMEOUT_MS
+from drivers.kinds import register_instrument
 from drivers.units import NEWTONS_PER_UNIT, canonical_unit
 
 HINT = "scpi: commands and replies end with LF"
@@ -35,6 +36,7 @@ _MAPPING_TRIES = 3
 _DRAIN_PERIOD_S = 0.05
 
 
+@register_instrument("scpi", quantity="force")
 class ScpiGauge(ForceGauge):
     dialect = "scpi"
 

@@ -43,6 +43,7 @@ from rigs.emulator.modbus_server import (
 )
 from rigs.emulator.nullmodem import PtyLink
 from rigs.emulator.table import EmulatedTable
+from rigs.endpoints import Endpoints, SerialEndpoint, SocketInstrument, TcpEndpoint
 
 GAUGE_CAPACITY_N = {"lumbar": 1000.0, "cervical": 500.0}
 #: Table seconds between background model advances: what a request arriving just before
@@ -87,16 +88,11 @@ def socket_resource(host: str, port: int) -> str:
     return f"TCPIP::{host}::{port}::SOCKET"
 
 
-def serial_endpoint(served_on: str, client: str | None, **settings) -> dict:
-    """A serial endpoint: `port` (and for the gauge `resource`) is what a client opens —
-    the far end of a null-modem the emulator made; with a device the user wired, only
-    the end the emulator holds (`emulator_port`) is known, and the client opens the other."""
-    ep: dict = {**settings, "emulator_port": served_on}
-    if client is not None:
-        ep["port"] = client
-        if settings.get("transport") == "serial":
-            ep["resource"] = f"ASRL{client}::INSTR"
-    return ep
+def serial_endpoint(transport: str, served_on: str, client: str | None, **settings) -> SerialEndpoint:
+    """A serial endpoint: the end served on, and the end a client opens when the emulator
+    made the null-modem (None on a device the user wired: the client opens the other end)."""
+    resource = f"ASRL{client}::INSTR" if client is not None and transport == "serial" else None
+    return SerialEndpoint(transport, emulator_port=served_on, port=client, resource=resource, **settings)
 
 
 def check_serial_line(device: str, baudrate: int, parity: str) -> None:
@@ -166,7 +162,7 @@ async def run(options: EmulatorOptions, ready=None) -> None:
         # what exists now lives as long as the process: out of the collector's way, so a
         # full collection does not hold up a reply by milliseconds
         gc.freeze()
-        print(json.dumps(endpoints), flush=True)
+        print(endpoints.line(), flush=True)
         if ready is not None:
             ready(endpoints)
         tick = min(max(TICK_TABLE_S / options.time_scale, TICK_WALL_S[0]), TICK_WALL_S[1])
@@ -196,18 +192,9 @@ def write_stats(path: str, started: tuple[int, int]) -> None:
 
 
 async def _serve(options: EmulatorOptions, table: EmulatedTable, gcl: GclGauge, scpi: ScpiGauge,
-                 servers: list, gauge_servers: list, links: list[PtyLink]) -> dict:
+                 servers: list, gauge_servers: list, links: list[PtyLink]) -> Endpoints:
     """Start every server (appending each to the lists the caller closes); the endpoints."""
     host = options.host
-    endpoints: dict = {
-        "kind": options.kind,
-        "seed": options.seed,
-        "time_scale": options.time_scale,
-        "faults": options.faults,
-        "wear": options.wear,
-        "serial": table.params.serial,
-        "pid": os.getpid(),
-    }
     controller_line = gauge_line = None  # (the device served on, the one a client opens or None)
     if options.serial_lines:
         links += [PtyLink(), PtyLink()]
@@ -225,31 +212,32 @@ async def _serve(options: EmulatorOptions, table: EmulatedTable, gcl: GclGauge, 
             servers.append(await serve_rtu(controller_devices(table, options.unit_id), served_on, parity=options.parity))
         except Exception as exc:  # noqa: BLE001 — pyserial raises termios.error too
             raise ConfigError(f"{served_on}: cannot serve Modbus RTU at {RTU_BAUDRATE} 8{options.parity}1 ({exc})") from None
-        endpoints["controller"] = serial_endpoint(served_on, client, transport="rtu", baudrate=RTU_BAUDRATE,
-                                                  parity=options.parity, unit_id=options.unit_id)
+        controller = serial_endpoint("rtu", served_on, client, baudrate=RTU_BAUDRATE, parity=options.parity,
+                                     unit_id=options.unit_id)
     else:
         server, port = await serve_tcp(controller_devices(table, options.unit_id), host)
         servers.append(server)
-        endpoints["controller"] = {"transport": "tcp", "host": host, "port": port, "unit_id": options.unit_id}
+        controller = TcpEndpoint(host, port, options.unit_id)
     server, port = await serve_tcp(stimulus_devices(table, options.unit_id), host)
     servers.append(server)
-    endpoints["stimulus"] = {"host": host, "port": port, "unit_id": options.unit_id}
+    stimulus = TcpEndpoint(host, port, options.unit_id)
     server, port = await serve_tcp(patient_simulator_devices(table), host)
     servers.append(server)
-    endpoints["patient_simulator"] = {"host": host, "port": port, "unit_id": 1}
+    patient_simulator = TcpEndpoint(host, port, 1)
     gauges = {}
     for dialect, gauge in (("gcl", gcl), ("scpi", scpi)):
         if dialect == "gcl" and gauge_line is not None:
             served_on, client = gauge_line
             gauge_servers.append(await serve_gauge_serial(gauge, served_on, SERIAL_BAUD))
-            gauges[dialect] = serial_endpoint(served_on, client, transport="serial", baudrate=SERIAL_BAUD, parity="N")
+            gauges[dialect] = serial_endpoint("serial", served_on, client, baudrate=SERIAL_BAUD, parity="N")
             continue
         gserver = await serve_gauge(gauge, host, 0)
         gauge_servers.append(gserver)
         gport = gserver.sockets[0].getsockname()[1]
-        gauges[dialect] = {"port": gport, "resource": socket_resource(host, gport)}
-    endpoints["gauges"] = gauges
-    return endpoints
+        gauges[dialect] = SocketInstrument(gport, socket_resource(host, gport))
+    return Endpoints(controller, stimulus, gauges, patient_simulator, kind=options.kind, seed=options.seed,
+                     time_scale=options.time_scale, faults=tuple(options.faults), wear=options.wear,
+                     serial=table.params.serial, pid=os.getpid())
 
 
 def main(options: EmulatorOptions) -> int:
