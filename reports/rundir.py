@@ -193,6 +193,11 @@ def decode_line(raw: bytes, key: str | None = EVENT_KEY) -> tuple[dict | None, s
     return value, None
 
 
+def lines_of(events: Iterable[Mapping], kind: Event) -> list:
+    """The record lines of one kind, in record order."""
+    return [e for e in events if e.get(EVENT_KEY) == kind]
+
+
 def damage_text(damage) -> str | None:
     """"record damaged at line 12 (not JSON, …)", the one wording every consumer prints."""
     damage = list(damage)
@@ -222,7 +227,7 @@ class RecordRead:
 
     def of(self, kind: Event) -> list[dict]:
         """The lines of one kind, in record order."""
-        return [e for e in self.events if e.get(EVENT_KEY) == kind]
+        return lines_of(self.events, kind)
 
 
 def scan_record(directory: Path) -> RecordRead:
@@ -573,7 +578,7 @@ class MeasurementLine:
 
 
 def measurements_of(events: Iterable[Mapping]) -> list[MeasurementLine]:
-    return [MeasurementLine.from_line(e) for e in events if e.get(EVENT_KEY) == Event.MEASUREMENT]
+    return [MeasurementLine.from_line(e) for e in lines_of(events, Event.MEASUREMENT)]
 
 
 # ---------------------------------------------------------------- the atomic writer
@@ -725,7 +730,7 @@ def answer_refusal(answer: str, operator: str | None, choices: Sequence[str]) ->
         return f"no operator name (1 to {MAX_NAME} characters)"
     allowed = [str(c).lower() for c in choices]
     if answer != ABORT and answer not in allowed:
-        return f"{answer or '(nothing)'!r} is not an answer to this step (one of {', '.join([*allowed, ABORT])})"
+        return f"{answer!r} is not an answer to this step (one of {', '.join([*allowed, ABORT])})"
     return None
 
 

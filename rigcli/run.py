@@ -20,7 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from drivers.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_CONFIRMED_SAFE, EXIT_USAGE
-from reports.verdicts import format_value, summarise, verdict_rows
+from reports.rundir import RECORD_NAME, Event, RunStart, format_value, lines_of, read_record
+from reports.verdicts import summarise, verdict_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUITES = PROJECT_ROOT / "suites"
@@ -36,15 +37,15 @@ class RunDirProbe:
         self.open_error: str | None = None  # the plugin's one line when the rig did not open
 
     def pytest_sessionfinish(self, session):
-        from fixtures.plugin import RIG_KEY
+        from fixtures.plugin import RunState
 
-        srig = session.config.stash.get(RIG_KEY, {}).get("session")
-        if srig is not None:
-            self.run_dirs.append(srig.record.dir)
-        workers = session.config.pluginmanager.get_plugin("traction-rig-worker-runs")
-        if workers is not None:  # the plugin already collects what each xdist worker wrote
-            self.run_dirs.extend(workers.run_dirs)
-        self.open_error = session.config.stash.get(RIG_KEY, {}).get("open_error")
+        state = RunState.of(session.config)
+        if state is None:
+            return
+        if state.session is not None:
+            self.run_dirs.append(state.session.record.dir)
+        self.run_dirs.extend(state.worker_run_dirs)  # the plugin collects what each xdist worker wrote
+        self.open_error = state.open_error
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_unconfigure(self, config):
@@ -74,10 +75,9 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
     drift = {}
     for w in (history or {}).get("warnings", []):
         drift.setdefault(w["requirement"], []).append(w["kind"])
-    spec = summary.start["specification"]
-    profile = summary.start.get("profile")  # absent in records from before run profiles
-    table = Table(title=f"{spec['title']}\ntable {summary.start['table']['serial']} on rig {summary.start['rig']['name']}"
-                        + (f", profile {profile}" if profile else ""))
+    start = RunStart.from_line(summary.start)
+    table = Table(title=f"{start.spec.title}\ntable {start.table.serial} on rig {start.rig_name}"
+                        + (f", profile {start.profile}" if start.profile else ""))
     table.add_column("requirement", no_wrap=True)
     table.add_column("worst measured", justify="right", no_wrap=True)
     table.add_column("limit", justify="right", no_wrap=True)
@@ -105,7 +105,7 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
         from rich.markup import escape
 
         console.print(f"[bold red]{escape(summary.damage_text)}[/]: skipped, the run cannot PASS — "
-                      f"{escape(str(Path(run_dir) / 'record.jsonl'))}", soft_wrap=True, highlight=False)
+                      f"{escape(str(Path(run_dir) / RECORD_NAME))}", soft_wrap=True, highlight=False)
     na = [r for r in summary.results if r.not_applicable]
     if na:  # checks a precondition took away: said, so a NOT RUN or a thin PASS is understood
         console.print("N/A (not judged): " + "; ".join(f"{r.id}: {r.not_applicable_reasons[0]}" for r in na[:4])
@@ -117,8 +117,8 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
 def broke_off(events: list[dict], test: str) -> str:
     """The test's node id, and the one line of the rig error it broke off on, if it did
     (the plugin records it on the test-end event)."""
-    lines = [e["failure"]["line"] for e in events
-             if e.get("event") == "test-end" and e.get("test") == test and isinstance(e.get("failure"), dict)]
+    lines = [e["failure"]["line"] for e in lines_of(events, Event.TEST_END)
+             if e.get("test") == test and isinstance(e.get("failure"), dict)]
     return f"{test} — {lines[-1]}" if lines else test
 
 
@@ -351,16 +351,13 @@ def run_and_report(pytest_args: list[str], args, console: Console, lab, url, wor
 def not_confirmed_safe(run_dirs) -> list[str]:
     """The TABLE NOT CONFIRMED SAFE lines the runs recorded (rigs/safe_state.py), read from
     the records: an xdist worker's own exit status does not reach this process."""
-    from reports.record import read_record
-    from rigs.safe_state import TABLE_NOT_SAFE_EVENT
-
     lines = []
     for run_dir in run_dirs:
         try:
             events = read_record(run_dir)
         except Exception:  # noqa: BLE001 — a record that cannot be read is reported elsewhere
             continue
-        lines += [e.get("line") or "TABLE NOT CONFIRMED SAFE" for e in events if e.get("event") == TABLE_NOT_SAFE_EVENT]
+        lines += [e.get("line") or "TABLE NOT CONFIRMED SAFE" for e in lines_of(events, Event.TABLE_NOT_SAFE)]
     return lines
 
 

@@ -41,8 +41,7 @@ def test_emergency_release(bench, spec, recorder, trigger, profile):
                 trial = run_trial(bench, spec, trigger, phase, force, i)
             if trial.half_width_s <= MAX_TRIGGER_HALF_WIDTH_S or not trial.reset_accepted:
                 break
-            recorder.srig.record.event("trial-repeated", test=recorder.item.nodeid, trigger=trigger, trial=i + 1,
-                                       reason=f"trigger instant known to ±{trial.half_width_s * bench.k * 1e3:.1f} ms table time")
+            recorder.trial_repeated(trigger, i + 1, f"trigger instant known to ±{trial.half_width_s * bench.k * 1e3:.1f} ms table time")
         cond = {"trigger": trigger, "phase": phase, "phase_seen": trial.phase_seen, "force_n": force,
                 "force_at_trigger_n": trial.f0, "trial": i + 1}
         for m in release_measurements(spec, bench, trial.capture, trial.at_trigger, trial.half_width_s,

@@ -14,7 +14,7 @@ import pexpect.fdpexpect
 import pytest
 
 from fixtures.operator import OPERATOR_DID_IT, Operator, OperatorAborted, OperatorConsole, OperatorNoAnswer, Terminal
-from fixtures.page_answers import ANSWERS_NAME, PageAnswers
+from reports.rundir import ANSWERS_NAME, PageAnswers
 from reports.record import RunRecord, read_record
 
 TEST = "suites/test_x.py::test_x"

@@ -11,16 +11,10 @@ On the nominal table the operator-assisted test measures IL-OVERFORCE and PASSes
 `late-overforce-trip` (the trip debounced 300 ms) it FAILs; without anyone to ask it is
 skipped with the reason, and on the emulator without --operator-overforce the patient
 simulator's own test stands in for it. Every wait is bounded. `pytest.main` cannot run
-twice in one process (labgrid's plugin), hence the children."""
+twice in one process (labgrid's plugin), hence the children (tests/child_run.py)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -30,14 +24,13 @@ import pytest
 
 from drivers.controller import TractionController
 from drivers.patient_simulator import PatientSimulator
-from fixtures.page_answers import ANSWERS_NAME
-from reports.record import RECORD_NAME, read_record
+from reports.rundir import Event, RecordRead, append_answer
+from tests.child_run import rig_run_argv
 from verification.bench import Bench, Capture
 from verification.measurement import Verdict
 from verification.spec import load_spec
 from verification.overforce import analyse_overforce_trip, pull_rates, record_overforce_trip
 
-REPO = Path(__file__).resolve().parent.parent
 SPEC = load_spec("lumbar")  # the default rig of `rig run`: the emulated lumbar table
 LIMIT_N = SPEC.plan.overforce_limit_n
 OP_TEST = "suites/test_interlocks.py::test_overforce_trip_pulled_by_operator"
@@ -144,77 +137,40 @@ def test_the_person_is_asked_for_a_pull_at_which_a_cell_within_fa_cell_trips_in_
 
 
 # ================================================================ `rig run`, end to end
-def _events(record: list[dict], kind: str) -> list[dict]:
-    return [e for e in record if e["event"] == kind]
+def _events(record: RecordRead, kind: str) -> list[dict]:
+    return record.of(Event(kind))
 
 
 class Run:
-    """`rig run -k overforce` in a child, stdin /dev/null, its output in a file."""
+    """`rig run -k overforce` in a child (tests/child_run.py): stdin /dev/null, no terminal."""
 
-    def __init__(self, tmp: Path, *pytest_args: str, fault: str | None = None, keyword: str = "overforce") -> None:
-        self.runs = tmp / "runs"
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.log_path = tmp / "rig-run.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
-        cmd = [sys.executable, "-m", "rigcli", "run", "-k", keyword, "--no-history", "--no-report",
-               "--run-dir", str(self.runs)]
-        if fault:
-            cmd += ["--fault", fault]
-        cmd += ["--", "-rfEs", *pytest_args]
-        self.log = open(self.log_path, "w", encoding="utf-8")
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
+    def __init__(self, child_run, *pytest_args: str, fault: str | None = None, keyword: str = "overforce") -> None:
+        def argv(runs: Path) -> list[str]:
+            return rig_run_argv("-k", keyword, "--no-history", "--no-report", "--run-dir", str(runs),
+                                *(["--fault", fault] if fault else []), pytest_args=("-rfEs", *pytest_args))
+
+        self.run = child_run(argv, wait_s=RUN_TIMEOUT_S)
         self.deadline = time.monotonic() + RUN_TIMEOUT_S
         self.answered: set[str] = set()
         self.patient: PatientSimulator | None = None
         self.ctrl: TractionController | None = None
 
     def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        return self.run.output()
 
     def fail(self, why: str) -> None:
-        raise AssertionError(f"{why}\n--- rig run output ---\n{self.output()[-4000:]}")
+        raise self.run.failure(why)
 
-    def run_dir(self) -> Path | None:
-        found = list(self.runs.glob(f"*/{RECORD_NAME}"))
-        return found[0].parent if found else None
-
-    def record(self) -> list[dict]:
-        d = self.run_dir()
-        return read_record(d) if d is not None else []
+    def record(self) -> RecordRead:
+        return self.run.record()
 
     def wait(self) -> int:
-        try:
-            return self.proc.wait(max(1.0, self.deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.fail(f"rig run did not end within {RUN_TIMEOUT_S} s")
-
-    def close(self) -> None:
-        for link in (self.patient, self.ctrl):
-            if link is not None:
-                link.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.log.close()
+        return self.run.wait(max(1.0, self.deadline - time.monotonic()))
 
     # ------------------------------------------------------------ the person at the page
     def answer(self, ask: dict, answer: str = "done") -> None:
-        """One answer, appended as a panel appends it (one write, O_APPEND, under flock)."""
-        line = {"ask": ask["ask"], "answer": answer, "operator": PERSON, "where": "page", "client": CLIENT,
-                "utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")}
-        fd = os.open(self.run_dir() / ANSWERS_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, (json.dumps(line) + "\n").encode("utf-8"))
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        """One answer, appended as a panel appends it (docs/panel-protocol.md)."""
+        append_answer(self.run.run_dir(), ask["ask"], answer, PERSON, CLIENT)
         self.answered.add(ask["ask"])
 
     def open_questions(self) -> list[dict]:
@@ -226,13 +182,9 @@ class Run:
         """The emulated harness and the table's own display, from the run-start line."""
         if self.patient is not None:
             return
-        (start,) = _events(self.record(), "run-start")
-        ep = start["emulator"]
-        self.k = float(start["rig"]["time_scale"])
-        ps = ep["patient_simulator"]
-        self.patient = PatientSimulator(ps["host"], ps["port"]).connect()
-        self.ctrl = TractionController(host=ep["controller"]["host"], port=ep["controller"]["port"], timeout_s=2.0,
-                                       name="the person's eyes on the table's display").connect()
+        self.k = float(self.run.run_start().time_scale)
+        self.patient = self.run.patient_simulator()
+        self.ctrl = self.run.controller("the person's eyes on the table's display")
 
     def pull_until_tripped(self, ask: dict) -> None:
         """Pull steadily; the step ends when the table reports the trip (then the next
@@ -250,7 +202,7 @@ class Run:
                 self.patient.pull(pulled)  # hold it there: pull no harder
                 self.answer(ask, "done")
                 return
-            if self.proc.poll() is not None:
+            if not self.run.running:
                 return
             time.sleep(0.02)
         self.fail("the pull step never ended")
@@ -265,7 +217,7 @@ class Run:
 
     def act_as_operator(self) -> None:
         """Answer every question of the run until it ends."""
-        while self.proc.poll() is None:
+        while self.run.running:
             if time.monotonic() > self.deadline:
                 self.fail(f"rig run did not end within {RUN_TIMEOUT_S} s")
             for ask in self.open_questions():
@@ -283,16 +235,11 @@ class Run:
 
 
 @pytest.fixture
-def rig_run(tmp_path):
-    runs: list[Run] = []
-
+def rig_run(child_run):
     def start(*pytest_args: str, **kwargs) -> Run:
-        runs.append(Run(tmp_path / f"run{len(runs)}", *pytest_args, **kwargs))
-        return runs[-1]
+        return Run(child_run, *pytest_args, **kwargs)
 
-    yield start
-    for r in runs:
-        r.close()
+    return start
 
 
 PAGE = ("--operator-page", "--operator-overforce", "--operator-timeout", str(OPERATOR_TIMEOUT_S))

@@ -340,3 +340,31 @@ def test_requirements_option_keeps_only_the_tests_of_those_requirements(pytester
     assert result.ret == 0
     result.stdout.fnmatch_lines(["*test_il_reset*", "*test_er_norise*"])
     result.stdout.fnmatch_lines([f"*2/{len(spec.requirements)} tests collected ({len(spec.requirements) - 2} deselected)*"])
+
+
+def test_the_runs_state_is_one_typed_plugin_in_the_stash(pytester):
+    """The session's run state (item 4 of issue 24): a RunState under the config's stash key,
+    registered as a plugin under its name; what the session chose and planned is on it, and
+    nothing opened the rig."""
+    from fixtures.plugin import RUN_STATE, RunState, rig_config, spec_of
+
+    pytester.makepyfile(test_x="""
+        import pytest
+
+        @pytest.mark.requirement("FA-STATIC")
+        def test_a():
+            pass
+    """)
+    spec = small_spec(pytester.path, ["FA-STATIC"])
+    reprec = pytester.inline_run(f"--run-dir={pytester.path / 'runs'}", *INNER, f"--rig={LUMBAR_RIG}",
+                                 f"--spec={spec}")
+    reprec.assertoutcome(passed=1)
+    config = reprec.getcall("pytest_sessionfinish").session.config
+    state = RunState.of(config)
+    assert type(state) is RunState and config.stash[RUN_STATE] is state
+    assert config.pluginmanager.get_plugin(RunState.NAME) is state
+    assert state.plan == [{"test": "test_x.py::test_a", "requirements": ["FA-STATIC"]}]
+    assert rig_config(config) is state.rig and state.rig.name == "emulated-lumbar"
+    assert spec_of(config) is state.spec and state.spec.name == "small"
+    assert state.session is None and state.open_error is None and state.failures == []
+    assert not (pytester.path / "runs").exists()
