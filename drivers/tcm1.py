@@ -95,6 +95,25 @@ class Phase(enum.IntEnum):
     EMERGENCY_RELEASE = 6
 
 
+#: PHASE values of a treatment in progress: RUNNING (DI 2) is 1 exactly in these.
+RUNNING_PHASES = frozenset({Phase.RAMP_UP, Phase.HOLD, Phase.RAMP_TO_REST, Phase.REST})
+
+#: The register that names each running phase's set force (the force AT_TARGET is judged
+#: against): the progressive ramp and the hold aim at TARGET_FORCE, the intermittent ramp
+#: to rest and the rest at REST_FORCE. Any other phase's set force is 0 N.
+SET_FORCE_REGISTER = {
+    Phase.RAMP_UP: Holding.TARGET_FORCE,
+    Phase.HOLD: Holding.TARGET_FORCE,
+    Phase.RAMP_TO_REST: Holding.REST_FORCE,
+    Phase.REST: Holding.REST_FORCE,
+}
+
+
+def at_target_tolerance_n(set_force_n: float) -> float:
+    """AT_TARGET's band around the phase's set force: max(1 N, 1 %)."""
+    return max(1.0, 0.01 * set_force_n)
+
+
 class FaultCode(enum.IntEnum):
     NONE = 0
     OVERFORCE = 1

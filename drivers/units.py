@@ -75,23 +75,38 @@ def from_newtons(newtons: float, unit: str) -> float:
 
 
 # --- TCM-1 register scaling -------------------------------------------------
+# Both sides of the link convert here: the driver reading the registers and the
+# emulated controller filling them.
+
+#: Register steps per newton (forces in dN, rates in dN/s) and per second (times in 0.1 s).
+DN_PER_N = 10
+DS_PER_S = 10
+#: Register steps (0.1 mm, POSITION) per metre.
+DMM_PER_M = 10_000
+
 
 def n_to_dn(newtons: float) -> int:
-    """Newtons to the controller's 0.1 N register steps (rounded to nearest)."""
-    return int(round(newtons * 10.0))
+    """Newtons to the controller's 0.1 N register steps (rounded to nearest); N/s to dN/s alike."""
+    return int(round(newtons * DN_PER_N))
 
 
 def dn_to_n(dn: int) -> float:
-    return dn / 10.0
+    """The controller's 0.1 N register steps to newtons; dN/s to N/s alike."""
+    return dn / DN_PER_N
+
+
+def whole_newtons(dn: int) -> int:
+    """The whole newtons in a register of 0.1 N steps (what a check by whole newtons compares)."""
+    return dn // DN_PER_N
 
 
 def s_to_ds(seconds: float) -> int:
     """Seconds to the controller's 0.1 s register steps."""
-    return int(round(seconds * 10.0))
+    return int(round(seconds * DS_PER_S))
 
 
 def ds_to_s(ds: int) -> float:
-    return ds / 10.0
+    return ds / DS_PER_S
 
 
 def s_to_ms(seconds: float) -> int:
@@ -102,6 +117,21 @@ def ms_to_s(ms: int) -> float:
     return ms / 1000.0
 
 
+def elapsed_ms(seconds: float) -> int:
+    """Whole milliseconds elapsed: a clock shows a millisecond once it has passed, so
+    UPTIME_MS truncates where a setting would round."""
+    return int(seconds * 1000.0)
+
+
+def m_to_dmm(metres: float) -> int:
+    """Metres to POSITION's 0.1 mm steps (rounded to nearest)."""
+    return int(round(metres * DMM_PER_M))
+
+
+def dmm_to_m(dmm: int) -> float:
+    return dmm / DMM_PER_M
+
+
 def to_signed16(raw: int) -> int:
     return raw - 0x10000 if raw & 0x8000 else raw
 
@@ -110,3 +140,9 @@ def to_unsigned16(value: int) -> int:
     if not -0x8000 <= value <= 0xFFFF:
         raise ValueError(f"{value} does not fit a 16-bit register")
     return value & 0xFFFF
+
+
+def signed16_register(value: int) -> int:
+    """A signed value (ACTUAL_FORCE, POSITION) as its register word, held at the ends of
+    the signed range as a device's converter is rather than wrapped to the other sign."""
+    return min(max(value, -0x8000), 0x7FFF) & 0xFFFF

@@ -57,8 +57,8 @@ def emulator(tmp_path_factory):
 def test_two_requests_in_one_segment_get_two_replies(emulator):
     """pymodbus' own handler decodes one frame a read and keeps the second until more
     bytes arrive; the emulator answers both at once, in order."""
-    ep = emulator.endpoints["controller"]
-    with socket.create_connection((ep["host"], ep["port"]), timeout=5.0) as s:
+    ep = emulator.endpoints.controller
+    with socket.create_connection((ep.host, ep.port), timeout=5.0) as s:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s.sendall(_fc4_request(7, 100, 1) + _fc4_request(8, 102, 1))  # PROTOCOL_VERSION, RATED_FORCE
         (tid_a, pdu_a), (tid_b, pdu_b) = _read_adus(s, 2)
@@ -71,12 +71,12 @@ def test_stats_file_holds_reply_latencies_and_cpu(tmp_path):
     stats = tmp_path / "stats.json"
     emu = EmulatorProcess.start("lumbar", seed=2, time_scale=10.0, stats_path=str(stats))
     try:
-        ep = emu.endpoints["controller"]
-        with socket.create_connection((ep["host"], ep["port"]), timeout=5.0) as s:
+        ep = emu.endpoints.controller
+        with socket.create_connection((ep.host, ep.port), timeout=5.0) as s:
             for tid in range(20):
                 s.sendall(_fc4_request(tid, 0, 7))
                 _read_adus(s, 1)
-        link = VisaLink(emu.endpoints["gauges"]["scpi"]["resource"], read_termination="\n",
+        link = VisaLink(emu.endpoints.gauges["scpi"].resource, read_termination="\n",
                         write_termination="\n", hint="")
         try:
             assert link.query("*IDN?").startswith("TractionRig")
@@ -160,7 +160,7 @@ def test_other_clients_are_answered_while_a_long_trace_is_sent():
 
 
 def test_visa_sockets_send_without_nagles_delay(emulator):
-    link = VisaLink(emulator.endpoints["gauges"]["scpi"]["resource"], read_termination="\n",
+    link = VisaLink(emulator.endpoints.gauges["scpi"].resource, read_termination="\n",
                     write_termination="\n", hint="")
     try:
         sock = link.inst.visalib.sessions[link.inst.session].interface

@@ -1,5 +1,6 @@
 """The compiled, batched controller cycle (rigs/emulator/kernel.py) against the rules it
-stands in for.
+stands in for (rigs/emulator/rules.py: compiled in the batches, run by Python in the
+controller's own cycles).
 
 Reference: the same table with every 1 ms cycle run by the Python controller
 (`ControllerModel.step`), which is how the emulator worked before the kernel. The
@@ -190,5 +191,5 @@ def test_history_windows_are_contiguous_views():
 
 def test_warm_up_loads_every_kernel_function():
     kernel.warm_up()
-    for fn in (kernel.run_quiet, kernel.mech_step, kernel.ramp):
+    for fn in (kernel.run_quiet, kernel.mech_step):
         assert fn.signatures, fn

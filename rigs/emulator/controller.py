@@ -6,7 +6,14 @@ table time directly; the Modbus server only translates frames into these calls.
 
 `advance_to` hands runs of quiet cycles to the compiled kernel (rigs/emulator/kernel.py)
 and runs here, in `step`, every cycle in which a rule acts; `_quiet_inputs` packs what
-the kernel needs to tell the two apart.
+the kernel needs to tell the two apart. Each cycle rule is stated once, in
+rigs/emulator/rules.py, and asked by both; every threshold it compares against is read
+from the registers by one method here (`_set_force`, `_hold_s`, `_limit_n`, ...), in SI
+through drivers/units.py.
+
+What the registers show is derived from the state at the instant of the read, never
+from a copy a later cycle tidies up: a stored "set force" that START left at 0 N until
+the first cycle made AT_TARGET read 1 at 0 N of a 300 N target, right after START.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from drivers import units
 from drivers.tcm1 import (
     HOLDING_SPECS,
     PROTOCOL_VERSION,
+    RUNNING_PHASES,
+    SET_FORCE_REGISTER,
     Coil,
     DiscreteInput,
     FaultCode,
@@ -28,11 +38,13 @@ from drivers.tcm1 import (
     Phase,
     RejectReason,
     StimulusCoil,
+    at_target_tolerance_n,
     encode_serial,
 )
 from rigs.emulator import kernel
 from rigs.emulator.faults import Defects
-from rigs.emulator.physics import Drive, Mechanics, TableParams
+from rigs.emulator.physics import Mechanics, TableParams
+from rigs.emulator.rules import interpreted as rule
 
 #: Below this remainder (table seconds) no partial step is taken; keeps the
 #: number of steps bounded when requests arrive faster than the step.
@@ -65,7 +77,6 @@ class ControllerState:
     phase: Phase = Phase.IDLE
     last_reject: RejectReason = RejectReason.NONE
     disabling: bool = False  # ENABLE 0 written: releasing, then de-energise
-    set_force: float = 0.0  # the phase's set force, N
     reference: float = 0.0  # ramp generator output, N
     phase_started: float = 0.0  # table time the phase began
     treatment_started: float = 0.0
@@ -80,7 +91,7 @@ class ControllerModel:
         self.p = params
         self.mech = mechanics
         self.defects = defects
-        rated = int(round(params.rated_force_n * 10))
+        rated = units.n_to_dn(params.rated_force_n)
         self.rated_dn = rated
         self.st = ControllerState(
             holding={
@@ -95,7 +106,7 @@ class ControllerModel:
                 Holding.WATCHDOG_MS: 0,
                 Holding.HEARTBEAT: 0,
                 Holding.TREATMENT_TIME: 0,
-                Holding.RESIDUAL_FORCE: int(round(params.residual_force_n * 10)),
+                Holding.RESIDUAL_FORCE: units.n_to_dn(params.residual_force_n),
             }
         )
         # stimulus relays (SIO-1) as the table's wiring sees them
@@ -145,22 +156,74 @@ class ControllerModel:
 
     @property
     def running(self) -> bool:
-        return Phase.RAMP_UP <= self.st.phase <= Phase.REST
+        return self.st.phase in RUNNING_PHASES
+
+    @property
+    def at_target(self) -> bool:
+        """The loop within AT_TARGET's band of the present phase's set force."""
+        set_force = self._set_force()
+        return (self.st.enabled and self.running
+                and abs(self.mech.s.cell - set_force) <= at_target_tolerance_n(set_force))
+
+    # ------------------------------------------------------------------ thresholds (SI)
+    def _set_force(self) -> float:
+        """The present phase's set force, N, as the registers name it now (a defect may
+        aim elsewhere): what the generator ramps to and AT_TARGET is judged against."""
+        reg = SET_FORCE_REGISTER.get(self.st.phase)
+        if reg is None:
+            return 0.0
+        setting = units.dn_to_n(self.st.holding[reg])
+        return self.defects.target_n(setting) if reg is Holding.TARGET_FORCE else self.defects.rest_n(setting)
+
+    def _hold_s(self) -> float:
+        """How long a hold lasts: intermittent mode only (a static hold lasts until STOP)."""
+        holding = self.st.holding
+        if holding[Holding.MODE] != 1:
+            return math.inf
+        return units.ds_to_s(holding[Holding.HOLD_TIME]) * self.defects.hold_time_factor
+
+    def _rest_s(self) -> float:
+        return units.ds_to_s(self.st.holding[Holding.REST_TIME])
+
+    def _limit_n(self) -> float:
+        """The over-force trip's threshold; none once the trip has latched."""
+        if self.st.overforce_tripped:
+            return math.inf
+        return units.dn_to_n(self.st.holding[Holding.FORCE_LIMIT])
+
+    def _residual_n(self) -> float:
+        return units.dn_to_n(self.st.holding[Holding.RESIDUAL_FORCE])
+
+    def _watchdog_s(self) -> float:
+        """The watchdog's period while it is armed (a period set, the drive enabled, not
+        yet tripped); none otherwise."""
+        st = self.st
+        period_ms = self.defects.watchdog_ms(st.holding[Holding.WATCHDOG_MS])
+        if not period_ms or not st.enabled or st.watchdog_tripped or self.defects.no_watchdog:
+            return math.inf
+        return units.ms_to_s(period_ms)
+
+    def _treatment_s(self) -> float:
+        """TREATMENT_TIME while a treatment runs and one is set; none otherwise."""
+        treatment = self.defects.treatment_s(self.st.holding[Holding.TREATMENT_TIME])
+        return treatment if self.running and treatment else math.inf
+
+    def _goal(self) -> tuple[float, bool]:
+        """Where the ramp generator heads, and whether that is past the set force (the
+        overshoot defect's generator, until it turns back)."""
+        set_force = self._set_force()
+        overshoot = self.defects.overshoot_for(set_force)
+        if overshoot and self.st.phase == Phase.RAMP_UP and not self._overshot:
+            return set_force * (1.0 + overshoot), True
+        return set_force, False
 
     def discrete_inputs(self) -> list[bool]:
         st = self.st
-        set_force = st.set_force
-        tol = max(1.0, 0.01 * set_force)
-        at_target = (
-            st.enabled
-            and st.phase in (Phase.RAMP_UP, Phase.HOLD, Phase.RAMP_TO_REST, Phase.REST)
-            and abs(self.mech.s.cell - set_force) <= tol
-        )
         values = {
             DiscreteInput.READY: self.ready,
             DiscreteInput.ENABLED: st.enabled,
             DiscreteInput.RUNNING: self.running,
-            DiscreteInput.AT_TARGET: at_target,
+            DiscreteInput.AT_TARGET: self.at_target,
             DiscreteInput.ESTOP_LATCHED: st.estop_latched,
             DiscreteInput.OVERFORCE_TRIPPED: st.overforce_tripped,
             DiscreteInput.PATIENT_SWITCH_PRESSED: self.switch_pressed,
@@ -173,18 +236,18 @@ class ControllerModel:
     def input_register(self, addr: int) -> int:
         st = self.st
         if addr == InputReg.ACTUAL_FORCE:
-            return int(round(self.mech.s.cell * 10)) & 0xFFFF
+            return units.signed16_register(units.n_to_dn(self.mech.s.cell))
         if addr == InputReg.PHASE:
             return int(st.phase)
         if addr == InputReg.FAULT_CODE:
             return int(st.fault_code)
-        uptime = int(self.now * 1000) & 0xFFFFFFFF
+        uptime = units.elapsed_ms(self.now) & 0xFFFFFFFF
         if addr == InputReg.UPTIME_MS_HI:
             return uptime >> 16
         if addr == InputReg.UPTIME_MS_LO:
             return uptime & 0xFFFF
         if addr == InputReg.POSITION:
-            return int(round(self.mech.s.x * 1e4)) & 0xFFFF
+            return units.signed16_register(units.m_to_dmm(self.mech.s.x))
         if addr == InputReg.LAST_REJECT:
             return int(st.last_reject)
         if addr == InputReg.PROTOCOL_VERSION:
@@ -231,7 +294,7 @@ class ControllerModel:
             if self.defects.accept_over_limit_setpoint:
                 high = 0xFFFF
             elif self.defects.setpoint_check_whole_n:
-                high = high // 10 * 10 + 9  # value // 10 <= limit // 10
+                high = units.n_to_dn(units.whole_newtons(high) + 1) - 1  # whole N of value <= whole N of limit
         elif spec.high_register is Holding.TARGET_FORCE:
             high = st.holding[Holding.TARGET_FORCE]
         elif spec.high_register is InputReg.RATED_FORCE:
@@ -279,9 +342,7 @@ class ControllerModel:
             st.enable_coil = True
             if not st.enabled:
                 st.enabled = True
-                st.disabling = False
                 st.reference = max(0.0, self.mech.s.cell)
-                st.set_force = 0.0
             st.disabling = False
             self._heartbeat()
             self.events.append((self.now, "enable"))
@@ -289,9 +350,8 @@ class ControllerModel:
             st.enable_coil = False
             if st.enabled:
                 st.disabling = True
-                if st.phase not in (Phase.EMERGENCY_RELEASE,):
+                if st.phase != Phase.EMERGENCY_RELEASE:
                     self._enter(Phase.RELEASING)
-                    st.set_force = 0.0
 
     def _start(self) -> None:
         st = self.st
@@ -320,7 +380,6 @@ class ControllerModel:
         if st.phase in (Phase.IDLE, Phase.EMERGENCY_RELEASE, Phase.RELEASING):
             return
         self._enter(Phase.RELEASING)
-        st.set_force = 0.0
 
     def _estop_coil(self) -> None:
         if self.defects.estop_coil_no_latch:
@@ -331,7 +390,7 @@ class ControllerModel:
 
     def _reset(self) -> None:
         st = self.st
-        residual = st.holding[Holding.RESIDUAL_FORCE] / 10.0
+        residual = self._residual_n()
         if self.switch_pressed and not self.defects.reset_ignores_switch:
             raise Refused(REFUSED, RejectReason.LATCHED)
         if self.mech.s.cell > residual * self.defects.reset_force_factor and not self.defects.reset_under_force:
@@ -396,7 +455,6 @@ class ControllerModel:
                 self.mech.release_min_speed_override(None)
             if self.defects.late_drive_stop_s:
                 self._pull_until = self.now + self.defects.late_drive_stop_s
-        st.set_force = 0.0
 
     def power_loss(self) -> None:
         st = self.st
@@ -410,14 +468,13 @@ class ControllerModel:
                 self._coast_until = self.now + self.defects.mains_cut_coast_s
         st.enabled = False
         st.disabling = False
-        st.set_force = 0.0
         st.reference = 0.0
         st.phase = Phase.IDLE
 
     def _watch_release(self) -> None:
         """Ground truth for benchmarks: when the true force crosses 50 % and residual."""
         f0 = self.st.trigger_force
-        self._watch = [(0.5 * f0, "truth:half"), (self.st.holding[Holding.RESIDUAL_FORCE] / 10.0, "truth:residual")]
+        self._watch = [(0.5 * f0, "truth:half"), (self._residual_n(), "truth:residual")]
 
     def _check_watch(self) -> None:
         watch = getattr(self, "_watch", None)
@@ -439,37 +496,26 @@ class ControllerModel:
     def step(self, h: float) -> None:
         """One controller cycle of length h (table seconds), then the mechanics."""
         st = self.st
-        if not self.powered:
-            self.mech.step(h, Drive.PULL_ON if self.now < self._coast_until else Drive.FREEWHEEL, 0.0, 0.0)
-            self._check_watch()
-            return
-        self._check_watchdog()
-        self._check_overforce()
-        self._advance_phase()
-        slope = self._ramp_reference(h)
-        if not st.enabled:
-            drive = Drive.BRAKED
-        elif st.phase == Phase.EMERGENCY_RELEASE:
-            drive = Drive.PULL_ON if self.now < self._pull_until else Drive.RELEASE
-        elif st.phase == Phase.IDLE and st.reference <= 0.0 and self.mech.s.cell <= 1.0:
-            drive = Drive.BRAKED  # energised at no force: hold still, do not hunt
+        if self.powered:  # unpowered, the controller's logic is dark: only the winch moves
+            self._check_watchdog()
+            self._check_overforce()
+            self._advance_phase()
+            slope = self._ramp_reference(h)
         else:
-            drive = Drive.FORCE_LOOP
+            slope = 0.0
+        drive = rule.drive_of(self.powered, st.enabled, st.phase, st.reference, self.mech.s.cell, self.now,
+                              self._pull_until, self._coast_until)
         self.mech.step(h, drive, st.reference, slope)
         self._check_watch()
 
     def _check_watchdog(self) -> None:
         st = self.st
-        wd = self.defects.watchdog_ms(st.holding[Holding.WATCHDOG_MS])
-        if wd and st.enabled and not st.watchdog_tripped and not self.defects.no_watchdog:
-            if (self.now - st.last_heartbeat) * 1000.0 > wd:
-                st.watchdog_tripped = True
-                self.emergency(FaultCode.WATCHDOG, "watchdog")
+        if rule.watchdog_expired(self.now, st.last_heartbeat, self._watchdog_s()):
+            st.watchdog_tripped = True
+            self.emergency(FaultCode.WATCHDOG, "watchdog")
 
     def _check_overforce(self) -> None:
-        st = self.st
-        limit = st.holding[Holding.FORCE_LIMIT] / 10.0
-        if self.mech.s.cell > limit and not st.overforce_tripped:
+        if rule.over_limit(self.mech.s.cell, self._limit_n()):
             delay = self.defects.overforce_trip_delay_s
             if delay:
                 over_since = self._over_since
@@ -478,84 +524,49 @@ class ControllerModel:
                     return
                 if self.now - over_since < delay:
                     return
-            st.overforce_tripped = True
+            self.st.overforce_tripped = True
             self.emergency(FaultCode.OVERFORCE, "overforce")
         else:
             self._over_since = None
 
     def _advance_phase(self) -> None:
         st = self.st
-        now, cell = self.now, self.mech.s.cell
-        in_phase = now - st.phase_started
-        hold_s = st.holding[Holding.HOLD_TIME] / 10.0 * self.defects.hold_time_factor
-        rest_s = st.holding[Holding.REST_TIME] / 10.0
-        target = self.defects.target_n(st.holding[Holding.TARGET_FORCE] / 10.0)
-        rest = self.defects.rest_n(st.holding[Holding.REST_FORCE] / 10.0)
-        treatment = self.defects.treatment_s(st.holding[Holding.TREATMENT_TIME])
-        if self.running and treatment and now - st.treatment_started >= treatment:
+        now = self.now
+        if rule.treatment_over(now, st.treatment_started, self._treatment_s()):
             self._enter(Phase.RELEASING)
         phase = st.phase
-        if phase == Phase.RAMP_UP:
-            st.set_force = target
-            if st.reference == target:
-                self._enter(Phase.HOLD)
-        elif phase == Phase.HOLD:
-            st.set_force = target
-            if st.holding[Holding.MODE] == 1 and in_phase >= hold_s:
-                self._enter(Phase.RAMP_TO_REST)
-        elif phase == Phase.RAMP_TO_REST:
-            st.set_force = rest
-            if st.reference == rest:
-                self._enter(Phase.REST)
-        elif phase == Phase.REST:
-            st.set_force = rest
-            if in_phase >= rest_s:
-                self._enter(Phase.RAMP_UP)
-        elif phase == Phase.RELEASING:
-            st.set_force = 0.0
-            if st.reference == 0.0 and cell <= 1.0:
-                self._enter(Phase.IDLE)
-                if st.disabling:
-                    st.enabled = False
-                    st.disabling = False
-        elif phase == Phase.EMERGENCY_RELEASE:
-            st.set_force = 0.0
+        if phase == Phase.EMERGENCY_RELEASE:
             st.reference = 0.0
-            if cell <= 1.0 or self.mech.s.x <= 0.0:
-                self._enter(Phase.IDLE)
-                self.events.append((now, "released"))
-                if st.disabling:
-                    st.enabled = False
-                    st.disabling = False
-        elif phase == Phase.IDLE:
-            st.set_force = 0.0
+        after = rule.next_phase(phase, st.reference, self._set_force(), now - st.phase_started, self._hold_s(),
+                                self._rest_s(), self.mech.s.cell, self.mech.s.x)
+        if after == phase:
+            return
+        self._enter(Phase(after))
+        if phase == Phase.EMERGENCY_RELEASE:
+            self.events.append((now, "released"))
+        if after == Phase.IDLE and st.disabling:
+            st.enabled = False
+            st.disabling = False
 
     def _ramp_reference(self, h: float) -> float:
         """Move the reference toward the set force at the commanded rate; return slope."""
         st = self.st
-        if st.phase == Phase.EMERGENCY_RELEASE:
-            return 0.0
         up, down = self._rates()
-        goal = st.set_force
-        overshoot = self.defects.overshoot_for(st.set_force)
-        if overshoot and st.phase == Phase.RAMP_UP:
-            # the defective generator aims past the set force, then comes back
-            if not self._overshot:
-                goal = st.set_force * (1.0 + overshoot)
-                if st.reference >= goal - 1e-9:
-                    self._overshot = True
-                    goal = st.set_force
-        elif st.phase != Phase.RAMP_UP:
+        if st.phase != Phase.RAMP_UP:
             self._overshot = False
-        st.reference, slope = kernel.ramp(st.reference, goal, up, down, h)
+        goal, past = self._goal()
+        if past and rule.overshoot_turns(st.reference, goal):
+            self._overshot = True  # the defective generator has gone past the set force: it comes back
+            goal = self._set_force()
+        st.reference, slope = rule.reference_step(st.phase, st.reference, goal, up, down, h)
         return slope
 
     def _rates(self) -> tuple[float, float]:
         """The ramp generator's rates (N/s): up, as a defective rate table may run it; down,
         as a defective generator may come back from its overshoot."""
         holding = self.st.holding
-        up = holding[Holding.RAMP_UP_RATE] / 10.0
-        down = holding[Holding.RAMP_DOWN_RATE] / 10.0
+        up = units.dn_to_n(holding[Holding.RAMP_UP_RATE])
+        down = units.dn_to_n(holding[Holding.RAMP_DOWN_RATE])
         if self.st.phase == Phase.RAMP_UP:
             if self._overshot:
                 down *= self.defects.overshoot_return_factor
@@ -594,49 +605,31 @@ class ControllerModel:
         run here anyway (a state that the first cycle's rules would tidy up)."""
         st = self.st
         phase = st.phase
-        holding = st.holding
-        if phase in (Phase.RAMP_UP, Phase.HOLD):
-            set_force = self.defects.target_n(holding[Holding.TARGET_FORCE] / 10.0)
-        elif phase in (Phase.RAMP_TO_REST, Phase.REST):
-            set_force = self.defects.rest_n(holding[Holding.REST_FORCE] / 10.0)
-        else:
-            set_force = 0.0
-        if not self.powered and self.now < self._coast_until:
-            return None  # the coasting drive's cycles run here (the kernel would freewheel them)
-        if (self._over_since is not None or st.set_force != set_force
-                or (phase == Phase.EMERGENCY_RELEASE and st.reference != 0.0)):
+        if (self._over_since is not None
+                or (phase == Phase.EMERGENCY_RELEASE and st.reference != 0.0)
+                or (phase != Phase.RAMP_UP and self._overshot)):
             return None
-        goal, overshoot_check = set_force, 0.0
-        overshoot = self.defects.overshoot_for(set_force)
-        if overshoot and phase == Phase.RAMP_UP:
-            if not self._overshot:
-                goal, overshoot_check = set_force * (1.0 + overshoot), 1.0
-        elif phase != Phase.RAMP_UP and self._overshot:
-            return None
+        goal, past = self._goal()
         up, down = self._rates()
-        treatment = self.defects.treatment_s(holding[Holding.TREATMENT_TIME])
         c = self._cycle
         c[kernel.C_PHASE] = int(phase)
         c[kernel.C_ENABLED] = st.enabled
         c[kernel.C_POWERED] = self.powered
         c[kernel.C_REF] = st.reference
         c[kernel.C_GOAL] = goal
-        c[kernel.C_SET_FORCE] = set_force
+        c[kernel.C_SET_FORCE] = self._set_force()
         c[kernel.C_UP] = up
         c[kernel.C_DOWN] = down
-        wd_ms = self.defects.watchdog_ms(holding[Holding.WATCHDOG_MS])
-        c[kernel.C_WD_ACTIVE] = bool(wd_ms and st.enabled and not st.watchdog_tripped and not self.defects.no_watchdog)
-        c[kernel.C_WD_MS] = wd_ms
+        c[kernel.C_WATCHDOG_S] = self._watchdog_s()
         c[kernel.C_LAST_HB] = st.last_heartbeat
-        c[kernel.C_LIMIT] = math.inf if st.overforce_tripped else holding[Holding.FORCE_LIMIT] / 10.0
-        c[kernel.C_TREAT_ACTIVE] = bool(self.running and treatment)
-        c[kernel.C_TREAT_S] = treatment
+        c[kernel.C_LIMIT] = self._limit_n()
+        c[kernel.C_TREAT_S] = self._treatment_s()
         c[kernel.C_TREAT_STARTED] = st.treatment_started
         c[kernel.C_PHASE_STARTED] = st.phase_started
-        c[kernel.C_HOLD_S] = (holding[Holding.HOLD_TIME] / 10.0 * self.defects.hold_time_factor
-                              if holding[Holding.MODE] == 1 else math.inf)
-        c[kernel.C_REST_S] = holding[Holding.REST_TIME] / 10.0
-        c[kernel.C_OVERSHOOT_CHECK] = overshoot_check
+        c[kernel.C_HOLD_S] = self._hold_s()
+        c[kernel.C_REST_S] = self._rest_s()
+        c[kernel.C_OVERSHOOT_CHECK] = past
         c[kernel.C_WATCH_LEVEL] = self._watch[0][0] if self._watch else -math.inf
         c[kernel.C_PULL_UNTIL] = self._pull_until
+        c[kernel.C_COAST_UNTIL] = self._coast_until
         return c

@@ -7,9 +7,10 @@ of a cycle (ramp generator, servo winch, cord and body, load cell, force history
 compiled, and `run_quiet` runs as many cycles as it can in one call, up to the first
 one in which the controller's logic would change something discrete (a phase change,
 a trip, a latch) or a ground-truth force crossing happens. That cycle is handed back
-to the Python controller (`rigs/emulator/controller.py`), which stays the one place
-where the contract's rules live: the kernel only *predicts* that a cycle is quiet,
-with the same expressions, in the same order, on the same floats.
+to the Python controller (`rigs/emulator/controller.py`), which does what the rule's
+firing entails. Which cycles are quiet, where the ramp generator goes and what the winch
+does are not restated here: the kernel calls the controller's own rules
+(`rigs/emulator/rules.py`), compiled, on the same floats.
 
 So the 1 ms cycle view of the registers, the exact instants of triggers (a partial
 step up to a write's true instant), the seeded noise (drawn from the table's
@@ -24,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-# -- drive modes (what the winch does in a cycle) --------------------------------------
-BRAKED, FORCE_LOOP, RELEASE, FREEWHEEL, PULL_ON = 0, 1, 2, 3, 4
+from rigs.emulator import rules
+from rigs.emulator.rules import Drive
+
 #: how an emergency release pays out (TableParams.release_mode): a lagged servo, a
 #: clutch at the winch's top speed, or the cord let go at once
 RELEASE_MODES = {"servo": 0.0, "clutch": 1.0, "instant": 2.0}
@@ -46,17 +48,15 @@ P_SIZE = 21
 I_HIST_N, I_NOISE_POS = 0, 1
 I_SIZE = 2
 
-# -- controller cycle inputs `c` (packed by the controller before a batch) ---------------
-(C_PHASE, C_ENABLED, C_POWERED, C_REF, C_GOAL, C_SET_FORCE, C_UP, C_DOWN, C_WD_ACTIVE, C_WD_MS,
- C_LAST_HB, C_LIMIT, C_TREAT_ACTIVE, C_TREAT_S, C_TREAT_STARTED, C_PHASE_STARTED, C_HOLD_S,
- C_REST_S, C_OVERSHOOT_CHECK, C_WATCH_LEVEL, C_PULL_UNTIL) = range(21)
-C_SIZE = 21
+# -- controller cycle inputs `c` (packed by the controller before a batch; SI units; a
+#    threshold of a rule that cannot act is inf, see rules.py) ------------------------------
+(C_PHASE, C_ENABLED, C_POWERED, C_REF, C_GOAL, C_SET_FORCE, C_UP, C_DOWN, C_WATCHDOG_S, C_LAST_HB,
+ C_LIMIT, C_TREAT_S, C_TREAT_STARTED, C_PHASE_STARTED, C_HOLD_S, C_REST_S, C_OVERSHOOT_CHECK,
+ C_WATCH_LEVEL, C_PULL_UNTIL, C_COAST_UNTIL) = range(20)
+C_SIZE = 20
 
 # -- why a batch ended -------------------------------------------------------------------
 DONE, NOT_QUIET, WATCH, NEED_NOISE = 0, 1, 2, 3
-
-# phases, as drivers.tcm1.Phase numbers them (the kernel cannot import enums)
-IDLE, RAMP_UP, HOLD, RAMP_TO_REST, REST, RELEASING, EMERGENCY_RELEASE = range(7)
 
 
 @njit(cache=True)
@@ -95,19 +95,19 @@ def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
         s[S_EXT] += step if gap > 0 else -step
     k_nom = p[P_K_NOM]
     let_go = False
-    if drive == BRAKED:
+    if drive == Drive.BRAKED:
         v = 0.0
-    elif drive == RELEASE and p[P_CLUTCH] == RELEASE_INSTANT:
+    elif drive == Drive.RELEASE and p[P_CLUTCH] == RELEASE_INSTANT:
         v = 0.0
         let_go = True  # the cord is let go: slack within this cycle, whatever the winch can pay out
-    elif drive == FREEWHEEL:
+    elif drive == Drive.FREEWHEEL:
         v = 0.0 if p[P_BRAKE_HOLDS] != 0.0 else -payout_speed(p, s[S_CELL], p[P_FREEWHEEL_TAU])
-    elif drive == RELEASE and p[P_CLUTCH] != 0.0:
+    elif drive == Drive.RELEASE and p[P_CLUTCH] != 0.0:
         v = -payout_speed(p, s[S_FORCE], p[P_RELEASE_TAU])
     else:
-        if drive == RELEASE:
+        if drive == Drive.RELEASE:
             v_cmd = -payout_speed(p, s[S_CELL], s[S_RELEASE_TAU])
-        elif drive == PULL_ON:
+        elif drive == Drive.PULL_ON:
             v_cmd = p[P_PULL_MAX]  # a defect: the drive, not yet stopped, pulls in at its top speed
         else:
             v_cmd = slope / k_nom + p[P_LOOP_GAIN] * (reference - s[S_CELL]) / k_nom
@@ -139,65 +139,21 @@ def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
 
 
 @njit(cache=True)
-def ramp(reference, goal, up, down, h):
-    """The ramp generator: move toward the goal at the commanded rate; (reference, slope)."""
-    error = goal - reference
-    if error > 0:
-        delta = min(error, up * h)
-    else:
-        delta = max(error, -down * h)
-    reference += delta
-    if abs(goal - reference) < 1e-9:
-        reference = goal
-    return reference, (delta / h if h > 0 else 0.0)
-
-
-@njit(cache=True)
-def drive_of(c, cell, now):
-    """What the controller has the winch do this cycle (no state changes)."""
-    if c[C_ENABLED] == 0.0:
-        return BRAKED
-    phase = int(c[C_PHASE])
-    if phase == EMERGENCY_RELEASE:
-        return PULL_ON if now < c[C_PULL_UNTIL] else RELEASE
-    if phase == IDLE and c[C_REF] <= 0.0 and cell <= 1.0:
-        return BRAKED  # energised at no force: hold still, do not hunt
-    return FORCE_LOOP
-
-
-@njit(cache=True)
 def _quiet(s, c, now):
-    """True when the controller's logic would change nothing discrete in this cycle:
-    the predicates of ControllerModel._check_watchdog, _check_overforce, _advance_phase
-    and the overshoot branch of _ramp_reference, evaluated the same way."""
-    if c[C_WD_ACTIVE] != 0.0 and (now - c[C_LAST_HB]) * 1000.0 > c[C_WD_MS]:
-        return False
+    """No rule of the controller acts in this cycle: the watchdog, the over-force trip,
+    the treatment timer, the phase's end and the overshoot defect's turn, each asked of
+    the rule the Python controller applies (rules.py)."""
     cell = s[S_CELL]
-    if cell > c[C_LIMIT]:
-        return False
-    if c[C_TREAT_ACTIVE] != 0.0 and now - c[C_TREAT_STARTED] >= c[C_TREAT_S]:
-        return False
     phase = int(c[C_PHASE])
     ref = c[C_REF]
-    in_phase = now - c[C_PHASE_STARTED]
-    if phase == RAMP_UP or phase == RAMP_TO_REST:
-        if ref == c[C_SET_FORCE]:
-            return False
-    elif phase == HOLD:
-        if in_phase >= c[C_HOLD_S]:
-            return False
-    elif phase == REST:
-        if in_phase >= c[C_REST_S]:
-            return False
-    elif phase == RELEASING:
-        if ref == 0.0 and cell <= 1.0:
-            return False
-    elif phase == EMERGENCY_RELEASE:
-        if cell <= 1.0 or s[S_X] <= 0.0:
-            return False
-    if c[C_OVERSHOOT_CHECK] != 0.0 and ref >= c[C_GOAL] - 1e-9:
-        return False
-    return True
+    return not (
+        rules.watchdog_expired(now, c[C_LAST_HB], c[C_WATCHDOG_S])
+        or rules.over_limit(cell, c[C_LIMIT])
+        or rules.treatment_over(now, c[C_TREAT_STARTED], c[C_TREAT_S])
+        or rules.next_phase(phase, ref, c[C_SET_FORCE], now - c[C_PHASE_STARTED], c[C_HOLD_S], c[C_REST_S],
+                            cell, s[S_X]) != phase
+        or (c[C_OVERSHOOT_CHECK] != 0.0 and rules.overshoot_turns(ref, c[C_GOAL]))
+    )
 
 
 @njit(cache=True)
@@ -210,20 +166,19 @@ def run_quiet(s, p, iv, hist_t, hist_f, noise, c, t_target):
     dt = p[P_DT]
     done = 0
     powered = c[C_POWERED] != 0.0
-    emergency = int(c[C_PHASE]) == EMERGENCY_RELEASE
+    enabled = c[C_ENABLED] != 0.0
+    phase = int(c[C_PHASE])
     while t_target - s[S_T] >= dt:
         if iv[I_NOISE_POS] >= noise.shape[0]:
             return NEED_NOISE, done
-        if not powered:
-            mech_step(s, p, iv, hist_t, hist_f, noise, dt, FREEWHEEL, 0.0, 0.0)
-        else:
-            if not _quiet(s, c, s[S_T]):
+        now = s[S_T]
+        slope = 0.0
+        if powered:  # unpowered, the controller's logic is dark: only the winch moves
+            if not _quiet(s, c, now):
                 return NOT_QUIET, done
-            slope = 0.0
-            if not emergency:
-                c[C_REF], slope = ramp(c[C_REF], c[C_GOAL], c[C_UP], c[C_DOWN], dt)
-            drive = drive_of(c, s[S_CELL], s[S_T])
-            mech_step(s, p, iv, hist_t, hist_f, noise, dt, drive, c[C_REF], slope)
+            c[C_REF], slope = rules.reference_step(phase, c[C_REF], c[C_GOAL], c[C_UP], c[C_DOWN], dt)
+        drive = rules.drive_of(powered, enabled, phase, c[C_REF], s[S_CELL], now, c[C_PULL_UNTIL], c[C_COAST_UNTIL])
+        mech_step(s, p, iv, hist_t, hist_f, noise, dt, drive, c[C_REF], slope)
         done += 1
         if s[S_FORCE] < c[C_WATCH_LEVEL]:
             return WATCH, done

@@ -23,6 +23,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.transaction import TransactionManager
 
+from drivers import units
 from drivers.tcm1 import (
     PULSE_COILS,
     RTU_BAUDRATE,
@@ -36,6 +37,7 @@ from drivers.tcm1 import (
     VALID_STIMULUS_COILS,
     StimulusCoil,
 )
+from rigs.emulator.clock import one_instant
 from rigs.emulator.controller import Refused
 from rigs.emulator.latency import REPLIES
 from rigs.emulator.table import EmulatedTable
@@ -54,12 +56,17 @@ class _PromptRequestHandler(ServerRequestHandler):
       the moment it is read (`_run_now`), not behind whatever else the loop has queued.
     * pymodbus decodes one frame per read and keeps the rest of the bytes until more
       arrive, so a second request sent right behind the first waits for a third. Here
-      every complete frame of a read is handled, each with its own request.
+      every complete frame of a read is handled, each with its own request, all of them
+      as of the instant the read arrived (a status snapshot is one sample of the table).
     Each reply's latency (request read -> reply written) goes to the emulator's record.
     """
 
     def callback_data(self, data: bytes, addr: tuple | None = None) -> int:
         arrived = time.perf_counter_ns()
+        with one_instant(arrived):  # the frames of one read see one state of the table
+            return self._handle_frames(data, addr, arrived)
+
+    def _handle_frames(self, data: bytes, addr: tuple | None, arrived: int) -> int:
         used = 0
         while used < len(data):
             try:
@@ -251,14 +258,14 @@ class PatientSimulator:
                 return ExcCodes.ILLEGAL_ADDRESS
             for i, value in enumerate(values):
                 if address + i == 0:
-                    mech.external_target_n = value / 10.0
+                    mech.external_target_n = units.dn_to_n(value)
                 else:
-                    mech.external_rate_n_s = value / 10.0
+                    mech.external_rate_n_s = units.dn_to_n(value)
             return None
         if fc == 3:
             if not _span_ok(frozenset({0, 1}), address, count):
                 return ExcCodes.ILLEGAL_ADDRESS
-            current = [int(round(mech.external_target_n * 10)), int(round(mech.external_rate_n_s * 10))]
+            current = [units.n_to_dn(mech.external_target_n), units.n_to_dn(mech.external_rate_n_s)]
             for i in range(count):
                 registers[address - start + i] = current[address + i]
             return None

@@ -14,23 +14,13 @@ holds its state arrays.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from drivers.tcm1 import DeviceKind
 from rigs.emulator import kernel
-
-
-class Drive(enum.IntEnum):
-    """What the winch is doing; chosen by the controller each step (the kernel's codes)."""
-
-    BRAKED = kernel.BRAKED  # de-energised, brake engaged: carriage held
-    FORCE_LOOP = kernel.FORCE_LOOP  # energised, closed force loop on the load cell
-    RELEASE = kernel.RELEASE  # energised emergency release: pay out, never pull
-    FREEWHEEL = kernel.FREEWHEEL  # no power, brake released: the patient pulls the cord out
-    PULL_ON = kernel.PULL_ON  # a defect: after a trigger the drive still pulls in at its top speed
+from rigs.emulator.rules import Drive
 
 
 @dataclass(frozen=True)
