@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from drivers.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_CONFIRMED_SAFE, EXIT_USAGE
-from reports.rundir import RECORD_NAME, Event, RunStart, format_value, lines_of, read_record
+from reports.rundir import RECORD_NAME, Event, format_value, lines_of, read_record
 from reports.verdicts import summarise, verdict_rows
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +75,7 @@ def print_verdicts(run_dir: Path, console: Console, history: dict | None = None)
     drift = {}
     for w in (history or {}).get("warnings", []):
         drift.setdefault(w["requirement"], []).append(w["kind"])
-    start = RunStart.from_line(summary.start)
+    start = summary.run_start
     table = Table(title=f"{start.spec.title}\ntable {start.table.serial} on rig {start.rig_name}"
                         + (f", profile {start.profile}" if start.profile else ""))
     table.add_column("requirement", no_wrap=True)
