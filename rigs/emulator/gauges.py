@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.units import NEWTONS_PER_UNIT
+from drivers.units import from_newtons
 from rigs.emulator.source import ForceSource
 
 #: Overload threshold as a fraction of capacity (both dialects).
@@ -181,7 +181,7 @@ class GclGauge:
         if self._overloaded():
             return GCL_ERR_OVERLOAD
         unit = self.unit
-        value = round(newtons / NEWTONS_PER_UNIT[unit], GCL_DECIMALS[unit]) + 0.0  # no "-0.0"
+        value = round(from_newtons(newtons, unit), GCL_DECIMALS[unit]) + 0.0  # no "-0.0"
         return f"{value:.{GCL_DECIMALS[unit]}f} {unit}"
 
     def _displayed(self) -> str:
@@ -256,7 +256,6 @@ class GclGauge:
 # ---------------------------------------------------------------------------------------
 
 SCPI_UNITS = ("N", "LBF", "KGF")
-_SCPI_UNIT_NPU = {"N": NEWTONS_PER_UNIT["N"], "LBF": NEWTONS_PER_UNIT["lbF"], "KGF": NEWTONS_PER_UNIT["kgF"]}
 #: Decimals of the readings per unit (then printed as NR3 with 7 significant digits).
 SCPI_DECIMALS = {"N": 3, "LBF": 4, "KGF": 4}
 #: Over-range marker for readings beyond 120 % of capacity (SCPI's "infinity", 9.9E37).
@@ -464,10 +463,10 @@ class ScpiGauge:
     # -- formatting -------------------------------------------------------------------------
     def _unit_converter(self):
         """Newtons -> readings in the unit of UNIT:FORC now (a reply keeps the unit it was asked in)."""
-        npu, decimals = _SCPI_UNIT_NPU[self.unit], SCPI_DECIMALS[self.unit]
+        unit, decimals = self.unit, SCPI_DECIMALS[self.unit]
 
         def to_unit(newtons: np.ndarray) -> np.ndarray:
-            values = np.round(newtons / npu, decimals) + 0.0
+            values = np.round(from_newtons(newtons, unit), decimals) + 0.0
             return np.where(np.isinf(newtons), np.copysign(SCPI_OVERRANGE, newtons), values)
 
         return to_unit
@@ -484,7 +483,7 @@ class ScpiGauge:
         if abs(raw) > OVERLOAD_FRACTION * self.capacity_n:
             return _nr3(math.copysign(SCPI_OVERRANGE, raw))
         unit = self.unit
-        return _nr3(round((raw - self.tare_n) / _SCPI_UNIT_NPU[unit], SCPI_DECIMALS[unit]) + 0.0)
+        return _nr3(round(from_newtons(raw - self.tare_n, unit), SCPI_DECIMALS[unit]) + 0.0)
 
     # -- error queue -------------------------------------------------------------------------
     def push_error(self, error: ScpiError) -> None:
