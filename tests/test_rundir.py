@@ -22,6 +22,9 @@ from reports.rundir import (ABORT, MAX_NAME, Event, MeasurementLine, PageAnswers
 #: lumbar table, 2026-12-04/05: a sealed run, a run cut mid-trial, a fault-matrix run whose
 #: table could not be confirmed safe), one of each kind those runs wrote, as written
 OLD_LINES = Path(__file__).resolve().parent / "data" / "record-before-rundir.jsonl"
+LUMBAR_RIG = Path(__file__).resolve().parent.parent / "rigs" / "emulated-lumbar.yaml"
+
+pytest_plugins = ["pytester"]
 
 
 def old_lines() -> list[bytes]:
@@ -138,38 +141,37 @@ def test_an_old_run_start_line_decodes_into_its_identity():
         ["FA-STATIC", "FA-CELL"]
 
 
-def test_the_plugins_run_start_parses_into_run_start(tmp_path):
-    """A run-start written the way the plugin writes it (SessionRig: the rig file's and the
-    specification's own dumps, the controller's identity, the gauge and its calibration)."""
+def test_the_plugins_run_start_parses_into_run_start(pytester):
+    """A run-start the plugin wrote on opening the emulated rig reads back as the rig file,
+    the controller, the gauge and the options say."""
     from rigs.config import load_rig
-    from verification.spec import load_spec
 
-    config = load_rig(None)
-    spec = load_spec(config.table.specification)
+    pytester.makepyfile(test_open="""
+        def test_open(session_rig):
+            pass
+    """)
+    runs = pytester.path / "runs"
+    result = pytester.runpytest(f"--run-dir={runs}", "-p", "no:cacheprovider", "-p", "no:labgrid",
+                                f"--rig={LUMBAR_RIG}", "--operator-name=Dana", "--profile=full", "--seed=3")
+    result.assert_outcomes(passed=1)
+    (run_dir,) = rundir.run_dirs(runs)
+    events = read_record(run_dir)
+    assert [e["event"] for e in events][:2] == [Event.RUN_START, Event.SESSION_PLAN]
+    assert events[-1]["event"] == Event.RUN_END
+    config = load_rig(LUMBAR_RIG)
+    start = run_start_of(events)
+    assert (start.rig_name, start.time_scale, start.emulated) == (config.name, config.time_scale, True)
+    assert (start.table.kind, start.table.model) == ("lumbar", config.table.model)
+    assert start.table.serial == start.emulator["serial"] and start.emulator["seed"] == 3
+    assert start.table.firmware_text.startswith("0x") and start.table.rated_force_n == 890.0
+    assert (start.gauge.dialect, start.gauge.model, start.gauge.serial, start.gauge.resolution_n) == (
+        config.gauge.dialect, config.gauge.model, config.gauge.serial, config.gauge.resolution_n)
     cal = config.gauge.calibration
-    record = RunRecord(tmp_path)
-    record.run_start(
-        rig=config.model_dump(mode="json"), rig_file=str(config.source), specification=spec.model_dump(mode="json"),
-        spec_file=str(spec.source),
-        table={"kind": "lumbar", "serial": "EMU-LUMB-0001", "rated_force_n": 890.0, "firmware": 0x0103,
-               "protocol": 0x0100},
-        gauge={"dialect": config.gauge.dialect, "resource": "TCPIP::127.0.0.1::1::SOCKET", "model": config.gauge.model,
-               "serial": config.gauge.serial, "calibration": cal.model_dump(mode="json"),
-               "calibration_expired": cal.expired()},
-        emulator=None, heartbeat={"pid": 1, "period_table_s": 3.0, "interval_wall_s": 0.03}, labgrid=None,
-        worker="gw1", operator="Dana", software={"traction_rig": "0.1.0"}, argv=["rig", "run"], profile="full")
-    record.close()
-    start = run_start_of(read_record(tmp_path))
-    assert (start.rig_name, start.time_scale, start.emulated) == (config.name, config.time_scale, config.is_emulated)
-    assert start.table == rundir.TableAtRun(kind="lumbar", model=config.table.model, serial="EMU-LUMB-0001",
-                                            firmware=0x0103, protocol=0x0100, rated_force_n=890.0)
-    assert (start.gauge.model, start.gauge.serial, start.gauge.resolution_n) == \
-        (config.gauge.model, config.gauge.serial, config.gauge.resolution_n)
-    assert start.gauge.calibration.certificate == cal.certificate and start.gauge.calibration.due == str(cal.due)
+    assert (start.gauge.calibration.certificate, start.gauge.calibration.due) == (cal.certificate, str(cal.due))
     assert start.gauge.calibration.expired is cal.expired()
-    assert (start.spec.name, start.spec.version) == (spec.name, spec.version)
-    assert (start.operator, start.worker, start.profile) == ("Dana", "gw1", "full")
-    assert start.specification == spec.model_dump(mode="json")
+    assert (start.spec.name, start.operator, start.worker, start.profile) == ("lumbar", "Dana", None, "full")
+    assert start.rig_file == str(LUMBAR_RIG) and start.software["traction_rig"]
+    assert (run_dir / rundir.RIG_COPY_NAME).is_file() and (run_dir / rundir.SPEC_COPY_NAME).is_file()
 
 
 def test_run_start_refuses_another_kind_of_line():
