@@ -10,7 +10,8 @@ The emulator runs as its own process (`rig emulate`, as a rig uses it), at time 
 and 10; the driver's status snapshot sends both reads in one segment (one round trip, one
 instant of the table). After each command — ENABLE, START, a new TARGET while holding,
 STOP, ESTOP, RESET, a heartbeat that stops, a mains cut and its return, the patient's
-switch, ENABLE 0 — a burst of snapshots is read at once, and every snapshot read while
+switch, ENABLE 0, an intermittent treatment to its end, the patient pulling past
+FORCE_LIMIT — a burst of snapshots is read at once, and every snapshot read while
 waiting for the next step is checked too.
 """
 
@@ -21,6 +22,7 @@ import time
 import pytest
 
 from drivers.controller import ControllerStatus, TractionController
+from drivers.patient_simulator import PatientSimulator
 from drivers.stimulus import StimulusModule
 from drivers.tcm1 import (
     RUNNING_PHASES,
@@ -53,6 +55,7 @@ class Bench:
         self.ctrl = TractionController(host=ep.controller.host, port=ep.controller.port, timeout_s=2.0).connect()
         assert self.ctrl.pipelined, "the emulator answers a snapshot's two reads sent together"
         self.stim = StimulusModule(ep.stimulus.host, ep.stimulus.port, timeout_s=2.0).connect()
+        self.patient = PatientSimulator(ep.patient_simulator.host, ep.patient_simulator.port).connect()
         self.holding = {reg: 0 for reg in Holding}
         self.relays = {relay: False for relay in StimulusCoil}
         self.context = "at power-on"
@@ -62,6 +65,7 @@ class Bench:
     def close(self) -> None:
         self.ctrl.close()
         self.stim.close()
+        self.patient.close()
 
     # -- what the test does -----------------------------------------------------------
     def write(self, start: Holding, values: list[int]) -> None:
@@ -236,4 +240,31 @@ def test_every_read_after_every_command_is_a_possible_state(bench):
     assert s.phase == Phase.RELEASING and s.enabled, s
     s = b.until(lambda s: not s.enabled, "de-energised", 3.0)
     assert s.phase == Phase.IDLE, s
-    assert b.snapshots > 20 * BURST
+
+    # intermittent, with a treatment time: hold 0.5 s at 200 N, rest 0.5 s at 100 N, for 2 s
+    b.write(Holding.MODE, [1, 5, 5, 1000])
+    b.write(Holding.TREATMENT_TIME, [2])
+    b.after("ENABLE", lambda: b.coil(Coil.ENABLE, True))
+    b.after("START", lambda: b.coil(Coil.START))
+    seen = set()
+    s = b.until(lambda s: seen.add(s.phase) or s.phase == Phase.RELEASING, "the treatment's end", 4.0)
+    assert {Phase.HOLD, Phase.RAMP_TO_REST, Phase.REST, Phase.RAMP_UP} <= seen, seen
+    b.until(lambda s: s.phase == Phase.IDLE, "the end of the release", 3.0)
+    b.write(Holding.MODE, [0])
+    b.write(Holding.TREATMENT_TIME, [0])
+
+    # the patient pulling back past FORCE_LIMIT (lowered to 250 N while disabled)
+    b.after("ENABLE 0", lambda: b.coil(Coil.ENABLE, False))
+    b.until(lambda s: not s.enabled, "de-energised", 3.0)
+    b.write(Holding.FORCE_LIMIT, [2500])
+    b.after("ENABLE", lambda: b.coil(Coil.ENABLE, True))
+    b.after("START", lambda: b.coil(Coil.START))
+    b.until(lambda s: s.phase == Phase.HOLD, "the hold", 5.0)
+    b.patient.pull(80.0)  # at once: faster than the force loop pays out
+    s = b.until(lambda s: s.overforce_tripped, "the over-force trip", 2.0)
+    assert s.fault_code == FaultCode.OVERFORCE and s.phase == Phase.EMERGENCY_RELEASE and not s.ready, s
+    b.patient.pull(0.0)
+    b.until(lambda s: s.phase == Phase.IDLE and s.force_n < RESIDUAL_N, "the end of the emergency release", 3.0)
+    s = b.after("RESET", lambda: b.coil(Coil.RESET))[0]
+    assert s.ready and not s.overforce_tripped and not s.fault, s
+    assert b.snapshots > 30 * BURST
