@@ -107,9 +107,13 @@ class Registry:
     # ------------------------------------------------------------ look-up
     def _load(self) -> None:
         if not self._loaded:
-            self._loaded = True
-            for module in self._modules:
-                import_module(module)
+            self._loaded = True  # first: a driver module imported here may look up too
+            try:
+                for module in self._modules:
+                    import_module(module)
+            except BaseException:
+                self._loaded = False
+                raise
 
     def table_kinds(self) -> tuple[str, ...]:
         """Every table kind a rig file may name, in registration order."""

@@ -19,8 +19,8 @@ from drivers.errors import ConfigError
 from reports.record import run_dirs
 from reports.record import read_record
 from rigs.config import load_rig
-from rigs.lab_env import PlaceUnavailable, attached_rig, exporter_config, lab_target, load_environment
-from rigs.rig import EmulatorProcess, _read_line
+from rigs.lab_env import PlaceUnavailable, attached_rig, exporter_config, lab_target, load_environment, target_resources
+from rigs.rig import EmulatorProcess, RigResources, _read_line
 from tests.emulated import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,13 +93,29 @@ def test_shipped_exporter_file_is_the_example_bench(tmp_path):
         rig.model_dump(exclude={"name", "source", "description"})
 
 
+def test_a_target_and_its_rig_file_give_the_resources_one_connect_path_opens():
+    """What the labgrid drivers resolve is what the rig file says: rigs.rig.connect cannot
+    tell which description it was given."""
+    lab = lab_target(load_environment(ROOT / "rigs" / "labgrid" / "bench-local.yaml"), "main")
+    try:
+        assert target_resources(lab.target, lab.config) == RigResources.of(load_rig(ROOT / "rigs" / "bench-example.yaml"))
+    finally:
+        lab.target.deactivate_all_drivers()
+
+
 def test_rtu_controller_resource(tmp_path):
     rig = load_rig(ROOT / "rigs" / "bench-example.yaml")
     group = exporter_config(rig, "b")["b"]
     group["TractionControllerRTU"] = {"port": "/dev/ttyUSB1"}
     del group["TractionControllerTCP"]
-    c = lab_target(load_environment(local_env(tmp_path, group)), "main").config.controller
+    lab = lab_target(load_environment(local_env(tmp_path, group)), "main")
+    c = lab.config.controller
     assert (c.transport, c.serial_port, c.baudrate, c.parity, c.unit_id) == ("rtu", "/dev/ttyUSB1", 19200, "E", 1)
+    try:
+        assert target_resources(lab.target, lab.config) == RigResources.of(lab.config)
+        assert RigResources.of(lab.config).controller.address == "modbus-rtu:///dev/ttyUSB1 unit 1"
+    finally:
+        lab.target.deactivate_all_drivers()
 
 
 def _bench_group() -> dict:
