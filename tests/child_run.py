@@ -49,8 +49,8 @@ T = TypeVar("T")
 
 
 def rig_run_argv(*args: str, pytest_args: tuple[str, ...] = ()) -> list[str]:
-    """The argv of `rig run ARGS -- PYTEST_ARGS` with this interpreter."""
-    return [sys.executable, "-m", "rigcli", "run", *args, "--", *pytest_args]
+    """The argv of `rig run ARGS [-- PYTEST_ARGS]` with this interpreter."""
+    return [sys.executable, "-m", "rigcli", "run", *args, *(("--", *pytest_args) if pytest_args else ())]
 
 
 def alive(pid: int) -> bool:
@@ -71,8 +71,8 @@ def is_emulator(pid: int) -> bool:
     return b"rigcli" in cmdline and b"emulate" in cmdline
 
 
-def _procs() -> list[tuple[int, int, int]]:
-    """(pid, parent pid, process group) of every live process."""
+def _procs() -> list[tuple[int, int, int, int]]:
+    """(pid, parent pid, process group, start time in clock ticks) of every live process."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -83,16 +83,16 @@ def _procs() -> list[tuple[int, int, int]]:
         except (OSError, IndexError):
             continue
         if fields[0] != "Z":
-            out.append((int(entry), int(fields[1]), int(fields[2])))
+            out.append((int(entry), int(fields[1]), int(fields[2]), int(fields[19])))
     return out
 
 
-def _belonging_to(pid: int) -> list[int]:
-    """Every live process of `pid`'s process group, and every descendant of `pid` that
-    started a session of its own (the panel): what ends with the child."""
+def _belonging_to(pid: int) -> set[tuple[int, int]]:
+    """(pid, start time) of every live process of `pid`'s process group, and of every
+    descendant of `pid` — those that started a session of their own (the panel) too."""
     procs = _procs()
     children: dict[int, list[int]] = {}
-    for p, parent, _ in procs:
+    for p, parent, _, _ in procs:
         children.setdefault(parent, []).append(p)
     found, todo = set(), [pid]
     while todo:
@@ -100,14 +100,14 @@ def _belonging_to(pid: int) -> list[int]:
             if c not in found:
                 found.add(c)
                 todo.append(c)
-    found |= {p for p, _, group in procs if group == pid}
-    found.discard(os.getpid())
-    return sorted(found)
+    return {(p, start) for p, _, group, start in procs
+            if (p in found or group == pid) and p != os.getpid()}
 
 
-def _group(pgid: int) -> list[int]:
-    """The live members of process group `pgid`."""
-    return [p for p, _, group in _procs() if group == pgid and p != os.getpid()]
+def _still(known: set[tuple[int, int]]) -> list[int]:
+    """Those of `known` still alive as the same process (a pid may have been reused)."""
+    live = {(p, start) for p, _, _, start in _procs()}
+    return sorted(p for p, start in known & live)
 
 
 def end_pid(pid: int, wait_s: float = END_S) -> None:
@@ -149,6 +149,10 @@ class ChildRun:
         self.hold_path = self.tmp / "hold"
         self.log_path = self.tmp / "child.log"
         self.links: list = []  # drivers connected to the child's table: closed with it
+        #: (pid, start time) of what the child started, as last seen while it ran: ended
+        #: with it even once it left the child's group and was reparented (the panel)
+        self.offspring: set[tuple[int, int]] = set()
+        self._noted = 0.0
         argv = argv(self.runs) if callable(argv) else list(argv)
         child_env = {k: v for k, v in os.environ.items() if k not in PYTEST_ENV + tuple(drop_env)}
         # this checkout's code, wherever the child runs: not what an install made earlier
@@ -178,10 +182,18 @@ class ChildRun:
     def poll(self) -> int | None:
         """Its exit status once it ended (minus the signal that ended it), else None."""
         if self.proc is not None:
+            if self.proc.returncode is None:
+                self._note_offspring()
             return self.proc.poll()
         if self.pty.isalive():
+            self._note_offspring()
             return None
         return self.pty.exitstatus if self.pty.exitstatus is not None else -(self.pty.signalstatus or 0)
+
+    def _note_offspring(self) -> None:
+        if time.monotonic() - self._noted > 0.1:  # a scan of /proc, at most ten times a second
+            self._noted = time.monotonic()
+            self.offspring |= _belonging_to(self.pid)
 
     @property
     def running(self) -> bool:
@@ -337,20 +349,37 @@ class ChildRun:
         self.hold_path.touch()
 
     # ------------------------------------------------------------ signals
-    def signal(self, sig: int) -> None:
+    def send_signal(self, sig: int) -> None:
         """`sig` to the child process alone (as `kill PID`; a terminal's ^C would reach
         its whole process group, the emulator too)."""
+        if self.running:
+            self.offspring |= _belonging_to(self.pid)
         os.kill(self.pid, sig)
 
     def pause(self) -> None:
-        self.signal(signal.SIGSTOP)
+        self.send_signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        self.signal(signal.SIGCONT)
+        self.send_signal(signal.SIGCONT)
+
+    def end_group(self, sig: int = signal.SIGTERM, wait_s: float = 30.0) -> int | None:
+        """`sig` to its whole process group (as a terminal's ^C or a service manager's stop
+        reaches it) and up to `wait_s` for it to end: its exit status, None if it did not
+        (`close()` ends it then)."""
+        if self.running:
+            self.offspring |= _belonging_to(self.pid)
+            try:
+                os.killpg(self.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + wait_s
+        while self.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.poll()
 
     def kill(self) -> int:
         """SIGKILL to the child alone (what it started lives on); its exit status."""
-        self.signal(signal.SIGKILL)
+        self.send_signal(signal.SIGKILL)
         return self.wait(END_S)
 
     # ------------------------------------------------------------ the end
@@ -369,10 +398,11 @@ class ChildRun:
                 deadline = time.monotonic() + END_S
                 while self.running and time.monotonic() < deadline:
                     time.sleep(0.05)
-            # a child still running: it, its group and its descendants; one already reaped:
-            # what is left of its group (a process group's id is never reused while it has
-            # members, a reaped pid may be)
-            ours = [self.pid, *_belonging_to(self.pid)] if self.running else _group(self.pid)
+            # it, its group and its descendants now (while it runs: once reaped, its pid and
+            # so its group's id may be reused), and what it started earlier if that is still
+            # the same process (an emulator orphaned by a SIGKILL, a panel in its own session)
+            ours = [self.pid, *_still(self.offspring | _belonging_to(self.pid))] if self.running \
+                else _still(self.offspring)
             for sig in (signal.SIGCONT, signal.SIGKILL):
                 for pid in ours:
                     try:

@@ -238,7 +238,7 @@ def test_signal_mid_ramp_releases_the_table(child, sig, request):
     c.wait_run_start()
     before = c.wait_mid_ramp()
     sent = time.perf_counter()
-    c.run.signal(sig)
+    c.run.send_signal(sig)
     limit = RELEASE_TABLE_S / K + MARGIN_WALL_S
     obs = c.watch_release(sent, limit)
     assert obs.released_after_s is not None, (
@@ -321,7 +321,7 @@ def test_sigstop_mid_ramp_the_lease_runs_out_and_the_watchdog_releases(child, re
     finally:
         c.run.resume()
     # woken, the runner is ended the usual way; the table stays released throughout
-    c.run.signal(signal.SIGTERM)
+    c.run.send_signal(signal.SIGTERM)
     c.wait_holding()
     assert c.status().force_n < RESIDUAL_N
     c.let_go()

@@ -455,7 +455,7 @@ def test_ctrl_c_at_a_prompt_releases_the_table(rig_run):
     r.expect("Waiting for the table to report it")
     r.connect()
     assert r.ctrl.status().force_n > RESIDUAL_N
-    r.run.signal(signal.SIGINT)
+    r.run.send_signal(signal.SIGINT)
     r.wait_holding()
     st = r.wait_released()
     assert st.estop_latched and st.fault_code is FaultCode.ESTOP and not st.watchdog_tripped

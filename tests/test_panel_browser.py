@@ -21,10 +21,8 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
+import signal
 import threading
-import time
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -34,9 +32,9 @@ from drivers.stimulus import StimulusModule
 from drivers.tcm1 import StimulusCoil
 from reports.panel.chromium import ARGS as CHROMIUM_ARGS
 from reports.panel.chromium import find as chromium_find
-from reports.record import RECORD_NAME, read_record
+from reports.rundir import ANSWERS_NAME, Event
+from tests.child_run import REPO, rig_run_argv
 
-REPO = Path(__file__).resolve().parent.parent
 TESTS = "test_static_force_accuracy or estop_button_pressed_by_hand"
 OP_TEST = "suites/test_operator_checks.py::test_estop_button_pressed_by_hand"
 NAME = "Dana Bench"
@@ -71,71 +69,30 @@ def artifacts_dir() -> Path:
 
 
 class PanelRun:
-    """`rig run --panel` on the emulated table, with stdin from /dev/null (no terminal)."""
+    """`rig run --panel` on the emulated table (tests/child_run.py), with stdin from
+    /dev/null and no terminal."""
 
-    def __init__(self, tmp: Path) -> None:
-        self.runs = tmp / "runs"
-        self.log_path = tmp / "rig-run.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "PYTEST_CURRENT_TEST")}
-        env["CI"] = "1"  # a CI machine: only the page can make the operator test run
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "rigcli", "run", "--panel", "--panel-port", "0", "--panel-linger", "60",
-             "--no-history", "--run-dir", str(self.runs), "-k", TESTS],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True)
-        self.lines: list[str] = []
-        self._url = threading.Event()
-        self.url = ""
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        with open(self.log_path, "w", encoding="utf-8") as log:
-            for line in self.process.stdout:
-                log.write(line)
-                log.flush()
-                self.lines.append(line)
-                found = re.match(r"panel: (http://\S+/)\s*$", line)
-                if found and not self.url:
-                    self.url = found.group(1)
-                    self._url.set()
+    def __init__(self, child_run) -> None:
+        self.run = child_run(lambda runs: rig_run_argv("--panel", "--panel-port", "0", "--panel-linger", "60",
+                                                       "--no-history", "--run-dir", str(runs), "-k", TESTS),
+                             env={"CI": "1"},  # a CI machine: only the page can make the operator test run
+                             wait_s=STEP_S, name="rig run --panel")
 
     def output(self) -> str:
-        return "".join(self.lines)[-6000:]
+        return self.run.tail()
 
     def wait_url(self) -> str:
-        assert self._url.wait(STEP_S), f"rig run --panel printed no 'panel: URL' line:\n{self.output()}"
-        return self.url
+        return self.run.wait_output(r"^panel: (http://\S+/)\s*$").group(1)
 
     def run_dir(self) -> Path:
-        deadline = time.monotonic() + STEP_S
-        while True:
-            found = list(self.runs.glob(f"*/{RECORD_NAME}"))
-            if found:
-                return found[0].parent
-            assert self.process.poll() is None, f"rig run ended before its run directory existed:\n{self.output()}"
-            assert time.monotonic() < deadline, "no run directory"
-            time.sleep(0.1)
+        return self.run.wait_run_dir()
 
     def stimulus(self) -> StimulusModule:
-        deadline = time.monotonic() + STEP_S
-        while True:
-            start = next((e for e in read_record(self.run_dir()) if e["event"] == "run-start"), None)
-            if start is not None:
-                ep = start["emulator"]["stimulus"]
-                return StimulusModule(ep["host"], ep["port"], ep["unit_id"]).connect()
-            assert time.monotonic() < deadline, "no run-start line"
-            time.sleep(0.1)
+        return self.run.stimulus()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, 9)
-                self.process.wait(10)
-        self.reader.join(10)
+        """SIGTERM to the run's process group: the panel lingers for its page otherwise."""
+        self.run.end_group(signal.SIGTERM, 30.0)
 
 
 FORGING_PAGE = """<!doctype html><html><head><title>a page of another origin</title></head><body>
@@ -252,11 +209,11 @@ def wait_asked(page, step: str, run: PanelRun) -> str:
 
 
 @pytest.mark.timeout(600)
-def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
+def test_the_panel_follows_a_run_and_takes_its_operator_steps(child_run):
     from playwright.sync_api import sync_playwright
 
     executable = chromium()
-    run = PanelRun(tmp_path)
+    run = PanelRun(child_run)
     stim = None
     try:
         url = run.wait_url()
@@ -321,7 +278,7 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
                 assert any(u.endswith(f"/p/{urlsplit(url).path.split('/')[2]}/state") and s == 403
                            for _, u, s in seen), seen
                 assert ("GET (top level)", f"http://{REBOUND}:{urlsplit(url).port}{urlsplit(url).path}", 421) in seen
-                answers_file = run.run_dir() / "answers.jsonl"
+                answers_file = run.run_dir() / ANSWERS_NAME
                 assert not answers_file.exists() or FORGER not in answers_file.read_text(), answers_file.read_text()
                 assert page.locator(f'#question[data-ask="{ask}"][data-state="open"]').count() == 1
                 answer(page, "ready", "done", run)
@@ -346,8 +303,8 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
             finally:
                 browser.close()
         run.stop()
-        record = read_record(run.run_dir())
-        steps = [e for e in record if e["event"] == "operator-step" and e["test"] == OP_TEST]
+        record = run.run.record()
+        steps = [e for e in record.of(Event.OPERATOR_STEP) if e["test"] == OP_TEST]
         assert [s["step"] for s in steps][:4] == ["ready", "press-estop", "cord-slack", "release-estop"], steps
         for s in steps:
             if s["step"] == "press-estop":
@@ -357,12 +314,12 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
                 assert s["client"].startswith("127.0.0.1:"), s
         slack = next(s for s in steps if s["step"] == "cord-slack")
         assert slack["answer"] == "y"
-        ends = {e["test"]: e["outcome"] for e in record if e["event"] == "test-end" and e.get("when") == "call"}
+        ends = {e["test"]: e["outcome"] for e in record.of(Event.TEST_END) if e.get("when") == "call"}
         assert ends.get(OP_TEST) == "passed", (ends, run.output())
-        assert not [e for e in record if e["event"] == "operator-answer-refused"]
-        assert FORGER not in (run.run_dir() / "answers.jsonl").read_text()  # the forged answer never reached the run
-        assert not [e for e in record if e.get("operator") == FORGER]
-        assert "Traceback" not in "".join(run.lines), run.output()
+        assert not record.of(Event.OPERATOR_ANSWER_REFUSED)
+        assert FORGER not in (run.run_dir() / ANSWERS_NAME).read_text()  # the forged answer never reached the run
+        assert not [e for e in record.events if e.get("operator") == FORGER]
+        assert "Traceback" not in run.run.output(), run.output()
     finally:
         if stim is not None:
             try:  # the run may have ended and taken the stimulus module with it
@@ -371,5 +328,5 @@ def test_the_panel_follows_a_run_and_takes_its_operator_steps(tmp_path):
                 pass
             stim.close()
         run.stop()
-        if run.log_path.exists():
-            shutil.copy(run.log_path, artifacts_dir() / "rig-run.log")
+        if run.run.log_path.exists():
+            shutil.copy(run.run.log_path, artifacts_dir() / "rig-run.log")
