@@ -99,6 +99,9 @@ class Registry:
 
     def register_instrument(self, dialect: str, *, quantity: str) -> Callable[[T], T]:
         def register(cls: T) -> T:
+            named = getattr(cls, "dialect", dialect)
+            if named != dialect:
+                raise ValueError(f"{cls.__name__} says it speaks {named!r}, registered as {dialect!r}")
             self.instruments[dialect] = InstrumentDialect(dialect, quantity, cls)
             return cls
 

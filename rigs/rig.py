@@ -66,7 +66,7 @@ class EmulatorProcess:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                 text=True, env=env, cwd=str(PROJECT_ROOT))
-        line = _read_line(proc, timeout_s)
+        line = read_line(proc, timeout_s)
         if not line:
             proc.kill()
             err = proc.stderr.read().strip().splitlines() if proc.stderr else []
@@ -100,7 +100,8 @@ class EmulatorProcess:
                 stream.close()
 
 
-def _read_line(proc: subprocess.Popen, timeout_s: float) -> str:
+def read_line(proc: subprocess.Popen, timeout_s: float) -> str:
+    """The child's next stdout line within `timeout_s` ("" if none came, or it ended silent)."""
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout_s

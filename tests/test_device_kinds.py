@@ -76,6 +76,11 @@ def test_fdc1_and_tilt_register_beside_tcm1():
         registry.instrument("tilt", "force")  # an inclinometer is not a force gauge
 
 
+def test_an_instrument_registers_under_the_dialect_it_says_it_speaks():
+    with pytest.raises(ValueError, match="GclGauge says it speaks 'gcl', registered as 'tilt'"):
+        Registry().register_instrument("tilt", quantity="angle")(GclGauge)
+
+
 def test_a_kind_cannot_take_another_protocols_table_or_device_kind():
     registry = Registry()
     registry.register_controller("TCM-1", tables=("lumbar", "cervical"), device_kinds=(1, 2, 3))(TractionController)

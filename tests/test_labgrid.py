@@ -20,7 +20,7 @@ from reports.record import run_dirs
 from reports.record import read_record
 from rigs.config import load_rig
 from rigs.lab_env import PlaceUnavailable, attached_rig, exporter_config, lab_target, load_environment, target_resources
-from rigs.rig import EmulatorProcess, RigResources, _read_line
+from rigs.rig import EmulatorProcess, RigResources, read_line
 from tests.emulated import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -197,7 +197,7 @@ def _free_port() -> int:
 
 
 def _read_json_line(proc: subprocess.Popen, timeout_s: float = WAIT_S) -> dict:
-    line = _read_line(proc, timeout_s)
+    line = read_line(proc, timeout_s)
     assert line, f"no line from {proc.args} within {timeout_s:.0f} s"
     return json.loads(line)
 
