@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from drivers.errors import RigError
+from reports.rundir import ALLURE_RESULTS_DIR, REPORT_DIR
 
 ALLURE_PACKAGE = "allure@3"
 
@@ -38,10 +39,10 @@ def _is_allure3(cmd: list[str]) -> bool:
 
 
 def build(run_dir: Path, timeout_s: float = 600) -> Path:
-    results = run_dir / "allure-results"
+    results = run_dir / ALLURE_RESULTS_DIR
     if not results.is_dir() or not any(results.iterdir()):
         raise RigError(f"{run_dir}: no allure-results in this run (was it started with `rig run`?)")
-    out = run_dir / "report" / "allure"
+    out = run_dir / REPORT_DIR / "allure"
     out.mkdir(parents=True, exist_ok=True)
     config = out / "allurerc.json"
     config.write_text(json.dumps({

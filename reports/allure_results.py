@@ -14,6 +14,7 @@ from pathlib import Path
 
 import allure
 
+from reports.rundir import format_value
 from verification.spec import quantity_id
 
 
@@ -47,10 +48,11 @@ def measurement_step(m) -> None:
     if not active():
         return
     rid = quantity_id(m.requirement.id, m.quantity)
-    u = f", U ± {m.uncertainty:.2g} {m.unit}".rstrip() if m.requirement.decision_rule != "boolean" else ""
-    title = f"{rid}: {m.value_text()} {m.limit_text()}{u} → {m.verdict.value} — {m.name}"
+    line = m.to_dict()  # the measurement line as the record holds it: shown as the verdict table shows it
+    value, limit, u = format_value(line)
+    title = f"{rid}: {value} {limit}{'' if u == '—' else f', U {u}'} → {m.verdict.value} — {m.name}"
     with allure.step(title):
-        allure.attach(json.dumps(m.to_dict(), indent=1, default=str), name=f"{rid} measurement",
+        allure.attach(json.dumps(line, indent=1, default=str), name=f"{rid} measurement",
                       attachment_type=allure.attachment_type.JSON)
 
 

@@ -26,8 +26,10 @@ import os
 import re
 from pathlib import Path
 
-MANIFEST_NAME = "MANIFEST.sha256"
-SIGNATURE_NAME = MANIFEST_NAME + ".sig"  # reports/signing.py; defined here so run_files need not import it
+from reports.rundir import MANIFEST_NAME, REPORT_DIR, SIGNATURE_NAME, write_atomic
+
+__all__ = ["MANIFEST_NAME", "REPORT_PREFIX", "SIGNATURE_NAME", "ManifestError", "evidence_sha256", "hash_files",
+           "read_manifest", "run_files", "sha256_file", "verify_manifest", "write_atomic", "write_manifest"]
 _NOT_LISTED = frozenset({MANIFEST_NAME, SIGNATURE_NAME})
 _LINE = re.compile(r"^(\\?)([0-9a-fA-F]{64}) [ *](.+)$")
 
@@ -77,19 +79,6 @@ def _unescape(rel: str) -> str:
     return "".join(out)
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write a run file so that a crash leaves the old file or the new one, never half of
-    one: a temporary beside it, fsynced, renamed over it."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
 def write_manifest(run_dir: Path) -> Path:
     """Hash every file of the run and write RUN/MANIFEST.sha256 (atomically); returns its path."""
     run_dir = Path(run_dir)
@@ -122,7 +111,7 @@ def read_manifest(run_dir: Path) -> dict[str, str]:
     return entries
 
 
-REPORT_PREFIX = "report/"  # what `rig report` may render again: the rest of the run is its evidence
+REPORT_PREFIX = REPORT_DIR + "/"  # what `rig report` may render again: the rest of the run is its evidence
 
 
 def evidence_sha256(run_dir: Path) -> str | None:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from drivers.errors import ConfigError, RigError
-from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, write_atomic
+from reports.rundir import MANIFEST_NAME, SIGNATURE_NAME, write_atomic
 
 __all__ = ["SIGNATURE_NAME", "check_signature", "generate_keypair", "key_fingerprint", "load_private_key",
            "load_public_key", "short_fingerprint", "sign_manifest"]

@@ -54,7 +54,7 @@ def _say(line: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from reports.record import RECORD_NAME
+    from reports.rundir import RECORD_NAME
 
     ready = os.fdopen(args.ready_fd, "w", encoding="utf-8") if args.ready_fd is not None else None
 

@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from reports.rundir import U_DIGITS, number_text
+
 MIN_RUNS = 4  # a trend needs this many points; a step at least 2 before the newest
 HORIZON_RUNS = 5
 WINDOW_RUNS = 20
@@ -84,8 +86,8 @@ def step_warning(requirement: str, serial: str, points: list[Point], unit: str =
     if abs(moved) <= combined:
         return None
     return DriftWarning(requirement, serial, "step",
-                        f"{requirement} on {serial}: {new.value:.4g} {unit} moved {moved:+.3g} {unit} from its history "
-                        f"({mean:.4g} {unit} over {m} runs), more than the combined U {combined:.2g} {unit}",
+                        f"{requirement} on {serial}: {number_text(new.value, unit)} moved {moved:+.3g} {unit} from its history "
+                        f"({number_text(mean, unit)} over {m} runs), more than the combined U {number_text(combined, unit, U_DIGITS)}",
                         new.value, mean, combined)
 
 
@@ -122,9 +124,9 @@ def trend_warning(requirement: str, serial: str, points: list[Point], unit: str 
         word = "rising" if b > 0 else "falling"
         return DriftWarning(requirement, serial, "trend",
                             f"{requirement} on {serial}: {word} {b:+.3g} {unit}/run (± {K * u_b:.2g}) over {n} runs, "
-                            f"projected {projected:.4g} ± {K * u_proj:.2g} {unit} in {horizon} runs: reaches the "
-                            f"guard-banded limit {accept:.4g} {unit} in about {runs_left:.1f} runs "
-                            f"(limit {limit:.4g} {unit})",
+                            f"projected {number_text(projected)} ± {number_text(K * u_proj, unit, U_DIGITS)} in {horizon} runs: reaches the "
+                            f"guard-banded limit {number_text(accept, unit)} in about {runs_left:.1f} runs "
+                            f"(limit {number_text(limit, unit)})",
                             new.value, float(projected), K * u_proj, runs_left)
     return None
 

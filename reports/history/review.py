@@ -13,9 +13,9 @@ from pathlib import Path
 
 from reports.history.drift import HORIZON_RUNS, WINDOW_RUNS, assess, points_from_rows
 from reports.history.store import HistoryError, Store, shown
-from reports.manifest import write_atomic
+from reports.rundir import HISTORY_NAME, write_atomic
 
-HISTORY_NAME = "history.json"
+__all__ = ["HISTORY_NAME", "read_history", "record_and_review", "review", "write_history"]
 
 
 def review(store: Store, serial: str, *, upto_run_id: int | None = None, horizon: int = HORIZON_RUNS,

@@ -24,10 +24,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from drivers.errors import EXIT_FAILED, ConfigError, RigError
 from reports.history.models import MeasurementRow, RequirementResult, Run
-from reports.manifest import MANIFEST_NAME, SIGNATURE_NAME, evidence_sha256, sha256_file
-from reports.record import RECORD_NAME, damage_text
+from reports.manifest import evidence_sha256, sha256_file
+from reports.rundir import (EVENT_KEY, MANIFEST_NAME, RECORD_NAME, SIGNATURE_NAME, SPEC_COPY_NAME, Event,
+                            MeasurementLine, damage_text, first_record_line, parse_stamp)
 from reports.verdicts import summarise, verdict_rows
-from verification.spec import quantity_id
 
 DB_ENV = "TRACTION_RIG_DB"
 DEFAULT_DB_NAME = "history.sqlite"
@@ -296,15 +296,10 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 # ---------------------------------------------------------------- run directory → rows
 def run_key(run_dir: Path) -> str:
     """sha256 of the run-start line as written: the run's identity, wherever it lies."""
-    with open(Path(run_dir) / RECORD_NAME, "rb") as f:
-        first = f.readline()
-    if b'"run-start"' not in first:
-        raise HistoryError(f"{run_dir}: its record does not start with run-start: not a traction-rig run")
-    return hashlib.sha256(first.rstrip(b"\n")).hexdigest()
-
-
-def _utc(text: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(text) if text else None
+    first = first_record_line(run_dir)
+    if f'"{Event.RUN_START}"'.encode() not in first:
+        raise HistoryError(f"{run_dir}: its record does not start with {Event.RUN_START}: not a traction-rig run")
+    return hashlib.sha256(first).hexdigest()
 
 
 def _float(value) -> float | None:
@@ -314,7 +309,7 @@ def _float(value) -> float | None:
 
 
 def _spec_sha256(run_dir: Path, spec: dict) -> str:
-    copy = run_dir / "specification.yaml"
+    copy = run_dir / SPEC_COPY_NAME
     if copy.is_file():
         return sha256_file(copy)
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
@@ -329,33 +324,28 @@ def run_rows(run_dir: Path) -> dict:
         summary = summarise(run_dir)
     except (ValueError, KeyError) as exc:
         raise HistoryError(f"{run_dir}: cannot read the run record: {exc}") from None
-    s = summary.start
-    spec = s["specification"]
-    rig = s.get("rig") or {}
-    table_cfg = rig.get("table") or {}
-    gauge = s.get("gauge") or {}
-    cal = gauge.get("calibration") or {}
-    software = s.get("software") or {}
+    s = summary.run_start
+    spec = s.specification
     manifest = run_dir / MANIFEST_NAME
     measurements = []
-    for seq, e in enumerate(summary.events):
-        if e["event"] != "measurement":
+    for seq, e in enumerate(summary.events):  # seq: the line's place among the record's events
+        if e.get(EVENT_KEY) != Event.MEASUREMENT:
             continue
-        cond = e.get("conditions") or {}
-        value = e.get("value")
+        m = MeasurementLine.from_line(e)
+        cond = m.conditions
         measurements.append({
-            "seq": seq, "requirement": quantity_id(e["requirement"], e.get("quantity")), "test": e["test"],
-            "name": e.get("name", ""),
+            "seq": seq, "requirement": m.id, "test": m.test, "name": m.name,
             "trigger": cond.get("trigger"), "phase": cond.get("phase"),
             "force_n": _float(cond.get("force_n", cond.get("setting_n"))),
             "rate_n_s": _float(cond.get("rate_n_s", cond.get("pull_rate_n_s"))),
             "trial": cond.get("trial") if isinstance(cond.get("trial"), int) else None,
             "conditions": cond,
-            "value": (1.0 if value else 0.0) if isinstance(value, bool) else _float(value),
-            "unit": e.get("unit") or None, "lower": _float(e.get("lower")), "upper": _float(e.get("upper")),
-            "uncertainty": _float(e.get("uncertainty")), "coverage_factor": _float(e.get("coverage_factor")),
-            "decision_rule": e.get("decision_rule", "guard-banded"), "verdict": e["verdict"],
-            "tur": _float(e.get("tur")), "not_applicable": e.get("not_applicable") or None,
+            "value": (1.0 if m.value else 0.0) if isinstance(m.value, bool) else _float(m.value),
+            "unit": m.unit or None, "lower": _float(m.lower), "upper": _float(m.upper),
+            # as recorded: a line without its U keeps none here (MeasurementLine reads it as 0)
+            "uncertainty": _float(e.get("uncertainty")), "coverage_factor": _float(m.coverage_factor),
+            "decision_rule": m.decision_rule, "verdict": m.verdict,
+            "tur": _float(m.tur), "not_applicable": m.not_applicable,
         })
     requirements = []
     for row in verdict_rows(summary.results):  # a requirement bounding two quantities: a trend each
@@ -372,18 +362,20 @@ def run_rows(run_dir: Path) -> dict:
         })
     run = {
         "run_key": run_key(run_dir), "run_dir": str(run_dir.resolve()),
-        "rig_name": rig.get("name") or "unknown", "emulated": bool(s.get("emulator")),
-        "table_kind": s["table"]["kind"], "table_model": table_cfg.get("model"), "table_serial": s["table"]["serial"],
-        "firmware": s["table"].get("firmware"),
-        "spec_name": spec.get("name", "?"), "spec_version": spec.get("version"),
+        "rig_name": s.rig_name or "unknown", "emulated": bool(s.emulator),  # an emulator was started for it
+        "table_kind": s.table.kind, "table_model": s.table.model, "table_serial": s.table.serial,
+        "firmware": s.table.firmware,
+        "spec_name": s.spec.name or "?", "spec_version": s.spec.version,
         "spec_sha256": _spec_sha256(run_dir, spec),
-        "software_version": software.get("traction_rig"), "git_commit": software.get("git_commit"),
-        "git_dirty": software.get("git_dirty"), "operator": s.get("operator"),
-        "gauge_model": gauge.get("model"), "gauge_serial": gauge.get("serial"),
-        "calibration_certificate": cal.get("certificate"), "calibration_due": cal.get("due"),
-        "calibration_expired": gauge.get("calibration_expired"),
-        "instruments": {"gauge": gauge, "controller": s["table"], "emulator": s.get("emulator")},
-        "started_utc": _utc(s["utc"]), "ended_utc": _utc((summary.end or {}).get("utc")),
+        "software_version": s.software.get("traction_rig"), "git_commit": s.software.get("git_commit"),
+        "git_dirty": s.software.get("git_dirty"), "operator": s.operator,
+        "gauge_model": s.gauge.model, "gauge_serial": s.gauge.serial,
+        "calibration_certificate": s.gauge.calibration.certificate, "calibration_due": s.gauge.calibration.due,
+        "calibration_expired": s.gauge.calibration.expired,
+        # the instruments as the line holds them, whole
+        "instruments": {"gauge": s.line.get("gauge") or {}, "controller": s.line.get("table"),
+                        "emulator": s.emulator},
+        "started_utc": parse_stamp(s.utc), "ended_utc": parse_stamp((summary.end or {}).get("utc")),
         # DAMAGED: lines of the record did not decode and were skipped (the record on disk names them)
         "status": "DAMAGED" if summary.damage else "COMPLETE" if summary.complete else "INCOMPLETE",
         "overall": summary.overall,

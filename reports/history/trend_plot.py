@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from reports.history.drift import HORIZON_RUNS, Point
+from reports.rundir import number_text
 
 
 def plot_trend(points: list[Point], path: Path, *, title: str, unit: str, horizon: int = HORIZON_RUNS,
@@ -29,7 +30,7 @@ def plot_trend(points: list[Point], path: Path, *, title: str, unit: str, horizo
     for limit, sign in ((last.upper if last else None, 1), (last.lower if last else None, -1)):
         if limit is None:
             continue
-        ax.axhline(limit, color="#c62828", lw=1.2, label=f"limit {limit:.4g} {unit}")
+        ax.axhline(limit, color="#c62828", lw=1.2, label=f"limit {number_text(limit, unit)}")
         ax.axhline(limit - sign * last.uncertainty, color="#c62828", lw=0.8, ls="--", label="guard-banded limit")
     if len(points) >= 2:
         w = 1.0 / np.maximum(u / 2.0, 1e-12) ** 2

@@ -38,6 +38,7 @@ from reports.panel.answers import (
 )
 from reports.panel.guard import Guard, GuardMiddleware
 from reports.panel.runs import RunSet
+from reports.rundir import REPORT_DIR
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 #: wall seconds between two looks at the run's files
@@ -47,7 +48,7 @@ KEEPALIVE_S = 15.0
 #: events queued for one page before it is dropped as too slow (its browser reconnects)
 QUEUE_MAX = 2000
 #: the run folders a page may fetch files from
-REPORT_FOLDERS = ("report", "allure-report")
+REPORT_FOLDERS = (REPORT_DIR, "allure-report")
 
 log = logging.getLogger("traction-rig.panel")
 
