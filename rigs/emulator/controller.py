@@ -424,8 +424,7 @@ class ControllerModel:
             self.power_loss()
 
     def _switch_ignored(self) -> bool:
-        ignored = self.defects.switch_ignored_in_phase
-        return ignored is not None and int(self.st.phase) == ignored
+        return self.st.phase == self.defects.switch_ignored_in_phase
 
     # ------------------------------------------------------------------ triggers
     def emergency(self, code: FaultCode, cause: str) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from drivers.errors import ConfigError
+from drivers.tcm1 import Phase
 from rigs.emulator.physics import TableParams
 
 
@@ -26,7 +27,7 @@ class Defects:
     estop_button_ignored: bool = False
     ignore_unplug: bool = False
     no_watchdog: bool = False
-    switch_ignored_in_phase: int | None = None
+    switch_ignored_in_phase: Phase | None = None
     overforce_trip_delay_s: float = 0.0
     hold_time_factor: float = 1.0
     fast_ramp_above_n_s: float | None = None  # commanded rates above this run fast
@@ -201,7 +202,7 @@ defect(
     "switch-ignored-in-hold",
     'the patient switch is not read while the treatment holds at the set force (a firmware branch skips it)',
     ('ER-NORISE', 'ER-HALF', 'ER-RESIDUAL'),
-    switch_ignored_in_phase=2,
+    switch_ignored_in_phase=Phase.HOLD,
 )
 
 defect(
@@ -395,7 +396,7 @@ defect(
     'the patient switch is not read while the intermittent treatment ramps down to its rest level (a firmware '
     'branch skips it)',
     ('ER-NORISE', 'ER-HALF', 'ER-RESIDUAL'),
-    switch_ignored_in_phase=3,
+    switch_ignored_in_phase=Phase.RAMP_TO_REST,
 )
 
 defect(
