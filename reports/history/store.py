@@ -271,7 +271,7 @@ class Ingested:
     run_id: int
     action: str  # recorded | updated | already recorded
     run: dict
-    damage: tuple = ()  # the record's lines that did not decode (reports.record.Damage): skipped, not imported
+    damage: tuple = ()  # the record's lines that did not decode (reports.rundir.Damage): skipped, not imported
 
     @property
     def damage_text(self) -> str | None:
