@@ -14,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pymodbus.client import ModbusTcpClient  # noqa: E402
+
 from benchmarks.loopback import loopback_round_trip  # noqa: E402
 from drivers.controller import TractionController  # noqa: E402
 from drivers.tcm1 import InputReg  # noqa: E402
@@ -34,12 +36,17 @@ def rate(fn, duration_s: float = DURATION_S) -> float:
 def main() -> int:
     emulator = EmulatorProcess.start("lumbar", seed=1, time_scale=1.0)
     try:
-        ep = emulator.endpoints["controller"]
-        with TractionController(host=ep["host"], port=ep["port"]) as ctrl:
-            client = ctrl._client
+        ep = emulator.endpoints.controller
+        with TractionController.on(ep.link()) as ctrl:
             rate(ctrl.status, 0.5)  # warm up
             snapshots = rate(ctrl.status)
-            single = rate(lambda: client.read_input_registers(InputReg.ACTUAL_FORCE, count=1, device_id=1))
+        # the emulator's bare reply rate: one register per request, pymodbus's own client
+        client = ModbusTcpClient(ep.host, port=ep.port, timeout=1.0, retries=0)
+        client.connect()
+        try:
+            single = rate(lambda: client.read_input_registers(InputReg.ACTUAL_FORCE, count=1, device_id=ep.unit_id or 1))
+        finally:
+            client.close()
         echo = loopback_round_trip()
     finally:
         emulator.stop()
