@@ -164,6 +164,8 @@ def _trend(store: Store, requirement: str, args) -> int:
                  "lower": r.lower, "upper": r.upper, "unit": r.unit or unit or None, "decision_rule": r.decision_rule,
                  "verdict": r.verdict, "status": r.status.lower(), "run_dir": r.run_dir} for r in rows]
         _print_rows(fmt, runs, {"requirement": requirement, "table": args.table, "runs": runs, "drift": warnings})
+        if args.png and points:  # said on stderr: stdout is the script's
+            print(f"trend plot: {_trend_png(points, requirement, args, unit, warnings)}", file=sys.stderr)
         return 0
     console = Console()
     table = Table(title=f"{requirement} of table {args.table}: worst value per run")
@@ -184,12 +186,15 @@ def _trend(store: Store, requirement: str, args) -> int:
         console.print(f"no drift: {len(points)} runs, no step beyond the combined U and no trend reaching the "
                       f"guard-banded limit within {args.horizon} runs")
     if args.png and points:
-        from reports.history.trend_plot import plot_trend
-
-        path = plot_trend(points, Path(args.png), title=f"{requirement} of table {args.table} ({len(points)} runs)",
-                          unit=unit, horizon=args.horizon, warnings=warnings)
-        console.print(f"trend plot: {path}")
+        console.print(f"trend plot: {_trend_png(points, requirement, args, unit, warnings)}")
     return 0
+
+
+def _trend_png(points, requirement: str, args, unit: str, warnings: list[dict]) -> Path:
+    from reports.history.trend_plot import plot_trend
+
+    return plot_trend(points, Path(args.png), title=f"{requirement} of table {args.table} ({len(points)} runs)",
+                      unit=unit, horizon=args.horizon, warnings=warnings)
 
 
 def _import(url: str, dirs: list[str]) -> int:

@@ -275,9 +275,12 @@ def test_history_piped_keeps_every_identifier_whole_and_scripts_get_csv_or_json(
     document = json.loads(capsys.readouterr().out)
     assert document["total"] == 1 and document["runs"][0]["table"] == serial
     assert document["runs"][0]["started_utc"].endswith("+00:00")
-    assert rig_main(["history", "ER-HALF", "--table", serial, "--db", url, "--format", "json"]) == 0
-    trend = json.loads(capsys.readouterr().out)
+    png = tmp_path / "trend.png"
+    assert rig_main(["history", "ER-HALF", "--table", serial, "--db", url, "--format", "json", "--png", str(png)]) == 0
+    said = capsys.readouterr()
+    trend = json.loads(said.out)  # stdout is the document alone; the plot is said on stderr
     assert trend["requirement"] == "ER-HALF" and len(trend["runs"]) == 1 and trend["runs"][0]["unit"] == "s"
+    assert png.is_file() and str(png) in said.err
     assert rig_main(["history", "ER-HALF", "--table", serial, "--db", url]) == 0
     out = capsys.readouterr().out
     assert long_run.name in out and "…" not in out
