@@ -140,11 +140,12 @@ class ChildRun:
 
     def __init__(self, tmp: Path, argv: list[str] | Callable[[Path], list[str]], *, cwd: Path = REPO, env: dict | None = None,
                  drop_env: tuple[str, ...] = (), terminal: bool = False, stdin_devnull: bool = False,
-                 hold: bool = False, name: str = "rig run", wait_s: float = WAIT_S) -> None:
+                 hold: bool = False, name: str = "rig run", wait_s: float = WAIT_S, end_s: float = END_S) -> None:
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.wait_s = wait_s
+        self.end_s = end_s
         self.runs = self.tmp / "runs"
         self.hold_path = self.tmp / "hold"
         self.log_path = self.tmp / "child.log"
@@ -384,7 +385,7 @@ class ChildRun:
 
     # ------------------------------------------------------------ the end
     def close(self) -> None:
-        """Always: its session let go, the test's links closed, the child given END_S to
+        """Always: its session let go, the test's links closed, the child given `end_s` to
         end by itself, then its process group and what it started SIGKILLed (SIGCONT
         first: a stopped process runs no death), and reaped."""
         self.let_go()
@@ -395,14 +396,15 @@ class ChildRun:
                 pass
         try:
             if self.running:
-                deadline = time.monotonic() + END_S
+                deadline = time.monotonic() + self.end_s
                 while self.running and time.monotonic() < deadline:
                     time.sleep(0.05)
             # it, its group and its descendants now (while it runs: once reaped, its pid and
             # so its group's id may be reused), and what it started earlier if that is still
             # the same process (an emulator orphaned by a SIGKILL, a panel in its own session)
-            ours = [self.pid, *_still(self.offspring | _belonging_to(self.pid))] if self.running \
-                else _still(self.offspring)
+            running = self.running
+            known = self.offspring | _belonging_to(self.pid) if running else set(self.offspring)
+            ours = [self.pid, *_still(known)] if running else _still(known)
             for sig in (signal.SIGCONT, signal.SIGKILL):
                 for pid in ours:
                     try:
@@ -413,6 +415,9 @@ class ChildRun:
                 self.proc.wait(END_S)
             else:
                 self.pty.close(force=True)
+            deadline = time.monotonic() + END_S  # a SIGKILL is delivered, not done, when os.kill returns
+            while _still(known) and time.monotonic() < deadline:
+                time.sleep(0.01)
         finally:
             self.log.close()
 

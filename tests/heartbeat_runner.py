@@ -9,7 +9,6 @@ watches the table from outside: nothing this process set up may keep the table p
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from drivers import lease
 from drivers.watchdog import HeartbeatKeeper
 from rigs.processes import end_process
+from tests.child_run import alive, end_pid, is_emulator  # noqa: F401 — alive: for the heartbeat tests
 from rigs.config import load_rig
 from rigs.rig import open_rig
 from verification.spec import load_spec
@@ -88,15 +88,6 @@ def held(rig_file: str, force_n: float):
         rig.close()
 
 
-def alive(pid: int) -> bool:
-    """A process that exists and is not a zombie waiting for its (new) parent."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def start(rig_file: str, force_n: float, log: Path) -> tuple[subprocess.Popen, dict]:
     """This module as a child holding `force_n`; (the child, the JSON line it printed)."""
     proc = subprocess.Popen([sys.executable, "-m", "tests.heartbeat_runner", rig_file, str(force_n)],
@@ -115,8 +106,5 @@ def finish(proc: subprocess.Popen, info: dict | None) -> None:
     orphaned, as a real table would outlive its runner."""
     end_process(proc)
     pid = (info or {}).get("emulator", {}).get("pid")
-    if pid and alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10.0
-        while alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
+    if pid and is_emulator(pid):
+        end_pid(pid)

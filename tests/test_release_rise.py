@@ -5,7 +5,6 @@ Synthetic captures with seeded noise; nothing here times anything."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -167,36 +166,32 @@ def test_the_verdict_table_has_a_row_per_quantity_and_a_missing_one_is_not_a_pas
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_the_late_drive_stop_fails_on_the_amount_and_passes_on_the_duration(tmp_path):
+def test_the_late_drive_stop_fails_on_the_amount_and_passes_on_the_duration(tmp_path, child_run):
     """The catalogue's late-drive-stop on the emulated table: the winch pulls on for 25 ms
     after each trigger. ER-NORISE's duration (it stopped rising within 50 ms) passes; its
     amount (tens of newtons above the force at the trigger) fails."""
-    import subprocess
-    import sys
-
     import yaml
 
-    from reports.record import run_dirs
     from reports.verdicts import summarise, verdict_rows
+    from tests.child_run import rig_run_argv
     from verification.spec import SPECS_DIR
 
     data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
     data["plan"]["emergency"]["trials"] = 4  # hold and ramp-up at 150 and 400 N
     spec = tmp_path / "lumbar-4.yaml"
     spec.write_text(yaml.safe_dump(data, sort_keys=False))
-    proc = subprocess.run(
-        [sys.executable, "-m", "rigcli", "run", "--fault", "late-drive-stop", "--spec", str(spec), "--no-report",
-         "--no-history", "--run-dir", str(tmp_path / "runs"), "-k", "test_emergency_release and estop_coil"],
-        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=560,
-        stdin=subprocess.DEVNULL)
-    assert proc.returncode != 0, proc.stdout[-3000:]
-    rows = {row.id: row.tally for row in verdict_rows(summarise(next(iter(run_dirs(tmp_path / "runs")))).results)}
-    assert rows["ER-NORISE"].verdict == "PASS", (rows["ER-NORISE"].worst, proc.stdout[-3000:])
-    assert rows["ER-NORISE.rise"].verdict == "FAIL", (rows["ER-NORISE.rise"].worst, proc.stdout[-3000:])
+    run = child_run(lambda runs: rig_run_argv("--fault", "late-drive-stop", "--spec", str(spec), "--no-report",
+                                              "--no-history", "--run-dir", str(runs),
+                                              "-k", "test_emergency_release and estop_coil"))
+    assert run.wait(560) != 0, run.tail()
+    out = run.output()
+    rows = {row.id: row.tally for row in verdict_rows(summarise(run.run_dir()).results)}
+    assert rows["ER-NORISE"].verdict == "PASS", (rows["ER-NORISE"].worst, out[-3000:])
+    assert rows["ER-NORISE.rise"].verdict == "FAIL", (rows["ER-NORISE.rise"].worst, out[-3000:])
     assert rows["ER-NORISE.rise"].worst["value"] > 10.0
     for rid in ("ER-HALF", "ER-RESIDUAL", "ER-SNAP"):
         assert rows[rid].verdict == "PASS", (rid, rows[rid].worst)
-    assert "ER-NORISE.rise" in proc.stdout  # the terminal's verdict table has the row
+    assert "ER-NORISE.rise" in out  # the terminal's verdict table has the row
 
 
 def gcl_like(t, f, period: float = 0.004):
