@@ -17,10 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
-import shutil
-import sqlite3
 import tarfile
 from pathlib import Path
 
