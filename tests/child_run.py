@@ -138,8 +138,8 @@ class ChildRun:
     everything it started, whatever state it was left in (stopped, deadlocked, killed
     with its emulator orphaned)."""
 
-    def __init__(self, tmp: Path, argv: list[str] | Callable[[Path], list[str]], *, cwd: Path = REPO, env: dict | None = None,
-                 drop_env: tuple[str, ...] = (), terminal: bool = False, stdin_devnull: bool = False,
+    def __init__(self, tmp: Path, argv: list[str] | Callable[[Path], list[str]], *, cwd: Path = REPO,
+                 env: dict | None = None, drop_env: tuple[str, ...] = (), terminal: bool = False, stdin_devnull: bool = False,
                  hold: bool = False, name: str = "rig run", wait_s: float = WAIT_S, end_s: float = END_S) -> None:
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
