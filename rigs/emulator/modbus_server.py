@@ -277,32 +277,24 @@ def patient_simulator_devices(table: EmulatedTable) -> tuple[list[SimDevice], li
     return [SimDevice(id=1, simdata=device.shape(), action=device.action)], []
 
 
+def _checked(request_class, valid: frozenset[int]):
+    """`request_class` refusing (02) a read that touches an address outside `valid`: the
+    simulator's own check knows only the block it serves, not the contract's addresses."""
+
+    class Checked(request_class):
+        async def datastore_update(self, context, device_id):
+            response = await super().datastore_update(context, device_id)
+            if isinstance(response, ExceptionResponse) or _span_ok(valid, self.address, self.count):
+                return response
+            return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
+
+    Checked.__name__ = Checked.__qualname__ = f"Checked{request_class.__name__}"
+    return Checked
+
+
 def _checked_bit_reads(valid_coils: frozenset[int], valid_discrete: frozenset[int]):
     """Request classes that refuse bit reads touching addresses outside the contract."""
-
-    class CheckedReadCoils(ReadCoilsRequest):
-        valid = valid_coils
-
-        async def datastore_update(self, context, device_id):
-            response = await super().datastore_update(context, device_id)
-            if isinstance(response, ExceptionResponse):
-                return response
-            if not _span_ok(self.valid, self.address, self.count):
-                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
-            return response
-
-    class CheckedReadDiscrete(ReadDiscreteInputsRequest):
-        valid = valid_discrete
-
-        async def datastore_update(self, context, device_id):
-            response = await super().datastore_update(context, device_id)
-            if isinstance(response, ExceptionResponse):
-                return response
-            if not _span_ok(self.valid, self.address, self.count):
-                return ExceptionResponse(self.function_code, ExcCodes.ILLEGAL_ADDRESS)
-            return response
-
-    return [CheckedReadCoils, CheckedReadDiscrete]
+    return [_checked(ReadCoilsRequest, valid_coils), _checked(ReadDiscreteInputsRequest, valid_discrete)]
 
 
 def controller_devices(table: EmulatedTable, unit_id: int = 1) -> tuple[list[SimDevice], list]:
