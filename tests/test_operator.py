@@ -321,7 +321,7 @@ class RigRun:
         self.run.answer(prompt, text)
 
     def record(self) -> RecordRead:
-        return self.run.record()
+        return scan_record(self.run.wait_run_dir())  # one run directory, which must exist
 
     def connect(self) -> None:
         """The emulated table's stimulus module and controller, from the run-start line."""
