@@ -35,7 +35,6 @@ def add_parser(spec_sub) -> None:
 
 
 def run_coverage(args: argparse.Namespace) -> int:
-    from reports.record import read_record
     from verification.coverage import check_run, render_markdown
     from verification.spec import load_spec
 
@@ -52,7 +51,7 @@ def run_coverage(args: argparse.Namespace) -> int:
                               "under runs/)")
         failed = False
         for spec in specs:
-            report = check_run(spec, run_dir, read_record(run_dir), profile=None if args.profile == "both" else args.profile)
+            report = check_run(spec, run_dir, *recorded_run(run_dir), profile=None if args.profile == "both" else args.profile)
             print(report.text())
             failed |= not report.ok
         return EXIT_FAILED if failed else 0
@@ -65,3 +64,13 @@ def run_coverage(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def recorded_run(run_dir):
+    """(run-start, measurement lines, node ids of the tests that started) of a run, read
+    through the run directory's schema, for the coverage check of that run."""
+    from reports.rundir import Event, scan_record
+
+    read = scan_record(run_dir)
+    start = next(iter(read.of(Event.RUN_START)), None)
+    return start, read.of(Event.MEASUREMENT), {e.get("test", "") for e in read.of(Event.TEST_START)}

@@ -42,6 +42,7 @@ import yaml
 
 from drivers.controller import TractionController
 from drivers.tcm1 import Phase
+from reports.rundir import EVENT_KEY, Event, decode_line
 from rigs.config import RigConfig, load_rig
 from rigs.linkfaults.proxy import FaultProxy
 from rigs.processes import end_process
@@ -261,17 +262,16 @@ def check_record(run_root: Path, before: bytes, fault_utc: float) -> dict:
     bad, after = [], set()
     lines = data.splitlines()
     for number, raw in enumerate(lines, 1):
-        try:
-            line = json.loads(raw)
-        except ValueError:
+        line, _problem = decode_line(raw)
+        if line is None:
             bad.append(number)
             continue
-        if line.get("event") == "measurement" and _utc_s(line.get("utc")) >= fault_utc:
+        if line[EVENT_KEY] == Event.MEASUREMENT and _utc_s(line.get("utc")) >= fault_utc:
             rid = line.get("requirement", "")
             after.add(rid + (f".{line['quantity']}" if line.get("quantity") else ""))
     kept = data.startswith(before)
     lost = 0 if kept else len(before.splitlines()) - sum(1 for a, b in zip(before.splitlines(), lines) if a == b)
-    measurements_before = sum(1 for raw in before.splitlines() if b'"event": "measurement"' in raw)
+    measurements_before = sum(1 for raw in before.splitlines() if (decode_line(raw)[0] or {}).get(EVENT_KEY) == Event.MEASUREMENT)
     return {"intact": kept and not bad, "lines": len(lines), "bad_lines": bad, "lost_before_fault": lost,
             "measured_after_fault": sorted(after), "measurements_before_fault": measurements_before}
 
@@ -321,7 +321,7 @@ def false_passes(affected: dict[str, str], events_path: Path, record_path: Path 
         except ValueError:
             continue
         rid = line.get("requirement")
-        if (line.get("event") != "measurement" or rid not in passed or rid not in truth
+        if (line.get(EVENT_KEY) != Event.MEASUREMENT or rid not in passed or rid not in truth
                 or _utc_s(line.get("utc")) < exposed_utc or line.get("quantity") or " trial " not in line.get("name", "")):
             continue
         expected, value = truth[rid], line.get("value")

@@ -149,7 +149,3 @@ def release(rig, *, residual_n: float, release_wall_s: float, watchdog_wall_s: f
             state.confirmed = True
             return state
     return state
-
-
-#: the run record's event for a table no reading could confirm released (its line, its state)
-TABLE_NOT_SAFE_EVENT = "table-not-confirmed-safe"

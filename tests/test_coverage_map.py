@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from reports.record import read_record, run_dirs
+from reports.record import run_dirs
+from rigcli import coverage_cmd
 from verification import coverage
 from verification.spec import SPECS_DIR, Specification, load_spec
 
@@ -220,7 +221,7 @@ def recorded_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(660)
 def test_the_map_holds_against_a_recorded_run(recorded_run):
-    check = coverage.check_run(load_spec("lumbar"), recorded_run, read_record(recorded_run))
+    check = coverage.check_run(load_spec("lumbar"), recorded_run, *coverage_cmd.recorded_run(recorded_run))
     assert check.profile == "quick"
     by = {}
     for line in check.lines:
@@ -254,7 +255,7 @@ def test_a_value_the_run_did_not_measure_is_reported(recorded_run, tmp_path):
             continue
         kept.append(raw)
     (doctored / "record.jsonl").write_text("\n".join(kept) + "\n")
-    check = coverage.check_run(load_spec("lumbar"), doctored, read_record(doctored))
+    check = coverage.check_run(load_spec("lumbar"), doctored, *coverage_cmd.recorded_run(doctored))
     missing = {(line.requirement, line.dimension) for line in check.lines if line.status == "MISSING"}
     assert ("FA-STATIC", "setting") in missing and ("FA-STATIC", "approach") in missing
     assert ("FA-CELL", "setting") not in missing

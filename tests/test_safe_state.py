@@ -96,11 +96,11 @@ def test_rig_run_reads_an_unconfirmed_release_from_the_record(tmp_path):
     xdist worker's own exit status never reaches it."""
     from reports.record import RunRecord
     from rigcli.run import not_confirmed_safe
-    from rigs.safe_state import TABLE_NOT_SAFE_EVENT
+    from reports.rundir import Event
 
     quiet = RunRecord.create(tmp_path, "quiet")
-    quiet.event("safe-state", reason="after test", confirmed=True)
+    quiet.event(Event.SAFE_STATE, reason="after test", confirmed=True)
     loud = RunRecord.create(tmp_path, "loud")
-    loud.event(TABLE_NOT_SAFE_EVENT, reason="after test", line="TABLE NOT CONFIRMED SAFE — loud: …")
+    loud.event(Event.TABLE_NOT_SAFE, reason="after test", line="TABLE NOT CONFIRMED SAFE — loud: …")
     assert not_confirmed_safe([quiet.dir]) == []
     assert not_confirmed_safe([quiet.dir, loud.dir]) == ["TABLE NOT CONFIRMED SAFE — loud: …"]

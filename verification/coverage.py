@@ -829,24 +829,19 @@ class RunCheck:
         return "\n".join(out)
 
 
-def read_run(events: list[dict]) -> tuple[dict | None, list[dict], set[str]]:
-    """(run-start, measurements, node ids of the tests that started) of a run's record
-    (its events, as reports.record.read_record gives them: the record is the reports' to read)."""
-    start = next((e for e in events if e.get("event") == "run-start"), None)
-    started = {e.get("test", "") for e in events if e.get("event") == "test-start"}
-    return start, [e for e in events if e.get("event") == "measurement"], started
-
-
 def _ran(node: str, started: set[str]) -> bool:
     return any(_same_test(node, s) for s in started)
 
 
-def check_run(spec: Specification, run_dir: Path, events: list[dict], profile: str | None = None) -> RunCheck:
+def check_run(spec: Specification, run_dir: Path, start: dict | None, measurements: list[dict], started: set[str],
+              profile: str | None = None) -> RunCheck:
     """Every value the map claims for the run's profile must appear in the conditions of
     some measurement of that requirement. A requirement the run did not measure at all (a -k run) is 'not run', not a
     failure; a dimension the record does not carry is 'not recorded'. The map is evaluated
-    for the specification the run recorded when it differs from `spec` (that is what ran)."""
-    start, measurements, started = read_run(events)
+    for the specification the run recorded when it differs from `spec` (that is what ran).
+    `start`, `measurements`, `started`: the run's run-start line, its measurement lines and the
+    node ids of the tests that started, as the run directory's reader gives them
+    (rigcli/coverage_cmd.recorded_run): the record is reports.rundir's to read."""
     profile = profile or (start or {}).get("profile") or "quick"
     check = RunCheck(Path(run_dir), spec.name, profile)
     recorded = (start or {}).get("specification")
