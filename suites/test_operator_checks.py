@@ -82,7 +82,8 @@ def test_estop_button_pressed_by_hand(bench, spec, recorder, operator):
             watch.wait(limit / bench.k + 1.0, pause_s=POLL_WALL_S)
         _, released = bench.poll_until(bench.released, 2 * limit + 1.0)
         bench.sleep(AFTER_RELEASE_S)
-    # pressed before the first read: after the prompt; never reported: before the person said done
+    # pressed before the first read: after the prompt; never reported: between the prompt and
+    # the person's done (the reads that never saw it bound nothing)
     latch = watch.bracket()
     trigger_ns = latch.midpoint_ns(watch.started_ns, said_done_ns)
     half_width = latch.half_width_s(watch.started_ns, said_done_ns)

@@ -33,9 +33,11 @@ class Bracket:
     An end the reads cannot give is the caller's to supply, because only the caller knows
     what bounds it: shown by the very first read (`after_ns` None), the flag may have come
     on before any read was sent — after the last heartbeat, after the prompt; never shown
-    (`before_ns` None), it came, if at all, before the person said done."""
+    (`before_ns` None), the reads bound nothing (what they never saw may have happened
+    between any two of them): it came, if at all, between the caller's earliest and
+    latest — after the prompt, before the person said done."""
 
-    after_ns: int | None  # sent_ns of the last read without the flag; None: the first read showed it
+    after_ns: int | None  # sent_ns of the last read without the flag; None: the first read showed it, or none
     before_ns: int | None  # host_ns of the first read with the flag; None: no read showed it
     clear_reads: int  # reads that did not show it before the first that did (all, if none did)
     first_sent_ns: int | None  # sent_ns of the first read (None: no read at all)
