@@ -19,7 +19,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from drivers.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_CONFIRMED_SAFE, EXIT_USAGE
+from reports.exit_status import rig_run_exit_status
 from reports.rundir import RECORD_NAME, Event, format_value, lines_of, read_record
 from reports.verdicts import summarise, verdict_rows
 
@@ -314,8 +314,7 @@ def run_and_report(pytest_args: list[str], args, console: Console, lab, url, wor
     if not probe.run_dirs:
         if not probe.open_error:  # else its one line on stderr said why
             console.print("[red]no run record was written (the rig did not open)[/]")
-        status = exit_status_of(code, probe)
-        return EXIT_FAILED if status is None else status
+        return rig_run_exit_status(code, [], open_error=bool(probe.open_error))
     if len(probe.run_dirs) < workers:
         console.print(f"[red]only {len(probe.run_dirs)} of {workers} rigs wrote a run record[/]")
         code = code or 1
@@ -340,12 +339,7 @@ def run_and_report(pytest_args: list[str], args, console: Console, lab, url, wor
     unsafe = not_confirmed_safe(probe.run_dirs)
     for line in unsafe:  # the last thing on the terminal: it outweighs every verdict above
         print(line, file=sys.stderr)
-    if unsafe:
-        return EXIT_NOT_CONFIRMED_SAFE
-    status = exit_status_of(code, probe)
-    if status is not None:
-        return status
-    return 0 if all(o == "PASS" for o in overall) and code == 0 else 1
+    return rig_run_exit_status(code, overall, open_error=bool(probe.open_error), not_safe=bool(unsafe))
 
 
 def not_confirmed_safe(run_dirs) -> list[str]:
@@ -359,18 +353,3 @@ def not_confirmed_safe(run_dirs) -> list[str]:
             continue
         lines += [e.get("line") or "TABLE NOT CONFIRMED SAFE" for e in lines_of(events, Event.TABLE_NOT_SAFE)]
     return lines
-
-
-def exit_status_of(code: int, probe: RunDirProbe) -> int | None:
-    """`rig run`'s exit status for what pytest returned, when that decides it (None: the
-    verdicts decide). One meaning per status, as in every `rig` command (README, "Exit
-    status"); pytest's own numbers mean other things (its 2 is an interrupt)."""
-    if probe.open_error:
-        return code  # the plugin's: EXIT_USAGE for bad input, EXIT_FAILED for a device
-    if code == pytest.ExitCode.USAGE_ERROR:  # also the plugin's EXIT_NOT_CONFIRMED_SAFE, set only on an opened rig
-        return EXIT_NOT_CONFIRMED_SAFE if probe.run_dirs else EXIT_USAGE
-    if code == pytest.ExitCode.INTERRUPTED:
-        return EXIT_INTERRUPTED
-    if code == pytest.ExitCode.INTERNAL_ERROR:
-        return EXIT_FAILED
-    return None

@@ -25,7 +25,8 @@ from drivers.tcm1 import Coil
 from drivers.watchdog import HeartbeatError, HeartbeatKeeper
 from reports.record import read_record
 from rigcli.main import main as rig_main
-from rigcli.run import RunDirProbe, broke_off, exit_status_of
+from reports.exit_status import rig_run_exit_status
+from rigcli.run import broke_off
 from rigs.emulator.gauges import GclGauge as GclModel
 from tests.gauge_helpers import FakeClock, FunctionSource, resource, served
 from tests.link_cut import LinkCut
@@ -390,13 +391,14 @@ def test_rig_run_on_a_bench_that_does_not_answer_is_one_line_naming_the_phase(tm
 
 
 def test_rig_run_gives_pytests_statuses_the_rig_commands_meanings(tmp_path):
-    probe = RunDirProbe()
-    assert exit_status_of(pytest.ExitCode.INTERRUPTED, probe) == 130  # pytest's 2 is an interrupt, not bad input
-    assert exit_status_of(pytest.ExitCode.USAGE_ERROR, probe) == 2
-    assert exit_status_of(pytest.ExitCode.INTERNAL_ERROR, probe) == 1
-    assert exit_status_of(pytest.ExitCode.TESTS_FAILED, probe) is None  # the verdicts decide
-    probe.run_dirs.append(tmp_path)  # a rig opened: a 4 can only be the plugin's
-    assert exit_status_of(4, probe) == EXIT_NOT_CONFIRMED_SAFE == 4
-    probe.run_dirs.clear()
-    probe.open_error = "rig: traction controller …: cannot connect (while opening the rig)"
-    assert exit_status_of(1, probe) == 1 and exit_status_of(2, probe) == 2
+    assert rig_run_exit_status(pytest.ExitCode.INTERRUPTED, []) == 130  # pytest's 2 is an interrupt, not bad input
+    assert rig_run_exit_status(pytest.ExitCode.USAGE_ERROR, []) == 2
+    assert rig_run_exit_status(pytest.ExitCode.INTERNAL_ERROR, []) == 1
+    assert rig_run_exit_status(pytest.ExitCode.TESTS_FAILED, ["FAIL"]) == 1  # the verdicts decide
+    assert rig_run_exit_status(pytest.ExitCode.OK, ["PASS", "PASS"]) == 0
+    assert rig_run_exit_status(pytest.ExitCode.OK, ["PASS", "INCONCLUSIVE"]) == 1
+    # a rig opened: a 4 can only be the plugin's
+    assert rig_run_exit_status(4, ["PASS"]) == EXIT_NOT_CONFIRMED_SAFE == 4
+    assert rig_run_exit_status(0, ["PASS"], not_safe=True) == 4
+    # the rig did not open: the plugin's own status is the answer
+    assert rig_run_exit_status(1, [], open_error=True) == 1 and rig_run_exit_status(2, [], open_error=True) == 2
