@@ -24,6 +24,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from verification.measurement import U_DIGITS, limits_text, number_text
+from verification.measurement import closeness as _closeness
 from verification.spec import quantity_id
 
 # ---------------------------------------------------------------- file names
@@ -436,34 +438,6 @@ def run_start_of(events: Iterable[Mapping]) -> RunStart | None:
 # ---------------------------------------------------------------- measurement lines
 #: the verdict of a measurement whose check could not be judged (a precondition did not hold)
 NOT_APPLICABLE = "N/A"
-#: significant digits of a measured value and of a limit as shown ...
-VALUE_DIGITS = 4
-#: ... and of an expanded uncertainty (GUM 7.2.6: at most two significant digits)
-U_DIGITS = 2
-
-
-def number_text(value: float, unit: str = "", digits: int = VALUE_DIGITS) -> str:
-    """A number as every view shows it: `digits` significant digits (4 for values and limits:
-    a 0.01 N gauge reading at 890 N keeps its tenths; 2 for an uncertainty), then the unit."""
-    return f"{value:.{digits}g} {unit}".strip()
-
-
-def _limit_part(bound) -> str:
-    # a specification limit may be a formula of the test's conditions ("max(0.05 * setting, 10)")
-    return number_text(bound) if isinstance(bound, (int, float)) and not isinstance(bound, bool) else str(bound)
-
-
-def limits_text(lower, upper, unit: str = "") -> str:
-    """"≤ 20 N", "≥ 0.05 N", "2 … 8 N", "—" for none."""
-    if lower is not None and upper is not None:
-        return f"{_limit_part(lower)} … {_limit_part(upper)} {unit}".strip()
-    if upper is not None:
-        return f"≤ {_limit_part(upper)} {unit}".strip()
-    if lower is not None:
-        return f"≥ {_limit_part(lower)} {unit}".strip()
-    return "—"
-
-
 def value_text(m: Mapping | None) -> str:
     """A measurement line's value: "3.142 N", "holds"/"VIOLATED" for a boolean, "never" for
     a level never reached (recorded as null), "N/A" for a check not judged, "—" for none."""
@@ -502,21 +476,9 @@ def format_value(m: Mapping | None) -> tuple[str, str, str]:
 
 
 def closeness(m: Mapping) -> float:
-    """How close a measurement line came to its limits, in units of the limit (larger is
-    worse; > 0 is beyond it). A boolean that held is never closer than a measured value: an
-    operator's observation traced to a guard-banded requirement must not hide that
-    requirement's worst measured value; a value never reached is the worst of all."""
-    if m.get("decision_rule") == "boolean":
-        return float("-inf") if m.get("value") else 1.0
-    value, lo, hi = m.get("value"), m.get("lower"), m.get("upper")
-    if value is None:
-        return float("inf")
-    worst = float("-inf")
-    if hi is not None:
-        worst = max(worst, (value - hi) / (abs(hi) or 1.0))
-    if lo is not None:
-        worst = max(worst, (lo - value) / (abs(lo) or 1.0))
-    return worst
+    """How close a measurement line came to its limits (verification.measurement.closeness,
+    the one rule: larger is worse, > 0 beyond)."""
+    return _closeness(m.get("value"), m.get("lower"), m.get("upper"), boolean=m.get("decision_rule") == "boolean")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from verification.measurement import TUR_MINIMUM, Measurement, Precondition, UncertaintyTerm, Verdict, expanded_uncertainty
+from reports.rundir import closeness, limit_text, value_text
 from verification.spec import Requirement, load_spec
 
 PASS, FAIL, INCONCLUSIVE = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
@@ -90,14 +91,15 @@ def test_numpy_values_are_judged_like_floats():
     assert m(np.float32(11.5), upper=10.0, U=1.0).verdict is FAIL
 
 
-@pytest.mark.parametrize("value, verdict, text", [(True, PASS, "yes"), (False, FAIL, "NO")])
+@pytest.mark.parametrize("value, verdict, text", [(True, PASS, "holds"), (False, FAIL, "VIOLATED")])
 def test_boolean_rule(value, verdict, text):
     meas = Measurement("refused", requirement("boolean"), value, budget=u_of(5.0))
     assert meas.verdict is verdict
     assert meas.tur is None and not meas.tur_flag  # an observed behaviour has no TUR
-    assert meas.limit_text() == "must hold"
-    assert meas.value_text() == text
-    assert meas.margin == (1.0 if value else -1.0)
+    assert limit_text(meas.to_dict()) == "must hold"
+    assert value_text(meas.to_dict()) == text
+    # a held boolean is never the closest to its limit; a violated one is beyond it
+    assert meas.margin == (math.inf if value else -1.0)
 
 
 def test_worst_verdict():
@@ -112,7 +114,7 @@ def test_limits_from_the_specification():
     _, upper = req.limits(setting=400.0)  # 20 N
     meas = Measurement("|error| at 400 N", req, 15.0, "N", upper=upper, budget=u_of(1.0))
     assert meas.verdict is PASS
-    assert meas.limit_text() == "≤ 20 N"
+    assert limit_text(meas.to_dict()) == "≤ 20 N"
     assert meas.tur == pytest.approx(20.0)
 
 
@@ -171,11 +173,14 @@ def test_expanded_uncertainty_k2_root_sum_of_squares():
 
 # ---------------------------------------------------------------- texts and dict
 def test_texts():
-    assert m(3.14159, upper=10.0).value_text() == "3.142 N"
-    assert m(1.0, lower=2.0, upper=8.0).limit_text() == "2 … 8 N"
-    assert m(1.0, lower=0.05).limit_text() == "≥ 0.05 N"
+    assert value_text(m(3.14159, upper=10.0).to_dict()) == "3.142 N"
+    assert limit_text(m(1.0, lower=2.0, upper=8.0).to_dict()) == "2 … 8 N"
+    assert limit_text(m(1.0, lower=0.05).to_dict()) == "≥ 0.05 N"
     assert m(8.0, upper=10.0).margin == pytest.approx(0.2)
     assert m(12.0, upper=10.0).margin == pytest.approx(-0.2)
+    # the margin is the negative of the closeness every view ranks by: one rule
+    line = m(12.0, upper=10.0).to_dict()
+    assert closeness(line) == pytest.approx(0.2)
 
 
 def test_to_dict_round_trips_through_json():
@@ -220,8 +225,8 @@ def test_measurement_without_limits_or_value_formats_and_is_not_judged():
     a measurement with no value and no limits: every output formats it and none judges it
     (issue 23: `Measurement.limit_text` crashed on it while writing an Allure step)."""
     meas = Measurement("hold and rest plateaus", requirement(), None, "N")
-    assert meas.limit_text() == "no limit (not judged)"
-    assert meas.value_text() == "N/A"
+    assert limit_text(meas.to_dict()) == "—"
+    assert value_text(meas.to_dict()) == "N/A"
     assert meas.verdict is Verdict.NOT_APPLICABLE
     assert meas.not_applicable == "no value was measured"
     assert meas.to_dict()["verdict"] == "N/A"

@@ -8,6 +8,7 @@ import json
 import math
 
 from reports.record import RunRecord
+from reports.rundir import value_text
 from reports.render import build_context, render_html
 from reports.verdicts import summarise
 from verification.measurement import Measurement, Precondition, Verdict
@@ -25,7 +26,7 @@ def test_a_precondition_that_did_not_hold_makes_the_check_not_applicable():
     m = Measurement("RESET refused right after an emergency stop", RESET, False, preconditions=[gone])
     assert m.verdict is Verdict.NOT_APPLICABLE  # the value (accepted) would have been a FAIL
     assert m.not_applicable.startswith("force above the residual force") and "0.4 N" in m.not_applicable
-    assert m.margin == math.inf and m.value_text() == "N/A"
+    assert m.margin == math.inf and value_text(m.to_dict()) == "N/A"
     line = json.loads(json.dumps(m.to_dict()))
     assert line["verdict"] == "N/A" and line["not_applicable"] == m.not_applicable
     assert line["preconditions"] == [gone.to_dict()]

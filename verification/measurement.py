@@ -27,6 +27,53 @@ from verification.spec import Requirement
 TUR_MINIMUM = 4.0  # ANSI/NCSL Z540.3 practice
 
 
+
+# ---------------------------------------------------------------- how a number and a limit read
+#: significant digits of a measured value and of a limit as every view shows them ...
+VALUE_DIGITS = 4
+#: ... and of an expanded uncertainty (GUM 7.2.6: at most two significant digits)
+U_DIGITS = 2
+
+
+def number_text(value: float, unit: str = "", digits: int = VALUE_DIGITS) -> str:
+    """A number as every view shows it: `digits` significant digits (4 for values and limits:
+    a 0.01 N gauge reading at 890 N keeps its tenths; 2 for an uncertainty), then the unit."""
+    return f"{value:.{digits}g} {unit}".strip()
+
+
+def _limit_part(bound) -> str:
+    # a specification limit may be a formula of the test's conditions ("max(0.05 * setting, 10)")
+    return number_text(bound) if isinstance(bound, (int, float)) and not isinstance(bound, bool) else str(bound)
+
+
+def limits_text(lower, upper, unit: str = "") -> str:
+    """"≤ 20 N", "≥ 0.05 N", "2 … 8 N", "—" for none."""
+    if lower is not None and upper is not None:
+        return f"{_limit_part(lower)} … {_limit_part(upper)} {unit}".strip()
+    if upper is not None:
+        return f"≤ {_limit_part(upper)} {unit}".strip()
+    if lower is not None:
+        return f"≥ {_limit_part(lower)} {unit}".strip()
+    return "—"
+
+
+def closeness(value, lower, upper, *, boolean: bool = False) -> float:
+    """How close a value came to its limits, in units of the limit (larger is worse; > 0 is
+    beyond it). A boolean that held is never closer than a measured value: an operator's
+    observation traced to a guard-banded requirement must not hide that requirement's worst
+    measured value; a value never reached (None) is the worst of all."""
+    if boolean:
+        return float("-inf") if value else 1.0
+    if value is None:
+        return float("inf")
+    worst = float("-inf")
+    if upper is not None:
+        worst = max(worst, (value - upper) / (abs(upper) or 1.0))
+    if lower is not None:
+        worst = max(worst, (lower - value) / (abs(lower) or 1.0))
+    return worst
+
+
 class Verdict(str, enum.Enum):
     PASS = "PASS"
     FAIL = "FAIL"
@@ -139,39 +186,14 @@ class Measurement:
 
     @property
     def margin(self) -> float:
-        """Distance to the nearest limit in units of the tolerance (negative: outside)."""
+        """Distance to the nearest limit in units of the limit (negative: outside): the
+        negative of `closeness`, the one rule every view ranks measurements by."""
         if self.not_applicable:
             return math.inf  # never the worst of anything
         if self.requirement.decision_rule == "boolean":
-            return 1.0 if self.value else -1.0
+            return -closeness(bool(self.value), None, None, boolean=True)
         value = float(self.value)
-        if not math.isfinite(value):
-            return -math.inf
-        margins = []
-        if self.upper is not None:
-            margins.append((self.upper - value) / (abs(self.upper) or 1.0))
-        if self.lower is not None:
-            margins.append((value - self.lower) / (abs(self.lower) or 1.0))
-        return min(margins)
-
-    def limit_text(self) -> str:
-        if self.requirement.decision_rule == "boolean":
-            return "must hold"
-        if self.lower is not None and self.upper is not None:
-            return f"{self.lower:.4g} … {self.upper:.4g} {self.unit}".strip()
-        if self.upper is not None:
-            return f"≤ {self.upper:.4g} {self.unit}".strip()
-        if self.lower is not None:
-            return f"≥ {self.lower:.4g} {self.unit}".strip()
-        # a quantity that could not be measured (N/A) never got its limits: say so, never crash
-        return "no limit (not judged)"
-
-    def value_text(self) -> str:
-        if self.not_applicable or self.value is None:
-            return "N/A"
-        if isinstance(self.value, bool):
-            return "yes" if self.value else "NO"
-        return f"{float(self.value):.4g} {self.unit}".strip()
+        return -closeness(value if math.isfinite(value) else None, self.lower, self.upper)
 
     def to_dict(self) -> dict:
         return {
