@@ -460,7 +460,7 @@ class TractionController:
             phase=phase,
             fault_code=fault,
             uptime_s=units.ms_to_s((ir[InputReg.UPTIME_MS_HI] << 16) | ir[InputReg.UPTIME_MS_LO]),
-            position_m=units.to_signed16(ir[InputReg.POSITION]) * 1e-4,
+            position_m=units.dmm_to_m(units.to_signed16(ir[InputReg.POSITION])),
             last_reject=reject,
             host_ns=host_ns,
             sent_ns=sent_ns,
