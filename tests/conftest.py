@@ -65,3 +65,29 @@ def database_url(request, tmp_path):
 
     name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
     return server.create_database(name)
+
+
+@pytest.fixture
+def fixed_modbus():
+    """A plain pymodbus TCP server (127.0.0.1, an ephemeral port) per SimDevice given:
+    `serve(device)` returns its port; every server is shut down after the test."""
+    from pymodbus.server import ModbusTcpServer
+
+    from tests.emulated import LoopThread
+
+    loop = LoopThread()
+    servers = []
+
+    def serve(device) -> int:
+        async def go():
+            server = ModbusTcpServer([device], address=("127.0.0.1", 0))
+            await server.serve_forever(background=True)
+            servers.append(server)
+            return server.transport.sockets[0].getsockname()[1]
+
+        return loop.run(go())
+
+    yield serve
+    for server in servers:
+        loop.run(server.shutdown())
+    loop.stop()

@@ -8,13 +8,11 @@ implementation that shares nothing with the project's emulator but the contract.
 from __future__ import annotations
 
 import pytest
-from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.controller import IllegalAddress, TractionController
 from drivers.errors import DeviceProtocolError
 from drivers.tcm1 import DeviceKind, FaultCode, Holding, Phase, RejectReason
-from tests.emulated import LoopThread
 
 SERIAL = "TX-2026-000417"
 
@@ -42,24 +40,8 @@ def fixed_device(protocol=0x0100, phase=2, kind=1) -> SimDevice:
 
 
 @pytest.fixture
-def fixed_server():
-    loop = LoopThread()
-    servers = []
-
-    def start(device):
-        async def go():
-            server = ModbusTcpServer([device], address=("127.0.0.1", 0))
-            await server.serve_forever(background=True)
-            servers.append(server)
-            return server.transport.sockets[0].getsockname()[1]
-
-        port = loop.run(go())
-        return TractionController(host="127.0.0.1", port=port, timeout_s=2.0).connect()
-
-    yield start
-    for server in servers:
-        loop.run(server.shutdown())
-    loop.stop()
+def fixed_server(fixed_modbus):
+    return lambda device: TractionController(host="127.0.0.1", port=fixed_modbus(device), timeout_s=2.0).connect()
 
 
 def test_status_decoding(fixed_server):

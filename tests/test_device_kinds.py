@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers import kinds
@@ -18,7 +17,6 @@ from drivers.kinds import Registry
 from drivers.stimulus import StimulusModule
 from drivers.tcm1 import PROTOCOL_VERSION, encode_serial
 from rigs.config import RIGS_DIR, rig_from_dict
-from tests.emulated import LoopThread
 
 #: FDC-1's DEVICE_KIND (shared/protocols/flexion-distraction-modbus.md, input register 103)
 FDC1_DEVICE_KIND = 4
@@ -123,30 +121,18 @@ def test_without_the_registration_the_rig_file_is_refused_in_one_line():
 
 
 @pytest.fixture
-def identity_server():
+def identity_server(fixed_modbus):
     """A plain pymodbus server answering only the identity block, with a given DEVICE_KIND."""
-    loop = LoopThread()
-    servers = []
 
     def start(device_kind: int) -> TractionController:
         ident = [PROTOCOL_VERSION, 0x0100, 2000, device_kind] + encode_serial("FD-0001")
         bits = [SimData(0, values=[False] * 16, datatype=DataType.BITS)]
         device = SimDevice(id=1, simdata=(bits, bits, [SimData(0, values=[0] * 12, datatype=DataType.REGISTERS)],
                                           [SimData(100, values=ident, datatype=DataType.REGISTERS)]))
+        return TractionController(host="127.0.0.1", port=fixed_modbus(device), timeout_s=2.0,
+                                  pipeline_status=False).connect()
 
-        async def go():
-            server = ModbusTcpServer([device], address=("127.0.0.1", 0))
-            await server.serve_forever(background=True)
-            servers.append(server)
-            return server.transport.sockets[0].getsockname()[1]
-
-        port = loop.run(go())
-        return TractionController(host="127.0.0.1", port=port, timeout_s=2.0, pipeline_status=False).connect()
-
-    yield start
-    for server in servers:
-        loop.run(server.shutdown())
-    loop.stop()
+    return start
 
 
 def test_the_tcm1_driver_names_the_controller_it_found_by_device_kind(identity_server, fdc1_registered):
