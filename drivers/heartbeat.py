@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import datetime
 import json
 import os
 import selectors
@@ -48,6 +47,7 @@ import time
 from drivers.controller import TractionController
 from drivers.lease import LeaseReader
 from drivers.priority import raise_priority
+from drivers.record_io import utc_stamp, write_atomic
 
 PR_SET_PDEATHSIG = 1
 
@@ -210,13 +210,9 @@ STATS_EVERY_NS = 1_000_000_000
 
 def write_stats(beater: Beater, path: str, extra: dict) -> None:
     """The beater's figures for whoever watches the run (the panel), replaced atomically."""
-    stats = {"utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
-             **beater.stats(), "interval_ns": beater.interval_ns, **extra}
-    tmp = f"{path}.tmp"
+    stats = {"utc": utc_stamp(), **beater.stats(), "interval_ns": beater.interval_ns, **extra}
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(json.dumps(stats))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(stats).encode("utf-8"), durable=False)
     except OSError:
         pass  # a panel without health figures; the beats matter, not the file
 

@@ -24,6 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from drivers.record_io import parse_stamp, utc_stamp, write_atomic  # noqa: F401 — the run directory's stamp and writer
 from verification.measurement import U_DIGITS, limits_text, number_text
 from verification.measurement import closeness as _closeness
 from verification.spec import quantity_id
@@ -60,18 +61,7 @@ REPORT_DIR = "report"
 ALLURE_RESULTS_DIR = "allure-results"
 
 
-# ---------------------------------------------------------------- the stamp
-def utc_stamp(at: dt.datetime | None = None) -> str:
-    """The wall instant every line carries: UTC, ISO 8601, milliseconds, with its offset
-    ("2026-12-05T00:55:46.137+00:00"); `at` (aware) for an instant other than now."""
-    return (at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-def parse_stamp(text: str | None) -> dt.datetime | None:
-    """A stamp read back (None for none; ValueError for text that is not one)."""
-    return dt.datetime.fromisoformat(text) if text else None
-
-
+# ---------------------------------------------------------------- the stamp (drivers.record_io), where a run goes
 def planned_run_dir(root: Path, rig_name: str, now: dt.datetime | None = None, pid: int | None = None) -> Path:
     """Where a run started now writes: ROOT/<UTC second>-<rig name>-<pid>, so runs sort by
     start and two rigs started in the same second never share a directory."""
@@ -544,19 +534,6 @@ def measurements_of(events: Iterable[Mapping]) -> list[MeasurementLine]:
 
 
 # ---------------------------------------------------------------- the atomic writer
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write a run file so that a crash leaves the old file or the new one, never half of
-    one: a temporary beside it, fsynced, renamed over it."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
 # ---------------------------------------------------------------- following a file
 class LineTail:
     """Reading a JSON-lines file that another process is still appending to.
