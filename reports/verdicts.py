@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 __all__ = ["NOT_APPLICABLE", "ORDER", "QuantityResult", "RequirementResult", "RunSummary", "Tally", "VerdictRow",
-           "format_value", "summarise", "verdict_rows"]  # format_value: reports.rundir's, for the verdict table
+           "summarise", "verdict_rows"]
 
-from reports.rundir import (NOT_APPLICABLE, Damage, Event, RunStart, closeness, damage_text,
-                            format_value, scan_record)
+from reports.rundir import NOT_APPLICABLE, Damage, Event, RunStart, closeness, damage_text, scan_record
 from verification.spec import quantity_id
 
 ORDER = {"FAIL": 0, "INCONCLUSIVE": 1, "NOT RUN": 2, "PASS": 3, NOT_APPLICABLE: 4}

@@ -183,6 +183,7 @@ class Rig:
     def endpoints(self) -> dict:
         """`emulator_endpoints` as the run record keeps them (run-start's `emulator`); {} for a bench."""
         return self.emulator_endpoints.to_json() if self.emulator_endpoints is not None else {}
+
     def make_safe(self) -> list[str]:
         """Emergency release + drive off, on the safety link when there is one.
 

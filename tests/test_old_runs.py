@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from reports.render import render_report
-from reports.verdicts import format_value, summarise, verdict_rows
+from reports.rundir import format_value
+from reports.verdicts import summarise, verdict_rows
 from rigcli.main import main as rig_main
 from tests.data.make_pre_issue_24_run import EXPECTED, TARBALL, database_rows, placeholders
 from tests.report_content import report_content

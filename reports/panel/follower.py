@@ -60,7 +60,8 @@ def identity_of(start: RunStart) -> dict:
 
 def page_verdicts(summary) -> dict:
     """The verdict table as the page shows it, formatted as `rig run` prints it."""
-    from reports.verdicts import format_value, verdict_rows
+    from reports.rundir import format_value
+    from reports.verdicts import verdict_rows
 
     rows = []
     counts: dict[str, int] = collections.Counter(r.verdict for r in summary.results)
