@@ -180,7 +180,7 @@ class FlexionController(ModbusController):
 
     def set_speed(self, deg_per_s: float) -> None:
         """Cruise speed of every move (the device bounds it by RATED_SPEED)."""
-        self._write_checked(Holding.SPEED, units.deg_to_ddeg(deg_per_s), f"{deg_per_s:g}°/s")
+        self._write_checked(Holding.SPEED, units.deg_to_ddeg(deg_per_s), f"{deg_per_s:g} °/s")
 
     def set_times(self, pause_s: float | None = None, rest_s: float | None = None,
                   treatment_s: float | None = None) -> None:
