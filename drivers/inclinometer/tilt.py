@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pyvisa
 
-from drivers.errors import ConfigError
+from drivers.errors import ConfigError, DeviceProtocolError, DeviceTimeout
 from drivers.gauge.link import DEFAULT_TIMEOUT_MS
 from drivers.inclinometer.base import AXES, OUT_OF_RANGE_REASON, AngleReading, AngleTrace, AxisReading, Inclinometer
 from drivers.kinds import register_instrument
@@ -92,11 +92,27 @@ class TiltInclinometer(ScpiInstrument, Inclinometer):
 
     # -- units -----------------------------------------------------------------------------
     def _unit_now(self) -> str:
-        reply = self._link.query("UNIT:ANGL?")
+        try:
+            reply = self._link.query("UNIT:ANGL?")
+        except DeviceTimeout:
+            self._not_this_dialect("UNIT:ANGL?")
+            raise
         unit = reply.strip().upper()
         if unit not in UNITS:
             raise self._unexpected("UNIT:ANGL?", reply, "DEG or RAD")
         return unit
+
+    def _not_this_dialect(self, command: str) -> None:
+        """A SCPI instrument that answered *IDN? but not `command`: if it queued -113, it is
+        another SCPI instrument (a force indicator on the inclinometer's port): say so in
+        one line rather than as a timeout."""
+        try:
+            reply = self._link.query("SYST:ERR?")
+        except DeviceTimeout:
+            return
+        if reply.startswith("-113"):
+            raise DeviceProtocolError(self.resource, f"the instrument does not know {command!r} (-113): it is not a "
+                                      "tilt inclinometer", "check the rig file's inclinometer address and dialect")
 
     def _ensure_degrees(self) -> None:
         """DEG whatever the instrument was left in, confirmed by asking again."""
