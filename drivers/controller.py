@@ -151,3 +151,19 @@ class TractionController(ModbusController):
             self.write_holding(Holding.REST_TIME, units.s_to_ds(rest_s))
         if treatment_s is not None:
             self.write_holding(Holding.TREATMENT_TIME, int(round(treatment_s)))
+
+
+__all__ = [
+    "CONNECT_FIX",
+    "LINE_SETTLE_S",
+    "CommandRefused",
+    "ControllerIdentity",
+    "ControllerStatus",
+    "IllegalAddress",
+    "IllegalValue",
+    "ModbusExceptionError",
+    "SharedLineClient",
+    "TractionController",
+    "Transport",
+    "WrongUnitId",
+]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import enum
 
-from drivers.tcm1 import (  # noqa: F401 — FDC-1 says "as TCM-1" for each of these
+from drivers.tcm1 import (  # FDC-1 says "as TCM-1" for each of these (re-exported, __all__)
     DEFAULT_UNIT_ID,
     PROTOCOL_VERSION,
     PULSE_COILS,
@@ -172,3 +172,13 @@ HOLDING_SPECS: dict[Holding, HoldingSpec] = {
     Holding.TREATMENT_TIME: HoldingSpec(0, 5940),
     Holding.RESIDUAL_FORCE: HoldingSpec(0, 0xFFFF, read_only=True),
 }
+
+__all__ = [
+    # as TCM-1 (drivers/tcm1.py)
+    "DEFAULT_UNIT_ID", "PROTOCOL_VERSION", "PULSE_COILS", "RTU_BAUDRATE", "RTU_BYTESIZE", "RTU_PARITY", "RTU_STOPBITS",
+    "SERIAL_REGISTERS", "Coil", "HoldingSpec", "RejectReason", "decode_serial", "encode_serial",
+    # FDC-1's own
+    "DEVICE_KIND", "DeviceKind", "DiscreteInput", "FaultCode", "HOLDING_SPECS", "Holding", "IDENTITY_INPUT_SPAN",
+    "InputReg", "LATCH_INPUTS", "LOCKED_WHILE_ENABLED", "MOVING_PHASES", "Mode", "NEUTRAL_BAND_DD", "Phase",
+    "RUNNING_PHASES", "STATUS_INPUT_SPAN", "VALID_COILS", "VALID_DISCRETE", "VALID_HOLDING", "VALID_INPUT",
+]

@@ -348,3 +348,12 @@ class ScpiGauge(ScpiInstrumentModel):
 
     def _set_unit(self, params: list[str]) -> None:
         self.unit = self._choice(params, SCPI_UNITS)
+
+
+__all__ = [
+    "GCL_AOUT_RATES", "GclGauge", "OVERLOAD_FRACTION", "ScpiGauge", "SCPI_OVERRANGE", "SCPI_UNITS",
+    # the shared SCPI model's names, as gauge code and tests import them from here
+    "E_DATA_TYPE", "E_ILLEGAL_VALUE", "E_MISSING_PARAM", "E_OUT_OF_RANGE", "E_PARAM_NOT_ALLOWED", "E_QUEUE_OVERFLOW",
+    "E_SETTINGS_CONFLICT", "E_UNDEFINED_HEADER", "NO_ERROR", "SCPI_BUFFER_CAP", "SCPI_ERROR_QUEUE_DEPTH",
+    "TRACE_CHUNK", "ChunkedReply", "ScpiError",
+]
