@@ -363,3 +363,25 @@ def test_the_same_driver_over_rtu(tmp_path):
         loop.run(server.shutdown())
         loop.stop()
         link.close()
+
+
+# ------------------------------------------------------------------ the heartbeat process
+def test_the_heartbeat_process_beats_an_fdc1_on_holding_13(fdc):
+    """The heartbeat process opens the controller's own protocol (FDC-1's HEARTBEAT is holding
+    13, TCM-1's 9): the shared heartbeat link, not a copy."""
+    import time
+
+    from drivers.watchdog import HeartbeatKeeper
+
+    ctrl = fdc()
+    keeper = HeartbeatKeeper(ctrl, 1.0)
+    try:
+        keeper.arm()
+        assert ctrl.read_holding(Holding.WATCHDOG_MS) == [1000]
+        deadline = time.monotonic() + 5.0
+        while ctrl.read_holding(Holding.HEARTBEAT) == [0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ctrl.read_holding(Holding.HEARTBEAT) != [0]
+        assert keeper.refresh()["beats"] >= 1
+    finally:
+        keeper.stop()
