@@ -1,4 +1,4 @@
-"""The heartbeat process: feeds a TCM-1 controller's watchdog from outside the test process.
+"""The heartbeat process: feeds a controller's watchdog from outside the test process.
 
 Why a process: a heartbeat thread shares the test process's GIL, and a test that
 computes (numpy on a long trace, a report, a pure-Python loop) or a loaded machine can
@@ -27,7 +27,7 @@ is CLOCK_MONOTONIC and so the same clock in the parent.
 
 On Modbus RTU the line has one master port. This process and the test process open
 the same serial device and take turns, one whole transaction each, under an exclusive
-flock on the device (TractionController does it for every RTU transaction), so a beat
+flock on the device (ModbusController does it for every RTU transaction), so a beat
 waits for at most one test transaction and never for the test process's GIL.
 """
 
@@ -44,7 +44,8 @@ import sys
 import threading
 import time
 
-from drivers.controller import TractionController
+from drivers import kinds
+from drivers.modbus_controller import ModbusController
 from drivers.lease import LeaseReader
 from drivers.priority import raise_priority
 from drivers.record_io import utc_stamp, write_atomic
@@ -107,7 +108,7 @@ class MainThreadCpu:
 
 
 class Beater:
-    def __init__(self, link: TractionController, interval_ns: int, parent_pid: int,
+    def __init__(self, link: ModbusController, interval_ns: int, parent_pid: int,
                  lease: LeaseReader | None = None, lease_length_ns: int = 0) -> None:
         self.link = link
         self.lease = lease
@@ -286,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-fd", type=int, required=True)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--interval-ns", type=int, required=True)
-    parser.add_argument("--link", required=True, help="the controller's link as JSON (TractionController arguments)")
+    parser.add_argument("--link", required=True, help="the controller's link as JSON (ModbusController arguments)")
+    parser.add_argument("--protocol", default="TCM-1", help="the controller's protocol (its driver beats)")
     parser.add_argument("--lease-fd", type=int, help="the lease's shared memory (drivers/lease.py)")
     parser.add_argument("--lease-length-ns", type=int, default=0,
                         help="how long the runner's main thread seen running keeps the beats going")
@@ -301,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
     control = socket.socket(fileno=args.control_fd)
     if os.getppid() != args.parent_pid:
         return 1  # the parent died before the guard was set
-    link = TractionController(name="traction controller (heartbeat process)", pipeline_status=False,
-                              **json.loads(args.link))
+    driver = kinds.controller_for_protocol(args.protocol).driver
+    link = driver(name=f"{driver.default_name} (heartbeat process)", pipeline_status=False, **json.loads(args.link))
     lease = LeaseReader(args.lease_fd) if args.lease_fd is not None else None
     beater = Beater(link, args.interval_ns, args.parent_pid, lease, args.lease_length_ns)
     try:

@@ -1,8 +1,9 @@
 """The kinds of device a rig can hold, registered by the driver that speaks each.
 
-A bench is one controller protocol (TCM-1 for the lumbar and cervical traction tables),
-the stimulus module its contract names (SIO-1) and reference instruments of some
-dialects (force gauges: gcl, scpi). Why a registry: a new kind of table brings a new
+A bench is one controller protocol (TCM-1 for the lumbar and cervical traction tables,
+FDC-1 for flexion-distraction tables), the stimulus module its contract names (SIO-1)
+and reference instruments of some dialects (force gauges: gcl, scpi; the inclinometer:
+tilt). Why a registry: a new kind of table brings a new
 controller protocol and new instruments (FDC-1 and the `tilt` inclinometer next), and it
 must arrive by registering its drivers, not by adding `if kind == ...` wherever a rig is
 checked, opened or bound to a labgrid target. Registration is by decorator on the driver
@@ -33,7 +34,8 @@ from typing import Callable, TypeVar
 from drivers.errors import ConfigError
 
 #: modules whose classes register themselves (imported before any look-up)
-DRIVER_MODULES = ("drivers.controller", "drivers.stimulus", "drivers.gauge.gcl", "drivers.gauge.scpi")
+DRIVER_MODULES = ("drivers.controller", "drivers.flexion_controller", "drivers.stimulus", "drivers.gauge.gcl",
+                  "drivers.gauge.scpi", "drivers.inclinometer.tilt")
 
 T = TypeVar("T", bound=type)
 
@@ -130,6 +132,15 @@ class Registry:
                 return kind
         raise ConfigError(f"table kind {table!r} has no controller; known: {', '.join(self.table_kinds())}")
 
+    def controller_for_protocol(self, protocol: str) -> ControllerKind:
+        """The controller kind registered as `protocol` (TCM-1, FDC-1)."""
+        self._load()
+        try:
+            return self.controllers[protocol]
+        except KeyError:
+            raise ConfigError(f"no driver for the controller protocol {protocol}; "
+                              f"known: {', '.join(self.controllers)}") from None
+
     def controller_for_device(self, device_kind: int) -> ControllerKind | None:
         """The protocol whose controllers answer DEVICE_KIND `device_kind` (None: no known one)."""
         self._load()
@@ -168,6 +179,7 @@ register_instrument = REGISTRY.register_instrument
 table_kinds = REGISTRY.table_kinds
 controller_for_table = REGISTRY.controller_for_table
 controller_for_device = REGISTRY.controller_for_device
+controller_for_protocol = REGISTRY.controller_for_protocol
 stimulus = REGISTRY.stimulus
 dialects = REGISTRY.dialects
 instrument = REGISTRY.instrument
@@ -179,6 +191,7 @@ __all__ = [
     "REGISTRY",
     "Registry",
     "controller_for_device",
+    "controller_for_protocol",
     "controller_for_table",
     "dialects",
     "instrument",

@@ -183,15 +183,21 @@ HOLDING_SPECS: dict[Holding, HoldingSpec] = {
 
 
 class StimulusCoil(enum.IntEnum):
-    """SIO-1 relays: plain coils, 1 = the condition is applied to the table."""
+    """SIO-1 relays: plain coils, 1 = the condition is applied to the table. One map for
+    every bench: OBSTACLE (flexion-distraction-modbus.md) exists only on a bench with an
+    obstacle slide; a module without one answers coil 4 with exception 02."""
 
     PATIENT_SWITCH = 0
     ESTOP_BUTTON = 1
     MAINS_CUT = 2
     PATIENT_SWITCH_UNPLUG = 3
+    OBSTACLE = 4
 
 
-VALID_STIMULUS_COILS = frozenset(int(c) for c in StimulusCoil)
+#: the relays of every SIO-1, slide or not (the traction benches have exactly these)
+STIMULUS_COILS_WITHOUT_SLIDE = tuple(c for c in StimulusCoil if c is not StimulusCoil.OBSTACLE)
+#: the coils of a module without an obstacle slide: any other address is 02
+VALID_STIMULUS_COILS = frozenset(int(c) for c in STIMULUS_COILS_WITHOUT_SLIDE)
 
 
 def encode_serial(serial: str) -> list[int]:

@@ -3,10 +3,19 @@
 Everything inside traction-rig is SI (newtons, seconds). Devices speak decinewtons,
 tenths of a second, milliseconds, pounds-force...; this module is the one place
 where those are turned into SI and back, so a unit mistake has one place to live.
+
+Angles are the one exception to SI, by choice: inside traction-rig an angle is in
+degrees (speeds in °/s, accelerations in °/s²), never radians. Why: every figure a
+flexion-distraction specification states (depths, tolerances, stopping travel), every
+register of FDC-1 (0.1°, `d°`) and the inclinometer after `*RST` are in degrees, so
+degrees keep the numbers a test engineer reads equal to the numbers in the standard.
+d° exists only here and in the driver that reads the registers; an inclinometer left in
+RAD is converted here too.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 #: Newtons per one unit of each force unit a gauge may display.
@@ -130,6 +139,36 @@ def m_to_dmm(metres: float) -> int:
 
 def dmm_to_m(dmm: int) -> float:
     return dmm / DMM_PER_M
+
+
+# --- FDC-1 angle scaling ----------------------------------------------------
+#: Register steps per degree (angles in 0.1°, speeds in 0.1 °/s, accelerations in 0.1 °/s²).
+DDEG_PER_DEG = 10
+#: Degrees per one unit of each angle unit an inclinometer may report (UNIT:ANGL).
+DEGREES_PER_UNIT: dict[str, float] = {"DEG": 1.0, "RAD": 180.0 / math.pi}
+
+
+def deg_to_ddeg(degrees: float) -> int:
+    """Degrees to FDC-1's 0.1° register steps (rounded to nearest); °/s to 0.1 °/s and °/s²
+    to 0.1 °/s² alike. Signed: store with `signed16_register`."""
+    return int(round(degrees * DDEG_PER_DEG))
+
+
+def ddeg_to_deg(ddeg: int) -> float:
+    """FDC-1's 0.1° register steps (already signed) to degrees; 0.1 °/s to °/s alike."""
+    return ddeg / DDEG_PER_DEG
+
+
+def to_degrees(value: float, unit: str) -> float:
+    """An inclinometer reading in `unit` (DEG or RAD, any case) as degrees."""
+    try:
+        return value * DEGREES_PER_UNIT[unit.strip().upper()]
+    except KeyError:
+        raise ValueError(f"unknown angle unit {unit!r}; expected one of {', '.join(DEGREES_PER_UNIT)}") from None
+
+
+def from_degrees(degrees: float, unit: str) -> float:
+    return degrees / DEGREES_PER_UNIT[unit.strip().upper()]
 
 
 def to_signed16(raw: int) -> int:

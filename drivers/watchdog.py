@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from drivers.controller import ControllerStatus, TractionController
+from drivers.controller import ControllerStatus
+from drivers.modbus_controller import ModbusController
 from drivers.errors import EXIT_FAILED, RigError
 from drivers.lease import Lease, lease_length_s
 from drivers.tcm1 import Phase
@@ -42,7 +43,7 @@ class HeartbeatError(RigError):
 
 
 class HeartbeatKeeper:
-    def __init__(self, controller: TractionController, period_table_s: float, time_scale: float = 1.0,
+    def __init__(self, controller: ModbusController, period_table_s: float, time_scale: float = 1.0,
                  stats_file: str | os.PathLike | None = None) -> None:
         if period_table_s <= 0:
             raise ValueError("the watchdog period must be > 0 s")
@@ -100,7 +101,7 @@ class HeartbeatKeeper:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         cmd = [sys.executable, "-m", "drivers.heartbeat", "--control-fd", str(child.fileno()),
                "--parent-pid", str(os.getpid()), "--interval-ns", str(int(self.interval_wall_s * 1e9)),
-               "--link", json.dumps(self.controller.link_args()), "--lease-fd", str(self.lease.fd),
+               "--link", json.dumps(self.controller.link_args()), "--protocol", self.controller.protocol, "--lease-fd", str(self.lease.fd),
                "--lease-length-ns", str(self.lease.length_ns)]
         if self.stats_file is not None:
             cmd += ["--stats-file", str(self.stats_file), "--stats-extra",
@@ -183,7 +184,7 @@ class HeartbeatKeeper:
         """The table shown at rest by `status` (idle, nothing running, force at or below the
         residual): the lease is open-ended until the next START. False when the status does
         not show that, or was asked before the last START went out."""
-        if status.running or status.phase is not Phase.IDLE or status.force_n > residual_n:
+        if status.running or status.phase != Phase.IDLE or status.force_n > residual_n:  # PHASE 0 is idle in FDC-1 too
             return False
         return self.lease.at_rest(status.sent_ns)
 

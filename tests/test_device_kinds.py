@@ -1,7 +1,8 @@
-"""The registry of device kinds (drivers/kinds.py): what this installation registers, and
-that the next kind — the FDC-1 flexion-distraction controller (DEVICE_KIND 4) with the
-`tilt` inclinometer — arrives by registering, and is then accepted by a rig file, a
-labgrid resource and told apart from TCM-1 on the wire, with no other code changed."""
+"""The registry of device kinds (drivers/kinds.py): what this installation registers (TCM-1,
+and the FDC-1 flexion-distraction controller (DEVICE_KIND 4) with the `tilt` inclinometer,
+which arrived by registering), that a kind is then accepted by a rig file and a labgrid
+resource and told apart from TCM-1 on the wire, with no other code changed; and the
+registry's own rules, tried on registries of stand-in classes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from drivers import kinds
 from drivers.controller import TractionController
 from drivers.errors import ConfigError, DeviceProtocolError
+from drivers.flexion_controller import FlexionController as FdcDriver
 from drivers.gauge import GclGauge, ScpiGauge
+from drivers.inclinometer import TiltInclinometer
 from drivers.kinds import Registry
 from drivers.stimulus import StimulusModule
 from drivers.tcm1 import PROTOCOL_VERSION, encode_serial
@@ -23,27 +26,35 @@ FDC1_DEVICE_KIND = 4
 
 
 class FlexionController:
-    """Stands in for the FDC-1 driver the next issue writes: only registered, never opened."""
+    """Stands in for a controller driver in a registry of the test's own: only registered."""
 
 
 class Inclinometer:
-    """Stands in for the `tilt` inclinometer driver: only registered, never opened."""
+    """Stands in for an angle instrument's driver in a registry of the test's own: only registered."""
 
 
-def test_this_installation_registers_tcm1_sio1_and_the_force_gauges():
+def test_this_installation_registers_tcm1_fdc1_sio1_the_force_gauges_and_the_inclinometer():
     tcm1 = kinds.controller_for_table("lumbar")
     assert tcm1 is kinds.controller_for_table("cervical")
     assert (tcm1.protocol, tcm1.driver, tcm1.device_kinds, tcm1.stimulus) == (
         "TCM-1", TractionController, frozenset({1, 2, 3}), "SIO-1")
-    assert kinds.controller_for_device(2) is tcm1 and kinds.controller_for_device(FDC1_DEVICE_KIND) is None
+    fdc1 = kinds.controller_for_table("flexion-distraction")
+    assert (fdc1.protocol, fdc1.driver, fdc1.device_kinds, fdc1.stimulus) == (
+        "FDC-1", FdcDriver, frozenset({FDC1_DEVICE_KIND}), "SIO-1")
+    assert kinds.controller_for_device(2) is tcm1 and kinds.controller_for_device(FDC1_DEVICE_KIND) is fdc1
+    assert kinds.controller_for_device(9) is None
     assert kinds.stimulus("SIO-1") is StimulusModule
-    assert kinds.table_kinds() == ("lumbar", "cervical")
-    assert kinds.dialects("force") == ("gcl", "scpi") and kinds.dialects("angle") == ()
+    assert kinds.table_kinds() == ("lumbar", "cervical", "flexion-distraction")
+    assert kinds.dialects("force") == ("gcl", "scpi") and kinds.dialects("angle") == ("tilt",)
     assert kinds.instrument("GCL ", "force").driver is GclGauge and kinds.instrument("scpi").driver is ScpiGauge
+    assert kinds.instrument("tilt", "angle").driver is TiltInclinometer
+    with pytest.raises(ConfigError, match="no driver for the controller protocol TCM-2; known: TCM-1, FDC-1"):
+        kinds.controller_for_protocol("TCM-2")
 
 
 def test_unknown_names_are_one_line_naming_what_is_known():
-    with pytest.raises(ConfigError, match=r"^table kind 'flexion' has no controller; known: lumbar, cervical$"):
+    with pytest.raises(ConfigError, match=r"^table kind 'flexion' has no controller; known: lumbar, cervical, "
+                                          r"flexion-distraction$"):
         kinds.controller_for_table("flexion")
     with pytest.raises(ConfigError, match=r"^unknown force instrument dialect 'tilt'; expected one of gcl, scpi$"):
         kinds.instrument("tilt", "force")
@@ -88,19 +99,7 @@ def test_a_kind_cannot_take_another_protocols_table_or_device_kind():
         registry.register_controller("FDC-1", tables=("lumbar",), device_kinds=(4,))(FlexionController)
 
 
-@pytest.fixture
-def fdc1_registered():
-    """FDC-1 and tilt in this installation's registry for one test, then gone again."""
-    registry = kinds.REGISTRY
-    kinds.table_kinds()  # the installation's own drivers first
-    _with_fdc1(registry)
-    try:
-        yield registry
-    finally:
-        del registry.controllers["FDC-1"], registry.instruments["tilt"]
-
-
-def test_a_registered_kind_is_accepted_by_a_rig_file_and_a_labgrid_resource(fdc1_registered):
+def test_the_registered_kind_is_accepted_by_a_rig_file_and_a_labgrid_resource():
     data = yaml.safe_load((RIGS_DIR / "bench-example.yaml").read_text())
     data["table"]["kind"] = "flexion-distraction"
     assert rig_from_dict(data, "fd.yaml").table.kind == "flexion-distraction"
@@ -111,13 +110,13 @@ def test_a_registered_kind_is_accepted_by_a_rig_file_and_a_labgrid_resource(fdc1
         TractionTable(None, "t", kind="flexion", model="m", serial="s", safety_limit_n=100)
 
 
-def test_without_the_registration_the_rig_file_is_refused_in_one_line():
+def test_an_unregistered_table_kind_in_a_rig_file_is_refused_in_one_line():
     data = yaml.safe_load((RIGS_DIR / "bench-example.yaml").read_text())
-    data["table"]["kind"] = "flexion-distraction"
+    data["table"]["kind"] = "circumduction"
     with pytest.raises(ConfigError) as err:
         rig_from_dict(data, "fd.yaml")
-    assert str(err.value) == ("fd.yaml: table.kind: 'flexion-distraction' is not a table kind; "
-                              "expected one of lumbar, cervical")
+    assert str(err.value) == ("fd.yaml: table.kind: 'circumduction' is not a table kind; "
+                              "expected one of lumbar, cervical, flexion-distraction")
 
 
 @pytest.fixture
@@ -135,7 +134,7 @@ def identity_server(fixed_modbus):
     return start
 
 
-def test_the_tcm1_driver_names_the_controller_it_found_by_device_kind(identity_server, fdc1_registered):
+def test_the_tcm1_driver_names_the_controller_it_found_by_device_kind(identity_server):
     ctrl = identity_server(FDC1_DEVICE_KIND)
     try:
         with pytest.raises(DeviceProtocolError, match=r"DEVICE_KIND 4 is an FDC-1 controller, not TCM-1 — "

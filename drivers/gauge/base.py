@@ -16,32 +16,19 @@ is in and how to map it onto the host's perf_counter_ns.
 from __future__ import annotations
 
 import abc
-import datetime
-import time
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
-from drivers import lease
-from drivers.errors import ConfigError, DeviceTimeout
+from drivers.buffered import instrument_to_host_ns
+from drivers.instrument import InstrumentIdentity, ReferenceInstrument
 
 HOST_ARRIVAL = "host-arrival"
 INSTRUMENT = "instrument"
 
 
-@dataclass(frozen=True)
-class GaugeIdentity:
-    """Who the reference is. For gcl gauges (no identification query) it comes from the
-    rig configuration; for scpi from *IDN? and CAL:DATE?/CAL:DUE?."""
-
-    maker: str = ""
-    model: str = ""
-    serial: str = ""
-    firmware: str = ""
-    cal_date: datetime.date | None = None
-    cal_due: datetime.date | None = None
-    source: str = "configuration"  # or "device"
+#: who a gauge is: the identity every reference instrument reports (drivers/instrument.py)
+GaugeIdentity = InstrumentIdentity
 
 
 @dataclass
@@ -73,8 +60,9 @@ class GaugeTrace:
 
     def host_ns(self) -> np.ndarray:
         """Each sample's instant on the host's perf_counter_ns scale (float)."""
-        wall_s = self.t if self.time_base == HOST_ARRIVAL else self.t / self.time_scale
-        return self.host_t0_ns + wall_s * 1e9
+        if self.time_base == HOST_ARRIVAL:
+            return self.host_t0_ns + self.t * 1e9
+        return instrument_to_host_ns(self.t, self.host_t0_ns, self.time_scale)
 
     def head(self, n: int) -> "GaugeTrace":
         return GaugeTrace(
@@ -83,14 +71,12 @@ class GaugeTrace:
         )
 
 
-class ForceGauge(abc.ABC):
+class ForceGauge(ReferenceInstrument):
     """A reference force gauge. Forces in newtons (tension positive), times in seconds."""
 
-    dialect: ClassVar[str]
-    resource: str
-    time_scale: float
-    #: Wall seconds stream(n_samples=...) waits beyond twice the expected duration.
-    stream_slack_s: float = 5.0
+    #: stream()'s rate when none is given (Hz, the gauge's clock)
+    default_rate_hz = 1000.0
+    noun = "gauge"
 
     # -- readings ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -141,88 +127,3 @@ class ForceGauge(abc.ABC):
     def _wait_for_samples(self, n: int, deadline_ns: int) -> None:
         """Block until n samples were collected or the host's perf_counter_ns passes deadline_ns."""
 
-    def stream(
-        self, duration_s: float | None = None, n_samples: int | None = None, rate_hz: float = 1000.0
-    ) -> GaugeTrace:
-        """Record a trace of `duration_s` (gauge clock) or of `n_samples` readings."""
-        if (duration_s is None) == (n_samples is None):
-            raise ConfigError(f"{self.resource}: stream() needs exactly one of duration_s or n_samples")
-        self.start_stream(rate_hz)
-        try:
-            if n_samples is not None:
-                expected_wall_s = n_samples / rate_hz / self.time_scale
-                deadline_s = 2.0 * expected_wall_s + self.stream_slack_s
-                self._wait_for_samples(n_samples, time.perf_counter_ns() + int(deadline_s * 1e9))
-            else:
-                lease.sleep(max(0.0, duration_s) / self.time_scale)
-        finally:
-            trace = self.stop_stream()
-        if n_samples is None:
-            return trace
-        if len(trace) < n_samples:
-            raise DeviceTimeout(
-                self.resource,
-                f"only {len(trace)} of {n_samples} samples arrived",
-                "check the stream rate and the gauge's time_scale",
-            )
-        return trace.head(n_samples)
-
-    # -- lifetime ------------------------------------------------------------------------------
-    def _open(self, resource: str, *, time_scale: float, timeout_ms: int, hint: str, probe, check: bool,
-              **link_options) -> None:
-        """Open the VISA link and, unless `check` is off, prove the gauge answers in this
-        dialect (pyvisa-py "opens" a closed TCP port without complaint)."""
-        from drivers.gauge.link import VisaLink
-
-        self.resource = resource
-        self.hint = hint
-        self.time_scale = float(time_scale)
-        self.stream_slack_s = 2.0 * timeout_ms / 1000.0
-        self._link = VisaLink(resource, hint=hint, timeout_ms=timeout_ms, **link_options)
-        if check:
-            try:
-                self._to_known_state()
-                probe()
-            except BaseException:
-                self._link.close()
-                raise
-
-    @abc.abstractmethod
-    def _to_known_state(self) -> None:
-        """At open, before the gauge is asked who it is: stop any acquisition in progress,
-        clear its error state and drain the stale bytes on the link. A gauge outlives the
-        run that used it: a run killed mid-capture, or a severed link, leaves it streaming
-        or acquiring (and a serial line with half a command or old replies in flight); the
-        next run must find it as the contract's commands leave it, not need a hand-sent ABOR."""
-
-    def _unexpected(self, command: str, reply: str, expected: str):
-        from drivers.errors import DeviceProtocolError
-
-        return DeviceProtocolError(
-            self.resource,
-            f"unexpected reply {reply[:60]!r} to {command!r}, expected {expected}",
-            f"wrong dialect or termination? ({self.hint})",
-        )
-
-    @property
-    @abc.abstractmethod
-    def streaming(self) -> bool:
-        """A stream or buffered acquisition is running."""
-
-    def close(self) -> None:
-        """Stop any stream (best effort: closing must not fail on a dead gauge), then the link."""
-        if self.streaming:
-            try:
-                self.stop_stream()
-            except Exception:  # noqa: BLE001
-                pass
-        self._link.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.resource}>"

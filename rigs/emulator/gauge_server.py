@@ -1,5 +1,9 @@
 """Raw-socket and serial-line servers for the emulated gauges (one dialect per port/line).
 
+Any line-protocol instrument model with `handle`, `poll`, `terminator`, `reply_terminator`
+and a `source.clock` is served the same way: the `tilt` inclinometer
+(rigs/emulator/inclinometer.py) uses these servers as they are.
+
 asyncio Protocols rather than streams: the read path is one split and one dict
 lookup per command, so a VISA client can poll thousands of readings a second.
 

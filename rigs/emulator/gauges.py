@@ -18,24 +18,34 @@ source keeps ~16 s of history, so the server must poll more often than that.
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
 from drivers.units import from_newtons
+from rigs.emulator.scpi_model import (  # noqa: F401 — the names gauge code and tests import from here
+    E_DATA_TYPE,
+    E_ILLEGAL_VALUE,
+    E_MISSING_PARAM,
+    E_OUT_OF_RANGE,
+    E_PARAM_NOT_ALLOWED,
+    E_QUEUE_OVERFLOW,
+    E_SETTINGS_CONFLICT,
+    E_UNDEFINED_HEADER,
+    NO_ERROR,
+    SCPI_BUFFER_CAP,
+    SCPI_ERROR_QUEUE_DEPTH,
+    TRACE_CHUNK,
+    ChunkedReply,
+    ScpiError,
+    ScpiInstrumentModel,
+    nr3,
+)
+from rigs.emulator.scpi_model import DUE_EPS as _DUE_EPS  # the sample-instant tolerance, shared
+from rigs.emulator.scpi_model import due_index as _due_index
 from rigs.emulator.source import ForceSource
 
 #: Overload threshold as a fraction of capacity (both dialects).
 OVERLOAD_FRACTION = 1.2
-#: Tolerance (in samples) when deciding whether a sample instant has been reached,
-#: so t0 + n/rate == now counts as reached despite float rounding.
-_DUE_EPS = 1e-6
-
-
-def _due_index(elapsed_s: float, rate_hz: float) -> int:
-    """Index of the last sample whose instant (n / rate) is not after `elapsed_s`."""
-    return math.floor(elapsed_s * rate_hz + _DUE_EPS)
 
 
 class _Sensor:
@@ -261,121 +271,21 @@ SCPI_DECIMALS = {"N": 3, "LBF": 4, "KGF": 4}
 #: Over-range marker for readings beyond 120 % of capacity (SCPI's "infinity", 9.9E37).
 SCPI_OVERRANGE = 9.9e37
 SCPI_RATE_MIN, SCPI_RATE_MAX, SCPI_RATE_DEFAULT = 1.0, 10000.0, 1000.0
-SCPI_ERROR_QUEUE_DEPTH = 10
-SCPI_BUFFER_CAP = 2_000_000
-
-# Nodes in SCPI "long form" spelling: upper case is the short form.
-_NODES = (
-    "MEASure FORCe SYSTem ERRor NEXT UNIT SENSe ZERO CALibration DATE DUE SAMPle RATE "
-    "INITiate IMMediate ABORt TRACe DATA POINts TRIGger TIME"
-).split()
-_NODE_ALIASES: dict[str, str] = {}
-for _long in _NODES:
-    _short = "".join(ch for ch in _long if ch.isupper())
-    _NODE_ALIASES[_short] = _long.upper()
-    _NODE_ALIASES[_long.upper()] = _long.upper()
 
 
-@dataclass(frozen=True)
-class ScpiError:
-    code: int
-    message: str
-
-    def __str__(self) -> str:
-        return f'{self.code},"{self.message}"'
-
-
-E_DATA_TYPE = ScpiError(-104, "Data type error")
-E_PARAM_NOT_ALLOWED = ScpiError(-108, "Parameter not allowed")
-E_MISSING_PARAM = ScpiError(-109, "Missing parameter")
-E_UNDEFINED_HEADER = ScpiError(-113, "Undefined header")
-E_SETTINGS_CONFLICT = ScpiError(-221, "Settings conflict")
-E_OUT_OF_RANGE = ScpiError(-222, "Data out of range")
-E_ILLEGAL_VALUE = ScpiError(-224, "Illegal parameter value")
-E_QUEUE_OVERFLOW = ScpiError(-350, "Queue overflow")
-NO_ERROR = '0,"No error"'
-
-
-class _CommandError(Exception):
-    def __init__(self, error: ScpiError) -> None:
-        self.error = error
-
-
-def _nr3(x: float) -> str:
-    return f"{x:+.6E}"
-
-
-#: TRAC:DATA? samples formatted per piece of a chunked reply (about 0.2 ms of work each)
-TRACE_CHUNK = 400
-
-
-class ChunkedReply:
-    """A long reply made a piece at a time, so the server can answer its other clients
-    between the pieces instead of after the whole reply (TRAC:DATA? of a long capture
-    at a high time scale is tens of thousands of numbers). `str()` gives it whole."""
-
-    def __init__(self, pieces) -> None:
-        self._pieces = pieces
-
-    def __iter__(self):
-        return iter(self._pieces)
-
-    def __str__(self) -> str:
-        return "".join(self._pieces)
-
-
-def _trace_pieces(times: list[np.ndarray], forces: list[np.ndarray], to_unit):
-    """`t1,f1,t2,f2,...` (NR3, 10 significant digits for times) in pieces of TRACE_CHUNK
-    samples; each piece joins, converts and formats only its own samples, so no piece,
-    the first included, costs more than its share."""
-    first = True
-    pending_t: list[np.ndarray] = []
-    pending_f: list[np.ndarray] = []
-    pending = 0
-    blocks = iter(zip(times, forces))
-    while True:
-        block = next(blocks, None)
-        if block is not None:
-            pending_t.append(block[0])
-            pending_f.append(block[1])
-            pending += len(block[0])
-        while pending >= TRACE_CHUNK or (block is None and pending):
-            if len(pending_t) > 1:
-                pending_t, pending_f = [np.concatenate(pending_t)], [np.concatenate(pending_f)]
-            t, f = pending_t[0], pending_f[0]  # a view on one block: no copy of a long tail per piece
-            n = min(TRACE_CHUNK, len(t))
-            pending_t, pending_f, pending = [t[n:]], [f[n:]], len(t) - n
-            pairs = np.empty(2 * n)
-            pairs[0::2], pairs[1::2] = t[:n], to_unit(f[:n])
-            text = ",".join(["%+.9E,%+.6E"] * n) % tuple(pairs.tolist())
-            yield text if first else "," + text
-            first = False
-        if block is None:
-            return
-
-
-def _nr3_time(t: float) -> str:
-    return f"{t:+.9E}"
-
-
-class ScpiGauge:
+class ScpiGauge(ScpiInstrumentModel):
     """SCPI indicator with a buffered acquisition timed by its own (table) clock.
 
-    Buffered sample n of an acquisition sits at table time t_init + n / rate and is
-    reported with the instrument time n / rate (computed, never accumulated). Forces
-    are stored in newtons (tared when sampled) and converted to UNIT:FORC when the
-    buffer is read. Beyond SCPI_BUFFER_CAP samples the *newest* are dropped (counted
-    in `dropped`), as a full DAQ buffer does, so the stored record stays contiguous.
-
-    Parsing: headers resolve relative to the previous command's path inside a `;`
-    compound (SCPI), falling back to the root, so `UNIT:FORC N;UNIT:FORC?` works too.
-    After an error the rest of a compound message is still executed.
-    Before the first INIT, instrument time counts from power-on (construction).
+    Parsing, the error queue and the buffered acquisition are the SCPI instruments'
+    shared model (rigs/emulator/scpi_model.py); here: MEAS:FORC?, UNIT:FORC, the tare
+    and the over-range marker. Forces are stored in newtons (tared when sampled) and
+    converted to UNIT:FORC when the buffer is read.
     """
 
     dialect = "scpi"
-    terminator = b"\n"
-    reply_terminator = b"\n"
+    NODES = "FORCe"
+    COLUMNS = 1
+    RATE_MIN, RATE_MAX, RATE_DEFAULT = SCPI_RATE_MIN, SCPI_RATE_MAX, SCPI_RATE_DEFAULT
 
     def __init__(
         self,
@@ -389,79 +299,22 @@ class ScpiGauge:
         cal_due: tuple[int, int, int] = (2027, 3, 1),
         buffer_cap: int = SCPI_BUFFER_CAP,
     ) -> None:
-        self.source = source
         self.capacity_n = float(capacity_n)
         self._sensor = _Sensor(source, seed, noise_n, gain_error)
-        self.identity = tuple(identity)
-        self.cal_date = tuple(cal_date)
-        self.cal_due = tuple(cal_due)
-        self.buffer_cap = int(buffer_cap)
         self.unit = "N"
-        self.rate_hz = SCPI_RATE_DEFAULT
         self.tare_n = 0.0
-        self.errors: deque[ScpiError] = deque()
-        self.acquiring = False
-        self.dropped = 0
-        self._t_init = source.sync()
-        self._acq_rate = self.rate_hz
-        self._n_next = 0
-        self._buf_t: list[np.ndarray] = []
-        self._buf_f: list[np.ndarray] = []
-        self._buf_len = 0
-        self._path: tuple[str, ...] = ()
-        self._now = self._t_init
-        self._commands = self._command_table()
+        super().__init__(source, identity, cal_date, cal_due, buffer_cap)
 
-    # -- acquisition -----------------------------------------------------------------------
-    def poll(self) -> None:
-        """Catch up with the table so the buffer fills without queries."""
-        self._update(self.source.sync())
-
-    def _update(self, now: float) -> None:
-        self._now = now
-        if not self.acquiring:
-            return
-        rate = self._acq_rate
-        n_max = _due_index(now - self._t_init, rate)
-        if n_max < self._n_next:
-            return
-        n = np.arange(self._n_next, n_max + 1)
-        self._n_next = n_max + 1
-        t_rel = n / rate
-        t_abs = self._t_init + t_rel
-        keep = t_abs >= self.source.history_start()
-        if not keep.all():  # the server did not poll for longer than the source's history
-            self.dropped += int((~keep).sum())
-            t_rel, t_abs = t_rel[keep], t_abs[keep]
-        room = self.buffer_cap - self._buf_len
-        if len(t_rel) > room:
-            self.dropped += len(t_rel) - max(room, 0)
-            t_rel, t_abs = t_rel[: max(room, 0)], t_abs[: max(room, 0)]
-        if not len(t_rel):
-            return
+    # -- sampling ------------------------------------------------------------------------------
+    def _sample(self, t_abs: np.ndarray) -> np.ndarray:
         raw = self._sensor.measure(t_abs)
         forces = raw - self.tare_n
         over = np.abs(raw) > OVERLOAD_FRACTION * self.capacity_n
         if over.any():
             forces[over] = np.copysign(np.inf, raw[over])
-        self._buf_t.append(t_rel)
-        self._buf_f.append(forces)
-        self._buf_len += len(t_rel)
+        return forces[:, None]
 
-    def _clear_buffer(self) -> None:
-        self._buf_t, self._buf_f, self._buf_len = [], [], 0
-
-    def _start(self) -> None:
-        self._t_init = self._now
-        self._acq_rate = self.rate_hz
-        self._n_next = 0
-        self._clear_buffer()
-        self.dropped = 0
-        self.acquiring = True
-        self._update(self._now)
-
-    # -- formatting -------------------------------------------------------------------------
-    def _unit_converter(self):
+    def _reply_converter(self):
         """Newtons -> readings in the unit of UNIT:FORC now (a reply keeps the unit it was asked in)."""
         unit, decimals = self.unit, SCPI_DECIMALS[self.unit]
 
@@ -471,174 +324,36 @@ class ScpiGauge:
 
         return to_unit
 
-    def _drain(self) -> str | ChunkedReply:
-        if not self._buf_len:
-            return ""
-        times, forces = self._buf_t, self._buf_f
-        self._clear_buffer()
-        return ChunkedReply(_trace_pieces(times, forces, self._unit_converter()))
-
     def _measure_now(self) -> str:
         raw = self._sensor.measure_one(self._now)
         if abs(raw) > OVERLOAD_FRACTION * self.capacity_n:
-            return _nr3(math.copysign(SCPI_OVERRANGE, raw))
+            return nr3(math.copysign(SCPI_OVERRANGE, raw))
         unit = self.unit
-        return _nr3(round(from_newtons(raw - self.tare_n, unit), SCPI_DECIMALS[unit]) + 0.0)
+        return nr3(round(from_newtons(raw - self.tare_n, unit), SCPI_DECIMALS[unit]) + 0.0)
 
-    # -- error queue -------------------------------------------------------------------------
-    def push_error(self, error: ScpiError) -> None:
-        if len(self.errors) < SCPI_ERROR_QUEUE_DEPTH:
-            self.errors.append(error)
-        elif self.errors[-1] != E_QUEUE_OVERFLOW:
-            self.errors[-1] = E_QUEUE_OVERFLOW
-
-    def _next_error(self) -> str:
-        return str(self.errors.popleft()) if self.errors else NO_ERROR
-
-    # -- command table -----------------------------------------------------------------------
-    def _command_table(self):
-        """(path, is_query) -> handler(params) returning a reply or None."""
-
-        def none(fn):
-            def run(params):
-                _no_params(params)
-                return fn()
-
-            return run
-
-        c = {}
-        c[("*IDN",), True] = none(lambda: ",".join(self.identity))
-        c[("*RST",), False] = none(self._rst)
-        c[("*CLS",), False] = none(self.errors.clear)
-        c[("SYSTEM", "ERROR"), True] = none(self._next_error)
-        c[("SYSTEM", "ERROR", "NEXT"), True] = none(self._next_error)
+    # -- commands ------------------------------------------------------------------------------
+    def _dialect_commands(self, c: dict) -> None:
+        none = self.none
         c[("MEASURE", "FORCE"), True] = none(self._measure_now)
         c[("UNIT", "FORCE"), False] = self._set_unit
         c[("UNIT", "FORCE"), True] = none(lambda: self.unit)
         c[("SENSE", "ZERO"), False] = none(self._zero)
-        c[("CALIBRATION", "DATE"), True] = none(lambda: "{},{},{}".format(*self.cal_date))
-        c[("CALIBRATION", "DUE"), True] = none(lambda: "{},{},{}".format(*self.cal_due))
-        c[("SAMPLE", "RATE"), False] = self._set_rate
-        c[("SAMPLE", "RATE"), True] = none(lambda: _nr3(self.rate_hz))
-        c[("INITIATE",), False] = none(self._start)
-        c[("INITIATE", "IMMEDIATE"), False] = none(self._start)
-        c[("ABORT",), False] = none(self._abort)
-        c[("TRACE", "DATA"), True] = none(self._drain)
-        c[("TRACE", "POINTS"), True] = none(lambda: str(self._buf_len))
-        c[("TRIGGER", "TIME"), True] = none(lambda: _nr3_time(self._now - self._t_init))
-        return c
 
-    def _rst(self) -> None:
+    def _reset_settings(self) -> None:
         self.unit = "N"
-        self.rate_hz = SCPI_RATE_DEFAULT
-        self.acquiring = False
-        self._clear_buffer()
-
-    def _abort(self) -> None:
-        self.acquiring = False
 
     def _zero(self) -> None:
         # average a few readings so the tare is not one noise sample
         self.tare_n = float(self._sensor.measure(np.full(16, self._now)).mean())
 
     def _set_unit(self, params: list[str]) -> None:
-        value = _one_param(params)
-        if _is_number(value):
-            raise _CommandError(E_DATA_TYPE)
-        unit = value.upper()
-        if unit not in SCPI_UNITS:
-            raise _CommandError(E_ILLEGAL_VALUE)
-        self.unit = unit
-
-    def _set_rate(self, params: list[str]) -> None:
-        value = _one_param(params).upper()
-        special = {"MIN": SCPI_RATE_MIN, "MINIMUM": SCPI_RATE_MIN, "MAX": SCPI_RATE_MAX,
-                   "MAXIMUM": SCPI_RATE_MAX, "DEF": SCPI_RATE_DEFAULT, "DEFAULT": SCPI_RATE_DEFAULT}
-        if value in special:
-            rate = special[value]
-        else:
-            if value.endswith("HZ"):
-                value = value[:-2].rstrip()
-            if not _is_number(value):
-                raise _CommandError(E_DATA_TYPE)
-            rate = float(value)
-            if not SCPI_RATE_MIN <= rate <= SCPI_RATE_MAX:
-                raise _CommandError(E_OUT_OF_RANGE)
-        if self.acquiring:
-            raise _CommandError(E_SETTINGS_CONFLICT)
-        self.rate_hz = rate
-
-    # -- parsing ---------------------------------------------------------------------------------
-    def handle(self, command: str) -> str | None:
-        self._update(self.source.sync())
-        replies: list[str] = []
-        self._path = ()
-        for part in command.split(";"):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                reply = self._execute(part)
-            except _CommandError as exc:
-                self.push_error(exc.error)
-                continue
-            if reply is not None:
-                replies.append(reply)
-        if len(replies) == 1:
-            return replies[0]  # a ChunkedReply stays chunked when it is the whole reply
-        return ";".join(map(str, replies)) if replies else None
-
-    def _execute(self, text: str) -> str | None:
-        header, _, rest = text.partition(" ")
-        if not rest and "\t" in header:
-            header, _, rest = header.partition("\t")
-        rest = rest.strip()
-        params = [p.strip() for p in rest.split(",")] if rest else []
-        query = header.endswith("?")
-        if query:
-            header = header[:-1]
-        if header.startswith("*"):
-            key = (header.upper(),)
-            handler = self._commands.get((key, query))
-            if handler is None:
-                raise _CommandError(E_UNDEFINED_HEADER)
-            return handler(params)
-        absolute = header.startswith(":")
-        nodes = []
-        for name in header.lstrip(":").split(":") if header.lstrip(":") else []:
-            alias = _NODE_ALIASES.get(name.upper())
-            if alias is None:
-                raise _CommandError(E_UNDEFINED_HEADER)
-            nodes.append(alias)
-        if not nodes:
-            raise _CommandError(E_UNDEFINED_HEADER)
-        candidates = [tuple(nodes)]
-        if not absolute and self._path:
-            candidates.insert(0, self._path + tuple(nodes))
-        for path in candidates:
-            handler = self._commands.get((path, query))
-            if handler is not None:
-                self._path = path[:-1]
-                return handler(params)
-        raise _CommandError(E_UNDEFINED_HEADER)
+        self.unit = self._choice(params, SCPI_UNITS)
 
 
-def _no_params(params: list[str]) -> None:
-    if params:
-        raise _CommandError(E_PARAM_NOT_ALLOWED)
-
-
-def _one_param(params: list[str]) -> str:
-    if not params or not params[0]:
-        raise _CommandError(E_MISSING_PARAM)
-    if len(params) > 1:
-        raise _CommandError(E_PARAM_NOT_ALLOWED)
-    return params[0]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    return math.isfinite(value)
+__all__ = [
+    "GCL_AOUT_RATES", "GclGauge", "OVERLOAD_FRACTION", "ScpiGauge", "SCPI_OVERRANGE", "SCPI_UNITS",
+    # the shared SCPI model's names, as gauge code and tests import them from here
+    "E_DATA_TYPE", "E_ILLEGAL_VALUE", "E_MISSING_PARAM", "E_OUT_OF_RANGE", "E_PARAM_NOT_ALLOWED", "E_QUEUE_OVERFLOW",
+    "E_SETTINGS_CONFLICT", "E_UNDEFINED_HEADER", "NO_ERROR", "SCPI_BUFFER_CAP", "SCPI_ERROR_QUEUE_DEPTH",
+    "TRACE_CHUNK", "ChunkedReply", "ScpiError",
+]

@@ -24,3 +24,21 @@ class ForceSource(Protocol):
     def force_at(self, times: np.ndarray) -> np.ndarray: ...
 
     def history_start(self) -> float: ...
+
+
+class AngleSource(Protocol):
+    """The true angles of a (emulated) table's caudal section, in table time.
+
+    As ForceSource: `sync()` advances to the clock's present and returns that table time;
+    `angles_at(times)` gives the true angles in degrees, shape (n, 2): column 0 the
+    flexion axis (+ lowered), column 1 the lateral axis (+ towards the patient's left),
+    at table times no later than the last sync and no earlier than `history_start()`.
+    """
+
+    clock: TableClock
+
+    def sync(self) -> float: ...
+
+    def angles_at(self, times: np.ndarray) -> np.ndarray: ...
+
+    def history_start(self) -> float: ...
