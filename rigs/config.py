@@ -3,28 +3,51 @@
 A rig file is the only place a bench is described. Loading it either gives a fully
 typed `RigConfig` or raises `ConfigError` with one line naming the file, the key and
 what is expected — a test engineer should never see a pydantic or YAML traceback.
-Forces may be written as a number (newtons) or as a string with a unit ("50 lbF").
+Forces may be written as a number (newtons) or as a string with a unit ("50 lbF"),
+angles as a number (degrees) or with a unit ("0.1 rad").
+
+Which reference instruments a bench carries beyond its force gauge follows from the
+protocol its table kind speaks (`SECTIONS`, keyed by the protocol drivers/kinds.py
+registers): a flexion-distraction table moves a section by angle, so its bench has the
+inclinometer, and may have the obstacle with its own load cell; a traction table has
+neither, and a section it cannot use is one line rather than silently ignored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from drivers import kinds
 from drivers.errors import ConfigError
-from drivers.units import parse_force, parse_seconds
+from drivers.units import DEGREES_PER_UNIT, parse_force, parse_quantity, parse_seconds
+
+if TYPE_CHECKING:
+    from drivers.flexion_controller import FlexionIdentity
 
 RIGS_DIR = Path(__file__).resolve().parent
 DEFAULT_RIG = RIGS_DIR / "emulated-lumbar.yaml"
 
 Newtons = Annotated[float, BeforeValidator(parse_force), Field(ge=0)]
 Seconds = Annotated[float, BeforeValidator(parse_seconds), Field(gt=0)]
+#: an angle in degrees, signed; "0.1 rad" is converted by drivers/units.py's table of angle units
+Degrees = Annotated[float, BeforeValidator(lambda v: parse_quantity(v, DEGREES_PER_UNIT, "angle"))]
+CoverageFactor = Annotated[float, Field(gt=0, description="k of the expanded uncertainty")]
 
 _VISA_SOCKET = re.compile(r"^TCPIP\d*::[^:]+::\d{1,5}::SOCKET$", re.IGNORECASE)
 _VISA_ASRL = re.compile(r"^ASRL(\d+|/dev/[\w./-]+|COM\d+)::INSTR$", re.IGNORECASE)
@@ -74,12 +97,13 @@ class StimulusConfig(Strict):
     timeout_s: Seconds = 1.0
 
 
-class Calibration(Strict):
+class CalibrationPeriod(Strict):
+    """A reference instrument's certificate and the days it is valid: the one date rule
+    and the one expiry rule of every calibration, whatever the instrument measures."""
+
     certificate: str = Field(min_length=1)
     date: dt.date
     due: dt.date
-    expanded_uncertainty_n: Newtons = Field(description="expanded uncertainty U (k=2) of a reading, N")
-    coverage_factor: float = Field(2.0, gt=0)
 
     @model_validator(mode="after")
     def _order(self):
@@ -89,6 +113,42 @@ class Calibration(Strict):
 
     def expired(self, on: dt.date | None = None) -> bool:
         return (on or dt.date.today()) > self.due
+
+
+class Calibration(CalibrationPeriod):
+    """A force gauge's calibration (its keys and their order are part of every run record)."""
+
+    expanded_uncertainty_n: Newtons = Field(description="expanded uncertainty U (k=2) of a reading, N")
+    coverage_factor: CoverageFactor = 2.0
+
+
+class AngleCalibration(CalibrationPeriod):
+    """An inclinometer's calibration: the uncertainty of an angle reading, in degrees."""
+
+    expanded_uncertainty_deg: Degrees = Field(gt=0, description="expanded uncertainty U (k=2) of a reading, °")
+    coverage_factor: CoverageFactor = 2.0
+
+
+def _visa_resource(r: str | None) -> str | None:
+    """A VISA resource string a reference instrument is reached at (None: the emulator's)."""
+    if r is not None and not (_VISA_SOCKET.match(r) or _VISA_ASRL.match(r) or _VISA_INSTR.match(r)):
+        raise ValueError(
+            f"{r!r} is not a VISA resource string; expected e.g. "
+            "'TCPIP::192.168.1.20::5025::SOCKET' or 'ASRL/dev/ttyUSB0::INSTR'"
+        )
+    return r
+
+
+def _dialect_of(quantity: str, noun: str):
+    """A validator: the dialect is one registered in drivers/kinds.py for `quantity`."""
+
+    def check(d: str) -> str:
+        known = kinds.dialects(quantity)
+        if d not in known:
+            raise ValueError(f"{d!r} is not {noun} dialect; expected one of {', '.join(known)}")
+        return d
+
+    return check
 
 
 class GaugeConfig(Strict):
@@ -101,22 +161,63 @@ class GaugeConfig(Strict):
     calibration: Calibration
     timeout_s: Seconds = 2.0
 
-    @field_validator("dialect")
-    @classmethod
-    def _dialect(cls, d: str) -> str:
-        if d not in kinds.dialects("force"):
-            raise ValueError(f"{d!r} is not a force gauge dialect; expected one of {', '.join(kinds.dialects('force'))}")
-        return d
+    _dialect = field_validator("dialect")(_dialect_of("force", "a force gauge"))
+    _resource = field_validator("resource")(_visa_resource)
 
-    @field_validator("resource")
-    @classmethod
-    def _resource(cls, r: str | None) -> str | None:
-        if r is not None and not (_VISA_SOCKET.match(r) or _VISA_ASRL.match(r) or _VISA_INSTR.match(r)):
-            raise ValueError(
-                f"{r!r} is not a VISA resource string; expected e.g. "
-                "'TCPIP::192.168.1.20::5025::SOCKET' or 'ASRL/dev/ttyUSB0::INSTR'"
-            )
-        return r
+
+class InclinometerConfig(Strict):
+    """The reference inclinometer clamped to the moving section (shared/protocols/inclinometer.md)."""
+
+    resource: str | None = Field(None, description="VISA resource string; omitted on an emulated rig")
+    dialect: str = Field(description="an angle dialect registered in drivers/kinds.py (tilt)")
+    model: str = Field(min_length=1)
+    serial: str = Field(min_length=1)
+    range_deg: Degrees = Field(gt=0, le=180, description="readings are valid within ±range_deg on each axis")
+    resolution_deg: Degrees = Field(gt=0)
+    calibration: AngleCalibration
+    timeout_s: Seconds = 2.0
+
+    _dialect = field_validator("dialect")(_dialect_of("angle", "an inclinometer"))
+    _resource = field_validator("resource")(_visa_resource)
+
+    @model_validator(mode="after")
+    def _resolution(self):
+        if self.resolution_deg >= self.range_deg:
+            raise ValueError(f"resolution_deg {self.resolution_deg:g}° must be below range_deg {self.range_deg:g}°")
+        return self
+
+
+class ObstacleConfig(Strict):
+    """The padded load cell the stimulus module's slide (SIO-1 OBSTACLE, coil 4) puts in the
+    moving section's path, and the angle at which the section meets it. Its sign is the
+    axis's (flexion: + lowered; lateral: + towards the patient's left)."""
+
+    axis: Literal["flexion", "lateral"] = "flexion"
+    angle_deg: Degrees
+    gauge: GaugeConfig
+
+    @model_validator(mode="after")
+    def _side(self):
+        if self.axis == "flexion" and self.angle_deg <= 0:
+            raise ValueError(f"angle_deg {self.angle_deg:g}°: a flexion obstacle stands where the section is "
+                             "lowered, at an angle above 0°")
+        if self.angle_deg == 0:
+            raise ValueError("angle_deg 0°: the section stands there at neutral; give the side's angle "
+                             "(+ left, - right)")
+        return self
+
+    def rated_travel_deg(self, identity: "FlexionIdentity") -> float:
+        """The table's rated travel on this obstacle's axis, as its controller states it."""
+        return identity.rated_depth_deg if self.axis == "flexion" else identity.rated_lateral_deg
+
+    def beyond_travel(self, identity: "FlexionIdentity") -> str | None:
+        """Why the section can never reach this obstacle (None: it can), from the rated
+        travel the controller reports — what a rig file alone does not know."""
+        rated = self.rated_travel_deg(identity)
+        if abs(self.angle_deg) <= rated:
+            return None
+        return (f"obstacle.angle_deg {self.angle_deg:g}° is beyond the table's rated {self.axis} travel "
+                f"({rated:g}°, its controller says): the section never meets it; set the bench's obstacle angle")
 
 
 class TableConfig(Strict):
@@ -146,6 +247,32 @@ class EmulationConfig(Strict):
     serial_lines: bool = False
 
 
+@dataclass(frozen=True)
+class Sections:
+    """The rig-file sections of a bench's other reference instruments: those it must have
+    and those it may have."""
+
+    required: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+#: by controller protocol (drivers/kinds.py): FDC-1 moves a section by angle, measured by
+#: the inclinometer, and may be stopped by the obstacle; a protocol not named has neither
+SECTIONS: dict[str, Sections] = {"FDC-1": Sections(required=("inclinometer",), optional=("obstacle",))}
+#: what each section is, for the line that says it is missing or out of place
+SECTION_NOUNS = {"inclinometer": "reference inclinometer (dialect tilt)",
+                 "obstacle": "obstacle slide with its load cell"}
+
+
+def sections_for(table_kind: str) -> Sections:
+    """The other instruments a bench of `table_kind` must or may carry."""
+    return SECTIONS.get(kinds.controller_for_table(table_kind).protocol, Sections())
+
+
 class RigConfig(Strict):
     name: str = Field(min_length=1)
     description: str = ""
@@ -156,7 +283,21 @@ class RigConfig(Strict):
     stimulus: StimulusConfig
     gauge: GaugeConfig
     table: TableConfig
+    #: a flexion-distraction bench's angle reference (required there, refused elsewhere)
+    inclinometer: InclinometerConfig | None = None
+    #: a flexion-distraction bench's obstacle slide (none: the obstruction test is an operator step)
+    obstacle: ObstacleConfig | None = None
     source: Path | None = Field(None, exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _without_absent_instruments(self, handler):
+        """A bench without an inclinometer or obstacle dumps as it did before they existed
+        (the rig lands in every run record, whose bytes must not change)."""
+        data = handler(self)
+        for key in SECTION_NOUNS:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -176,9 +317,33 @@ class RigConfig(Strict):
                 raise ValueError("stimulus: needs host and port")
             if not self.gauge.resource:
                 raise ValueError("gauge: needs resource (VISA resource string)")
+            if self.inclinometer is not None and not self.inclinometer.resource:
+                raise ValueError("inclinometer: needs resource (VISA resource string)")
+            if self.obstacle is not None and not self.obstacle.gauge.resource:
+                raise ValueError("obstacle.gauge: needs resource (VISA resource string)")
         if self.safety_limit_n <= 0:
             raise ValueError("safety_limit_n must be above 0 N")
+        self._instruments_of_the_table()
         return self
+
+    def _instruments_of_the_table(self) -> None:
+        """The sections the table kind needs are there, those it cannot use are not, and the
+        obstacle stands where the inclinometer can read the section meeting it."""
+        kind, sections = self.table.kind, sections_for(self.table.kind)
+        present = {"inclinometer": self.inclinometer, "obstacle": self.obstacle}
+        for key in sections.required:
+            if present[key] is None:
+                raise ValueError(f"{key}: a {kind} table's bench needs its {SECTION_NOUNS[key]}; add an {key}: "
+                                 "section (see rigs/bench-flexion-example.yaml)")
+        for key, section in present.items():
+            if section is not None and key not in sections.allowed:
+                raise ValueError(f"{key}: a {kind} table has no use for a {SECTION_NOUNS[key]}; remove the {key}: "
+                                 "section (or check table.kind)")
+        if self.obstacle is not None and self.inclinometer is not None and \
+                abs(self.obstacle.angle_deg) >= self.inclinometer.range_deg:
+            raise ValueError(f"obstacle.angle_deg {self.obstacle.angle_deg:g}° is outside the inclinometer's range "
+                             f"(±{self.inclinometer.range_deg:g}°): the section meeting it could not be measured; "
+                             "check the obstacle angle")
 
     def _emulated_transports(self) -> None:
         """A started emulator serves RTU and a serial gauge only on the lines it makes."""
@@ -192,6 +357,9 @@ class RigConfig(Strict):
         if lines and (c.serial_port or self.gauge.resource):
             raise ValueError("emulated.serial_lines: the emulator picks the lines; remove controller.serial_port "
                              "and gauge.resource")
+        if self.obstacle is not None and self.obstacle.axis != "flexion":
+            raise ValueError("obstacle.axis: the emulated table's obstacle is on the flexion axis "
+                             "(rig emulate --obstacle-angle); use axis: flexion")
 
     @property
     def is_emulated(self) -> bool:
@@ -199,7 +367,8 @@ class RigConfig(Strict):
 
 
 def _loc(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top level)"
+    """The dotted key of an error ("" for the whole file: those lines begin with their key)."""
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-"))
 
 
 def _explain(error: dict) -> str:
@@ -225,7 +394,8 @@ def rig_from_dict(data: dict, source: str | Path = "<rig>") -> RigConfig:
         errors = exc.errors()
         first = errors[0]
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(f"{source}: {_loc(first['loc'])}: {_explain(first)}{more}") from None
+        key = _loc(first["loc"])
+        raise ConfigError(f"{source}: {key + ': ' if key else ''}{_explain(first)}{more}") from None
     except TypeError as exc:
         raise ConfigError(f"{source}: {exc}") from None
 
