@@ -46,7 +46,7 @@ DEFAULT_RIG = RIGS_DIR / "emulated-lumbar.yaml"
 Newtons = Annotated[float, BeforeValidator(parse_force), Field(ge=0)]
 Seconds = Annotated[float, BeforeValidator(parse_seconds), Field(gt=0)]
 #: an angle in degrees, signed; "0.1 rad" is converted by drivers/units.py's table of angle units
-Degrees = Annotated[float, BeforeValidator(lambda v: parse_quantity(v, DEGREES_PER_UNIT, "angle"))]
+Degrees = Annotated[float, BeforeValidator(lambda v: parse_quantity(v, DEGREES_PER_UNIT, "plane angle"))]
 CoverageFactor = Annotated[float, Field(gt=0, description="k of the expanded uncertainty")]
 
 _VISA_SOCKET = re.compile(r"^TCPIP\d*::[^:]+::\d{1,5}::SOCKET$", re.IGNORECASE)
