@@ -68,17 +68,39 @@ class StimulusModuleDriver(Driver):
         return _tcp(self.relays, _seconds(self.relays.timeout_s, 1.0), self.relays.unit_id)
 
 
-@target_factory.reg_driver
 @attr.s(eq=False)
-class ForceGaugeDriver(Driver):
-    """The reference gauge: `resource()` is its (proxied) VISA resource and dialect."""
-
-    bindings = {"instrument": "ForceGaugeVISA"}
+class VisaInstrumentDriver(Driver):
+    """A reference instrument (not registered itself: the classes below bind one role each):
+    `resource()` is its (proxied) VISA resource and dialect."""
 
     @Driver.check_active
     def resource(self) -> VisaInstrument:
         r = self.instrument
         return VisaInstrument(proxied_visa(r), r.dialect, _seconds(r.timeout_s, 2.0))
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class ForceGaugeDriver(VisaInstrumentDriver):
+    """The reference gauge of the pulling force."""
+
+    bindings = {"instrument": "ForceGaugeVISA"}
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class InclinometerDriver(VisaInstrumentDriver):
+    """A flexion-distraction bench's reference inclinometer."""
+
+    bindings = {"instrument": "InclinometerVISA"}
+
+
+@target_factory.reg_driver
+@attr.s(eq=False)
+class ObstacleGaugeDriver(VisaInstrumentDriver):
+    """The load cell on a flexion-distraction bench's obstacle."""
+
+    bindings = {"instrument": "ObstacleGaugeVISA"}
 
 
 @target_factory.reg_driver
@@ -115,5 +137,7 @@ __all__ = [
     "TractionControllerDriver",
     "StimulusModuleDriver",
     "ForceGaugeDriver",
+    "InclinometerDriver",
+    "ObstacleGaugeDriver",
     "PatientSimulatorDriver",
 ]

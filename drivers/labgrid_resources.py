@@ -1,4 +1,4 @@
-"""labgrid resources: what a traction bench has, in the form labgrid can export and lock.
+"""labgrid resources: what a bench has, in the form labgrid can export and lock.
 
 A resource only says where a device is; the drivers in `drivers.labgrid_drivers` talk
 to it. Every parameter is a flat scalar because labgrid's exporter ships resource
@@ -91,10 +91,10 @@ class StimulusModuleTCP(ModbusTCPEndpoint):
     """The SIO-1 relay module that presses the patient switch and e-stop and cuts mains."""
 
 
-@target_factory.reg_resource
 @attr.s(eq=False)
-class ForceGaugeVISA(Resource):
-    """The reference force gauge in line with the harness, reached through VISA.
+class VisaForceGauge(Resource):
+    """A force gauge reached through VISA (not registered itself: the classes below say
+    which role it has on the bench, so a target with both is never ambiguous).
 
     The model, serial and calibration belong to the instrument, so they travel with
     it: a gauge moved to another bench takes its certificate along.
@@ -116,11 +116,53 @@ class ForceGaugeVISA(Resource):
 
 @target_factory.reg_resource
 @attr.s(eq=False)
+class ForceGaugeVISA(VisaForceGauge):
+    """The reference force gauge in line with the harness (or a flexion-distraction
+    table's ankle straps), reached through VISA."""
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class ObstacleGaugeVISA(VisaForceGauge):
+    """A flexion-distraction bench's obstacle: the padded load cell its stimulus module's
+    slide (SIO-1 coil 4) puts in the section's path, and where the section meets it.
+
+    Args:
+        angle_deg (float|str): the angle at which the section meets the obstacle (signed as the axis)
+        axis (str): flexion or lateral
+    """
+
+    angle_deg = attr.ib(kw_only=True, validator=_scalar)
+    axis = attr.ib(default="flexion", kw_only=True, validator=attr.validators.in_(("flexion", "lateral")))
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
+class InclinometerVISA(Resource):
+    """A flexion-distraction bench's reference inclinometer on the moving section,
+    reached through VISA; its calibration travels with it, as a gauge's does."""
+
+    resource = attr.ib(validator=_str)
+    dialect = attr.ib(validator=_registered(lambda: kinds.dialects("angle")))
+    model = attr.ib(validator=_str)
+    serial = attr.ib(converter=str)
+    range_deg = attr.ib(validator=_scalar)
+    resolution_deg = attr.ib(validator=_scalar)
+    calibration_certificate = attr.ib(validator=_str)
+    calibration_date = attr.ib(converter=_text, validator=_str)
+    calibration_due = attr.ib(converter=_text, validator=_str)
+    calibration_uncertainty_deg = attr.ib(validator=_scalar)
+    calibration_coverage_factor = attr.ib(default=2.0, validator=_scalar)
+    timeout_s = attr.ib(default=2.0, validator=_scalar)
+
+
+@target_factory.reg_resource
+@attr.s(eq=False)
 class TractionTable(Resource):
     """The device under test on the bench, and the limits the rig keeps on it.
 
     Args:
-        kind (str): a table kind registered in drivers/kinds.py (lumbar, cervical)
+        kind (str): a table kind registered in drivers/kinds.py (lumbar, cervical, flexion-distraction)
         specification (str): specification name or file; default: the kind's
         safety_limit_n (float|str): the framework never commands more (but for the interlock test)
         time_scale (float): 1.0 for a real table; an emulated table may run faster
@@ -152,6 +194,8 @@ __all__ = [
     "TractionControllerRTU",
     "StimulusModuleTCP",
     "ForceGaugeVISA",
+    "ObstacleGaugeVISA",
+    "InclinometerVISA",
     "TractionTable",
     "PatientSimulatorTCP",
 ]

@@ -19,9 +19,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drivers.errors import ConfigError, RigError
-from rigs.config import RigConfig, rig_from_dict
+from rigs.config import RigConfig, rig_from_dict, sections_for
 from rigs.endpoints import Endpoints
 from rigs.rig import Rig, RigResources, connect
+
+
+
+def _force_gauge(at: str) -> dict[str, str]:
+    """A force gauge's parameters and the keys they fill under `at` (gauge:, obstacle.gauge:)."""
+    return {"resource": f"{at}.resource", "dialect": f"{at}.dialect", "model": f"{at}.model",
+            "serial": f"{at}.serial", "capacity_n": f"{at}.capacity_n", "resolution_n": f"{at}.resolution_n",
+            "timeout_s": f"{at}.timeout_s", "calibration_certificate": f"{at}.calibration.certificate",
+            "calibration_date": f"{at}.calibration.date", "calibration_due": f"{at}.calibration.due",
+            "calibration_uncertainty_n": f"{at}.calibration.expanded_uncertainty_n",
+            "calibration_coverage_factor": f"{at}.calibration.coverage_factor"}
+
 
 #: resource class -> {resource parameter: the rig-file key it fills}. One table for both
 #: directions: a target's resources become a rig, and a rig becomes an exporter's resources.
@@ -36,16 +48,23 @@ FIELDS: dict[str, dict[str, str]] = {
                               "timeout_s": "controller.timeout_s"},
     "StimulusModuleTCP": {"host": "stimulus.host", "port": "stimulus.port", "unit_id": "stimulus.unit_id",
                           "timeout_s": "stimulus.timeout_s"},
-    "ForceGaugeVISA": {"resource": "gauge.resource", "dialect": "gauge.dialect", "model": "gauge.model",
-                       "serial": "gauge.serial", "capacity_n": "gauge.capacity_n",
-                       "resolution_n": "gauge.resolution_n", "timeout_s": "gauge.timeout_s",
-                       "calibration_certificate": "gauge.calibration.certificate",
-                       "calibration_date": "gauge.calibration.date", "calibration_due": "gauge.calibration.due",
-                       "calibration_uncertainty_n": "gauge.calibration.expanded_uncertainty_n",
-                       "calibration_coverage_factor": "gauge.calibration.coverage_factor"},
+    "ForceGaugeVISA": _force_gauge("gauge"),
+    "InclinometerVISA": {"resource": "inclinometer.resource", "dialect": "inclinometer.dialect",
+                         "model": "inclinometer.model", "serial": "inclinometer.serial",
+                         "range_deg": "inclinometer.range_deg", "resolution_deg": "inclinometer.resolution_deg",
+                         "timeout_s": "inclinometer.timeout_s",
+                         "calibration_certificate": "inclinometer.calibration.certificate",
+                         "calibration_date": "inclinometer.calibration.date",
+                         "calibration_due": "inclinometer.calibration.due",
+                         "calibration_uncertainty_deg": "inclinometer.calibration.expanded_uncertainty_deg",
+                         "calibration_coverage_factor": "inclinometer.calibration.coverage_factor"},
+    "ObstacleGaugeVISA": {"axis": "obstacle.axis", "angle_deg": "obstacle.angle_deg",
+                          **_force_gauge("obstacle.gauge")},
 }
 #: the controller's resource class for each transport (one table, both directions)
 CONTROLLER_CLASSES = {"tcp": "TractionControllerTCP", "rtu": "TractionControllerRTU"}
+#: the resource class of each rig-file section a table kind requires or allows (rigs.config.sections_for)
+SECTION_CLASSES = {"inclinometer": "InclinometerVISA", "obstacle": "ObstacleGaugeVISA"}
 DEFAULT_COORDINATOR = "127.0.0.1:20408"
 
 
@@ -143,6 +162,10 @@ def rig_config_from_target(target, source: Path, role: str, name: str) -> RigCon
     table = need("TractionTable")
     controller = need(*CONTROLLER_CLASSES.values())
     chosen = [table, controller, need("StimulusModuleTCP"), need("ForceGaugeVISA")]
+    sections = sections_for(table.kind)  # a kind the registry does not know, TractionTable refused
+    chosen += [need(SECTION_CLASSES[key]) for key in sections.required]
+    # a section the kind does not allow is taken too, so the rig model refuses it in its one line
+    chosen += [by_class[cls] for key, cls in SECTION_CLASSES.items() if key not in sections.required and cls in by_class]
     transport = next(t for t, cls in CONTROLLER_CLASSES.items() if cls == type(controller).__name__)
     data: dict = {"name": name, "controller": {"transport": transport}}
     for resource in chosen:
@@ -168,6 +191,9 @@ def rig_config_from_target(target, source: Path, role: str, name: str) -> RigCon
             for param, key in FIELDS[cls].items():
                 if text.startswith(key + ":"):
                     text = f"{cls}.{param}:" + text[len(key) + 1:]
+        for key, cls in SECTION_CLASSES.items():  # a whole section is its resource
+            if text.startswith(key + ":"):
+                text = f"{cls}:" + text[len(key) + 1:].replace(f"the {key}: section", f"the {cls} resource")
         raise ConfigError(f"{where}: {text}") from None
 
 
@@ -182,7 +208,9 @@ def exporter_config(config: RigConfig, group: str) -> dict:
                           "(rig lab export starts it)")
     flat = config.model_dump(mode="json")
     resources: dict[str, dict] = {}
-    for cls in ("TractionTable", CONTROLLER_CLASSES[config.controller.transport], "StimulusModuleTCP", "ForceGaugeVISA"):
+    sections = [cls for key, cls in SECTION_CLASSES.items() if key in flat]  # a section absent is not dumped
+    for cls in ("TractionTable", CONTROLLER_CLASSES[config.controller.transport], "StimulusModuleTCP", "ForceGaugeVISA",
+                *sections):
         values = {param: _get(flat, key) for param, key in FIELDS[cls].items()}
         resources[cls] = {param: value for param, value in values.items() if value not in (None, "")}
     if config.is_emulated:
@@ -212,6 +240,8 @@ def target_resources(target, config: RigConfig) -> RigResources:
 
     from drivers.labgrid_drivers import (
         ForceGaugeDriver,
+        InclinometerDriver,
+        ObstacleGaugeDriver,
         PatientSimulatorDriver,
         StimulusModuleDriver,
         TractionControllerDriver,
@@ -231,8 +261,12 @@ def target_resources(target, config: RigConfig) -> RigResources:
         return target.get_driver(cls)
 
     sim = driver(PatientSimulatorDriver, optional=True) if config.is_emulated else None
+    tilt = driver(InclinometerDriver) if config.inclinometer is not None else None
+    obstacle = driver(ObstacleGaugeDriver) if config.obstacle is not None else None
     return RigResources(driver(TractionControllerDriver).link(), driver(StimulusModuleDriver).link(),
-                        driver(ForceGaugeDriver).resource(), patient_simulator=sim.link() if sim is not None else None)
+                        driver(ForceGaugeDriver).resource(), patient_simulator=sim.link() if sim is not None else None,
+                        inclinometer=tilt.resource() if tilt is not None else None,
+                        obstacle_gauge=obstacle.resource() if obstacle is not None else None)
 
 
 # ---------------------------------------------------------------- helpers
@@ -341,6 +375,11 @@ def attached_rig(config: RigConfig, endpoints: Endpoints) -> RigConfig:
     data["controller"].update(host=endpoints.controller.host, port=endpoints.controller.port)
     data["stimulus"].update(host=endpoints.stimulus.host, port=endpoints.stimulus.port)
     data["gauge"]["resource"] = endpoints.gauge(config.gauge.dialect).resource
+    resources = RigResources.of(config, endpoints)  # the instruments a started emulator serves, checked there
+    if config.inclinometer is not None:
+        data["inclinometer"]["resource"] = resources.inclinometer.resource
+    if config.obstacle is not None:
+        data["obstacle"]["gauge"]["resource"] = resources.obstacle_gauge.resource
     data["table"]["serial"] = endpoints.serial or config.table.serial
     sim = endpoints.patient_simulator
     data["emulated"] = {"seed": config.emulated.seed if endpoints.seed is None else endpoints.seed, "attach": True,
