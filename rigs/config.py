@@ -216,7 +216,7 @@ class ObstacleConfig(Strict):
         rated = self.rated_travel_deg(identity)
         if abs(self.angle_deg) <= rated:
             return None
-        return (f"obstacle.angle_deg {self.angle_deg:g}° is beyond the table's rated {self.axis} travel "
+        return (f"obstacle.angle_deg: {self.angle_deg:g}° is beyond the table's rated {self.axis} travel "
                 f"({rated:g}°, its controller says): the section never meets it; set the bench's obstacle angle")
 
 
@@ -341,7 +341,7 @@ class RigConfig(Strict):
                                  "section (or check table.kind)")
         if self.obstacle is not None and self.inclinometer is not None and \
                 abs(self.obstacle.angle_deg) >= self.inclinometer.range_deg:
-            raise ValueError(f"obstacle.angle_deg {self.obstacle.angle_deg:g}° is outside the inclinometer's range "
+            raise ValueError(f"obstacle.angle_deg: {self.obstacle.angle_deg:g}° is outside the inclinometer's range "
                              f"(±{self.inclinometer.range_deg:g}°): the section meeting it could not be measured; "
                              "check the obstacle angle")
 

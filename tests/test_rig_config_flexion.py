@@ -165,7 +165,7 @@ def test_timeouts_and_coverage_factor_are_optional_with_the_gauges_defaults():
     (lambda d: d["obstacle"].update(axis="lateral", angle_deg=0),
      "obstacle: angle_deg 0°: the section stands there at neutral; give the side's angle (+ left, - right)"),
     (lambda d: d["obstacle"].update(angle_deg=50),
-     "obstacle.angle_deg 50° is outside the inclinometer's range (±45°): the section meeting it could not be "
+     "obstacle.angle_deg: 50° is outside the inclinometer's range (±45°): the section meeting it could not be "
      "measured; check the obstacle angle"),
     (lambda d: d["obstacle"].pop("gauge"), "obstacle.gauge: missing (required)"),
     (lambda d: d["obstacle"]["gauge"].update(dialect="tilt"),

@@ -119,8 +119,8 @@ def test_a_bench_without_an_obstacle_has_no_slide_and_no_obstacle_gauge(fixed_mo
 
 
 @pytest.mark.parametrize("axis, angle, line", [
-    ("flexion", 30.0, "obstacle.angle_deg 30° is beyond the table's rated flexion travel (25°, its controller says)"),
-    ("lateral", -16.0, "obstacle.angle_deg -16° is beyond the table's rated lateral travel (15°, its controller says)"),
+    ("flexion", 30.0, "obstacle.angle_deg: 30° is beyond the table's rated flexion travel (25°, its controller says)"),
+    ("lateral", -16.0, "obstacle.angle_deg: -16° is beyond the table's rated lateral travel (15°, its controller says)"),
 ])
 def test_an_obstacle_beyond_the_rated_travel_is_one_line_and_nothing_stays_open(fixed_modbus, monkeypatch, axis,
                                                                                  angle, line):
