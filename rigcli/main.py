@@ -405,9 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     from rigcli.coverage_cmd import add_parser as add_coverage_parser
 
     add_coverage_parser(spec_sub)
-    from rigcli.spec_cmd import add_duration_parser
+    from rigcli.spec_cmd import add_parsers as add_spec_parsers
 
-    add_duration_parser(spec_sub)
+    add_spec_parsers(spec_sub)
 
     check = sub.add_parser("check", help="open a rig and show what answers")
     check.add_argument("--rig", help="rig file (default: the embedded emulated lumbar rig)")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from verification import suite_source
-from verification.spec import Specification
+from verification.spec import Specification, SpecificationBase, specification_of
 from verification.steps import LOWER_FRACTION
 
 PROFILES = ("quick", "full")
@@ -554,8 +554,23 @@ MAP: tuple[Entry, ...] = (
 )
 
 
-def entry(rid: str) -> Entry | None:
-    return next((e for e in MAP if e.requirement == rid), None)
+#: each kind of specification's map, by its model (verification.spec's registry): a kind
+#: whose suites are not mapped yet has none, and each of its requirements is listed as
+#: covered by no suite (a GAP) instead of borrowing another kind's entries of the same id
+MAPS: dict[type[SpecificationBase], tuple[Entry, ...]] = {Specification: MAP}
+
+
+def entry(rid: str, spec: SpecificationBase | None = None) -> Entry | None:
+    """The map's entry of a requirement (of `spec`'s kind; None: the traction map)."""
+    entries = MAP if spec is None else MAPS.get(type(spec), ())
+    return next((e for e in entries if e.requirement == rid), None)
+
+
+def unmapped_text(spec: SpecificationBase) -> str:
+    """Why a requirement has no rows: not in its kind's map, or its kind has none yet."""
+    if type(spec) in MAPS:
+        return "not in the coverage map (verification/coverage.py MAP)"
+    return f"not in the coverage map: no suite covers a {spec.kind} specification yet (verification/coverage.py MAPS)"
 
 
 # ---------------------------------------------------------------- the contract's refusals and latches
@@ -748,24 +763,24 @@ class Row:
         return [v for v in self.dimension.contract if v not in self.values[profile]]
 
 
-def rows(spec: Specification, rid: str, profiles: Iterable[str] = PROFILES) -> list[Row] | None:
-    e = entry(rid)
+def rows(spec: SpecificationBase, rid: str, profiles: Iterable[str] = PROFILES) -> list[Row] | None:
+    e = entry(rid, spec)
     if e is None:
         return None
     return [Row(d, {p: list(d.values(spec, p)) for p in profiles}) for d in e.dimensions]
 
 
-def coverage(spec: Specification, profiles: Iterable[str] = PROFILES) -> dict[str, list[Row] | None]:
+def coverage(spec: SpecificationBase, profiles: Iterable[str] = PROFILES) -> dict[str, list[Row] | None]:
     """requirement id → its rows (None: a requirement the map does not know: a GAP)."""
     profiles = list(profiles)
     return {rid: rows(spec, rid, profiles) for rid in spec.ids}
 
 
-def gaps(spec: Specification, profiles: Iterable[str] = PROFILES) -> list[str]:
+def gaps(spec: SpecificationBase, profiles: Iterable[str] = PROFILES) -> list[str]:
     out = []
     for rid, rs in coverage(spec, profiles).items():
         if rs is None:
-            out.append(f"{rid}: not in the coverage map (verification/coverage.py MAP)")
+            out.append(f"{rid}: {unmapped_text(spec)}")
             continue
         for r in rs:
             if r.flagged:
@@ -776,7 +791,7 @@ def gaps(spec: Specification, profiles: Iterable[str] = PROFILES) -> list[str]:
     return out
 
 
-def unsampled(spec: Specification, profiles: Iterable[str] = PROFILES) -> list[str]:
+def unsampled(spec: SpecificationBase, profiles: Iterable[str] = PROFILES) -> list[str]:
     """'RID · dimension: not sampled: …' for each dimension that leaves some of the
     contract's values out (in any profile), one line per dimension."""
     profiles = list(profiles)
@@ -833,7 +848,7 @@ def _ran(node: str, started: set[str]) -> bool:
     return any(_same_test(node, s) for s in started)
 
 
-def check_run(spec: Specification, run_dir: Path, start: dict | None, measurements: list[dict], started: set[str],
+def check_run(spec: SpecificationBase, run_dir: Path, start: dict | None, measurements: list[dict], started: set[str],
               profile: str | None = None) -> RunCheck:
     """Every value the map claims for the run's profile must appear in the conditions of
     some measurement of that requirement. A requirement the run did not measure at all (a -k run) is 'not run', not a
@@ -847,7 +862,7 @@ def check_run(spec: Specification, run_dir: Path, start: dict | None, measuremen
     recorded = (start or {}).get("specification")
     if recorded:
         try:
-            ran = Specification(**recorded)
+            ran = specification_of(recorded)
         except Exception as exc:  # a record of an older schema: the given specification stands
             check.notes.append(f"the run's recorded specification does not load ({str(exc).splitlines()[0]}); "
                                f"the map uses {spec.name} as given")
@@ -867,9 +882,9 @@ def check_run(spec: Specification, run_dir: Path, start: dict | None, measuremen
         ms = by_req.get(rid, [])
         rs = rows(spec, rid, [profile])
         if rs is None:
-            check.lines.append(CheckLine(rid, "-", "MISSING" if ms else "not run", "not in the coverage map"))
+            check.lines.append(CheckLine(rid, "-", "MISSING" if ms else "not run", unmapped_text(spec)))
             continue
-        nodes = entry(rid).node_ids(spec, profile)
+        nodes = entry(rid, spec).node_ids(spec, profile)
         absent = [n for n in nodes if not _ran(n, started)]
         if len(absent) == len(nodes) and not ms:
             check.lines.append(CheckLine(rid, "(all)", "not run", "none of its tests ran"))
@@ -909,7 +924,7 @@ def _same_test(mapped: str, nodeid: str) -> bool:
 
 # ---------------------------------------------------------------- Markdown
 
-def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
+def render_markdown(specs: list[SpecificationBase], profiles: list[str]) -> str:
     names = " ".join(s.name for s in specs)
     prof = "both" if list(profiles) == list(PROFILES) else profiles[0]
     out = [
@@ -930,11 +945,12 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
                 "combinations: the cells of dimensions sampled together; ⚠ one point with no reason (GAP); "
                 "– not a dimension of that requirement.", ""]
         axes = [a for a in AXES if any(r.dimension.axis == a for rs in cov.values() if rs for r in rs)]
-        out.append("| requirement | " + " | ".join(axes) + " |")
-        out.append("|---" * (len(axes) + 1) + "|")
+        columns = axes or ["dimensions"]  # a kind no suite covers yet has none: one column says so
+        out.append("| requirement | " + " | ".join(columns) + " |")
+        out.append("|---" * (len(columns) + 1) + "|")
         for rid, rs in cov.items():
             if rs is None:
-                out.append(f"| {rid} ⚠ not mapped | " + " | ".join("–" for _ in axes) + " |")
+                out.append(f"| {rid} ⚠ not mapped | " + " | ".join("–" for _ in columns) + " |")
                 continue
             cells = []
             for a in axes:
@@ -946,9 +962,9 @@ def render_markdown(specs: list[Specification], profiles: list[str]) -> str:
             req = spec.requirement(rid)
             out += [f"#### {rid} — {req.title}", ""]
             if rs is None:
-                out += ["**GAP**: not in the coverage map (verification/coverage.py MAP).", ""]
+                out += [f"**GAP**: {unmapped_text(spec)}.", ""]
                 continue
-            out.append("Measured by " + ", ".join(f"`{t}`" for t in entry(rid).tests) + ".")
+            out.append("Measured by " + ", ".join(f"`{t}`" for t in entry(rid, spec).tests) + ".")
             out += ["", "| dimension | " + " | ".join(profiles) + " | from | one point | the contract's values not sampled |",
                     "|---" * (len(profiles) + 4) + "|"]
             for r in rs:

@@ -4,12 +4,21 @@ A specification file (suites/specs/*.yaml) is what a quality engineer reviews: e
 requirement names the clause or source it comes from, the quantity, the limit formula
 and the decision rule. The suites only read it; changing a tolerance is a reviewed
 change to a data file, never to test code.
+
+Each kind of table has its own ratings and its own plan (a traction table samples forces
+and ramp rates, a flexion-distraction table depths, speeds and moving phases), so a
+specification's `kind` chooses its model through a registry keyed by the table kinds
+drivers/kinds.py knows: a model class registers itself with `@register_specification`,
+and a new kind of table is one registered class (and one line in SPEC_MODULES), never an
+`if kind == ...` in the loader. What every kind shares — requirements, their limit
+formulas and decision rules, the unit vocabulary, the profiles — lives here once.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from importlib import import_module
+from typing import Annotated, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -30,8 +39,26 @@ DECISION_RULES = {
     "boolean": "PASS when the device did what the requirement says (an observed behaviour, no uncertainty)",
 }
 
-#: variables a limit formula may use, and where each comes from
-FORMULA_VARIABLES = {"setting", "rate", "rated", "residual", "force", "watchdog"}
+#: variables a traction specification's limit formulas may use (the suites supply each)
+TRACTION_VARIABLES = frozenset({"setting", "rate", "rated", "residual", "force", "watchdog"})
+#: variables a flexion-distraction specification's formulas may use: the set depth (deg),
+#: the set SPEED and the rated speed (deg/s), BACKOFF as the table states it (deg), a set
+#: duration or force (setting), the force at a trigger, the residual force, the watchdog
+FLEXION_VARIABLES = frozenset({"depth", "speed", "rated_speed", "backoff", "setting", "force", "residual", "watchdog"})
+#: every variable a limit formula may use; a specification's kind narrows it (formula_variables)
+FORMULA_VARIABLES = set(TRACTION_VARIABLES | FLEXION_VARIABLES)
+
+#: the units a requirement's quantity may be stated in: SI, except angles, which are in
+#: degrees everywhere inside traction-rig (drivers/units.py says why); a count has no unit
+#: of measure but says what is counted
+UNITS = {
+    "N": "newton",
+    "N/s": "newton per second",
+    "s": "second",
+    "deg": "degree (angle)",
+    "deg/s": "degree per second (angular speed)",
+    "count": "a number of events (cycles)",
+}
 
 #: run profiles: `quick` for daily use, `full` the compliance run (adds what takes long:
 #: treatment sessions of clinical length). A plan entry marked `full` runs only in `full`.
@@ -78,6 +105,16 @@ class Bounded(Strict):
     @classmethod
     def _formula(cls, value):
         return _check_formula(value)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value):
+        if value and value not in UNITS:
+            raise ValueError(f"unknown unit {value!r} (one of {', '.join(UNITS)}; angles in deg)")
+        return value
+
+    def formula_names(self) -> set[str]:
+        return {n for f in (self.lower, self.upper) if f is not None for n in Formula(f).names}
 
 
 class Quantity(Bounded):
@@ -219,37 +256,37 @@ class TestPlan(Strict):
         return cases
 
 
-class Specification(Strict):
+#: a specification's requirement list (every kind has one, after its plan)
+Requirements = Annotated[list[Requirement], Field(min_length=1)]
+#: where a specification was read from (not part of its content)
+SourcePath = Annotated[Path | None, Field(None, exclude=True)]
+
+
+class SpecificationBase(Strict):
+    """What every kind of specification has: a name, a version, the table kind, and
+    requirements traced to sources. A kind's model adds its ratings, `plan` and
+    `requirements` (in that order: the order a run records the specification in), and sets
+    `formula_variables`, the variables its suites supply to the limit formulas."""
+
     name: str
     title: str
     version: str
-    kind: Literal["lumbar", "cervical"]
-    rated_force_n: float = Field(gt=0)
-    residual_force_n: float = Field(gt=0)
-    max_ramp_rate_n_s: float = Field(gt=0)
-    plan: TestPlan
-    requirements: list[Requirement] = Field(min_length=1)
-    source: Path | None = Field(None, exclude=True)
+    kind: str
+
+    formula_variables: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
-    def _consistent(self):
+    def _requirements_consistent(self):
         ids = [r.id for r in self.requirements]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"requirement id {', '.join(dupes)} appears twice")
-        if max(self.plan.setpoints_n) > self.rated_force_n:
-            raise ValueError("plan.setpoints_n: a setpoint is above rated_force_n")
-        if max(self.plan.ramp_rates_n_s) > self.max_ramp_rate_n_s:
-            raise ValueError("plan.ramp_rates_n_s: a rate is above max_ramp_rate_n_s")
-        highest = [("plan.falling_setpoints_n", max(self.plan.falling_setpoints_n, default=0.0)),
-                   ("plan.ramp_high_force_n", self.plan.ramp_high_force_n or 0.0),
-                   *((f"plan.sessions[{i}].hold_force_n", s.hold_force_n or 0.0) for i, s in enumerate(self.plan.sessions))]
-        for where, force in highest:
-            if force > self.rated_force_n:
-                raise ValueError(f"{where}: {force:g} N is above rated_force_n ({self.rated_force_n:g} N)")
-        if self.plan.falling_setpoints_n and max(self.plan.falling_setpoints_n) >= max(self.plan.setpoints_n):
-            raise ValueError("plan.falling_setpoints_n: each must lie below the highest setpoint (it is approached "
-                             "from above)")
+        for r in self.requirements:
+            for where, q in [("", r), *((f" also {q.key}", q) for q in r.also)]:
+                foreign = q.formula_names() - self.formula_variables
+                if foreign:
+                    raise ValueError(f"requirement {r.id}{where}: variable {', '.join(sorted(foreign))} is not one a "
+                                     f"{self.kind} suite supplies ({', '.join(sorted(self.formula_variables))})")
         return self
 
     def requirement(self, rid: str) -> Requirement:
@@ -268,21 +305,120 @@ class Specification(Strict):
         return [q for r in self.requirements for q in [r.id, *(quantity_id(r.id, a.key) for a in r.also)]]
 
 
-def load_spec(name_or_path: str | Path) -> Specification:
+# ---------------------------------------------------------------- the registry of models by table kind
+
+S = TypeVar("S", bound=type[SpecificationBase])
+
+#: modules whose specification models register themselves (imported before any look-up)
+SPEC_MODULES = ("verification.flexion_spec",)
+_MODELS: dict[str, type[SpecificationBase]] = {}
+
+
+def register_specification(cls: S) -> S:
+    """Register a specification model for the table kinds its `kind` field allows (a
+    Literal of table kinds, as drivers/kinds.py names them)."""
+    kinds = getattr(cls.model_fields["kind"].annotation, "__args__", ())
+    if not kinds or not all(isinstance(k, str) for k in kinds):
+        raise TypeError(f"{cls.__name__}: kind must be a Literal of table kinds")
+    for kind in kinds:
+        other = _MODELS.get(kind, cls)
+        if (other.__module__, other.__qualname__) != (cls.__module__, cls.__qualname__):  # a module imported
+            # again (pytester's in-process runs) registers its class anew: that one replaces itself
+            raise ValueError(f"{cls.__name__}: table kind {kind} already has {other.__name__}")
+        _MODELS[kind] = cls
+    return cls
+
+
+def specification_models() -> dict[str, type[SpecificationBase]]:
+    """table kind → the specification model for it, in registration order."""
+    for module in SPEC_MODULES:
+        import_module(module)
+    return dict(_MODELS)
+
+
+def model_for(kind) -> type[SpecificationBase]:
+    """The specification model of a table kind; one line naming the known kinds if none."""
+    models = specification_models()
+    try:
+        return models[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"kind {kind!r} is not a table kind with a specification model "
+                         f"(known: {', '.join(models)})") from None
+
+
+def specification_of(data: dict, source: Path | None = None) -> SpecificationBase:
+    """A specification from its content (a file's, or as a run recorded it), by its kind."""
+    return model_for(data.get("kind"))(**data, source=source)
+
+
+@register_specification
+class Specification(SpecificationBase):
+    """A powered traction table's specification (lumbar, cervical): forces and ramps."""
+
+    kind: Literal["lumbar", "cervical"]
+    rated_force_n: float = Field(gt=0)
+    residual_force_n: float = Field(gt=0)
+    max_ramp_rate_n_s: float = Field(gt=0)
+    plan: TestPlan
+    requirements: Requirements
+    source: SourcePath
+
+    formula_variables: ClassVar[frozenset[str]] = TRACTION_VARIABLES
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if max(self.plan.setpoints_n) > self.rated_force_n:
+            raise ValueError("plan.setpoints_n: a setpoint is above rated_force_n")
+        if max(self.plan.ramp_rates_n_s) > self.max_ramp_rate_n_s:
+            raise ValueError("plan.ramp_rates_n_s: a rate is above max_ramp_rate_n_s")
+        highest = [("plan.falling_setpoints_n", max(self.plan.falling_setpoints_n, default=0.0)),
+                   ("plan.ramp_high_force_n", self.plan.ramp_high_force_n or 0.0),
+                   *((f"plan.sessions[{i}].hold_force_n", s.hold_force_n or 0.0) for i, s in enumerate(self.plan.sessions))]
+        for where, force in highest:
+            if force > self.rated_force_n:
+                raise ValueError(f"{where}: {force:g} N is above rated_force_n ({self.rated_force_n:g} N)")
+        if self.plan.falling_setpoints_n and max(self.plan.falling_setpoints_n) >= max(self.plan.setpoints_n):
+            raise ValueError("plan.falling_setpoints_n: each must lie below the highest setpoint (it is approached "
+                             "from above)")
+        return self
+
+
+def builtin_names() -> list[str]:
+    """The built-in specifications, grouped by their model in registration order (traction
+    first), by name within a model."""
+    order = {cls: i for i, cls in enumerate(dict.fromkeys(specification_models().values()))}
+
+    def rank(path: Path) -> tuple:
+        try:
+            kind = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("kind")
+        except (OSError, yaml.YAMLError, AttributeError):
+            kind = None
+        return order.get(_MODELS.get(kind), len(order)), path.stem
+
+    return [p.stem for p in sorted(SPECS_DIR.glob("*.yaml"), key=rank)]
+
+
+def load_spec(name_or_path: str | Path) -> SpecificationBase:
+    """A specification file (or a built-in's name) as its kind's model; bad input is one
+    line naming the file, the key and the requirement."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = SPECS_DIR / f"{name_or_path}.yaml"
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        known = ", ".join(p.stem for p in sorted(SPECS_DIR.glob("*.yaml")))
+        known = ", ".join(builtin_names())
         raise ConfigError(f"{path}: cannot read specification ({exc.strerror}); built-in: {known}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
-        return Specification(**data, source=path)
+        model = model_for(data.get("kind"))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: kind: {exc}") from None
+    try:
+        return model(**data, source=path)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
