@@ -24,7 +24,6 @@ from rigs.endpoints import Endpoints
 from rigs.rig import Rig, RigResources, connect
 
 
-
 def _force_gauge(at: str) -> dict[str, str]:
     """A force gauge's parameters and the keys they fill under `at` (gauge:, obstacle.gauge:)."""
     return {"resource": f"{at}.resource", "dialect": f"{at}.dialect", "model": f"{at}.model",
@@ -165,7 +164,8 @@ def rig_config_from_target(target, source: Path, role: str, name: str) -> RigCon
     sections = sections_for(table.kind)  # a kind the registry does not know, TractionTable refused
     chosen += [need(SECTION_CLASSES[key]) for key in sections.required]
     # a section the kind does not allow is taken too, so the rig model refuses it in its one line
-    chosen += [by_class[cls] for key, cls in SECTION_CLASSES.items() if key not in sections.required and cls in by_class]
+    chosen += [by_class[cls] for key, cls in SECTION_CLASSES.items()
+               if key not in sections.required and cls in by_class]
     transport = next(t for t, cls in CONTROLLER_CLASSES.items() if cls == type(controller).__name__)
     data: dict = {"name": name, "controller": {"transport": transport}}
     for resource in chosen:

@@ -28,8 +28,8 @@ FD_CLASSES = {"TractionTable", "TractionControllerTCP", "StimulusModuleTCP", "Fo
 def local_env(tmp_path: Path, resources: dict) -> Path:
     """A labgrid environment whose one target holds `resources` ({class: params}) itself."""
     path = tmp_path / "env.yaml"
-    path.write_text(yaml.safe_dump({"targets": {"main": {"resources": [{cls: dict(p)} for cls, p in resources.items()]}},
-                                    "imports": ["drivers.labgrid_drivers"]}))
+    target = {"resources": [{cls: dict(params)} for cls, params in resources.items()]}
+    path.write_text(yaml.safe_dump({"targets": {"main": target}, "imports": ["drivers.labgrid_drivers"]}))
     return path
 
 

@@ -119,8 +119,10 @@ def test_a_bench_without_an_obstacle_has_no_slide_and_no_obstacle_gauge(fixed_mo
 
 
 @pytest.mark.parametrize("axis, angle, line", [
-    ("flexion", 30.0, "obstacle.angle_deg: 30° is beyond the table's rated flexion travel (25°, its controller says)"),
-    ("lateral", -16.0, "obstacle.angle_deg: -16° is beyond the table's rated lateral travel (15°, its controller says)"),
+    ("flexion", 30.0,
+     "obstacle.angle_deg: 30° is beyond the table's rated flexion travel (25°, its controller says)"),
+    ("lateral", -16.0,
+     "obstacle.angle_deg: -16° is beyond the table's rated lateral travel (15°, its controller says)"),
 ])
 def test_an_obstacle_beyond_the_rated_travel_is_one_line_and_nothing_stays_open(fixed_modbus, monkeypatch, axis,
                                                                                  angle, line):
@@ -147,7 +149,8 @@ def test_a_tcm1_found_where_the_rig_says_flexion_distraction_is_one_line(fixed_m
             connect(config, res)
     text = str(err.value)
     assert "\n" not in text and text.startswith("flexion-distraction controller (safety link)")
-    assert text.endswith("DEVICE_KIND 1 is an TCM-1 controller, not FDC-1 — set table.kind to one of lumbar, cervical")
+    assert text.endswith("DEVICE_KIND 1 is an TCM-1 controller, not FDC-1 — "
+                         "set table.kind to one of lumbar, cervical")
 
 
 def test_the_emulator_is_asked_for_the_rig_files_obstacle():
