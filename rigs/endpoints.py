@@ -146,11 +146,13 @@ class Endpoints:
     wear: float | None = None
     serial: str | None = None
     pid: int | None = None
+    inclinometer: Instrument | None = None  # a flexion-distraction bench's tilt inclinometer
+    obstacle_gauges: dict[str, Instrument] | None = None  # the obstacle's load cell, one per force dialect
 
     #: the order of the printed line's keys (that line is read by other processes as is;
     #: not annotated, so not a field)
     _ORDER = ("attached", "kind", "seed", "time_scale", "faults", "wear", "serial", "pid", "controller", "stimulus",
-              "patient_simulator", "gauges")
+              "patient_simulator", "gauges", "inclinometer", "obstacle_gauges")
 
     def gauge(self, dialect: str) -> Instrument:
         try:
@@ -183,6 +185,9 @@ class Endpoints:
             wear=data.get("wear"),
             serial=data.get("serial"),
             pid=data.get("pid"),
+            inclinometer=_instrument(data["inclinometer"]) if "inclinometer" in data else None,
+            obstacle_gauges=({name: _instrument(g) for name, g in data["obstacle_gauges"].items()}
+                             if "obstacle_gauges" in data else None),
         )
 
     @classmethod

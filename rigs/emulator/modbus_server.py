@@ -1,16 +1,20 @@
-"""Serve the emulated table's controller (TCM-1) and stimulus module (SIO-1) over Modbus.
+"""Serve the emulated table's controller (TCM-1 or FDC-1) and stimulus module (SIO-1) over Modbus.
 
 Built on pymodbus 3.16's simulator: each device is a `SimDevice` whose `action` is the
 device. The action brings the table up to the present, refuses or applies writes, and
 fills the register image on reads, so pymodbus stays the framing and transport layer
-and the contract's rules live in `controller.py`. Bit reads are validated by a
-registered request class because the simulator hands the action 16-bit words only.
+and the contract's rules live in the controller models (`controller.py` for TCM-1,
+`fd_controller.py` for FDC-1). Which addresses exist is the protocol's `RegisterMap`,
+built from its driver-side map (drivers/tcm1.py, drivers/fdc1.py); the models answer the
+same calls, so one device class serves either. Bit reads are validated by a registered
+request class because the simulator hands the action 16-bit words only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 from pymodbus.constants import ExcCodes
@@ -23,24 +27,18 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.transaction import TransactionManager
 
-from drivers import units
+from drivers import fdc1, tcm1, units
 from drivers.tcm1 import (
-    PULSE_COILS,
     RTU_BAUDRATE,
     RTU_BYTESIZE,
     RTU_PARITY,
     RTU_STOPBITS,
-    VALID_COILS,
-    VALID_DISCRETE,
-    VALID_HOLDING,
-    VALID_INPUT,
     VALID_STIMULUS_COILS,
     StimulusCoil,
 )
 from rigs.emulator.clock import one_instant
 from rigs.emulator.controller import Refused
 from rigs.emulator.latency import REPLIES
-from rigs.emulator.table import EmulatedTable
 
 READ_FC = {1: "c", 2: "d", 3: "h", 4: "i"}
 WRITE_FC = {5: "c", 15: "c", 6: "h", 16: "h"}
@@ -143,23 +141,57 @@ def _wrong_unit_device(shape) -> SimDevice:
     return SimDevice(id=0, simdata=shape(), action=action)
 
 
+@dataclass(frozen=True)
+class RegisterMap:
+    """The addresses a controller protocol has (anything else is 02) and its pulse coils."""
+
+    coils: frozenset[int]
+    discrete: frozenset[int]
+    holding: frozenset[int]
+    input: frozenset[int]
+    pulse_coils: frozenset[int]
+
+    def valid(self, kind: str) -> frozenset[int]:
+        return {"c": self.coils, "d": self.discrete, "h": self.holding, "i": self.input}[kind]
+
+    def shape(self):
+        """The simulator's blocks: one per contiguous run of register addresses."""
+        return (_bits_block(), _bits_block(), _runs(self.holding), _runs(self.input))
+
+
+TCM1_MAP = RegisterMap(tcm1.VALID_COILS, tcm1.VALID_DISCRETE, tcm1.VALID_HOLDING, tcm1.VALID_INPUT,
+                       frozenset(tcm1.PULSE_COILS))
+FDC1_MAP = RegisterMap(fdc1.VALID_COILS, fdc1.VALID_DISCRETE, fdc1.VALID_HOLDING, fdc1.VALID_INPUT,
+                       frozenset(fdc1.PULSE_COILS))
+
+
+def _runs(addresses: frozenset[int]) -> list[SimData]:
+    """The simulator's register blocks: one per contiguous run of addresses."""
+    blocks: list[SimData] = []
+    first = prev = None
+    for addr in sorted(addresses):
+        if first is not None and addr != prev + 1:
+            blocks.append(_words(first, prev - first + 1))
+            first = None
+        if first is None:
+            first = addr
+        prev = addr
+    if first is not None:
+        blocks.append(_words(first, prev - first + 1))
+    return blocks
+
+
 class ControllerDevice:
-    """The TCM-1 action bound to one emulated table."""
+    """The controller action bound to one emulated table (its `controller` model)."""
 
-    valid = {"c": VALID_COILS, "d": VALID_DISCRETE, "h": VALID_HOLDING, "i": VALID_INPUT}
-
-    def __init__(self, table: EmulatedTable) -> None:
+    def __init__(self, table, registers: RegisterMap = TCM1_MAP) -> None:
         self.table = table
+        self.registers = registers
+        self.valid = {kind: registers.valid(kind) for kind in "cdhi"}
         self._echo: dict[int, bool] = {}
 
-    @staticmethod
-    def shape():
-        return (
-            _bits_block(),
-            _bits_block(),
-            [_words(0, 12)],
-            [_words(0, 7), _words(100, 12)],
-        )
+    def shape(self):
+        return self.registers.shape()
 
     async def action(self, fc, start, address, count, registers, values) -> ExcCodes | None:
         table = self.table
@@ -174,7 +206,7 @@ class ControllerDevice:
                     model.write_coils(address, [bool(v) for v in values])
                     for i in range(len(values)):
                         self._echo[address + i] = bool(values[i])
-                        if address + i in PULSE_COILS:
+                        if address + i in self.registers.pulse_coils:
                             values[i] = False
                 else:
                     model.write_holding(address, [int(v) for v in values])
@@ -186,8 +218,9 @@ class ControllerDevice:
             return ExcCodes.ILLEGAL_FUNCTION
         if fc in (5, 6):  # pymodbus reads back after a single write to build the echo
             if fc == 5:
+                values_now = model.coil_values()
                 registers[0] = _pack_bits(
-                    [self._echo.get(i, v) for i, v in enumerate(model.coil_values())] + [False] * 11
+                    [self._echo.get(i, v) for i, v in enumerate(values_now)] + [False] * (16 - len(values_now))
                 )
             return None
         if kind == "c":
@@ -206,11 +239,14 @@ class ControllerDevice:
 
 
 class StimulusDevice:
-    """SIO-1: four plain relay coils wired into the table."""
+    """SIO-1: plain relay coils wired into the table; `relays` the ones this bench's
+    module has (OBSTACLE, coil 4, only with an obstacle slide: else 02)."""
 
-    def __init__(self, table: EmulatedTable, on_change: Callable | None = None) -> None:
+    def __init__(self, table, on_change: Callable | None = None,
+                 relays: frozenset[int] = VALID_STIMULUS_COILS) -> None:
         self.table = table
         self.on_change = on_change
+        self.relays = relays
 
     @staticmethod
     def shape():
@@ -220,7 +256,7 @@ class StimulusDevice:
         table = self.table
         table.sync(exact=values is not None)
         if fc in (5, 15) and values is not None:
-            if not _span_ok(VALID_STIMULUS_COILS, address, len(values)):
+            if not _span_ok(self.relays, address, len(values)):
                 return ExcCodes.ILLEGAL_ADDRESS
             for i, value in enumerate(values):
                 relay = StimulusCoil(address + i)
@@ -243,7 +279,7 @@ class PatientSimulator:
     the rate it changes at in 0.1 N/s (0: at once).
     """
 
-    def __init__(self, table: EmulatedTable) -> None:
+    def __init__(self, table) -> None:
         self.table = table
 
     @staticmethod
@@ -272,7 +308,7 @@ class PatientSimulator:
         return ExcCodes.ILLEGAL_ADDRESS
 
 
-def patient_simulator_devices(table: EmulatedTable) -> tuple[list[SimDevice], list]:
+def patient_simulator_devices(table) -> tuple[list[SimDevice], list]:
     device = PatientSimulator(table)
     return [SimDevice(id=1, simdata=device.shape(), action=device.action)], []
 
@@ -297,22 +333,23 @@ def _checked_bit_reads(valid_coils: frozenset[int], valid_discrete: frozenset[in
     return [_checked(ReadCoilsRequest, valid_coils), _checked(ReadDiscreteInputsRequest, valid_discrete)]
 
 
-def controller_devices(table: EmulatedTable, unit_id: int = 1) -> tuple[list[SimDevice], list]:
-    device = ControllerDevice(table)
+def controller_devices(table, unit_id: int = 1, registers: RegisterMap = TCM1_MAP) -> tuple[list[SimDevice], list]:
+    device = ControllerDevice(table, registers)
     devices = [
         SimDevice(id=unit_id, simdata=device.shape(), action=device.action),
-        _wrong_unit_device(ControllerDevice.shape),
+        _wrong_unit_device(registers.shape),
     ]
-    return devices, _checked_bit_reads(VALID_COILS, VALID_DISCRETE)
+    return devices, _checked_bit_reads(registers.coils, registers.discrete)
 
 
-def stimulus_devices(table: EmulatedTable, unit_id: int = 1) -> tuple[list[SimDevice], list]:
-    device = StimulusDevice(table)
+def stimulus_devices(table, unit_id: int = 1,
+                     relays: frozenset[int] = VALID_STIMULUS_COILS) -> tuple[list[SimDevice], list]:
+    device = StimulusDevice(table, relays=relays)
     devices = [
         SimDevice(id=unit_id, simdata=device.shape(), action=device.action),
         _wrong_unit_device(StimulusDevice.shape),
     ]
-    return devices, _checked_bit_reads(VALID_STIMULUS_COILS, frozenset())
+    return devices, _checked_bit_reads(relays, frozenset())
 
 
 async def serve_tcp(devices_and_pdus, host: str = "127.0.0.1", port: int = 0) -> tuple[EmulatorTcpServer, int]:

@@ -2,6 +2,10 @@
 
 One asyncio loop serves the controller and stimulus module (pymodbus) and both gauge
 dialects (raw sockets) for one table, so the test process cannot disturb its timing.
+What a table kind serves is its `EmulatedKind` in `EMULATED_KINDS` (a traction table:
+TCM-1 and the strap gauges; a flexion-distraction table: FDC-1, SIO-1 with the obstacle
+slide, the distraction gauges, the tilt inclinometer and the obstacle's gauges), so a new
+kind is one entry there, not a branch here.
 On start it prints one JSON line with every endpoint; SIGTERM/SIGINT shut it down.
 Optionally it appends ground-truth events (trigger and release instants in table time
 and in this machine's monotonic clock) to a JSON-lines file, for benchmarks that judge
@@ -26,15 +30,21 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from drivers.errors import ConfigError
 from drivers.priority import raise_priority
-from drivers.tcm1 import RTU_BAUDRATE, RTU_PARITY
+from drivers.tcm1 import RTU_BAUDRATE, RTU_PARITY, VALID_STIMULUS_COILS, StimulusCoil
 from rigs.emulator.gauge_server import SERIAL_BAUD, close_gauge_server, serve_gauge, serve_gauge_serial
 from rigs.emulator import kernel
+from rigs.emulator.fd_table import FlexionDistractionTable
 from rigs.emulator.gauges import GclGauge, ScpiGauge
+from rigs.emulator.inclinometer import TiltInclinometer
 from rigs.emulator.latency import REPLIES
 from rigs.emulator.modbus_server import (
+    FDC1_MAP,
+    TCM1_MAP,
+    RegisterMap,
     controller_devices,
     patient_simulator_devices,
     serve_rtu,
@@ -42,10 +52,13 @@ from rigs.emulator.modbus_server import (
     stimulus_devices,
 )
 from rigs.emulator.nullmodem import PtyLink
+from rigs.emulator.obstacle import DEFAULT_OBSTACLE_ANGLE_DEG
 from rigs.emulator.table import EmulatedTable
 from rigs.endpoints import Endpoints, SerialEndpoint, SocketInstrument, TcpEndpoint
 
-GAUGE_CAPACITY_N = {"lumbar": 1000.0, "cervical": 500.0}
+GAUGE_CAPACITY_N = {"lumbar": 1000.0, "cervical": 500.0, "flexion-distraction": 500.0}
+#: the obstacle's load cell: the force the section presses on it stays well below this
+OBSTACLE_GAUGE_CAPACITY_N = 500.0
 #: Table seconds between background model advances: what a request arriving just before
 #: the next one makes the model catch up (100 compiled cycles, a few microseconds).
 TICK_TABLE_S = 0.1
@@ -67,9 +80,13 @@ class EmulatorOptions:
     rtu_parity: str | None = None  # None: the contract's E on a device, N over ptys
     events_path: str | None = None
     stats_path: str | None = None  # written on stopping: reply latencies, CPU per wall second
+    obstacle_angle_deg: float | None = None  # flexion-distraction: the bench's obstacle (None: the default)
 
     def check(self) -> None:
         """Bad combinations, as one line naming the options."""
+        if self.kind not in EMULATED_KINDS:
+            raise ConfigError(f"--kind {self.kind}: unknown table kind; known: {', '.join(EMULATED_KINDS)}")
+        EMULATED_KINDS[self.kind].check(self)
         if self.serial_lines and (self.controller_rtu or self.gauge_serial):
             raise ConfigError("--serial-lines makes its own lines: drop --controller-rtu / --gauge-serial")
         if self.rtu_parity is not None and self.rtu_parity not in ("E", "N", "O"):
@@ -82,6 +99,69 @@ class EmulatorOptions:
         if self.rtu_parity is not None:
             return self.rtu_parity
         return "N" if self.serial_lines else RTU_PARITY
+
+
+def _no_obstacle(options: EmulatorOptions) -> None:
+    if options.obstacle_angle_deg is not None:
+        raise ConfigError(f"--obstacle-angle: a {options.kind} table has no obstacle slide "
+                          "(only --kind flexion-distraction)")
+
+
+def _no_instruments(table, options: EmulatorOptions) -> dict:
+    return {}
+
+
+@dataclass(frozen=True)
+class EmulatedKind:
+    """What `rig emulate --kind K` builds and serves for one table kind."""
+
+    build: Callable[[EmulatorOptions], object]  # the table, from the options
+    registers: RegisterMap  # the controller protocol's addresses
+    relays: frozenset[int]  # the SIO-1 coils the bench's module has
+    #: the bench's other instruments: {"inclinometer": model, "obstacle_gauges": {dialect: model}}
+    instruments: Callable[[object, EmulatorOptions], dict] = _no_instruments
+    check: Callable[[EmulatorOptions], None] = _no_obstacle
+
+
+def _traction(options: EmulatorOptions) -> EmulatedTable:
+    return EmulatedTable(options.kind, options.seed, options.time_scale, options.faults, wear=options.wear)
+
+
+def _flexion_distraction(options: EmulatorOptions) -> FlexionDistractionTable:
+    angle = DEFAULT_OBSTACLE_ANGLE_DEG if options.obstacle_angle_deg is None else options.obstacle_angle_deg
+    return FlexionDistractionTable(options.seed, options.time_scale, obstacle_angle_deg=angle)
+
+
+def _check_flexion_distraction(options: EmulatorOptions) -> None:
+    if options.faults:
+        raise ConfigError(f"--fault {options.faults[0]}: the flexion-distraction table has no defects catalogue yet; "
+                          "drop --fault")
+    if options.wear:
+        raise ConfigError("--wear: a release valve's wear is a traction table's; drop --wear for flexion-distraction")
+    angle = options.obstacle_angle_deg
+    if angle is not None and not 0.0 < angle < 45.0:
+        raise ConfigError(f"--obstacle-angle {angle:g}: expected an angle in degrees between 0 and 45 "
+                          "(the flexion axis, + lowered)")
+
+
+def _fd_instruments(table: FlexionDistractionTable, options: EmulatorOptions) -> dict:
+    """The tilt inclinometer on the section, and the obstacle's load cell in both dialects."""
+    cell = table.obstacle_cell
+    return {
+        "inclinometer": TiltInclinometer(table, seed=options.seed + 2),
+        "obstacle_gauges": {"gcl": GclGauge(cell, capacity_n=OBSTACLE_GAUGE_CAPACITY_N, seed=options.seed + 3),
+                            "scpi": ScpiGauge(cell, capacity_n=OBSTACLE_GAUGE_CAPACITY_N, seed=options.seed + 4)},
+    }
+
+
+#: table kind -> what the emulator serves for it
+EMULATED_KINDS: dict[str, EmulatedKind] = {
+    "lumbar": EmulatedKind(_traction, TCM1_MAP, VALID_STIMULUS_COILS),
+    "cervical": EmulatedKind(_traction, TCM1_MAP, VALID_STIMULUS_COILS),
+    "flexion-distraction": EmulatedKind(_flexion_distraction, FDC1_MAP,
+                                        VALID_STIMULUS_COILS | {int(StimulusCoil.OBSTACLE)},
+                                        _fd_instruments, _check_flexion_distraction),
+}
 
 
 def socket_resource(host: str, port: int) -> str:
@@ -144,8 +224,9 @@ async def run(options: EmulatorOptions, ready=None) -> None:
     options.check()
     raise_priority()  # the emulated table stands in for hardware of its own: ahead of the test's work
     kernel.warm_up()
-    table = EmulatedTable(options.kind, options.seed, options.time_scale, options.faults, wear=options.wear)
-    capacity = GAUGE_CAPACITY_N[table.params.kind.name.lower() if options.kind not in GAUGE_CAPACITY_N else options.kind]
+    emulated = EMULATED_KINDS[options.kind]
+    table = emulated.build(options)
+    capacity = GAUGE_CAPACITY_N[options.kind]
     gcl = GclGauge(table, capacity_n=capacity, seed=options.seed)
     scpi = ScpiGauge(table, capacity_n=capacity, seed=options.seed + 1)
     servers: list = []
@@ -191,10 +272,11 @@ def write_stats(path: str, started: tuple[int, int]) -> None:
         json.dump(stats, f)
 
 
-async def _serve(options: EmulatorOptions, table: EmulatedTable, gcl: GclGauge, scpi: ScpiGauge,
+async def _serve(options: EmulatorOptions, table, gcl: GclGauge, scpi: ScpiGauge,
                  servers: list, gauge_servers: list, links: list[PtyLink]) -> Endpoints:
     """Start every server (appending each to the lists the caller closes); the endpoints."""
     host = options.host
+    emulated = EMULATED_KINDS[options.kind]
     controller_line = gauge_line = None  # (the device served on, the one a client opens or None)
     if options.serial_lines:
         links += [PtyLink(), PtyLink()]
@@ -209,16 +291,17 @@ async def _serve(options: EmulatorOptions, table: EmulatedTable, gcl: GclGauge, 
         served_on, client = controller_line
         check_serial_line(served_on, RTU_BAUDRATE, options.parity)
         try:
-            servers.append(await serve_rtu(controller_devices(table, options.unit_id), served_on, parity=options.parity))
+            devices = controller_devices(table, options.unit_id, emulated.registers)
+            servers.append(await serve_rtu(devices, served_on, parity=options.parity))
         except Exception as exc:  # noqa: BLE001 — pyserial raises termios.error too
             raise ConfigError(f"{served_on}: cannot serve Modbus RTU at {RTU_BAUDRATE} 8{options.parity}1 ({exc})") from None
         controller = serial_endpoint("rtu", served_on, client, baudrate=RTU_BAUDRATE, parity=options.parity,
                                      unit_id=options.unit_id)
     else:
-        server, port = await serve_tcp(controller_devices(table, options.unit_id), host)
+        server, port = await serve_tcp(controller_devices(table, options.unit_id, emulated.registers), host)
         servers.append(server)
         controller = TcpEndpoint(host, port, options.unit_id)
-    server, port = await serve_tcp(stimulus_devices(table, options.unit_id), host)
+    server, port = await serve_tcp(stimulus_devices(table, options.unit_id, emulated.relays), host)
     servers.append(server)
     stimulus = TcpEndpoint(host, port, options.unit_id)
     server, port = await serve_tcp(patient_simulator_devices(table), host)
@@ -231,13 +314,24 @@ async def _serve(options: EmulatorOptions, table: EmulatedTable, gcl: GclGauge, 
             gauge_servers.append(await serve_gauge_serial(gauge, served_on, SERIAL_BAUD))
             gauges[dialect] = serial_endpoint("serial", served_on, client, baudrate=SERIAL_BAUD, parity="N")
             continue
-        gserver = await serve_gauge(gauge, host, 0)
-        gauge_servers.append(gserver)
-        gport = gserver.sockets[0].getsockname()[1]
-        gauges[dialect] = SocketInstrument(gport, socket_resource(host, gport))
+        gauges[dialect] = await _serve_socket(gauge, host, gauge_servers)
+    served: dict = {}
+    for role, model in emulated.instruments(table, options).items():
+        if isinstance(model, dict):
+            served[role] = {name: await _serve_socket(m, host, gauge_servers) for name, m in model.items()}
+        else:
+            served[role] = await _serve_socket(model, host, gauge_servers)
     return Endpoints(controller, stimulus, gauges, patient_simulator, kind=options.kind, seed=options.seed,
                      time_scale=options.time_scale, faults=tuple(options.faults), wear=options.wear,
-                     serial=table.params.serial, pid=os.getpid())
+                     serial=table.params.serial, pid=os.getpid(), **served)
+
+
+async def _serve_socket(model, host: str, gauge_servers: list) -> SocketInstrument:
+    """One line-protocol instrument on a raw socket of its own."""
+    gserver = await serve_gauge(model, host, 0)
+    gauge_servers.append(gserver)
+    gport = gserver.sockets[0].getsockname()[1]
+    return SocketInstrument(gport, socket_resource(host, gport))
 
 
 def main(options: EmulatorOptions) -> int:
