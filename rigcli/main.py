@@ -40,6 +40,7 @@ def _emulate(args: argparse.Namespace) -> int:
             rtu_parity=args.rtu_parity,
             events_path=args.events,
             stats_path=args.stats,
+            obstacle_angle_deg=args.obstacle_angle,
         )
     )
 
@@ -334,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     emulate = sub.add_parser("emulate", help="serve an emulated table (controller, stimulus module, gauges)")
-    emulate.add_argument("--kind", choices=["lumbar", "cervical"], default="lumbar")
+    emulate.add_argument("--kind", choices=["lumbar", "cervical", "flexion-distraction"], default="lumbar")
+    emulate.add_argument("--obstacle-angle", type=float, metavar="DEG",
+                         help="flexion-distraction: the bench's obstacle angle on the flexion axis (default 10.0)")
     emulate.add_argument("--seed", type=int, default=0)
     emulate.add_argument("--time-scale", type=float, default=1.0, help="table seconds per wall second (K)")
     emulate.add_argument("--fault", action="append", default=[], metavar="NAME", help="switch on a named defect")
