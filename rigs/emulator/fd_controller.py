@@ -376,7 +376,7 @@ class FdController:
         for axis, target in enumerate(targets):
             if target is not None:
                 end = max(end, self.section.axes[axis].move(self._t, self._true(axis, target), self._accel(),
-                                                            self._speed()))
+                                                            self._speed(), self._creep_at(axis, target)))
         return end
 
     def _off_neutral(self) -> bool:
@@ -600,11 +600,16 @@ class FdController:
         angles = self.section.angles(at_rest)
         self._truth = [(at_rest, f"truth:at-rest flexion={angles[0]:.4f} lateral={angles[1]:.4f}")]
 
-    def _creep(self) -> tuple[float, float]:
-        """How a worn brake lets each axis drift: flexion further down, lateral further out."""
+    def _creep_at(self, axis: int, angle: float) -> float:
+        """How a worn brake lets an axis held at `angle` drift: flexion further down,
+        lateral further out (0 nominally)."""
         creep = self.p.brake_creep_deg_s
-        lateral = self.section.axes[1].state(self._t)[0]
-        return creep, math.copysign(creep, lateral) if abs(lateral) > AT_EPS_DEG else 0.0
+        if axis == 0:
+            return creep
+        return math.copysign(creep, angle) if abs(angle) > AT_EPS_DEG else 0.0
+
+    def _creep(self) -> tuple[float, float]:
+        return tuple(self._creep_at(axis, self.section.axes[axis].state(self._t)[0]) for axis in (0, 1))
 
     def emergency(self, code: FaultCode, cause: str, backoff: bool = False) -> None:
         """An emergency trigger: PHASE 7, the section stopped by the drive (and for an
@@ -629,7 +634,7 @@ class FdController:
         here = self._encoder(axis, self.section.axes[axis].state(start)[0])
         travel = min(abs(here), self.p.backoff_deg * self.p.backoff_factor)
         target = self._true(axis, here - math.copysign(travel, here))
-        self.section.axes[axis].move(start, target, self._accel(), self._speed())
+        self.section.axes[axis].move(start, target, self._accel(), self._speed(), self._creep_at(axis, target))
         end = self.section.axes[axis].settled_at()
         angles = self.section.angles(end)
         self._truth.append((end, f"truth:backed-off flexion={angles[0]:.4f} lateral={angles[1]:.4f}"))

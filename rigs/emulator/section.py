@@ -49,16 +49,18 @@ class Segment:
         return self.p0 + self.v0 * tau + 0.5 * self.a * tau * tau, self.v0 + self.a * tau
 
 
-def trapezoid(t: float, p: float, v: float, target: float, accel: float, speed: float) -> list[Segment]:
+def trapezoid(t: float, p: float, v: float, target: float, accel: float, speed: float,
+              creep: float = 0.0) -> list[Segment]:
     """The pieces of a move from (p, v) at t to rest exactly at `target`: accelerate (or
     slow) at `accel` to at most `speed`, cruise, decelerate at `accel`; triangular when too
     short to reach `speed`; a section already heading away (or too fast to stop in time)
-    first stops at `accel`. The last piece is the rest at the target."""
+    first stops at `accel`. The last piece is the rest at the target, on the brake (a worn
+    one lets it creep at `creep` °/s)."""
     out: list[Segment] = []
     while True:
         d = target - p
         if abs(d) <= ANGLE_EPS and v == 0.0:
-            out.append(Segment(t, target, 0.0, 0.0, Motion.HELD))
+            out.append(Segment(t, target, creep, 0.0, Motion.HELD))
             return out
         s = 1.0 if d > 0 else -1.0 if d < 0 else -math.copysign(1.0, v)
         u = s * v  # speed towards the target
@@ -79,7 +81,7 @@ def trapezoid(t: float, p: float, v: float, target: float, accel: float, speed: 
             if dur > 0.0:
                 out.append(Segment(t, p, v, a, Motion.MOVE))
                 p, v, t = p + v * dur + 0.5 * a * dur * dur, v + a * dur, t + dur
-        out.append(Segment(t, target, 0.0, 0.0, Motion.HELD))
+        out.append(Segment(t, target, creep, 0.0, Motion.HELD))
         return out
 
 
@@ -129,10 +131,10 @@ class Axis:
             self._starts.append(seg.t0)
         self._arrays = None
 
-    def move(self, t: float, target: float, accel: float, speed: float) -> float:
+    def move(self, t: float, target: float, accel: float, speed: float, creep: float = 0.0) -> float:
         """A move to `target` from the state at t; returns when it ends."""
         p, v = self.state(t)
-        self._replace_from(t, trapezoid(t, p, v, target, accel, speed))
+        self._replace_from(t, trapezoid(t, p, v, target, accel, speed, creep))
         return self.settled_at()
 
     def stop(self, t: float, decel: float, motion: Motion, coast_s: float = 0.0, creep: float = 0.0) -> float:
