@@ -294,3 +294,21 @@ def test_rig_spec_check_bad_file_is_one_line(tmp_path, capsys):
     assert main(["spec", "check", str(path)]) != 0
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "rated_speed_deg_s" in err and str(path) in err
+
+
+def test_a_run_record_of_it_summarises_and_renders(tmp_path, monkeypatch):
+    """The verdict table and the report list its requirements (each NOT RUN: the run's
+    measurements are another kind's), rather than break on a kind they do not know."""
+    import tests.synthetic_run as synthetic
+    from reports.render import render_report
+    from reports.verdicts import summarise
+
+    fd = load_spec(NAME)
+    monkeypatch.setattr(synthetic, "load_spec", lambda name: fd)
+    run = synthetic.build_run(tmp_path / "run")
+    summary = summarise(run)
+    assert [r.id for r in summary.results] == IDS and {r.verdict for r in summary.results} == {"NOT RUN"}
+    written = render_report(run, max_plots=1, pdf=False)
+    html = next(p for p in written if p.suffix == ".html").read_text(encoding="utf-8")
+    for rid in IDS:
+        assert rid in html
