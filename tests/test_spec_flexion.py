@@ -312,3 +312,11 @@ def test_a_run_record_of_it_summarises_and_renders(tmp_path, monkeypatch):
     html = next(p for p in written if p.suffix == ".html").read_text(encoding="utf-8")
     for rid in IDS:
         assert rid in html
+
+
+def test_the_quantities_state_the_numbers_the_plan_gives_the_suites(spec):
+    """ES-TIME's rest speed and ES-HOLD's window are written for a reviewer in the
+    quantity and for the suites in the plan: the two must say the same."""
+    em = spec.plan.emergency
+    assert f"{em.at_rest_deg_s:g} deg/s" in spec.requirement("ES-TIME").quantity
+    assert f"{em.hold_window_s:g} s" in spec.requirement("ES-HOLD").quantity
