@@ -67,6 +67,17 @@ def database_url(request, tmp_path):
     return server.create_database(name)
 
 
+@pytest.fixture(scope="session")
+def nominal_lumbar_run(tmp_path_factory):
+    """One `rig run` of every suite against the nominal emulated lumbar table (report and
+    results database included), shared by the tests that read a complete nominal run
+    (tests/main_run.py says why): a tests/main_run.NominalRun. Read it, never change it;
+    a test that needs to alter the run works on a copy."""
+    from tests.main_run import nominal_lumbar_run
+
+    return nominal_lumbar_run(tmp_path_factory.mktemp("nominal-lumbar"))
+
+
 @pytest.fixture
 def fixed_modbus():
     """A plain pymodbus TCP server (127.0.0.1, an ephemeral port) per SimDevice given:

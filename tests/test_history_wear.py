@@ -14,7 +14,7 @@ import pytest
 from reports.record import run_dirs
 from reports.history.review import HISTORY_NAME
 from reports.verdicts import summarise
-from tests.test_main_job import ROOT, short_spec
+from tests.main_run import ROOT, short_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

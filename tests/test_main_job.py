@@ -1,48 +1,37 @@
 """The main job end to end: `rig run` against the emulated table passes a nominal table
 and fails defective ones, naming the requirement. (Fewer emergency trials than the
-specification's 20, through a copy of the specification, to keep CI short.)"""
+specification's 20, through a copy of the specification, to keep CI short; the nominal
+table's complete run is the session's shared one, tests/main_run.py.)"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import yaml
 
 from reports.record import run_dirs
 from reports.verdicts import summarise
-ROOT = Path(__file__).resolve().parent.parent
-from verification.spec import SPECS_DIR
+from tests.main_run import ROOT, rig_run, short_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
-
-
-def short_spec(tmp_path: Path, name: str = "lumbar", trials: int = 4) -> Path:
-    data = yaml.safe_load((SPECS_DIR / f"{name}.yaml").read_text())
-    data["plan"]["emergency"]["trials"] = trials
-    path = tmp_path / f"{name}-short.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def run(tmp_path, *args) -> tuple[int, dict, str]:
     """`rig run` in its own process, as a user runs it."""
     runs = tmp_path / "runs"
-    proc = subprocess.run([sys.executable, "-m", "rigcli", "run", "--run-dir", str(runs), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL)
+    proc = rig_run(runs, *args)
     run_dir = max(run_dirs(runs), key=lambda p: p.stat().st_mtime)
     summary = summarise(run_dir)
     return proc.returncode, {r.id: r.verdict for r in summary.results}, proc.stdout + proc.stderr
 
 
-def test_nominal_lumbar_table_passes_every_requirement(tmp_path):
-    code, verdicts, out = run(tmp_path, "--spec", str(short_spec(tmp_path)))
+def test_nominal_lumbar_table_passes_every_requirement(nominal_lumbar_run):
+    code, out, run_dir = nominal_lumbar_run.returncode, nominal_lumbar_run.output, nominal_lumbar_run.run_dir
     assert code == 0, out[-3000:]
+    verdicts = {r.id: r.verdict for r in summarise(run_dir).results}
     assert set(verdicts.values()) == {"PASS"}, verdicts
-    run_dir = next(run_dirs(tmp_path / "runs"))
     assert (run_dir / "report" / "report.pdf").exists() and (run_dir / "MANIFEST.sha256").exists()
     assert "overall: PASS" in out
     # recorded in the default results database beside the runs, sealed digest included
@@ -77,9 +66,8 @@ def test_cervical_rig_with_gcl_gauge(tmp_path):
     assert verdicts["IL-START"] == "NOT RUN"
 
 
-def test_record_is_json_lines_with_identities(tmp_path):
-    run(tmp_path, "--spec", str(short_spec(tmp_path)), "-k", "interlocks and limit")
-    run_dir = next(run_dirs(tmp_path / "runs"))
+def test_record_is_json_lines_with_identities(nominal_lumbar_run):
+    run_dir = nominal_lumbar_run.run_dir
     lines = [json.loads(x) for x in (run_dir / "record.jsonl").read_text().splitlines()]
     start = lines[0]
     assert start["event"] == "run-start"
