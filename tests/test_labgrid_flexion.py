@@ -16,7 +16,7 @@ import yaml
 from drivers.errors import ConfigError
 from drivers.links import VisaInstrument
 from rigs.config import load_rig
-from rigs.lab_env import exporter_config, lab_target, load_environment, target_resources
+from rigs.lab_env import attached_rig, exporter_config, lab_target, load_environment, target_resources
 from rigs.rig import RigResources
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +134,26 @@ def test_a_resource_refuses_what_no_bench_has(tmp_path, cls, param, value):
     group[cls][param] = value
     with pytest.raises(ConfigError, match=rf"env\.yaml: target main: .*'{param}' must be"):
         config_of(tmp_path, group)
+
+
+def test_a_started_fd_emulator_is_exported_with_the_instruments_it_serves(tmp_path):
+    from rigs.endpoints import Endpoints, SocketInstrument, TcpEndpoint
+
+    socket = lambda port: SocketInstrument(port, f"TCPIP::127.0.0.1::{port}::SOCKET")  # noqa: E731
+    endpoints = Endpoints(TcpEndpoint("127.0.0.1", 41001, 1), TcpEndpoint("127.0.0.1", 41002, 1),
+                          {"gcl": socket(41004), "scpi": socket(41005)}, TcpEndpoint("127.0.0.1", 41003, 1),
+                          kind="flexion-distraction", seed=7, serial="EMU-FD-0007", inclinometer=socket(41006),
+                          obstacle_gauges={"gcl": socket(41007), "scpi": socket(41008)})
+    attached = attached_rig(load_rig("emulated-flexion-distraction"), endpoints)
+    assert attached.emulated.attach and attached.emulated.seed == 7 and attached.table.serial == "EMU-FD-0007"
+    assert attached.inclinometer.resource == "TCPIP::127.0.0.1::41006::SOCKET"
+    assert attached.obstacle.gauge.resource == "TCPIP::127.0.0.1::41008::SOCKET"
+    group = exporter_config(attached, "fd")["fd"]
+    assert set(group) == FD_CLASSES | {"PatientSimulatorTCP"}
+    assert group["TractionTable"]["emulated"] is True and group["ObstacleGaugeVISA"]["angle_deg"] == 10.0
+    lab = config_of(tmp_path, group)
+    try:
+        assert lab.config.model_dump(exclude={"name", "source"}) == attached.model_dump(exclude={"name", "source"})
+        assert target_resources(lab.target, lab.config) == RigResources.of(attached)
+    finally:
+        lab.target.deactivate_all_drivers()

@@ -15,17 +15,18 @@ import yaml
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from drivers.errors import ConfigError, DeviceProtocolError
+from drivers.errors import ConfigError, DeviceProtocolError, RigError
 from drivers.fdc1 import encode_serial
 from drivers.flexion_controller import FlexionController
 from drivers.gauge import ScpiGauge
 from drivers.inclinometer import TiltInclinometer
 from drivers.links import ModbusLink, VisaInstrument
 from drivers.tcm1 import StimulusCoil
-from rigs.config import RIGS_DIR, rig_from_dict
+from rigs.config import RIGS_DIR, load_rig, rig_from_dict
 from rigs.emulator.gauges import ScpiGauge as ScpiModel
 from rigs.emulator.inclinometer import FunctionAngleSource
 from rigs.emulator.inclinometer import TiltInclinometer as TiltModel
+from rigs.endpoints import Endpoints, SocketInstrument, TcpEndpoint
 from rigs.rig import RigResources, connect, emulator_options
 from tests.gauge_helpers import FakeClock, FunctionSource, resource, served
 
@@ -154,9 +155,45 @@ def test_a_tcm1_found_where_the_rig_says_flexion_distraction_is_one_line(fixed_m
 
 
 def test_the_emulator_is_asked_for_the_rig_files_obstacle():
-    from rigs.config import load_rig
-
     assert emulator_options(load_rig("emulated-flexion-distraction")) == ["--obstacle-angle", "10.0"]
     assert emulator_options(load_rig("emulated-lumbar")) == []
     assert emulator_options(load_rig("emulated-serial")) == ["--serial-lines", "--rtu-parity",
                                                             load_rig("emulated-serial").controller.parity]
+
+
+# ------------------------------------------------------------------ a started emulator's endpoints
+def fd_endpoints(**kw) -> Endpoints:
+    """What `rig emulate --kind flexion-distraction` prints, typed (ports made up)."""
+    socket = lambda port: SocketInstrument(port, f"TCPIP::127.0.0.1::{port}::SOCKET")  # noqa: E731
+    fields = dict(controller=TcpEndpoint("127.0.0.1", 41001, 1), stimulus=TcpEndpoint("127.0.0.1", 41002, 1),
+                  gauges={"gcl": socket(41004), "scpi": socket(41005)},
+                  patient_simulator=TcpEndpoint("127.0.0.1", 41003, 1), kind="flexion-distraction", seed=1,
+                  inclinometer=socket(41006), obstacle_gauges={"gcl": socket(41007), "scpi": socket(41008)})
+    fields.update(kw)
+    return Endpoints(**fields)
+
+
+def test_a_started_emulator_gives_the_inclinometer_and_the_obstacle_gauge_of_the_rig_files_dialect():
+    config = load_rig("emulated-flexion-distraction")
+    res = RigResources.of(config, fd_endpoints())
+    assert res.gauge == VisaInstrument("TCPIP::127.0.0.1::41005::SOCKET", "scpi", 2.0)
+    assert res.inclinometer == VisaInstrument("TCPIP::127.0.0.1::41006::SOCKET", "tilt", 2.0)
+    assert res.obstacle_gauge == VisaInstrument("TCPIP::127.0.0.1::41008::SOCKET", "scpi", 2.0)
+    assert res.patient_simulator == ModbusLink.tcp("127.0.0.1", 41003)
+
+
+def test_a_traction_emulator_under_a_flexion_rig_file_is_one_line():
+    config = load_rig("emulated-flexion-distraction")
+    with pytest.raises(RigError) as err:
+        RigResources.of(config, fd_endpoints(kind="lumbar", inclinometer=None, obstacle_gauges=None))
+    assert str(err.value) == "the emulator (lumbar) serves no inclinometer; check the rig file's table.kind"
+    with pytest.raises(RigError) as err:
+        RigResources.of(config, fd_endpoints(obstacle_gauges={"gcl": SocketInstrument(1, "TCPIP::h::1::SOCKET")}))
+    assert str(err.value) == ("the emulator (flexion-distraction) serves no scpi obstacle gauge (it serves gcl); "
+                              "check obstacle.gauge.dialect")
+
+
+def test_a_traction_rig_never_asks_an_emulator_for_flexion_instruments():
+    res = RigResources.of(load_rig("emulated-lumbar"), fd_endpoints(kind="lumbar", inclinometer=None,
+                                                                    obstacle_gauges=None))
+    assert res.inclinometer is None and res.obstacle_gauge is None
