@@ -132,6 +132,7 @@ class FdController:
         self._truth: list[tuple[float, str]] = []  # ground truth of the plan, logged once reached
         self._winch_seen = 0
         self._winch_queue: list | None = None  # winch commands of a write not yet committed
+        self._crossings: dict[str, tuple] = {}  # name -> (what it depends on, instant)
         self._wire_winch()
 
     # ------------------------------------------------------------------ encoders
@@ -142,8 +143,7 @@ class FdController:
         return (encoder_deg - self.p.encoder_offset_deg[axis]) / (1.0 + self.p.encoder_gain_error[axis])
 
     def encoder_angles(self) -> tuple[float, float]:
-        true = self.section.angles(self._t)
-        return self._encoder(0, true[0]), self._encoder(1, true[1])
+        return self.encoder_angle(0), self.encoder_angle(1)
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -247,34 +247,13 @@ class FdController:
     def coil_values(self) -> list[bool]:
         return [self.st.enable_coil] + [False] * (len(Coil) - 1)
 
+    def encoder_angle(self, axis: int) -> float:
+        return self._encoder(axis, self.section.axes[axis].state(self._t)[0])
+
     def input_register(self, addr: int) -> int:
-        st, p = self.st, self.p
-        uptime = units.elapsed_ms(self._t) & 0xFFFFFFFF
-        flexion, lateral = self.encoder_angles()
-        values = {
-            InputReg.ACTUAL_FORCE: lambda: units.signed16_register(units.n_to_dn(self.force_n)),
-            InputReg.PHASE: lambda: int(st.phase),
-            InputReg.FAULT_CODE: lambda: int(st.fault_code),
-            InputReg.UPTIME_MS_HI: lambda: uptime >> 16,
-            InputReg.UPTIME_MS_LO: lambda: uptime & 0xFFFF,
-            InputReg.FLEXION_ANGLE: lambda: units.signed16_register(units.deg_to_ddeg(flexion)),
-            InputReg.LATERAL_ANGLE: lambda: units.signed16_register(units.deg_to_ddeg(lateral)),
-            InputReg.LAST_REJECT: lambda: int(st.last_reject),
-            InputReg.CYCLE_COUNT: lambda: st.cycle_count,
-            InputReg.PROTOCOL_VERSION: lambda: PROTOCOL_VERSION,
-            InputReg.FIRMWARE_VERSION: lambda: p.firmware,
-            InputReg.RATED_FORCE: lambda: units.n_to_dn(p.rated_force_n),
-            InputReg.DEVICE_KIND: lambda: int(DeviceKind.FLEXION_DISTRACTION),
-            InputReg.RATED_DEPTH: lambda: units.deg_to_ddeg(p.rated_depth_deg),
-            InputReg.RATED_LATERAL: lambda: units.deg_to_ddeg(p.rated_lateral_deg),
-            InputReg.RATED_SPEED: lambda: units.deg_to_ddeg(p.rated_speed_deg_s),
-            InputReg.ACCEL: lambda: units.deg_to_ddeg(p.accel_deg_s2),
-            InputReg.OBSTRUCTION_FORCE: lambda: units.n_to_dn(p.obstruction_force_n),
-            InputReg.BACKOFF: lambda: units.deg_to_ddeg(p.backoff_deg),
-        }
         if InputReg.SERIAL <= addr < InputReg.SERIAL + 8:
-            return encode_serial(p.serial)[addr - InputReg.SERIAL]
-        return values[InputReg(addr)]()
+            return encode_serial(self.p.serial)[addr - InputReg.SERIAL]
+        return _INPUTS[addr](self)
 
     # ------------------------------------------------------------------ writes
     def write_holding(self, start: int, values: list[int]) -> None:
@@ -655,15 +634,26 @@ class FdController:
         if self._overtravel_at(self._t) <= self._t:
             self._overtravel()
 
+    def _cached(self, name: str, key: tuple, t_from: float, compute) -> float:
+        """A crossing of the plan, computed again only when what it depends on (`key`)
+        changed: one found from an earlier instant that is still ahead is still the first."""
+        cached = self._crossings.get(name)
+        if cached is not None and cached[0] == key and cached[1] >= t_from:
+            return cached[1]
+        value = compute()
+        self._crossings[name] = (key, value)
+        return value
+
     def _overtravel_at(self, t_from: float) -> float:
         st = self.st
         if not (st.enabled and self.powered) or st.overtravel_tripped:
             return math.inf
         flexion_limit, lateral_limit = self._limits()
         axes = self.section.axes
-        return min(axes[0].first_above(self._true(0, flexion_limit) + AT_EPS_DEG, t_from),
-                   axes[1].first_above(self._true(1, lateral_limit) + AT_EPS_DEG, t_from),
-                   axes[1].first_below(self._true(1, -lateral_limit) - AT_EPS_DEG, t_from))
+        return self._cached("overtravel", (self.section.version, flexion_limit, lateral_limit), t_from, lambda: min(
+            axes[0].first_above(self._true(0, flexion_limit) + AT_EPS_DEG, t_from),
+            axes[1].first_above(self._true(1, lateral_limit) + AT_EPS_DEG, t_from),
+            axes[1].first_below(self._true(1, -lateral_limit) - AT_EPS_DEG, t_from)))
 
     def _overtravel(self) -> None:
         self.st.overtravel_tripped = True
@@ -675,7 +665,9 @@ class FdController:
                 or st.phase not in MOVING_PHASES):
             return math.inf
         level = self.obstacle.trip_angle(self.p.obstruction_force_n * self.p.obstruction_trip_factor)
-        return self.section.axes[self.obstacle.axis].first_above(level, t_from, WATCHED, rising=True)
+        axis = self.section.axes[self.obstacle.axis]
+        return self._cached("obstruction", (self.section.version, level), t_from,
+                            lambda: axis.first_above(level, t_from, WATCHED, rising=True))
 
     def _obstruction(self) -> None:
         self.st.obstruction_tripped = True
@@ -758,3 +750,31 @@ class FdController:
             break
         self._t = max(self._t, t)
         self.section.prune(self._t - HISTORY_S)
+
+
+def _uptime(c: FdController) -> int:
+    return units.elapsed_ms(c.now) & 0xFFFFFFFF
+
+
+#: input register -> what it shows (built once: a status read asks nine of them)
+_INPUTS = {
+    InputReg.ACTUAL_FORCE: lambda c: units.signed16_register(units.n_to_dn(c.force_n)),
+    InputReg.PHASE: lambda c: int(c.st.phase),
+    InputReg.FAULT_CODE: lambda c: int(c.st.fault_code),
+    InputReg.UPTIME_MS_HI: lambda c: _uptime(c) >> 16,
+    InputReg.UPTIME_MS_LO: lambda c: _uptime(c) & 0xFFFF,
+    InputReg.FLEXION_ANGLE: lambda c: units.signed16_register(units.deg_to_ddeg(c.encoder_angle(0))),
+    InputReg.LATERAL_ANGLE: lambda c: units.signed16_register(units.deg_to_ddeg(c.encoder_angle(1))),
+    InputReg.LAST_REJECT: lambda c: int(c.st.last_reject),
+    InputReg.CYCLE_COUNT: lambda c: c.st.cycle_count,
+    InputReg.PROTOCOL_VERSION: lambda c: PROTOCOL_VERSION,
+    InputReg.FIRMWARE_VERSION: lambda c: c.p.firmware,
+    InputReg.RATED_FORCE: lambda c: units.n_to_dn(c.p.rated_force_n),
+    InputReg.DEVICE_KIND: lambda c: int(DeviceKind.FLEXION_DISTRACTION),
+    InputReg.RATED_DEPTH: lambda c: units.deg_to_ddeg(c.p.rated_depth_deg),
+    InputReg.RATED_LATERAL: lambda c: units.deg_to_ddeg(c.p.rated_lateral_deg),
+    InputReg.RATED_SPEED: lambda c: units.deg_to_ddeg(c.p.rated_speed_deg_s),
+    InputReg.ACCEL: lambda c: units.deg_to_ddeg(c.p.accel_deg_s2),
+    InputReg.OBSTRUCTION_FORCE: lambda c: units.n_to_dn(c.p.obstruction_force_n),
+    InputReg.BACKOFF: lambda c: units.deg_to_ddeg(c.p.backoff_deg),
+}

@@ -92,6 +92,7 @@ class Axis:
         self.segs: list[Segment] = [Segment(t, angle, 0.0, 0.0, Motion.HELD)]
         self._starts: list[float] = [t]
         self._arrays: tuple[np.ndarray, ...] | None = None
+        self.version = 0  # counts changes of the plan (what a cached crossing depends on)
 
     # -- reading --------------------------------------------------------------------------
     def _index(self, t: float) -> int:
@@ -130,6 +131,7 @@ class Axis:
             self.segs.append(seg)
             self._starts.append(seg.t0)
         self._arrays = None
+        self.version += 1
 
     def move(self, t: float, target: float, accel: float, speed: float, creep: float = 0.0) -> float:
         """A move to `target` from the state at t; returns when it ends."""
@@ -253,10 +255,15 @@ class Section:
     def restore(self, snap: tuple) -> None:
         for axis, (segs, starts) in zip(self.axes, snap):
             axis.segs, axis._starts, axis._arrays = list(segs), list(starts), None
+            axis.version += 1
 
     def prune(self, before: float) -> None:
         for axis in self.axes:
             axis.prune(before)
+
+    @property
+    def version(self) -> tuple[int, int]:
+        return self.axes[0].version, self.axes[1].version
 
     @property
     def oldest(self) -> float:
