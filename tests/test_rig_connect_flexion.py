@@ -27,7 +27,7 @@ from rigs.emulator.gauges import ScpiGauge as ScpiModel
 from rigs.emulator.inclinometer import FunctionAngleSource
 from rigs.emulator.inclinometer import TiltInclinometer as TiltModel
 from rigs.endpoints import Endpoints, SocketInstrument, TcpEndpoint
-from rigs.rig import RigResources, connect, emulator_options
+from rigs.rig import RigResources, connect, emulator_options, open_rig
 from tests.gauge_helpers import FakeClock, FunctionSource, resource, served
 
 pytestmark = pytest.mark.timeout(60)
@@ -197,3 +197,22 @@ def test_a_traction_rig_never_asks_an_emulator_for_flexion_instruments():
     res = RigResources.of(load_rig("emulated-lumbar"), fd_endpoints(kind="lumbar", inclinometer=None,
                                                                     obstacle_gauges=None))
     assert res.inclinometer is None and res.obstacle_gauge is None
+
+
+def test_the_embedded_fd_rig_opens_on_the_emulator_it_starts():
+    """open_rig starts `rig emulate --kind flexion-distraction` with the rig file's obstacle
+    angle and opens each role on the instrument the emulator serves for it."""
+    with open_rig(load_rig("emulated-flexion-distraction")) as rig:
+        args = rig.emulator.process.args
+        assert args[args.index("--kind") + 1] == "flexion-distraction"
+        assert args[args.index("--obstacle-angle") + 1] == "10.0"
+        assert isinstance(rig.controller, FlexionController) and rig.controller.identity().rated_force_n == 300.0
+        ep = rig.emulator_endpoints
+        assert rig.inclinometer.resource == ep.inclinometer.resource
+        assert rig.obstacle_gauge.resource == ep.obstacle_gauges["scpi"].resource != rig.gauge.resource
+        assert abs(rig.inclinometer.read().x_deg) < 0.5  # the section at neutral
+        assert abs(rig.obstacle_gauge.read()) < 1.0  # the slide withdrawn, nothing pressing on it
+        assert rig.stimulus.relays[-1] is StimulusCoil.OBSTACLE
+        assert rig.endpoints["inclinometer"]["resource"] == ep.inclinometer.resource
+        process = rig.emulator.process
+    assert process.poll() is not None  # closing the rig stopped its emulator
