@@ -157,3 +157,25 @@ def test_a_started_fd_emulator_is_exported_with_the_instruments_it_serves(tmp_pa
         assert target_resources(lab.target, lab.config) == RigResources.of(attached)
     finally:
         lab.target.deactivate_all_drivers()
+
+
+@pytest.mark.timeout(60)
+def test_a_running_fd_emulator_opens_through_its_labgrid_target(tmp_path):
+    """The exporter's view of a running FD emulator, opened the labgrid way: the one connect
+    path reaches its tilt inclinometer and obstacle gauge at the addresses the drivers resolve."""
+    from drivers.tcm1 import StimulusCoil
+    from rigs.rig import EmulatorProcess, emulator_options
+
+    rig = load_rig("emulated-flexion-distraction")
+    emulator = EmulatorProcess.start(rig.table.kind, 3, rig.time_scale, extra=emulator_options(rig))
+    try:
+        attached = attached_rig(rig, emulator.endpoints)
+        lab = config_of(tmp_path, exporter_config(attached, "fd")["fd"])
+        with lab.open() as opened:
+            assert opened.inclinometer.resource == emulator.endpoints.inclinometer.resource
+            assert opened.obstacle_gauge.resource == emulator.endpoints.obstacle_gauges["scpi"].resource
+            assert abs(opened.inclinometer.read().x_deg) < 0.5
+            assert StimulusCoil.OBSTACLE in opened.stimulus.relays
+            assert opened.controller.identity().serial == "EMU-FD-0003"
+    finally:
+        emulator.stop()
