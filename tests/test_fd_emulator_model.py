@@ -172,7 +172,7 @@ def test_a_move_is_a_trapezoid_ending_exactly_at_its_depth(bench, depth):
     # away from the corners of the profile, the acceleration is ACCEL or 0
     profile = np.isclose(np.abs(a), 0.0, atol=1e-3) | np.isclose(np.abs(a), accel, rtol=1e-3)
     assert np.count_nonzero(~profile) <= 6  # the samples that straddle a corner
-    assert np.count_nonzero(np.isclose(a, accel, rtol=1e-3)) > 0 and np.count_nonzero(np.isclose(a, -accel, rtol=1e-3)) > 0
+    assert np.any(np.isclose(a, accel, rtol=1e-3)) and np.any(np.isclose(a, -accel, rtol=1e-3))
     cruise = depth / peak - peak / accel if peak == 20.0 else 0.0
     assert bench.now - start == pytest.approx(2 * peak / accel + cruise, abs=2 * STEP)
     assert bench.encoder()[0] == depth  # exactly at its end angle (encoder)
@@ -719,3 +719,98 @@ def test_winch_is_the_traction_force_loop(bench):
 
     assert isinstance(bench.c.winch, ControllerModel) and isinstance(bench.table.mechanics, Mechanics)
     assert bench.c.winch.mech is bench.table.mechanics
+
+
+def _phase_lengths(b: Bench) -> dict[str, float]:
+    phases = b.events("phase:")
+    return {name: t1 - t0 for (t0, name), (t1, _) in zip(phases, phases[1:])}
+
+
+def _cycle_measures(b: Bench) -> dict:
+    b.set(TREATMENT_TIME=0)
+    flexion_treatment(b, depth=20.0, speed=10.0, pause=0.5, rest=0.5, cycles=2)
+    out = {"accel": None, "speed": 0.0}
+    while b.phase is not Phase.IDLE:
+        b.advance(0.002)
+        out["speed"] = max(out["speed"], abs(b.speed(0)))
+        assert b.now < 60.0
+    seg = b.c.section.axes[0].segs
+    out["accel"] = max(abs(s.a) for s in seg if s.motion.name == "MOVE")
+    lengths = _phase_lengths(b)
+    out.update(pause=lengths["phase:pause_at_depth"], rest=lengths["phase:rest_at_neutral"],
+               cycles=b.ir(InputReg.CYCLE_COUNT))
+    return out
+
+
+@pytest.mark.parametrize("hook, value, measure, nominal, defective", [
+    ("speed_factor", 0.8, "speed", 10.0, 8.0),
+    ("accel_factor", 0.5, "accel", 40.0, 20.0),
+    ("pause_factor", 1.5, "pause", 0.5, 0.75),
+    ("rest_factor", 0.5, "rest", 0.5, 0.25),
+    ("extra_cycles", 1, "cycles", 2, 3),
+])
+def test_cycle_defect_hooks_change_what_the_suites_measure(hook, value, measure, nominal, defective):
+    assert _cycle_measures(Bench(make()))[measure] == pytest.approx(nominal, rel=1e-6)
+    assert _cycle_measures(Bench(make(**{hook: value})))[measure] == pytest.approx(defective, rel=1e-6)
+
+
+@pytest.mark.parametrize("factor, expected", [(1.0, 3.0), (1.5, 4.5)])
+def test_treatment_time_hook(factor, expected):
+    b = Bench(make(treatment_time_factor=factor))
+    b.set(TREATMENT_TIME=3)
+    flexion_treatment(b, depth=5.0, pause=0.2, rest=0.2)
+    b.until_phase(Phase.CONTROLLED_END, 10.0)
+    assert b.now - b.events("start")[0][0] == pytest.approx(expected, abs=STEP)
+
+
+@pytest.mark.parametrize("margin, trips", [(0.0, True), (1.0, False)])
+def test_overtravel_margin_hook(margin, trips):
+    b = Bench(make(overtravel_margin_deg=margin))
+    stop_off_neutral(b, depth=20.0)
+    b.coil(Coil.ENABLE, False)
+    b.set(ANGLE_LIMIT=19.5)
+    b.coil(Coil.ENABLE)
+    assert b.di(DiscreteInput.OVERTRAVEL_TRIPPED) is trips
+
+
+@pytest.mark.parametrize("locked", [True, False])
+def test_limit_lock_hook(locked):
+    b = Bench(make(limits_locked_while_enabled=locked))
+    b.coil(Coil.ENABLE)
+    if locked:
+        assert b.refusal(lambda: b.set(ANGLE_LIMIT=10.0)) == (4, RejectReason.ENABLED)
+    else:
+        b.set(ANGLE_LIMIT=10.0)
+        assert b.c.h(Holding.ANGLE_LIMIT) == 100
+
+
+@pytest.mark.parametrize("trigger", [True, False])
+def test_unplug_hook(trigger):
+    b = Bench(make(unplug_is_trigger=trigger))
+    flexion_treatment(b, depth=20.0)
+    b.until_phase(Phase.MOVING_OUT)
+    b.relay(StimulusCoil.PATIENT_SWITCH_UNPLUG)
+    assert (b.phase is Phase.EMERGENCY_STOPPED) is trigger
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.0])
+def test_backoff_hook(factor):
+    b = Bench(make(backoff_factor=factor))
+    b.relay(StimulusCoil.OBSTACLE)
+    flexion_treatment(b, depth=20.0)
+    b.until_phase(Phase.EMERGENCY_STOPPED, 5.0)
+    b.advance(2.0)
+    t = np.arange(b.events("emergency:obstruction")[0][0], b.now, 1e-3)
+    angle = b.c._encoder(0, b.table.angles_at(t)[:, 0])  # BACKOFF is the drive's travel, on its encoder
+    assert angle.max() - angle[-1] == pytest.approx(2.0 * factor, abs=1e-4)  # the peak between samples
+
+
+def test_lateral_one_side_short_hook():
+    b = Bench(make(side_depth_factor=(1.0, 0.8)))
+    b.set(MODE=1, LATERAL_DEPTH=10.0, SPEED=20.0, PAUSE_TIME=0.2, REST_TIME=0.2, CYCLES=1)
+    b.coil(Coil.ENABLE)
+    b.coil(Coil.START)
+    b.until_phase(Phase.IDLE, 20.0)
+    t = np.arange(0.0, b.now, 1e-3)
+    lateral = b.table.angles_at(t)[:, 1]
+    assert lateral.max() == pytest.approx(10.0, abs=0.1) and lateral.min() == pytest.approx(-8.0, abs=0.1)

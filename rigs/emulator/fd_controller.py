@@ -265,7 +265,8 @@ class FdController:
         self._transaction(lambda: [self._write_one_coil(start + i, v) for i, v in enumerate(values)])
 
     def _transaction(self, apply) -> None:
-        saved, plan, events, truth = copy.deepcopy(self.st), self.section.snapshot(), len(self.events), list(self._truth)
+        saved, plan, truth = copy.deepcopy(self.st), self.section.snapshot(), list(self._truth)
+        events = len(self.events)
         obstacle = (list(self.obstacle._changes_t), list(self.obstacle._changes_in))
         self._winch_queue = []
         try:
@@ -400,7 +401,8 @@ class FdController:
         if phase == Phase.RETURNING_TO_NEUTRAL:
             self._begin_body()
         elif phase == Phase.MOVING_OUT:
-            self._enter(Phase.PAUSE_AT_DEPTH, self._t + units.ds_to_s(st.holding[Holding.PAUSE_TIME]) * self.p.pause_factor)
+            pause = units.ds_to_s(st.holding[Holding.PAUSE_TIME]) * self.p.pause_factor
+            self._enter(Phase.PAUSE_AT_DEPTH, self._t + pause)
         elif phase == Phase.PAUSE_AT_DEPTH:
             self._enter(Phase.MOVING_BACK, self._move_axes((0.0, 0.0)))
         elif phase == Phase.MOVING_BACK:
