@@ -67,15 +67,51 @@ def database_url(request, tmp_path):
     return server.create_database(name)
 
 
+#: the fixture of the shared nominal run (tests/main_run.py)
+NOMINAL_RUN = "nominal_lumbar_run"
+
+
+def _reads_nominal_run(item) -> bool:
+    return NOMINAL_RUN in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests that read the shared nominal run go last (in their order): it started with
+    the session and ran beside the others, so by then it has ended."""
+    items.sort(key=_reads_nominal_run)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nominal_run_started(request, tmp_path_factory):
+    """Starts the shared nominal run with the session when a selected test reads it (none
+    else: nothing is started for a session that does not need it); ended with the session."""
+    if not any(_reads_nominal_run(item) for item in request.session.items):
+        yield None
+        return
+    from tests.main_run import NominalRunStarted
+
+    started = NominalRunStarted(tmp_path_factory.mktemp("nominal-lumbar"))
+    try:
+        yield started
+    finally:
+        started.close()
+
+
 @pytest.fixture(scope="session")
-def nominal_lumbar_run(tmp_path_factory):
+def nominal_lumbar_run(nominal_run_started, tmp_path_factory):
     """One `rig run` of every suite against the nominal emulated lumbar table (report and
     results database included), shared by the tests that read a complete nominal run
     (tests/main_run.py says why): a tests/main_run.NominalRun. Read it, never change it;
     a test that needs to alter the run works on a copy."""
-    from tests.main_run import nominal_lumbar_run
+    if nominal_run_started is not None:
+        return nominal_run_started.result()
+    from tests.main_run import NominalRunStarted  # asked for by name only (getfixturevalue)
 
-    return nominal_lumbar_run(tmp_path_factory.mktemp("nominal-lumbar"))
+    started = NominalRunStarted(tmp_path_factory.mktemp("nominal-lumbar"))
+    try:
+        return started.result()
+    finally:
+        started.close()
 
 
 @pytest.fixture
