@@ -415,10 +415,14 @@ def angle_at(t: np.ndarray, a: np.ndarray, instant: float, span_s: float = 0.05,
 
 
 def time_to_rest(t: np.ndarray, a: np.ndarray, trigger_s: float, at_rest_deg_s: float = 0.5,
-                 smooth_s: float = 0.02) -> Estimate:
-    """Time from the trigger until the section's speed stays below `at_rest_deg_s` (ES-TIME):
-    the last crossing of that speed after the trigger, interpolated. Budget: the
-    sampling, and the speed's smoothing, which can move a crossing by up to its window."""
+                 smooth_s: float = 0.02, band_sigmas: float = 4.0, resolution_deg: float = 0.0) -> Estimate:
+    """Time from the trigger until the section's speed stays below `at_rest_deg_s` (ES-TIME),
+    bracketed from both sides. Late: the last crossing of that speed by the smoothed speed
+    (the smoothing still averages the stop's last motion in). Early: the instant from which
+    the angle stays within `band_sigmas` of its noise (two counts at least) of where it came to rest (a section
+    decelerating at any plausible rate is inside that band before it is that slow: ½ v²/α
+    at v = 0.5 °/s is a few 0.0001°). The value is the middle of the bracket, rectangular
+    over it; and the sampling."""
     t, a = np.asarray(t, float), np.asarray(a, float)
     v = np.abs(speed_of(t, a, smooth_s))
     after = np.flatnonzero(t >= trigger_s)
@@ -426,14 +430,31 @@ def time_to_rest(t: np.ndarray, a: np.ndarray, trigger_s: float, at_rest_deg_s: 
         raise ValueError("time_to_rest: the trace ends before the trigger")
     fast = after[v[after] >= at_rest_deg_s]
     dt = sample_period(t)
-    terms = (UncertaintyTerm.rectangular("sampling", dt / 2), UncertaintyTerm.rectangular("speed smoothing", smooth_s))
+    sampling = UncertaintyTerm.rectangular("sampling", dt / 2)
     if not fast.size:
-        return Estimate(0.0, terms)
+        return Estimate(0.0, (sampling,))
     i = int(fast[-1])
     if i + 1 >= len(t):
-        return Estimate(float("inf"), terms)  # still moving when the trace ends
+        return Estimate(float("inf"), (sampling,))  # still moving when the trace ends
     frac = (v[i] - at_rest_deg_s) / (v[i] - v[i + 1]) if v[i] != v[i + 1] else 0.0
-    return Estimate(float(t[i] + frac * (t[i + 1] - t[i]) - trigger_s), terms)
+    late = float(t[i] + frac * (t[i + 1] - t[i]))
+    reach = 2 * smooth_s
+    settled = (t >= late + reach) & (t <= late + reach + 0.2)
+    if settled.sum() < 5:  # too little trace after the stop to bracket it: the late side alone
+        return Estimate(late - trigger_s, (sampling, UncertaintyTerm.rectangular("speed smoothing", reach)))
+    rest = float(np.mean(a[settled]))
+    band = max(band_sigmas * float(np.std(a[settled])), 2 * resolution_deg)
+    window = np.flatnonzero((t >= trigger_s) & (t <= late + reach))
+    outside = window[np.abs(a[window] - rest) >= band]
+    if outside.size and outside[-1] + 1 < len(t):  # the band's last entry, between two samples
+        j = int(outside[-1])
+        out_j, in_j = abs(a[j] - rest), abs(a[j + 1] - rest)
+        early = float(t[j] + (out_j - band) / (out_j - in_j) * (t[j + 1] - t[j])) if out_j > in_j else float(t[j + 1])
+    else:
+        early = float(t[window[0]])
+    early = min(early, late)
+    return Estimate((early + late) / 2 - trigger_s,
+                    (sampling, UncertaintyTerm.rectangular("at rest between the angle band and the speed", (late - early) / 2)))
 
 
 def rest_angle(t: np.ndarray, a: np.ndarray, at_s: float, window_s: float = 0.2, resolution_deg: float = 0.0) -> Estimate:
@@ -461,7 +482,7 @@ def stop(t: np.ndarray, a: np.ndarray, trigger_s: float, *, at_rest_deg_s: float
          resolution_deg: float = 0.0, trigger_half_width_s: float = 0.0) -> Stop:
     """ES-TIME and ES-TRAVEL of one trial."""
     t, a = np.asarray(t, float), np.asarray(a, float)
-    time = time_to_rest(t, a, trigger_s, at_rest_deg_s, smooth_s)
+    time = time_to_rest(t, a, trigger_s, at_rest_deg_s, smooth_s, resolution_deg=resolution_deg)
     before = angle_at(t, a, trigger_s, resolution_deg=resolution_deg, half_width_s=trigger_half_width_s)
     # at rest: from where the speed stayed low, past the smoothing's reach
     rested = rest_angle(t, a, trigger_s + time.value + smooth_s, resolution_deg=resolution_deg)
