@@ -24,14 +24,18 @@ from rigs.emulator.physics import Mechanics
 
 class FlexionDistractionTable:
     def __init__(self, seed: int = 0, time_scale: float = 1.0, params: FdParams | None = None,
-                 obstacle_angle_deg: float = DEFAULT_OBSTACLE_ANGLE_DEG, clock: TableClock | None = None) -> None:
+                 obstacle_angle_deg: float = DEFAULT_OBSTACLE_ANGLE_DEG, clock: TableClock | None = None,
+                 winch_defects: Defects | None = None) -> None:
+        """`params`: the table's numbers, its defects among them (FdParams); `winch_defects`:
+        the distraction winch's, as the traction table's defects name them (its release,
+        its over-force trip), for a defects catalogue to switch on."""
         self.kind = "flexion-distraction"
         self.seed = seed
         self.params = params or FdParams.for_seed(seed)
         winch_params = self.params.winch(seed)
         self.rng = np.random.default_rng([seed, 0xC0DE])
         self.mechanics = Mechanics(winch_params, self.rng)
-        winch = ControllerModel(winch_params, self.mechanics, Defects())
+        winch = ControllerModel(winch_params, self.mechanics, winch_defects or Defects())
         self.obstacle = Obstacle(obstacle_angle_deg, self.params.obstacle_stiffness_n_per_deg)
         self.controller = FdController(self.params, winch, self.obstacle)
         self.clock = clock or TableClock(time_scale)
