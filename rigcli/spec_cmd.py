@@ -127,11 +127,11 @@ def run_show(args: argparse.Namespace) -> int:
     for column in ("id", "title", "quantity", "limits", "rule", "source"):
         table.add_column(column, overflow="fold")
     for r in spec.requirements:
-        rule = "guard-banded" if r.decision_rule == "guard-banded" else "boolean"
-        table.add_row(r.id, escape(r.title), escape(r.quantity), escape(limits_text(r.lower, r.upper, r.unit)), rule,
-                      escape(r.source))
+        table.add_row(r.id, escape(r.title), escape(r.quantity), escape(limits_text(r.lower, r.upper, r.unit)),
+                      r.decision_rule, escape(r.source))
         for q in r.also:
-            table.add_row(f"  .{q.key}", "", escape(q.quantity), escape(limits_text(q.lower, q.upper, q.unit)), rule, "")
+            table.add_row(f"  .{q.key}", "", escape(q.quantity), escape(limits_text(q.lower, q.upper, q.unit)),
+                          r.decision_rule, "")
     console.print(table)
     for name, text in DECISION_RULES.items():
         console.print(f"{name}: {text}", style="dim", highlight=False)
