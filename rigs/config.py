@@ -264,7 +264,7 @@ class Sections:
 #: the inclinometer, and may be stopped by the obstacle; a protocol not named has neither
 SECTIONS: dict[str, Sections] = {"FDC-1": Sections(required=("inclinometer",), optional=("obstacle",))}
 #: what each section is, for the line that says it is missing or out of place
-SECTION_NOUNS = {"inclinometer": "reference inclinometer (dialect tilt)",
+SECTION_NOUNS = {"inclinometer": "reference inclinometer",
                  "obstacle": "obstacle slide with its load cell"}
 
 

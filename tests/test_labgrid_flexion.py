@@ -102,7 +102,7 @@ def test_an_fd_target_without_its_inclinometer_is_one_line_naming_the_resource(t
 def test_a_traction_target_with_a_flexion_resource_is_one_line_naming_it(tmp_path, cls):
     group = exporter_config(load_rig(ROOT / "rigs" / "bench-example.yaml"), "b")["b"]
     group[cls] = fd_group()[cls]
-    noun = {"InclinometerVISA": "reference inclinometer (dialect tilt)",
+    noun = {"InclinometerVISA": "reference inclinometer",
             "ObstacleGaugeVISA": "obstacle slide with its load cell"}[cls]
     with pytest.raises(ConfigError) as err:
         config_of(tmp_path, group)

@@ -133,7 +133,7 @@ def test_timeouts_and_coverage_factor_are_optional_with_the_gauges_defaults():
 # ------------------------------------------------------------------ each mistake, one line
 @pytest.mark.parametrize("change, line", [
     (lambda d: d.pop("inclinometer"),
-     "inclinometer: a flexion-distraction table's bench needs its reference inclinometer (dialect tilt); add an "
+     "inclinometer: a flexion-distraction table's bench needs its reference inclinometer; add an "
      "inclinometer: section (see rigs/bench-flexion-example.yaml)"),
     (lambda d: d["inclinometer"].update(dialect="scpi"),
      "inclinometer.dialect: 'scpi' is not an inclinometer dialect; expected one of tilt"),
@@ -183,7 +183,7 @@ def test_each_mistake_in_a_flexion_bench_is_one_line(tmp_path, change, line):
 
 @pytest.mark.parametrize("section", ["inclinometer", "obstacle"])
 def test_a_traction_table_given_a_flexion_section_is_one_line(tmp_path, section):
-    noun = {"inclinometer": "reference inclinometer (dialect tilt)", "obstacle": "obstacle slide with its load cell"}
+    noun = {"inclinometer": "reference inclinometer", "obstacle": "obstacle slide with its load cell"}
     text = refused(tmp_path, LUMBAR_BENCH, lambda d: d.update({section: copy.deepcopy(FD_BENCH[section])}))
     assert text == (f"{section}: a lumbar table has no use for a {noun[section]}; remove the {section}: section "
                     "(or check table.kind)")
