@@ -100,8 +100,7 @@ def test_a_kind_cannot_take_another_protocols_table_or_device_kind():
 
 
 def test_the_registered_kind_is_accepted_by_a_rig_file_and_a_labgrid_resource():
-    data = yaml.safe_load((RIGS_DIR / "bench-example.yaml").read_text())
-    data["table"]["kind"] = "flexion-distraction"
+    data = yaml.safe_load((RIGS_DIR / "bench-flexion-example.yaml").read_text())
     assert rig_from_dict(data, "fd.yaml").table.kind == "flexion-distraction"
     from drivers.labgrid_resources import TractionTable
 
