@@ -303,3 +303,26 @@ def test_gcl_slow_stream_stops_promptly_and_keeps_whole_lines(live):
         trace = g.stream(n_samples=2, rate_hz=1)  # lines 1 s / K apart: longer than a poll
         assert len(trace) == 2 and np.all(trace.force_n >= 100.0)
         assert g.read() >= 100.0
+
+
+def test_closing_one_instrument_leaves_the_others_of_the_bench_open():
+    """pyvisa shares one ResourceManager per backend: a flexion-distraction bench's gauge,
+    obstacle gauge and inclinometer must each survive the others closing."""
+    source = FunctionSource(250.0)
+    with served(lambda: models.GclGauge(source, noise_n=0.0), lambda: models.ScpiGauge(source, noise_n=0.0)) as srv:
+        first = GclGauge(resource(srv.ports[0]))
+        second = ScpiGauge(resource(srv.ports[1]))
+        third = ScpiGauge(resource(srv.ports[1]))
+        try:
+            first.close()
+            assert second.read() == pytest.approx(250.0, abs=0.1)
+            second.close()
+            assert third.read() == pytest.approx(250.0, abs=0.1)
+        finally:
+            for g in (first, second, third):
+                g.close()
+        again = ScpiGauge(resource(srv.ports[1]))  # the last close ended the manager; a new one opens
+        try:
+            assert again.read() == pytest.approx(250.0, abs=0.1)
+        finally:
+            again.close()

@@ -18,6 +18,12 @@ from drivers.errors import ConfigError, DeviceError, DeviceProtocolError, Device
 SERIAL_BAUD = 115200
 DEFAULT_TIMEOUT_MS = 2000
 
+#: links holding each process-wide ResourceManager. Why: pyvisa hands every caller of a
+#: backend the same ResourceManager, and closing it closes every resource opened through
+#: it — a bench's gauge, inclinometer and obstacle gauge would all go dark when the first
+#: of them closed. The last link to let go closes it.
+_RM_USERS: dict[int, int] = {}
+
 
 class VisaLink:
     """One open VISA message-based resource with explicit terminations.
@@ -49,6 +55,8 @@ class VisaLink:
             self.rm = resource_manager or pyvisa.ResourceManager(backend)
         except Exception as exc:  # missing backend, bad sim file path, ...
             raise ConfigError(f"{resource}: VISA backend {backend!r} is not usable ({exc})") from exc
+        if self._own_rm:
+            _RM_USERS[id(self.rm)] = _RM_USERS.get(id(self.rm), 0) + 1
         try:
             inst = self.rm.open_resource(resource, open_timeout=self.timeout_ms)
         except Exception as exc:
@@ -167,12 +175,19 @@ class VisaLink:
         self._close_rm()
 
     def _close_rm(self) -> None:
-        if self._own_rm and getattr(self, "rm", None) is not None:
-            try:
-                self.rm.close()
-            except Exception:
-                pass
-            self.rm = None
+        rm = getattr(self, "rm", None)
+        if not self._own_rm or rm is None:
+            return
+        self.rm = None
+        users = _RM_USERS.get(id(rm), 1) - 1
+        if users > 0:
+            _RM_USERS[id(rm)] = users
+            return
+        _RM_USERS.pop(id(rm), None)
+        try:
+            rm.close()
+        except Exception:
+            pass
 
 
 def _short(exc: BaseException) -> str:
