@@ -206,7 +206,12 @@ class Endpoints:
         if config.emulated.patient_simulator:
             host, port = config.emulated.patient_simulator.rsplit(":", 1)
             sim = TcpEndpoint(host, int(port))
+        tilt, obstacle = config.inclinometer, config.obstacle
         return cls(controller, TcpEndpoint(s.host, s.port), {g.dialect: SocketInstrument(None, g.resource)}, sim,
-                   attached=True, seed=config.emulated.seed, time_scale=config.time_scale)
+                   attached=True, seed=config.emulated.seed, time_scale=config.time_scale,
+                   inclinometer=SocketInstrument(None, tilt.resource) if tilt is not None else None,
+                   obstacle_gauges=({obstacle.gauge.dialect: SocketInstrument(None, obstacle.gauge.resource)}
+                                    if obstacle is not None else None))
+
 
 __all__ = ["Endpoints", "SerialEndpoint", "SocketInstrument", "TcpEndpoint"]

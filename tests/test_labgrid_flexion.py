@@ -179,3 +179,18 @@ def test_a_running_fd_emulator_opens_through_its_labgrid_target(tmp_path):
             assert opened.controller.identity().serial == "EMU-FD-0003"
     finally:
         emulator.stop()
+
+
+def test_an_attached_fd_emulators_record_names_its_inclinometer_and_obstacle_gauge():
+    """The run record's emulator entry of an attached FD emulator says where each instrument was."""
+    from rigs.endpoints import Endpoints, SocketInstrument, TcpEndpoint
+
+    socket = lambda port: SocketInstrument(port, f"TCPIP::127.0.0.1::{port}::SOCKET")  # noqa: E731
+    served = Endpoints(TcpEndpoint("127.0.0.1", 41001, 1), TcpEndpoint("127.0.0.1", 41002, 1),
+                       {"scpi": socket(41005)}, kind="flexion-distraction", seed=7, serial="EMU-FD-0007",
+                       inclinometer=socket(41006), obstacle_gauges={"scpi": socket(41008)})
+    attached = attached_rig(load_rig("emulated-flexion-distraction"), served)
+    record = Endpoints.attached_to(attached).to_json()
+    assert record["inclinometer"] == {"resource": attached.inclinometer.resource}
+    assert record["obstacle_gauges"] == {"scpi": {"resource": "TCPIP::127.0.0.1::41008::SOCKET"}}
+    assert list(record)[-2:] == ["inclinometer", "obstacle_gauges"]
