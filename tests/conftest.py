@@ -97,6 +97,14 @@ def nominal_run_started(request, tmp_path_factory):
         started.close()
 
 
+@pytest.fixture
+def after_nominal_run(nominal_run_started):
+    """For a test that starts `rig run`s of its own: waits until the shared nominal run
+    (started with the session) has ended, so their tables never share the machine with it."""
+    if nominal_run_started is not None:
+        nominal_run_started.wait_ended()
+
+
 @pytest.fixture(scope="session")
 def nominal_lumbar_run(nominal_run_started, tmp_path_factory):
     """One `rig run` of every suite against the nominal emulated lumbar table (report and

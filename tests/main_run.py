@@ -1,5 +1,5 @@
-"""`rig run` as a user runs it (its own process, no stdin), for the end-to-end tests, and
-the one nominal run of the whole suites they share.
+"""The specification copies of the end-to-end tests, and the one nominal run of the whole
+suites they share (`rig run` as a user runs it: its own process, no stdin).
 
 Why one shared nominal run: a complete run of every suite against the nominal emulated
 lumbar table is the longest thing CI does (over a minute of wall time at K = 10), and the
@@ -12,13 +12,12 @@ clock, so it goes on beside the session's other tests (a child of its own, the
 tests/child_run.py harness), and the tests that read it are put last (tests/conftest.py):
 by then it has ended. A nominal table passes with room to spare under such load (README:
 every run PASS beside two busy loops); a run that does not end in time is a failure that
-says so.
+says so. Tests that start end-to-end runs of their own, judged on their timing (releases,
+drift), wait for it to end first (`after_nominal_run`): never three tables at once.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +45,6 @@ def short_spec(tmp_path: Path, name: str = "lumbar", trials: int = 4) -> Path:
     path = tmp_path / f"{name}-{trials}-trials.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
-
-
-def rig_run(runs: Path, *args: str, timeout: float = RUN_TIMEOUT_S) -> subprocess.CompletedProcess:
-    """`rig run --run-dir RUNS ARGS` in its own process, as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "rigcli", "run", "--run-dir", str(runs), *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 @dataclass(frozen=True)
@@ -85,6 +78,13 @@ class NominalRunStarted:
                 raise self.child.failure(f"the shared nominal run left {len(dirs)} run directories, not one")
             self._result = NominalRun(code, self.child.output(), dirs[0], self.child.runs)
         return self._result
+
+    def wait_ended(self) -> None:
+        """Until it has ended (bounded), whatever its outcome: its readers judge that."""
+        try:
+            self.child.wait(max(1.0, RUN_TIMEOUT_S - (time.monotonic() - self.started)))
+        except AssertionError:
+            pass  # still running at its bound: its readers fail, saying so
 
     def close(self) -> None:
         """Ended, whatever state it is in (the session ends, or was cut short)."""

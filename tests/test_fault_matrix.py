@@ -38,7 +38,7 @@ def test_catalogue_is_large_enough_and_mapped():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_representative_third_of_the_defects_is_caught(tmp_path):
+def test_representative_third_of_the_defects_is_caught(tmp_path, after_nominal_run):
     assert len(REPRESENTATIVE) * 3 >= len(CATALOGUE)
     proc = subprocess.run(
         [sys.executable, "-m", "rigcli", "faults", "matrix", "--seeds", "1", "--trials", "4", "--jobs", "2", "--focus",

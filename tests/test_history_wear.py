@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 WEAR = [0.0, 0.0, 0.0, 5.0, 10.0, 15.0, 20.0]  # release slowed by this fraction before each run
 
 
-def test_a_wearing_release_is_flagged_before_it_fails(tmp_path):
+def test_a_wearing_release_is_flagged_before_it_fails(tmp_path, after_nominal_run):
     spec = short_spec(tmp_path, trials=2)
     db = f"sqlite:///{tmp_path / 'history.sqlite'}"
     seen = []  # (wear, ER-HALF verdict, drift kinds for ER-HALF, run dir)
