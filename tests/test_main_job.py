@@ -8,23 +8,59 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
 from reports.record import run_dirs
 from reports.verdicts import summarise
-from tests.main_run import ROOT, rig_run, short_spec
+from tests.child_run import ChildRun, rig_run_argv
+from tests.main_run import ROOT, RUN_TIMEOUT_S, short_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
+#: the `rig run` arguments of each test of a defective table or another rig (beside
+#: --run-dir): independent runs that mostly wait on their emulated tables' clocks, so the
+#: ones selected start together (`started_runs`) and each test reads its own
+RUNS = {
+    "test_slow_release_fails_emergency_release":
+        lambda tmp: ("--spec", str(short_spec(tmp)), "--fault", "slow-release", "-k", "emergency and estop_coil"),
+    "test_hidden_gain_error_fails_force_accuracy":
+        lambda tmp: ("--spec", str(short_spec(tmp)), "--fault", "gain-error", "-k", "force_accuracy"),
+    "test_cervical_rig_with_gcl_gauge":
+        lambda tmp: ("--rig", "emulated-cervical", "--spec", str(short_spec(tmp, "cervical", 2)),
+                     "-k", "emergency and switch_pressed or force_accuracy"),
+}
 
-def run(tmp_path, *args) -> tuple[int, dict, str]:
-    """`rig run` in its own process, as a user runs it."""
-    runs = tmp_path / "runs"
-    proc = rig_run(runs, *args)
-    run_dir = max(run_dirs(runs), key=lambda p: p.stat().st_mtime)
-    summary = summarise(run_dir)
-    return proc.returncode, {r.id: r.verdict for r in summary.results}, proc.stdout + proc.stderr
+
+@pytest.fixture(scope="module")
+def started_runs(request, tmp_path_factory, nominal_run_started):
+    """The runs of RUNS whose tests this session selected, each `rig run` a child of its own
+    (tests/child_run.py), all started at once once the shared nominal run has ended (as
+    `after_nominal_run`); ended with the module."""
+    if nominal_run_started is not None:
+        nominal_run_started.wait_ended()
+    selected = {item.name for item in request.session.items if item.module is request.module and item.name in RUNS}
+    runs = {}
+    try:
+        for name in sorted(selected):
+            tmp = tmp_path_factory.mktemp(name[len("test_"):][:30])
+            args = RUNS[name](tmp)
+            runs[name] = (time.monotonic(), ChildRun(tmp, lambda d, args=args: rig_run_argv("--run-dir", str(d), *args),
+                                                     name=f"rig run of {name}"))
+        yield runs
+    finally:
+        for _, child in runs.values():
+            child.close()
+
+
+@pytest.fixture
+def run(request, started_runs) -> tuple[int, dict, str]:
+    """This test's `rig run` (RUNS), ended: its exit status, verdicts and output."""
+    started, child = started_runs[request.node.name]
+    code = child.wait(max(1.0, RUN_TIMEOUT_S - (time.monotonic() - started)))
+    run_dir = max(run_dirs(child.runs), key=lambda p: p.stat().st_mtime)
+    return code, {r.id: r.verdict for r in summarise(run_dir).results}, child.output()
 
 
 def test_nominal_lumbar_table_passes_every_requirement(nominal_lumbar_run):
@@ -42,25 +78,22 @@ def test_nominal_lumbar_table_passes_every_requirement(nominal_lumbar_run):
     assert verify.returncode == 0 and "digest as recorded in sqlite:///" in verify.stdout, verify.stdout + verify.stderr
 
 
-def test_slow_release_fails_emergency_release(tmp_path):
-    code, verdicts, out = run(tmp_path, "--spec", str(short_spec(tmp_path)), "--fault", "slow-release",
-                         "-k", "emergency and estop_coil")
+def test_slow_release_fails_emergency_release(run):
+    code, verdicts, out = run
     assert code == 1
     assert verdicts["ER-HALF"] == "FAIL"
     assert verdicts["FA-STATIC"] == "NOT RUN"
     assert "overall: FAIL" in out
 
 
-def test_hidden_gain_error_fails_force_accuracy(tmp_path):
-    code, verdicts, _ = run(tmp_path, "--spec", str(short_spec(tmp_path)), "--fault", "gain-error",
-                         "-k", "force_accuracy")
+def test_hidden_gain_error_fails_force_accuracy(run):
+    code, verdicts, _ = run
     assert code == 1
     assert verdicts["FA-STATIC"] == "FAIL"
 
 
-def test_cervical_rig_with_gcl_gauge(tmp_path):
-    code, verdicts, _ = run(tmp_path, "--rig", "emulated-cervical", "--spec", str(short_spec(tmp_path, "cervical", 2)),
-                         "-k", "emergency and switch_pressed or force_accuracy")
+def test_cervical_rig_with_gcl_gauge(run):
+    code, verdicts, _ = run
     assert code == 1  # requirements not run make the run inconclusive …
     assert verdicts["FA-STATIC"] == "PASS" and verdicts["ER-HALF"] == "PASS"  # … but what ran passed
     assert verdicts["IL-START"] == "NOT RUN"
