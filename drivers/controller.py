@@ -71,6 +71,17 @@ class ControllerStatus:
     def latched(self) -> bool:
         return self.estop_latched or self.overforce_tripped or self.watchdog_tripped or self.fault
 
+    def released(self, residual_n: float) -> bool:
+        """The table shown released (rigs/safe_state.py confirms a release by this): on a
+        traction table the pull is the whole hazard, so the force at or below the residual."""
+        return self.released_by_force(self.force_n, residual_n)
+
+    @staticmethod
+    def released_by_force(force_n: float, residual_n: float) -> bool:
+        """What a force reading alone confirms (the reference gauge's, when no controller
+        link answers): on TCM-1 everything, the force being the whole hazard."""
+        return force_n <= residual_n
+
 
 @dataclass(frozen=True)
 class ControllerIdentity:
@@ -87,6 +98,7 @@ class TractionController(ModbusController):
 
     protocol = "TCM-1"
     default_name = "traction controller"
+    Status = ControllerStatus  # its "released" rule is the safe state's (rigs/safe_state.py)
     device_kinds = frozenset(int(k) for k in DeviceKind)
     DiscreteInput = DiscreteInput
     Holding = Holding

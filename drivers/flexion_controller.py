@@ -75,6 +75,18 @@ class FlexionStatus:
         return (self.estop_latched or self.overforce_tripped or self.watchdog_tripped or self.overtravel_tripped
                 or self.obstruction_tripped or self.fault)
 
+    def released(self, residual_n: float) -> bool:
+        """The table shown released (rigs/safe_state.py confirms a release by this): two
+        hazards, the long-axis pull and the moving section, so the distraction at or below
+        the residual AND the section's brake holding it."""
+        return self.force_n <= residual_n and self.brake_engaged
+
+    @staticmethod
+    def released_by_force(force_n: float, residual_n: float) -> bool:
+        """What a force reading alone confirms (the reference gauge's, when no controller
+        link answers): nothing — a gauge in the ankle strap sees the pull, never the brake."""
+        return False
+
 
 @dataclass(frozen=True)
 class FlexionIdentity:
@@ -97,6 +109,7 @@ class FlexionController(ModbusController):
 
     protocol = "FDC-1"
     default_name = "flexion-distraction controller"
+    Status = FlexionStatus  # its "released" rule is the safe state's (rigs/safe_state.py)
     device_kinds = frozenset({DEVICE_KIND})
     DiscreteInput = DiscreteInput
     Holding = Holding

@@ -318,6 +318,57 @@ class GaugeAtRun:
 
 
 @dataclass(frozen=True)
+class InclinometerAtRun:
+    """A flexion-distraction bench's reference inclinometer as the run used it: the rig
+    file's `inclinometer:` section (and the run-start line's own `inclinometer`, where a
+    writer records one), its calibration judged by the one expiry rule."""
+
+    dialect: str | None = None
+    resource: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    range_deg: float | None = None
+    resolution_deg: float | None = None
+    certificate: str | None = None
+    date: str | None = None
+    due: str | None = None
+    expanded_uncertainty_deg: float | None = None
+    coverage_factor: float | None = None
+    expired: bool = False  # calibration_expired_at: the one rule
+
+    @classmethod
+    def of(cls, section: Mapping, recorded: Mapping, run_utc: str | None) -> "InclinometerAtRun":
+        cal = recorded.get("calibration") or section.get("calibration") or {}
+        both = {"calibration": cal, **({"calibration_expired": recorded["calibration_expired"]}
+                                       if "calibration_expired" in recorded else {})}
+        return cls(dialect=recorded.get("dialect") or section.get("dialect"),
+                   resource=recorded.get("resource") or section.get("resource"),
+                   model=recorded.get("model") or section.get("model"),
+                   serial=recorded.get("serial") or section.get("serial"),
+                   range_deg=section.get("range_deg"), resolution_deg=section.get("resolution_deg"),
+                   certificate=cal.get("certificate"), date=cal.get("date"), due=cal.get("due"),
+                   expanded_uncertainty_deg=cal.get("expanded_uncertainty_deg"),
+                   coverage_factor=cal.get("coverage_factor"), expired=calibration_expired_at(both, run_utc))
+
+
+def _gauge_at_run(section: Mapping, recorded: Mapping, run_utc: str | None) -> GaugeAtRun:
+    """A force gauge as the run used it, from the rig file's section and what the line recorded."""
+    cal = recorded.get("calibration") or section.get("calibration") or {}
+    both = {"calibration": cal, **({"calibration_expired": recorded["calibration_expired"]}
+                                   if "calibration_expired" in recorded else {})}
+    return GaugeAtRun(dialect=recorded.get("dialect") or section.get("dialect"),
+                      resource=recorded.get("resource") or section.get("resource"),
+                      model=recorded.get("model") or section.get("model"),
+                      serial=recorded.get("serial") or section.get("serial"),
+                      resolution_n=section.get("resolution_n"),
+                      calibration=CalibrationAtRun(
+                          certificate=cal.get("certificate"), date=cal.get("date"), due=cal.get("due"),
+                          expanded_uncertainty_n=cal.get("expanded_uncertainty_n"),
+                          coverage_factor=cal.get("coverage_factor"),
+                          expired=calibration_expired_at(both, run_utc)))
+
+
+@dataclass(frozen=True)
 class TableAtRun:
     kind: str | None = None  # as the controller identified itself (lumbar, cervical …)
     model: str | None = None  # the rig file's table model
@@ -359,6 +410,9 @@ class RunStart:
     spec_file: str | None
     software: Mapping = field(default_factory=dict)  # traction_rig, python, git_commit, git_dirty
     line: Mapping = field(default_factory=dict, repr=False)
+    #: a flexion-distraction bench's inclinometer and obstacle load cell (None: the rig has none)
+    inclinometer: InclinometerAtRun | None = None
+    obstacle_gauge: GaugeAtRun | None = None
 
     @classmethod
     def from_line(cls, line: Mapping) -> "RunStart":
@@ -396,6 +450,12 @@ class RunStart:
             spec_file=line.get("spec_file"),
             software=line.get("software") or {},
             line=line,
+            inclinometer=InclinometerAtRun.of(rig.get("inclinometer") or {}, line.get("inclinometer") or {},
+                                              line.get("utc"))
+            if rig.get("inclinometer") or line.get("inclinometer") else None,
+            obstacle_gauge=_gauge_at_run((rig.get("obstacle") or {}).get("gauge") or {},
+                                         line.get("obstacle_gauge") or {}, line.get("utc"))
+            if (rig.get("obstacle") or {}).get("gauge") or line.get("obstacle_gauge") else None,
         )
 
     @property

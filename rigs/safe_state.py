@@ -13,9 +13,12 @@ The order, each step only when the ones before it did not confirm:
      the controller's own watchdog releases within one period;
   3. the stimulus module's e-stop button relay (the table's own red button);
   4. the stimulus module's mains cut (the brake releases on power loss).
-After each step the force is read, controller first (safety link, then main link), then
-the reference gauge, until it is at or below the residual or the step's window (the
+After each step the table is read, controller first (safety link, then main link), then
+the reference gauge, until it shows the table released or the step's window (the
 release time the specification allows, in wall time, plus link slack) has passed.
+"Released" is the protocol's own rule, stated once on its status class (`released`;
+`released_by_force` for a gauge reading alone): on TCM-1 the force at or below the
+residual; on FDC-1 that and the section's brake engaged, which no gauge can see.
 Confirmation stops the ladder; relays pressed on the way stay pressed (the next test's
 preparation releases them), so a table that needed them stays released.
 """
@@ -40,11 +43,13 @@ class ForceSeen:
     force_n: float
     by: str  # which instrument over which link
     at_ns: int  # perf_counter_ns of the reading
+    released: bool = False  # the reading shows the table released, by its protocol's rule
 
 
 @dataclass
 class SafeState:
-    """What `release()` did and saw; `confirmed` only on a reading at or below the residual."""
+    """What `release()` did and saw; `confirmed` only on a reading that shows the table
+    released (the force at or below the residual, and on FDC-1 the section braked)."""
 
     confirmed: bool
     residual_n: float
@@ -58,6 +63,8 @@ class SafeState:
         seen = (f"last force seen {self.last.force_n:.1f} N by {self.last.by} "
                 f"{(time.perf_counter_ns() - self.last.at_ns) / 1e9:.1f} s ago" if self.last
                 else "no instrument could read the force")
+        if self.last is not None and self.last.force_n <= self.residual_n and not self.last.released:
+            seen += " (no reading showed the rest of the release, the section's brake engaged)"
         return (f"TABLE NOT CONFIRMED SAFE — {rig_name}: {seen}; tried {', '.join(self.steps) or 'nothing'}"
                 f"{' (' + '; '.join(self.problems[:3]) + ')' if self.problems else ''} — "
                 "take the load off the patient by hand (table's e-stop, mains plug) and check the links")
@@ -79,7 +86,7 @@ def _controller_commands(rig) -> list[str]:
 
 
 def _read_force(rig, state: SafeState) -> ForceSeen | None:
-    """One force reading: controller over each link, then the gauge; None if none answered."""
+    """One reading: controller over each link, then the gauge; None if none answered."""
     links: list[tuple[TractionController, str]] = []
     if rig.safety is not None:
         links.append((rig.safety, "controller ACTUAL_FORCE (safety link)"))
@@ -90,13 +97,16 @@ def _read_force(rig, state: SafeState) -> ForceSeen | None:
         except Exception:  # noqa: BLE001 — the next instrument may answer
             continue
         state.status = st
-        return ForceSeen(st.force_n, by, st.host_ns)
+        return ForceSeen(st.force_n, by, st.host_ns, st.released(state.residual_n))
     gauge = rig.gauge
     if gauge is not None and not getattr(gauge, "streaming", False):
         try:
-            return ForceSeen(gauge.read(), f"reference gauge ({gauge.resource})", time.perf_counter_ns())
+            force = gauge.read()
         except Exception:  # noqa: BLE001
             return None
+        rule = type(rig.controller).Status.released_by_force
+        return ForceSeen(force, f"reference gauge ({gauge.resource})", time.perf_counter_ns(),
+                         rule(force, state.residual_n))
     return None
 
 
@@ -107,7 +117,7 @@ def _confirm(rig, state: SafeState, window_s: float) -> bool:
         seen = _read_force(rig, state)
         if seen is not None:
             state.last = seen
-            if seen.force_n <= state.residual_n:
+            if seen.released:
                 return True
         if time.perf_counter_ns() >= deadline:
             return False

@@ -25,7 +25,10 @@ def pytest_generate_tests(metafunc):
     with the reason, so a report always says what the profile left out."""
     if "treatment" not in metafunc.fixturenames:
         return
-    from fixtures.plugin import profile_of, spec_of
+    from fixtures.plugin import profile_of, runs_here, spec_of
+
+    if not runs_here(metafunc.definition, metafunc.config):
+        return  # a suite of another protocol: deselected before it could run
 
     plan = spec_of(metafunc.config).plan
     profile = profile_of(metafunc.config)

@@ -20,6 +20,9 @@ from verification.spec import EMERGENCY_TRIGGERS
 from verification.emergency import (ATTEMPTS, MAX_TRIGGER_HALF_WIDTH_S, REQUIREMENTS, WATCHDOG_REQUIREMENT,
                                     run_trial, stats_of, watchdog_measurement)
 
+pytestmark = [pytest.mark.protocol("TCM-1")]  # the traction suites (fixtures/plugin.py select_protocol)
+
+
 @pytest.mark.requirement(*REQUIREMENTS, WATCHDOG_REQUIREMENT)
 @pytest.mark.parametrize("trigger", EMERGENCY_TRIGGERS)
 def test_emergency_release(bench, spec, recorder, trigger, profile):

@@ -17,6 +17,8 @@ from verification.analysis import settled_slice
 from verification.measurement import Measurement, UncertaintyTerm
 from verification.steps import CELL_WINDOW_S
 
+pytestmark = [pytest.mark.protocol("TCM-1")]  # the traction suites (fixtures/plugin.py select_protocol)
+
 
 
 @pytest.fixture

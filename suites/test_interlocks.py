@@ -23,6 +23,8 @@ from verification.overforce import TripWatch, analyse_overforce_trip, pull_rates
 from verification.steps import (AFTER_TRIP_S, HOLD_FRACTION, JUST_ABOVE_N, LIMIT_LOWER_FRACTION, LIMIT_RUNNING_FRACTION,
                                 OPERATOR_AFTER_TRIP_S, QUIET_S, RESET_SETTLE_S, SERIES_BEFORE_S, TRIP_WAIT_S)
 
+pytestmark = [pytest.mark.protocol("TCM-1")]  # the traction suites (fixtures/plugin.py select_protocol)
+
 
 
 def refused(fn, *args, **kwargs):

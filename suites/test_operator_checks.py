@@ -29,6 +29,9 @@ from verification.release import RELEASE_REQUIREMENTS, release_measurements, tri
 from verification.status_watch import StatusWatch
 from verification.steps import AFTER_RELEASE_S
 
+pytestmark = [pytest.mark.protocol("TCM-1")]  # the traction suites (fixtures/plugin.py select_protocol)
+
+
 REQUIREMENTS = (*RELEASE_REQUIREMENTS, "ER-LATCH")
 PRE_TRIGGER_S = 1.0  # table seconds of the hold kept before the trigger; the rest of the wait is dropped
 

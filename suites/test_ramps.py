@@ -14,6 +14,8 @@ from verification.analysis import envelope, final_descent_start, flat_plateaus, 
 from verification.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
 from verification.steps import AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_TREATMENT_S, LOWER_FRACTION
 
+pytestmark = [pytest.mark.protocol("TCM-1")]  # the traction suites (fixtures/plugin.py select_protocol)
+
 
 def fit_points(fit, what: str) -> Precondition:
     return Precondition(f"gauge samples on the straight part of the {what} ramp (20 to 80 %)", fit.n >= 3,

@@ -1,8 +1,10 @@
 """What the suites do to a table, in table seconds and newtons.
 
-`Bench` wraps an open rig: bring the table to a known state, command a treatment,
-wait for a phase, capture the reference gauge and express every instant in table
-seconds relative to a host instant (the time scale K is applied here, once).
+`Bench` wraps an open traction rig: bring the table to a known state, command a
+treatment, wait for a phase, capture the reference gauge and express every instant in
+table seconds relative to a host instant (the time scale K is applied here, once). What
+does not depend on the protocol is `TableBench`'s, shared with the flexion-distraction
+bench (verification/fd_bench.py), not copied into it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import allure
 import numpy as np
 
 from drivers import lease
-from drivers.controller import CommandRefused, ControllerStatus
+from drivers.controller import CommandRefused
 from drivers.errors import DeviceError
 from drivers.gauge.base import HOST_ARRIVAL, GaugeTrace
 from drivers.tcm1 import Holding, Phase, StimulusCoil
@@ -77,7 +79,18 @@ class Capture:
         return float(np.median(np.diff(self.t))) if len(self.t) > 1 else float("nan")
 
 
-class Bench:
+class TableBench:
+    """What every kind of table's bench shares: the rig's controller, stimulus module and
+    reference gauge, table time (K applied once), bounded waits on the controller's
+    status, the trigger instants of relay and coil writes, the gauge in table seconds and
+    its budget, the release mid-test. A protocol's bench (traction `Bench`,
+    verification/fd_bench.py `FlexionBench`) adds how its table is prepared, told a
+    treatment and captured; `IDLE` is its PHASE 0 (idle in every protocol of the family)."""
+
+    IDLE = Phase.IDLE
+    #: the phases a released table may stand in before a test (before its RESET)
+    AT_REST_PHASES = (Phase.IDLE,)
+
     def __init__(self, rig: Rig, keeper: HeartbeatKeeper, feed=None) -> None:
         self.rig = rig
         self.feed = feed  # the panel's live feed (fixtures/live_feed.py), or None
@@ -89,6 +102,7 @@ class Bench:
         self.residual_n = self.ctrl.residual_force()
         self.dialect = rig.config.gauge.dialect
         self.rate_hz = GAUGE_RATE_HZ[self.dialect]
+        self.now: dict = {}
 
     # ---------------------------------------------------------------- time
     def sleep(self, table_s: float) -> None:
@@ -97,7 +111,7 @@ class Bench:
     def table_s(self, ns_from: int, ns_to: int) -> float:
         return (ns_to - ns_from) / 1e9 * self.k
 
-    def wait(self, predicate, table_timeout_s: float, what: str) -> ControllerStatus:
+    def wait(self, predicate, table_timeout_s: float, what: str):
         deadline = time.perf_counter() + table_timeout_s / self.k + 2.0
         while True:
             st = self.ctrl.status()
@@ -110,7 +124,7 @@ class Bench:
                 )
             time.sleep(POLL_WALL_S)
 
-    def poll_until(self, predicate, table_timeout_s: float) -> tuple[ControllerStatus, bool]:
+    def poll_until(self, predicate, table_timeout_s: float):
         """Like wait(), but a timeout is an answer (the table under test may be defective)."""
         deadline = time.perf_counter() + table_timeout_s / self.k
         while True:
@@ -129,28 +143,31 @@ class Bench:
             return True
         return False
 
-    def released(self, st: ControllerStatus) -> bool:
-        return st.force_n <= self.residual_n and st.phase is Phase.IDLE
+    def released(self, st) -> bool:
+        """Released by the protocol's own rule (its status class says what that takes) and idle."""
+        return st.released(self.residual_n) and st.phase == self.IDLE
 
-    def wait_phase(self, phase: Phase, table_timeout_s: float) -> ControllerStatus:
+    def wait_phase(self, phase, table_timeout_s: float):
         return self.wait(lambda s: s.phase is phase, table_timeout_s, f"phase {phase.name}")
 
     # ---------------------------------------------------------------- state
-    @allure.step("prepare the table: relays at rest, released, RESET, ENABLE")
-    def prepare(self) -> None:
-        """Relays at rest, table released, latches cleared, drive enabled, watchdog fed.
-
-        A relay that cannot be set to rest ends the test before anything pulls: the stimulus
-        module is one of the paths that release the table (its e-stop relay, its mains
-        cut), and no treatment starts while one of them is out of order."""
+    def _rest_relays(self) -> None:
+        """Relays at rest before anything moves or pulls: the stimulus module is one of the
+        paths that release the table (its e-stop relay, its mains cut), and no treatment
+        starts while one of them is out of order."""
         problems = self.stim.release_all()
         if problems:
             raise DeviceError(self.stim.device, f"a relay could not be set to rest ({problems[0]})",
                               "no treatment starts while a path that releases the table is out of order: "
                               "check the stimulus module's link and power")
+
+    def _released_and_reset(self, table_timeout_s: float = 10.0):
+        """Watchdog fed, the table released and idle, then RESET (refused while a cause is
+        still present: tried again for up to 5 wall seconds)."""
         if self.keeper.paused:
             self.keeper.resume()
-        st = self.wait(lambda s: s.force_n <= self.residual_n and s.phase in (Phase.IDLE,), 10.0, "released before the test")
+        st = self.wait(lambda s: s.released(self.residual_n) and s.phase in self.AT_REST_PHASES, table_timeout_s,
+                       "released before the test")
         self.keeper.at_rest(st, self.residual_n)  # no START since: the watchdog's lease may stay open
         deadline = time.perf_counter() + 5.0
         while True:
@@ -161,21 +178,7 @@ class Bench:
                 if time.perf_counter() > deadline:
                     raise
                 time.sleep(0.01)
-        self.ctrl.write_holding(Holding.MODE, 0)
-        self.ctrl.write_holding(Holding.TREATMENT_TIME, 0)
-        self.ctrl.enable()
-
-    @allure.step("command the treatment: {target_n} N at {up_n_s} N/s")
-    def configure(self, target_n: float, up_n_s: float, down_n_s: float | None = None, *, intermittent: bool = False,
-                  rest_n: float = 0.0, hold_s: float = 1.0, rest_s: float = 1.0, treatment_s: int = 0,
-                  testing_interlock: bool = False) -> None:
-        if not testing_interlock:
-            self.ctrl._guard(target_n, "target force", False)
-        self.ctrl.write_holdings(Holding.TARGET_FORCE, [
-            n_to_dn(target_n), n_to_dn(up_n_s), n_to_dn(down_n_s or up_n_s), int(intermittent),
-            s_to_ds(hold_s), s_to_ds(rest_s), n_to_dn(rest_n),
-        ])
-        self.ctrl.write_holding(Holding.TREATMENT_TIME, int(treatment_s))
+        return st
 
     def make_safe(self) -> None:
         """Release mid-test (after a trial). A release command that failed stops the
@@ -187,24 +190,6 @@ class Bench:
             raise DeviceError((self.rig.safety or self.ctrl).device, "the release command failed mid-test (" + "; ".join(problems) + ")",
                               "the heartbeat stopped so the controller's watchdog releases the table")
 
-    # ---------------------------------------------------------------- gauge
-    @contextmanager
-    def capture(self, holder: list):
-        """Stream the gauge while the block runs; appends the GaugeTrace to `holder`."""
-        self.gauge.start_stream(self.rate_hz)
-        if self.feed is not None:
-            self.feed.capture_started(self.gauge)
-        trace = None
-        try:
-            yield
-        finally:
-            try:
-                trace = self.gauge.stop_stream()
-                holder.append(trace)
-            finally:
-                if self.feed is not None:
-                    self.feed.capture_ended(trace)
-
     def context(self, **fields) -> None:
         """What the panel shows as 'now' (trigger, phase, trial …); nothing is measured by it.
         Kept as `now`: a test that breaks off is reported at this step."""
@@ -212,6 +197,7 @@ class Bench:
         if self.feed is not None:
             self.feed.context(**fields)
 
+    # ---------------------------------------------------------------- gauge
     def to_table(self, trace: GaugeTrace, ref_ns: int) -> Capture:
         if trace.time_base == HOST_ARRIVAL:
             t, spread = retime_stream(trace)
@@ -265,3 +251,51 @@ class Bench:
         sent = time.perf_counter_ns()
         ack = write()
         return (sent + ack) // 2, (ack - sent) / 2e9
+
+
+class Bench(TableBench):
+    """A traction table's bench (TCM-1): force treatments, the gauge streamed alone."""
+
+    # ---------------------------------------------------------------- state
+    @allure.step("prepare the table: relays at rest, released, RESET, ENABLE")
+    def prepare(self) -> None:
+        """Relays at rest, table released, latches cleared, drive enabled, watchdog fed.
+
+        A relay that cannot be set to rest ends the test before anything pulls: the stimulus
+        module is one of the paths that release the table (its e-stop relay, its mains
+        cut), and no treatment starts while one of them is out of order."""
+        self._rest_relays()
+        self._released_and_reset()
+        self.ctrl.write_holding(Holding.MODE, 0)
+        self.ctrl.write_holding(Holding.TREATMENT_TIME, 0)
+        self.ctrl.enable()
+
+    @allure.step("command the treatment: {target_n} N at {up_n_s} N/s")
+    def configure(self, target_n: float, up_n_s: float, down_n_s: float | None = None, *, intermittent: bool = False,
+                  rest_n: float = 0.0, hold_s: float = 1.0, rest_s: float = 1.0, treatment_s: int = 0,
+                  testing_interlock: bool = False) -> None:
+        if not testing_interlock:
+            self.ctrl._guard(target_n, "target force", False)
+        self.ctrl.write_holdings(Holding.TARGET_FORCE, [
+            n_to_dn(target_n), n_to_dn(up_n_s), n_to_dn(down_n_s or up_n_s), int(intermittent),
+            s_to_ds(hold_s), s_to_ds(rest_s), n_to_dn(rest_n),
+        ])
+        self.ctrl.write_holding(Holding.TREATMENT_TIME, int(treatment_s))
+
+    # ---------------------------------------------------------------- gauge
+    @contextmanager
+    def capture(self, holder: list):
+        """Stream the gauge while the block runs; appends the GaugeTrace to `holder`."""
+        self.gauge.start_stream(self.rate_hz)
+        if self.feed is not None:
+            self.feed.capture_started(self.gauge)
+        trace = None
+        try:
+            yield
+        finally:
+            try:
+                trace = self.gauge.stop_stream()
+                holder.append(trace)
+            finally:
+                if self.feed is not None:
+                    self.feed.capture_ended(trace)
