@@ -18,7 +18,7 @@ from drivers.controller import CommandRefused
 from drivers.errors import RigError
 from drivers.tcm1 import Phase, StimulusCoil
 from verification.bench import BenchTimeout
-from verification.measurement import Measurement, UncertaintyTerm
+from verification.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
 from verification.release import TriggerForce, trial_trigger_force
 from verification.status_watch import StatusWatch
 from verification.steps import AFTER_RELEASE_S, IN_PHASE_S, trial_rates
@@ -85,11 +85,13 @@ class WatchdogTrip:
         return float("inf") if self.trip_ns is None else (self.trip_ns - self.beat_ns) / 1e9 * k
 
 
-def time_watchdog_trip(bench, last_ack_ns: int, wait_table_s: float) -> WatchdogTrip:
+def time_watchdog_trip(bench, last_ack_ns: int, wait_table_s: float, rtt_s: float | None = None) -> WatchdogTrip:
     """Status reads back to back until the controller reports the watchdog trip (or the
     wait ends): the trip bracketed by the last read without it and the first with it
-    (`verification.status_watch`); shown by the first read, it came after the beat."""
-    rtt = bench.keeper.last_rtt_s
+    (`verification.status_watch`); shown by the first read, it came after the beat.
+    `rtt_s`: the last beat's write round trip when the suite sent that beat itself
+    (default: the heartbeat keeper's last)."""
+    rtt = bench.keeper.last_rtt_s if rtt_s is None else rtt_s
     beat_ns = last_ack_ns - int(rtt / 2 * 1e9)
     deadline = last_ack_ns + int(wait_table_s / bench.k * 1e9)
     watch = StatusWatch(bench.ctrl, "watchdog_tripped")
@@ -177,10 +179,13 @@ def run_trial(bench, spec, trigger: str, phase: str, force: float, index: int) -
                  rig_failure, watchdog, max(up, down))
 
 
-def stats_of(values: list[float]) -> dict:
+def stats_of(values: list[float], *, sd: bool = False) -> dict:
+    """The spread of one quantity over a trigger's trials. `sd`: with the sample standard
+    deviation of the finite values too (ISO 13855 practice: min, max, mean and SD of a
+    repeated stop); off for the traction release, whose record keeps its keys."""
     arr = np.asarray(values, dtype=float)
     finite = arr[np.isfinite(arr)]
-    return {
+    out = {
         "trials": int(len(arr)),
         "max": float(np.max(arr)) if len(arr) else None,
         "min": float(np.min(arr)) if len(arr) else None,
@@ -188,6 +193,62 @@ def stats_of(values: list[float]) -> dict:
         "p95": float(np.percentile(finite, 95)) if len(finite) else None,
         "never_reached": int(np.sum(~np.isfinite(arr))),
     }
+    if sd:
+        out["sd"] = float(np.std(finite, ddof=1)) if len(finite) > 1 else None
+    return out
+
+
+def trigger_too_loose(half_width_s: float, k: float) -> str:
+    """Why a trial is repeated ('' when it is not): its trigger instant known worse than
+    MAX_TRIGGER_HALF_WIDTH_S — a scheduling hiccup of the host, not the table, would
+    decide its verdict."""
+    if half_width_s <= MAX_TRIGGER_HALF_WIDTH_S:
+        return ""
+    return f"trigger instant known to ±{half_width_s * k * 1e3:.1f} ms table time"
+
+
+def with_attempts(run_once, repeat_reason, on_repeat, attempts: int = ATTEMPTS):
+    """A trial run up to `attempts` times while `repeat_reason(trial)` names a reason to
+    repeat it (told to `on_repeat(reason)`); the last attempt is kept whatever it says —
+    its own preconditions then make it N/A with that reason."""
+    for attempt in range(attempts):
+        trial = run_once()
+        reason = repeat_reason(trial)
+        if not reason or attempt == attempts - 1:
+            return trial
+        on_repeat(reason)
+    raise ValueError(f"attempts must be at least 1, not {attempts}")
+
+
+def worst_of_trials(trigger: str, req, ms: list[Measurement], quantity: str | None = None, *,
+                    sd: bool = False) -> Measurement:
+    """One requirement's (and quantity's) verdict over a trigger's trials: the worst trial
+    that could be judged, with the spread of all of them (`stats_of`); every trial N/A
+    makes the summary N/A, saying why the first was."""
+    judged = [m for m in ms if m.verdict is not Verdict.NOT_APPLICABLE]
+    if not judged:
+        first = ms[0].not_applicable if ms else "no trial ran"
+        summary = Measurement(f"{trigger}: worst of {len(ms)} trials", req, None, ms[0].unit if ms else "",
+                              quantity=quantity,
+                              conditions={"trigger": trigger, "trials": len(ms), "not_applicable": len(ms)},
+                              preconditions=[Precondition("at least one trial could be judged", False,
+                                                          f"{len(ms)} of {len(ms)} not applicable; the first: {first}")])
+    elif req.decision_rule == "boolean":
+        worst = min(judged, key=lambda m: bool(m.value))
+        summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, bool(worst.value), quantity=quantity,
+                              conditions={"trigger": trigger, "trials": len(judged),
+                                          "not_applicable": len(ms) - len(judged),
+                                          "failed": sum(1 for m in judged if not m.value)})
+    else:
+        worst = min(judged, key=lambda m: (m.verdict is Verdict.PASS, m.margin))
+        summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, worst.value, worst.unit, worst.lower,
+                              worst.upper, worst.budget, quantity=quantity,
+                              conditions={"trigger": trigger, "worst_trial": worst.conditions,
+                                          "not_applicable": len(ms) - len(judged),
+                                          **stats_of([float(m.value) for m in judged], sd=sd)},
+                              preconditions=worst.preconditions)
+    summary.conditions["summary"] = True
+    return summary
 
 
 def watchdog_measurement(spec, bench, trial: Trial, name: str, cond: dict) -> Measurement:

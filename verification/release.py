@@ -137,8 +137,9 @@ def trial_trigger_force(cap, trigger_half_width_s: float, k: float) -> TriggerFo
 
 
 def rise_after_trigger(spec, bench, cap, at: TriggerForce, trigger_half_width_s: float, name: str, conditions: dict,
-                       preconditions: list[Precondition]) -> Measurement:
-    """ER-NORISE's amount: the largest gauge force in the RISE_WINDOW_S after the trigger
+                       preconditions: list[Precondition], requirement: str = "ER-NORISE") -> Measurement:
+    """ER-NORISE's amount (or that of `requirement`, whose `also:` key RISE_KEY states the
+    same rise: a flexion-distraction table's ES-RELEASE): the largest gauge force in the RISE_WINDOW_S after the trigger
     minus the force held at the trigger (`at`, `trial_trigger_force`), in newtons.
 
     The largest raw sample, not a smoothed one: smoothing would shave a short jump's top,
@@ -148,7 +149,7 @@ def rise_after_trigger(spec, bench, cap, at: TriggerForce, trigger_half_width_s:
     the trigger instant and the gauge clock mapping, each × the force's slope at the
     trigger (at a hold nothing, on a ramp the ramp rate × their half-widths); and the
     calibration's share of the rise (an offset cancels in a difference of two readings)."""
-    req = spec.requirement("ER-NORISE")
+    req = spec.requirement(requirement)
     t, f = cap.t, cap.force
     fit, f0 = at, at.force_n
     unsure = at.unsure_s  # table s either side of t = 0
@@ -246,3 +247,28 @@ def release_measurements(spec, bench, cap, at: TriggerForce, trigger_half_width_
             out.append(rise_after_trigger(spec, bench, cap, at, trigger_half_width_s, name, conditions,
                                           preconditions[rid]))
     return out
+
+
+def residual_release(spec, bench, cap, at: TriggerForce, trigger_half_width_s: float, name: str, conditions: dict,
+                     requirement: str, fastest_n_s: float, timing: list[UncertaintyTerm] | None = None
+                     ) -> list[Measurement]:
+    """A release judged as one requirement with two quantities — the time from the trigger
+    until the force is below the residual (its own) and how much it rose in the
+    RISE_WINDOW_S after it (`also:` RISE_KEY) — as a flexion-distraction table's
+    ES-RELEASE states "as traction ER-*": the same crossing as ER-RESIDUAL, the same rise
+    and course checks as ER-NORISE, on a capture whose t = 0 is the trigger. `timing`:
+    the crossing's budget (default the bench's timing terms of the gauge capture)."""
+    residual = spec.residual_force_n
+    t, f = cap.t, cap.force
+    f0 = at.force_n
+    req = spec.requirement(requirement)
+    pre = release_preconditions(t, f, f0, residual)
+    lo, hi = req.limits(residual=residual, force=f0)
+    value = crossing_below(t, f, residual, 0.0)
+    budget = timing if timing is not None else bench.timing_terms(cap, trigger_half_width_s)
+    annotations = {"trigger_s": 0.0, **({"below_residual_s": value} if np.isfinite(value) else {})}
+    below = Measurement(name, req, value, "s", lo, hi, budget, conditions=conditions, annotations=annotations,
+                        series={"t_s": t, "force_n": f}, preconditions=pre["ER-RESIDUAL"])
+    rise = rise_after_trigger(spec, bench, cap, at, trigger_half_width_s, name, conditions,
+                              pre["ER-NORISE"] + [course_precondition(at, fastest_n_s)], requirement=requirement)
+    return [below, rise]
