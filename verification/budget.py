@@ -297,6 +297,31 @@ def _estop_by_hand(spec: Specification, params: dict, profile: str) -> float:
     return ramp_s(0.0, max(em.forces_n), em.setup_ramp_n_s) + release_s(spec) + AFTER_RELEASE_S
 
 
+# ---------------------------------------------------------------- test_fd_kinematics.py
+@estimates("test_treatment_kinematics")
+def _fd_treatment(spec: Specification, params: dict, profile: str) -> float:
+    """A flexion-distraction treatment (verification/fd_plan.py: the distraction's ramp up,
+    the cycles to their count or TREATMENT_TIME, the controlled end's return and ramp
+    down), with the rest recorded before START and after the end (the first and last dwells)
+    and, before it, the section's return to neutral from the rated depth."""
+    from verification.fd_plan import move_s, plan_of
+
+    t = params.get("fd_treatment")
+    if t is None:
+        t = spec.plan.treatments_for("full")[0]
+    if t not in spec.plan.treatments_for(profile):
+        return 0.0  # collected in the quick profile too, and skipped there (suites/conftest.py)
+    plan = plan_of(t, spec.plan.distraction_rate_n_s)
+    return (move_s(spec.rated_flexion_deg, spec.rated_speed_deg_s) + FD_BEFORE_START_S + plan.total_s
+            + FD_AFTER_END_S)
+
+
+#: table seconds of rest the kinematics suite records before START and after the end
+#: (suites/test_fd_kinematics.py BEFORE_START_S, AFTER_END_S read them from here)
+FD_BEFORE_START_S = 0.5
+FD_AFTER_END_S = 1.0
+
+
 # ---------------------------------------------------------------- a whole plan
 @dataclass(frozen=True)
 class Planned:
