@@ -23,7 +23,7 @@ import yaml
 from drivers.errors import ConfigError, RigError
 from rigs.config import load_rig
 from rigs.lab_env import DEFAULT_COORDINATOR, attached_rig, exporter_config
-from rigs.rig import EmulatorProcess
+from rigs.rig import EmulatorProcess, emulator_options
 
 
 def labgrid_exporter_command() -> list[str]:
@@ -43,7 +43,8 @@ def export(args) -> int:
         if args.config_only:
             raise ConfigError(f"--config-only: {config.source}: an emulated table lives only as long as this "
                               "command; run it without --config-only")
-        extra = ["--host", args.host] if args.host else None
+        # what the rig file asks of its emulator (serial lines, the obstacle's angle), as open_rig passes it
+        extra = emulator_options(config) + (["--host", args.host] if args.host else [])
         if args.host:  # beyond the loopback: refused, or said here (the table's stderr is not shown)
             from rigcli.exposure import emulator_listen
 
@@ -52,7 +53,8 @@ def export(args) -> int:
                 print(f"rig: {warning}", file=sys.stderr, flush=True)
                 extra.append("--allow-remote")
         emulator = EmulatorProcess.start(config.table.kind, config.emulated.seed if args.seed is None else args.seed,
-                                         config.time_scale, list(config.emulated.faults) + list(args.fault), extra=extra)
+                                         config.time_scale, list(config.emulated.faults) + list(args.fault),
+                                         extra=extra or None)
         config = attached_rig(config, emulator.endpoints)
     elif args.seed is not None or args.fault:
         raise ConfigError(f"--seed/--fault: {config.source}: only for an emulated table this command starts")

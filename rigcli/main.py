@@ -99,28 +99,45 @@ def _check(args: argparse.Namespace) -> int:
               f"force={status.force_n:.1f} N")
         print(f"stimulus   {rig.stimulus.device}: {', '.join(f'{k.name}={int(v)}' for k, v in rig.stimulus.states().items())}")
         print(f"gauge      {config.gauge.dialect} {rig.gauge.resource}: {force:.2f} N")
+        if rig.inclinometer is not None:  # a flexion-distraction bench: the angle reference, the encoder beside it
+            tilt = rig.inclinometer.read()
+            why = f" ({tilt.reason})" if tilt.reason else ""
+            print(f"inclinometer {config.inclinometer.dialect} {rig.inclinometer.resource}: X {tilt.x_deg:+.3f}° "
+                  f"Y {tilt.y_deg:+.3f}°{why}; encoder flexion {status.flexion_deg:+.1f}° "
+                  f"lateral {status.lateral_deg:+.1f}°")
+        if rig.obstacle_gauge is not None:
+            ob = config.obstacle
+            print(f"obstacle   {ob.gauge.dialect} {rig.obstacle_gauge.resource}: {rig.obstacle_gauge.read():.2f} N "
+                  f"(load cell at {ob.angle_deg:g}° {ob.axis})")
     return _check_calibration(config, args.allow_expired_calibration)
 
 
 def _check_calibration(config, allowed: bool) -> int:
-    """The reference gauge's calibration, always shown; an expired one is a loud line on
+    """Each reference instrument's calibration (the gauge; an inclinometer and an obstacle
+    load cell where the rig has them), always shown; an expired one is a loud line on
     stderr and exit 1 (the bench answered, but `rig run` would refuse it), unless
     --allow-expired-calibration, which `rig run` would need too."""
     import datetime as dt
 
-    cal = config.gauge.calibration
-    left = (cal.due - dt.date.today()).days
-    state = "EXPIRED" if cal.expired() else f"valid, {left} days left"
-    print(f"calibration {cal.certificate}: due {cal.due} ({state})")
-    if not cal.expired():
-        return 0
-    what = (f"rig check: {config.source}: the gauge's calibration EXPIRED (due {cal.due}, certificate "
-            f"{cal.certificate}): its readings are not traceable — recalibrate the gauge")
-    if allowed:
-        print(f"{what}; allowed by --allow-expired-calibration", file=sys.stderr)
-        return 0
-    print(f"{what}; `rig run` refuses this rig unless --allow-expired-calibration", file=sys.stderr)
-    return EXIT_FAILED
+    from fixtures.plugin import reference_instruments
+
+    code = 0
+    for key, noun, section in reference_instruments(config):
+        cal = section.calibration
+        left = (cal.due - dt.date.today()).days
+        state = "EXPIRED" if cal.expired() else f"valid, {left} days left"
+        named = "" if key == "gauge" else f"{key} "
+        print(f"{named}calibration {cal.certificate}: due {cal.due} ({state})")
+        if not cal.expired():
+            continue
+        what = (f"rig check: {config.source}: {noun}'s calibration EXPIRED (due {cal.due}, "
+                f"certificate {cal.certificate}): its readings are not traceable — recalibrate {noun}")
+        if allowed:
+            print(f"{what}; allowed by --allow-expired-calibration", file=sys.stderr)
+            continue
+        print(f"{what}; `rig run` refuses this rig unless --allow-expired-calibration", file=sys.stderr)
+        code = EXIT_FAILED
+    return code
 
 
 def _demo(args: argparse.Namespace) -> int:
