@@ -51,9 +51,10 @@ CRUISE_SHARE = 0.8
 SPEED_FIT_S = 0.05
 #: the speed smoothing that finds where the section came to rest (kinematics.time_to_rest)
 STOP_SMOOTH_S = 0.02
-#: table s after RESET the section is watched for an automatic return (at the rated speed
-#: a return is 20° away by then; the contract's own "RESET moves nothing" is at once)
-RETURN_WATCH_S = 1.0
+#: table s after RESET the section is watched for an automatic return (a return at the
+#: contract's ACCEL has moved 5° by then, at any SPEED above 10 °/s; a slow one 0.5° per
+#: 1 °/s; "RESET moves nothing" is at once)
+RETURN_WATCH_S = 0.5
 
 
 def axis_of(motion: str) -> tuple[str, int]:
@@ -179,9 +180,11 @@ def mean_reading(values: list[float], resolution_deg: float) -> Estimate:
 
 # ---------------------------------------------------------------- one trial
 
-#: table s the section dwells at the depth and at neutral in a trial (the watchdog's: its
-#: period + 1 s, so the heartbeat can stop during the dwell before the move it strikes)
+#: table s the section dwells at the depth and at neutral in a trial
 TRIAL_DWELL_S = 0.2
+#: table s the watchdog's last beat must come after the dwell before the struck move began
+#: (the dwell seen by a status read, the keeper paused KEEPER_PAUSE_LEAD_S before the beat)
+WATCHDOG_BEAT_AFTER_S = 0.3
 #: table s of trace kept after the hold window (the drift's smoothing reaches past its end)
 AFTER_HOLD_S = 0.3
 #: immediate inclinometer readings averaged for an angle before and after RESET
@@ -222,6 +225,18 @@ class FdTrial:
     period_s: float
     rig_failure: Exception | None = None
     watchdog: WatchdogTrip | None = None
+
+
+def trial_dwells(spec, trigger: str, motion: str, phase: str, depth: float, speed: float,
+                 accel: float) -> tuple[float, float]:
+    """PAUSE_TIME and REST_TIME of a trial. The watchdog's dwell before the struck move is
+    long enough for its last beat to fall in it `watchdog_s` before the strike (the trip is
+    timed from that beat); every other dwell is TRIAL_DWELL_S."""
+    if trigger != "watchdog":
+        return TRIAL_DWELL_S, TRIAL_DWELL_S
+    into = time_into_move(spec.plan.emergency.at_fraction, depth, speed, accel)
+    long = max(TRIAL_DWELL_S, round(spec.plan.watchdog_s - into + WATCHDOG_BEAT_AFTER_S, 1))
+    return (long, TRIAL_DWELL_S) if phase == "moving_back" else (TRIAL_DWELL_S, long)
 
 
 def move_index(trigger: str, motion: str, phase: str) -> int:
@@ -331,13 +346,14 @@ def run_trial(bench, spec, trigger: str, motion: str, phase: str, force: float, 
     depth = em.flexion_depth_deg if mode == "flexion" else em.lateral_depth_deg
     speed = spec.emergency_speed_deg_s
     wd = spec.plan.watchdog_s
-    dwell = wd + 1.0 if trigger == "watchdog" else TRIAL_DWELL_S
+    pause, rest = trial_dwells(spec, trigger, motion, phase, depth, speed, bench.identity.accel_deg_s2)
+    dwell = pause if phase == "moving_back" else rest  # the one before the struck move
     rate = spec.plan.distraction_rate_n_s
     k = move_index(trigger, motion, phase)
     cycles = k // MOVES_PER_CYCLE[mode] + 2
-    bench.configure(mode, depth, speed, pause_s=dwell, rest_s=dwell, cycles=cycles, distraction_n=force,
+    bench.configure(mode, depth, speed, pause_s=pause, rest_s=rest, cycles=cycles, distraction_n=force,
                     distraction_rate_n_s=rate)
-    per_move = 2 * depth / speed + 2 * dwell + 2.0
+    per_move = 2 * depth / speed + pause + rest + 2.0
     reach_s = force / rate + (k + 1) * per_move + 5.0
     hold_until = 2 * (spec.requirement("ES-TIME").limits()[1] or 0.2) + em.hold_window_s + AFTER_HOLD_S
     release_limit = spec.requirement("ES-RELEASE").limits(residual=bench.residual_n, force=force)[1] or 3.0
@@ -479,6 +495,11 @@ def trial_measurements(spec, bench, trial: FdTrial, name: str, conditions: dict)
 
 # ---------------------------------------------------------------- its time budget
 
+#: the trapezoid's acceleration a plan estimate assumes (the domain file's default ACCEL;
+#: the table states its own, read by the trial itself)
+ACCEL_GUESS_DEG_S2 = 40.0
+
+
 def trial_table_s(spec, trigger: str, motion: str, phase: str, force: float) -> float:
     """Table seconds one trial plans: the distraction's ramp, the moves and dwells up to the
     struck one, the stop, release and hold window, the watch after RESET and the section's
@@ -487,17 +508,13 @@ def trial_table_s(spec, trigger: str, motion: str, phase: str, force: float) -> 
     mode = MODE[motion]
     depth = em.flexion_depth_deg if mode == "flexion" else em.lateral_depth_deg
     speed = spec.emergency_speed_deg_s
-    dwell = spec.plan.watchdog_s + 1.0 if trigger == "watchdog" else TRIAL_DWELL_S
+    pause, rest = trial_dwells(spec, trigger, motion, phase, depth, speed, ACCEL_GUESS_DEG_S2)
     k = move_index(trigger, motion, phase)
     move = depth / speed + speed / ACCEL_GUESS_DEG_S2
     hold = 2 * (spec.requirement("ES-TIME").limits()[1] or 0.2) + em.hold_window_s + AFTER_HOLD_S
-    return force / spec.plan.distraction_rate_n_s + k * (move + dwell) + move * em.at_fraction + hold \
-        + RETURN_WATCH_S + move
+    return force / spec.plan.distraction_rate_n_s + k * move + (k + 1) // 2 * pause + k // 2 * rest \
+        + move * em.at_fraction + hold + RETURN_WATCH_S + move
 
-
-#: the trapezoid's acceleration a plan estimate assumes (the domain file's default ACCEL;
-#: the table states its own, read by the trial itself)
-ACCEL_GUESS_DEG_S2 = 40.0
 
 
 @estimates("test_fd_emergency_stop")
