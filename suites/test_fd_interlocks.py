@@ -233,7 +233,9 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits):
             "switch pressed": ("the patient switch pressed", st.patient_switch_pressed),
             "watchdog tripped": ("WATCHDOG_TRIPPED", st.watchdog_tripped),
             "over-travel tripped": ("OVERTRAVEL_TRIPPED", st.overtravel_tripped),
-            "depth over limit": ("the drives enabled, nothing latched", st.enabled and not st.latched)}
+            "depth over limit": ("FLEXION_DEPTH above ANGLE_LIMIT, the drives enabled",
+                                 bench.ctrl.read_holding(Holding.FLEXION_DEPTH)[0]
+                                 > bench.ctrl.read_holding(Holding.ANGLE_LIMIT)[0] and st.enabled)}
     established = [*set_up, *(shows(*held[p], st) for p in parts)]
     try:
         moved, (err,) = still_while(bench, lambda: refused(bench.ctrl.start))
