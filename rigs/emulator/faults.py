@@ -1,14 +1,18 @@
-"""Named defects the emulated table can be started with (`rig emulate --fault NAME`).
+"""Named defects an emulated table can be started with (`rig emulate --fault NAME`).
 
 A defect is a way a real table fails its safety specification. Each one changes either
-the table's physical numbers (`TableParams`) or a behaviour flag in `Defects` that the
-controller model consults; nothing else in the model knows defects exist. Register a
-new one with `defect(name, summary, requirements, **changes)`; `requirements` names
-what must catch it.
+the table's numbers (`TableParams` of a traction table, `FdParams` of a flexion-
+distraction table) or a behaviour flag in `Defects` that the (winch) controller model
+consults; nothing else in the model knows defects exist. Each table kind has one
+`Catalogue`, registered by table kind in `CATALOGUES` (`catalogue(kind)`): the traction
+catalogue below, the flexion-distraction one in rigs/emulator/fd_faults.py. Register a
+new defect with `defect(name, summary, requirements, **changes)` (traction) or the
+kind's `Catalogue.defect`; `requirements` names what must catch it.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -110,42 +114,94 @@ class Defect:
     profile: str = "quick"
 
 
-CATALOGUE: dict[str, Defect] = {}
+class Catalogue:
+    """The named defects of one table kind: each a change of the kind's numbers
+    (`params_type`, a frozen dataclass) and/or of the `Defects` switches."""
+
+    def __init__(self, params_type: type) -> None:
+        self.params_type = params_type
+        self.entries: dict[str, Defect] = {}
+
+    def defect(self, name: str, summary: str, requirements: tuple[str, ...], collateral: dict | None = None,
+               profile: str = "quick", **changes) -> None:
+        """Register a defect: `changes` name fields of the kind's numbers (the table's
+        physics) or Defects switches (the controller's behaviour) and their defective
+        values; `collateral`: other requirements it rightly makes FAIL, each with the
+        reason; `profile`: the run profile whose plan can catch it (quick or full)."""
+        if profile not in ("quick", "full"):
+            raise ValueError(f"defect {name!r}: profile {profile!r} is neither quick nor full")
+        if name in self.entries:
+            raise ValueError(f"defect {name!r} registered twice")
+        physical = {k: v for k, v in changes.items() if k in self.params_type.__dataclass_fields__}
+        behaviour = {k: v for k, v in changes.items() if k not in physical}
+        unknown = [k for k in behaviour if k not in Defects.__dataclass_fields__]
+        if unknown:
+            raise ValueError(f"defect {name!r}: {unknown[0]} is neither a table parameter nor a behaviour switch")
+
+        def apply(params, defects):
+            for key, value in behaviour.items():
+                setattr(defects, key, value)
+            return replace(params, **physical) if physical else params
+
+        self.entries[name] = Defect(name, summary, requirements, apply, dict(collateral or {}), profile)
+
+    def apply(self, names: list[str], params, defects: Defects):
+        """`params` with the named defects' numbers; their switches set in `defects`."""
+        for name in names:
+            params = self[name].apply(params, defects)
+        return params
+
+    def __getitem__(self, name: str) -> Defect:
+        try:
+            return self.entries[name]
+        except KeyError:
+            raise ConfigError(f"unknown fault {name!r}; known faults: {self.known()}") from None
+
+    def known(self) -> str:
+        return ", ".join(sorted(self.entries))
 
 
-def defect(name: str, summary: str, requirements: tuple[str, ...], collateral: dict | None = None,
-           profile: str = "quick", **changes) -> None:
-    """Register a defect: `changes` name TableParams fields (the table's physics) or
-    Defects switches (the controller's behaviour) and their defective values;
-    `collateral`: other requirements it rightly makes FAIL, each with the reason;
-    `profile`: the run profile whose plan can catch it (quick or full)."""
-    if profile not in ("quick", "full"):
-        raise ValueError(f"defect {name!r}: profile {profile!r} is neither quick nor full")
-    if name in CATALOGUE:
-        raise ValueError(f"defect {name!r} registered twice")
-    physical = {k: v for k, v in changes.items() if k in TableParams.__dataclass_fields__}
-    behaviour = {k: v for k, v in changes.items() if k not in physical}
-    unknown = [k for k in behaviour if k not in Defects.__dataclass_fields__]
-    if unknown:
-        raise ValueError(f"defect {name!r}: {unknown[0]} is neither a table parameter nor a behaviour switch")
+#: modules that register a table kind's catalogue when imported (imported before any
+#: look-up, as drivers/kinds.py imports its driver modules)
+CATALOGUE_MODULES = ("rigs.emulator.fd_faults",)
+#: table kind -> its catalogue (the traction kinds share one)
+CATALOGUES: dict[str, Catalogue] = {}
 
-    def apply(params, defects):
-        for key, value in behaviour.items():
-            setattr(defects, key, value)
-        return replace(params, **physical) if physical else params
 
-    CATALOGUE[name] = Defect(name, summary, requirements, apply, dict(collateral or {}), profile)
+def register_catalogue(entries: Catalogue, kinds: tuple[str, ...]) -> None:
+    for kind in kinds:
+        if kind in CATALOGUES:
+            raise ValueError(f"table kind {kind!r} has a defects catalogue already")
+        CATALOGUES[kind] = entries
+
+
+def catalogue(kind: str) -> Catalogue:
+    """The defects catalogue of a table kind; an unknown kind is one line naming the known."""
+    for module in CATALOGUE_MODULES:
+        importlib.import_module(module)
+    try:
+        return CATALOGUES[kind]
+    except KeyError:
+        raise ConfigError(f"table kind {kind!r} has no defects catalogue; known: {', '.join(CATALOGUES)}") from None
+
+
+def check_faults(kind: str, names, option: str = "--fault") -> None:
+    """Each name a defect of the kind's catalogue, else one line naming the option and the known."""
+    entries = catalogue(kind)
+    for name in names:
+        if name not in entries.entries:
+            raise ConfigError(f"{option} {name}: unknown fault of a {kind} table; known: {entries.known()}")
+
+
+#: the traction tables' (lumbar, cervical) catalogue
+TRACTION = Catalogue(TableParams)
+register_catalogue(TRACTION, ("lumbar", "cervical"))
+CATALOGUE: dict[str, Defect] = TRACTION.entries
+defect = TRACTION.defect
 
 
 def apply_defects(names: list[str], params, defects: Defects):
-    for name in names:
-        try:
-            entry = CATALOGUE[name]
-        except KeyError:
-            known = ", ".join(sorted(CATALOGUE))
-            raise ConfigError(f"unknown fault {name!r}; known faults: {known}") from None
-        params = entry.apply(params, defects)
-    return params
+    return TRACTION.apply(names, params, defects)
 
 
 defect(

@@ -63,6 +63,10 @@ HISTORY_S = 120.0
 #: A whole cycle never takes less than this (table seconds): with depth, pause and rest
 #: all 0 a cycle would otherwise be endless phase changes at one instant.
 MIN_CYCLE_S = 1e-3
+#: While the section moves with the distraction held, the winch's cord follows the strap
+#: line's length in pieces this long (table seconds): a straight line between the lengths
+#: at its ends (a trapezoid's 40 °/s² departs from it by a few 0.001°).
+STRAP_STEP_S = 0.02
 #: Motions in which the drive, not the brake, holds the section.
 DRIVEN = frozenset({Motion.MOVE, Motion.DRIVE_STOP})
 #: Motions the obstruction watch applies to: a move under way.
@@ -133,6 +137,7 @@ class FdController:
         self._winch_seen = 0
         self._winch_queue: list | None = None  # winch commands of a write not yet committed
         self._crossings: dict[str, tuple] = {}  # name -> (what it depends on, instant)
+        self._strap_zero: float | None = None  # the strap line's take-up when it was last tensioned
         self._wire_winch()
 
     # ------------------------------------------------------------------ encoders
@@ -341,7 +346,7 @@ class FdController:
 
     def _release_distraction(self) -> None:
         """A TCM-1 emergency release of the distraction (its ESTOP coil)."""
-        if self.winch.st.phase != tcm1.Phase.EMERGENCY_RELEASE:
+        if self.p.release_on_trigger and self.winch.st.phase != tcm1.Phase.EMERGENCY_RELEASE:
             self._to_winch(tcm1.Coil.ESTOP)
 
     # ------------------------------------------------------------------ phases
@@ -388,6 +393,13 @@ class FdController:
         targets = (depth, None) if axis == 0 else (None, depth)
         self._enter(Phase.MOVING_OUT, self._move_axes(targets))
 
+    def _back_targets(self) -> tuple[float, float]:
+        """Where a cycle's move back ends: neutral (a defect stops short of it on the side
+        the section comes from)."""
+        axis = self._cycled_axis()
+        short = math.copysign(self.p.return_short_deg, self.encoder_angle(axis))
+        return (short, 0.0) if axis == 0 else (0.0, short)
+
     def _controlled_end(self) -> None:
         """PHASE 6: a move to neutral at SPEED from wherever the section is, then the
         distraction ramps down."""
@@ -404,7 +416,7 @@ class FdController:
             pause = units.ds_to_s(st.holding[Holding.PAUSE_TIME]) * self.p.pause_factor
             self._enter(Phase.PAUSE_AT_DEPTH, self._t + pause)
         elif phase == Phase.PAUSE_AT_DEPTH:
-            self._enter(Phase.MOVING_BACK, self._move_axes((0.0, 0.0)))
+            self._enter(Phase.MOVING_BACK, self._move_axes(self._back_targets()))
         elif phase == Phase.MOVING_BACK:
             rest = units.ds_to_s(st.holding[Holding.REST_TIME]) * self.p.rest_factor
             self._enter(Phase.REST_AT_NEUTRAL, max(self._t + rest, st.cycle_started + MIN_CYCLE_S))
@@ -486,7 +498,7 @@ class FdController:
         st = self.st
         if not st.enabled or st.disabling or not self.switch_connected:
             raise Refused(REFUSED, RejectReason.NOT_READY)
-        if self.latched or self.switch_pressed:
+        if (self.latched and self.p.start_refused_while_latched) or self.switch_pressed:
             raise Refused(REFUSED, RejectReason.LATCHED)
         h = st.holding
         if (h[Holding.FLEXION_DEPTH] > h[Holding.ANGLE_LIMIT] or h[Holding.LATERAL_DEPTH] > h[Holding.LATERAL_LIMIT]
@@ -519,7 +531,7 @@ class FdController:
         st = self.st
         if self.switch_pressed:
             raise Refused(REFUSED, RejectReason.LATCHED)
-        if self.force_n > units.dn_to_n(st.holding[Holding.RESIDUAL_FORCE]):
+        if self.force_n > units.dn_to_n(st.holding[Holding.RESIDUAL_FORCE]) * self.p.reset_force_factor:
             raise Refused(REFUSED, RejectReason.FORCE_PRESENT)
         st.estop_latched = st.overforce_tripped = st.watchdog_tripped = False
         st.overtravel_tripped = st.obstruction_tripped = False
@@ -731,12 +743,44 @@ class FdController:
         self.st.overforce_tripped = True
         self.emergency(FaultCode.OVERFORCE, "overforce")
 
+    def _strap_path_m(self, t: float) -> float:
+        """How much (m) the ankle-strap line is shorter at t than with the section level."""
+        angles = self.section.angles(t)
+        return sum(c * abs(a) for c, a in zip(self.p.strap_take_up_m_per_deg, angles))
+
+    def _strap_horizon(self, horizon: float) -> float:
+        """The section's motion fed to the winch's cord, up to the horizon it returns.
+
+        While the winch holds (or releases) a distraction, the strap line's length is the
+        cord's path: the section lowering or swinging slackens the cord and the force loop
+        must take it up (DX-STATIC). The winch runs in STRAP_STEP_S pieces while the section
+        moves, its path heading for the length at each piece's end. An idle winch's strap is
+        slack: the section moves it without force, and it is tensioned again from where it
+        stands (Mechanics.rebase_path)."""
+        mech, w = self.winch.mech, self.winch.now
+        if self.winch.st.phase == tcm1.Phase.IDLE:
+            self._strap_zero = None
+            mech.pull_speed_override(None)
+            return horizon
+        if self._strap_zero is None:
+            mech.rebase_path()
+            self._strap_zero = self._strap_path_m(w)
+        still = self.section.still_until(w)
+        moving = still < w + self.winch.p.dt  # (a motion starting within a cycle starts now)
+        end = min(horizon, w + STRAP_STEP_S) if moving else min(horizon, still)
+        if end > w:
+            mech.path_target_m = self._strap_zero - self._strap_path_m(end)
+            mech.path_rate_m_s = abs(mech.path_target_m - mech.path_m) / (end - w)
+        factor = self.p.moving_take_up_factor if moving else 1.0
+        mech.pull_speed_override(self.winch.p.pull_speed_max_m_s * factor)
+        return end
+
     def advance_to(self, t: float, exact: bool = True) -> None:
         """Run the table up to table time t: each instant the FDC acts at, in order, with
         the winch brought exactly there first; then the winch to t."""
         while True:
             t_event, act = self._next_event()
-            horizon = self._winch_horizon(min(t, t_event))
+            horizon = self._strap_horizon(self._winch_horizon(min(t, t_event)))
             self.winch.advance_to(horizon, exact or horizon < t)
             news = self._winch_news()
             if news is not None:

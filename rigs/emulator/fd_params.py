@@ -45,6 +45,11 @@ class FdParams:
     encoder_offset_deg: tuple[float, float] = (0.0, 0.0)
     encoder_gain_error: tuple[float, float] = (0.0, 0.0)
     obstacle_stiffness_n_per_deg: float = 50.0  # the padded load cell (a stiff spring)
+    # the ankle cuffs swing on an arc about the pivot: lowering or swinging the section
+    # (either side) shortens the strap line by this much per degree (flexion, lateral), which
+    # the winch's force loop takes up while the distraction is held (DX-STATIC)
+    strap_take_up_m_per_deg: tuple[float, float] = (0.00025, 0.00025)
+    release_wear: float = 0.0  # the winch's release valve: its release slower by this fraction (rig emulate --wear)
 
     # -- defect hooks: the nominal value of each is the contract's behaviour -------------
     stop_overrun_deg: float = 0.0  # an emergency stop coasts this far before it decelerates
@@ -63,6 +68,11 @@ class FdParams:
     overtravel_margin_deg: float = 0.0  # the over-travel supervision trips this far beyond the limit
     limits_locked_while_enabled: bool = True
     unplug_is_trigger: bool = True  # unplugging the patient switch while RUNNING stops the section
+    return_short_deg: float = 0.0  # a cycle's move back stops this far short of neutral
+    moving_take_up_factor: float = 1.0  # the winch's take-up speed while the section moves / its own
+    start_refused_while_latched: bool = True  # START checks the latches (ESTOP, trips, FAULT_CODE)
+    release_on_trigger: bool = True  # an emergency trigger releases the distraction
+    reset_force_factor: float = 1.0  # RESET is refused only above this multiple of RESIDUAL_FORCE
 
     @classmethod
     def for_seed(cls, seed: int = 0, **changes) -> "FdParams":
@@ -81,5 +91,7 @@ class FdParams:
         """The distraction winch's numbers for the traction force loop: an ankle-strap line
         is as soft as a cervical halter, so the cervical table's winch with this table's
         rating."""
-        return replace(TableParams.for_kind(TractionKind.CERVICAL, seed), rated_force_n=self.rated_force_n,
-                       residual_force_n=self.residual_force_n, serial=self.serial, carriage_max_m=0.15)
+        cervical = TableParams.for_kind(TractionKind.CERVICAL, seed)
+        return replace(cervical, rated_force_n=self.rated_force_n, residual_force_n=self.residual_force_n,
+                       serial=self.serial, carriage_max_m=0.15,
+                       release_tau_s=cervical.release_tau_s * (1.0 + self.release_wear))

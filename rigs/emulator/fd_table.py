@@ -10,12 +10,14 @@ tilt inclinometer (the section's true angles, past ones from the kept plan), a
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from drivers.tcm1 import StimulusCoil
 from rigs.emulator.clock import TableClock
 from rigs.emulator.controller import ControllerModel
-from rigs.emulator.faults import Defects
+from rigs.emulator.faults import Defects, catalogue
 from rigs.emulator.fd_controller import FdController
 from rigs.emulator.fd_params import FdParams
 from rigs.emulator.obstacle import DEFAULT_OBSTACLE_ANGLE_DEG, Obstacle
@@ -25,17 +27,24 @@ from rigs.emulator.physics import Mechanics
 class FlexionDistractionTable:
     def __init__(self, seed: int = 0, time_scale: float = 1.0, params: FdParams | None = None,
                  obstacle_angle_deg: float = DEFAULT_OBSTACLE_ANGLE_DEG, clock: TableClock | None = None,
-                 winch_defects: Defects | None = None) -> None:
+                 winch_defects: Defects | None = None, faults=(), wear: float = 0.0) -> None:
         """`params`: the table's numbers, its defects among them (FdParams); `winch_defects`:
         the distraction winch's, as the traction table's defects name them (its release,
-        its over-force trip), for a defects catalogue to switch on."""
+        its over-force trip); `faults`: named defects of the kind's catalogue
+        (rigs/emulator/fd_faults.py) switched on in both; `wear`: the winch's release valve
+        slower by this fraction."""
         self.kind = "flexion-distraction"
         self.seed = seed
-        self.params = params or FdParams.for_seed(seed)
+        self.faults = list(faults)
+        self.defects = winch_defects or Defects()
+        params = params or FdParams.for_seed(seed)
+        if wear:
+            params = replace(params, release_wear=float(wear))
+        self.params = catalogue(self.kind).apply(self.faults, params, self.defects)
         winch_params = self.params.winch(seed)
         self.rng = np.random.default_rng([seed, 0xC0DE])
         self.mechanics = Mechanics(winch_params, self.rng)
-        winch = ControllerModel(winch_params, self.mechanics, winch_defects or Defects())
+        winch = ControllerModel(winch_params, self.mechanics, self.defects)
         self.obstacle = Obstacle(obstacle_angle_deg, self.params.obstacle_stiffness_n_per_deg)
         self.controller = FdController(self.params, winch, self.obstacle)
         self.clock = clock or TableClock(time_scale)

@@ -33,9 +33,12 @@ from rigs.emulator.rules import Drive
 RELEASE_MODES = {"servo": 0.0, "clutch": 1.0, "instant": 2.0}
 RELEASE_INSTANT = 2.0
 
-# -- mechanics state `s` (S_RELEASE_TAU: this release's tau, a defect may slow one) -------
-S_T, S_X, S_V, S_FORCE, S_CELL, S_EXT, S_EXT_TARGET, S_EXT_RATE, S_RELEASE_TAU = range(9)
-S_SIZE = 9
+# -- mechanics state `s` (S_RELEASE_TAU: this release's tau, a defect may slow one; S_PATH:
+#    the cord's path lengthened from outside, m — a flexion-distraction section moving the
+#    ankle cuffs; 0 on a traction table) --------------------------------------------------
+S_T, S_X, S_V, S_FORCE, S_CELL, S_EXT, S_EXT_TARGET, S_EXT_RATE, S_RELEASE_TAU, S_PATH, S_PATH_TARGET, \
+    S_PATH_RATE = range(12)
+S_SIZE = 12
 
 # -- table parameters `p` ---------------------------------------------------------------
 (P_STIFFNESS, P_DAMPING, P_SERVO_TAU, P_PULL_MAX, P_PAYOUT_MAX, P_LOOP_GAIN, P_RELEASE_MIN_SPEED,
@@ -68,8 +71,8 @@ def payout_speed(p, force, tau):
 
 @njit(cache=True)
 def true_force(s, p, x, v):
-    # the patient pulling back stretches the cord as if the winch had taken up more
-    x = x + s[S_EXT] / p[P_STIFFNESS]
+    # the patient pulling back, and a longer path, stretch the cord as if the winch had taken up more
+    x = x + s[S_EXT] / p[P_STIFFNESS] + s[S_PATH]
     if x <= 0.0:
         return 0.0
     return max(0.0, p[P_STIFFNESS] * x + p[P_DAMPING] * v)
@@ -86,13 +89,19 @@ def cell_reading(p, force, z):
 
 
 @njit(cache=True)
+def follow(s, value, target, rate, h):
+    """An input from outside the winch heading for its target at its rate (0: jumps), over h."""
+    if s[value] != s[target]:
+        gap = s[target] - s[value]
+        step = abs(gap) if s[rate] == 0.0 else min(abs(gap), s[rate] * h)
+        s[value] += step if gap > 0 else -step
+
+
+@njit(cache=True)
 def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
     """One step of length h of winch + body; consumes one noise value; appends history."""
-    if s[S_EXT] != s[S_EXT_TARGET]:
-        gap = s[S_EXT_TARGET] - s[S_EXT]
-        rate = s[S_EXT_RATE]
-        step = abs(gap) if rate == 0.0 else min(abs(gap), rate * h)
-        s[S_EXT] += step if gap > 0 else -step
+    follow(s, S_EXT, S_EXT_TARGET, S_EXT_RATE, h)
+    follow(s, S_PATH, S_PATH_TARGET, S_PATH_RATE, h)
     k_nom = p[P_K_NOM]
     let_go = False
     if drive == Drive.BRAKED:
@@ -115,7 +124,7 @@ def mech_step(s, p, iv, hist_t, hist_f, noise, h, drive, reference, slope):
         v = s[S_V] + (v_cmd - s[S_V]) * min(1.0, h / p[P_SERVO_TAU])
     x = s[S_X] + v * h
     if let_go:
-        x = min(x, -s[S_EXT] / p[P_STIFFNESS])
+        x = min(x, -s[S_EXT] / p[P_STIFFNESS] - s[S_PATH])
     x = min(max(x, p[P_CARRIAGE_MIN]), p[P_CARRIAGE_MAX])
     if x == p[P_CARRIAGE_MIN] or x == p[P_CARRIAGE_MAX]:
         v = 0.0

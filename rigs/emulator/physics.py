@@ -170,6 +170,11 @@ class Mechanics:
     external_n = _slot(kernel.S_EXT, "present external pull, N")
     external_target_n = _slot(kernel.S_EXT_TARGET, "where the external pull is heading, N")
     external_rate_n_s = _slot(kernel.S_EXT_RATE, "how fast it gets there, N/s (0: jumps)")
+    #: the cord's path lengthened from outside the winch (a flexion-distraction section
+    #: moving the ankle cuffs), m; 0 on a traction table
+    path_m = _slot(kernel.S_PATH, "present path extension, m")
+    path_target_m = _slot(kernel.S_PATH_TARGET, "where the path extension is heading, m")
+    path_rate_m_s = _slot(kernel.S_PATH_RATE, "how fast it gets there, m/s (0: jumps)")
 
     @property
     def _a(self) -> np.ndarray:  # what _slot reads and writes
@@ -190,6 +195,17 @@ class Mechanics:
         The kernel reads the params array on every call, so the change acts from the next cycle."""
         self.params_array[kernel.P_RELEASE_MIN_SPEED] = (
             self.p.release_min_speed_m_s if speed is None else speed)
+
+    def pull_speed_override(self, speed: float | None) -> None:
+        """A winch lent less take-up speed for a while (None: the table's own); acts from the
+        next cycle, as release_min_speed_override."""
+        self.params_array[kernel.P_PULL_MAX] = self.p.pull_speed_max_m_s if speed is None else speed
+
+    def rebase_path(self) -> None:
+        """Count the path extension so far as carriage take-up (the cord's force unchanged):
+        a slack strap tensioned again starts from no extension, however far the path moved."""
+        self.state[kernel.S_X] += self.state[kernel.S_PATH]
+        self.state[kernel.S_PATH] = self.state[kernel.S_PATH_TARGET] = 0.0
 
     def refill_noise(self) -> None:
         self.rng.standard_normal(out=self.noise)

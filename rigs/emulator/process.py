@@ -37,6 +37,7 @@ from drivers.priority import raise_priority
 from drivers.tcm1 import RTU_BAUDRATE, RTU_PARITY, VALID_STIMULUS_COILS, StimulusCoil
 from rigs.emulator.gauge_server import SERIAL_BAUD, close_gauge_server, serve_gauge, serve_gauge_serial
 from rigs.emulator import kernel
+from rigs.emulator.faults import check_faults
 from rigs.emulator.fd_table import FlexionDistractionTable
 from rigs.emulator.gauges import GclGauge, ScpiGauge
 from rigs.emulator.inclinometer import TiltInclinometer
@@ -59,6 +60,8 @@ from rigs.endpoints import Endpoints, SerialEndpoint, SocketInstrument, TcpEndpo
 GAUGE_CAPACITY_N = {"lumbar": 1000.0, "cervical": 500.0, "flexion-distraction": 500.0}
 #: the obstacle's load cell: the force the section presses on it stays well below this
 OBSTACLE_GAUGE_CAPACITY_N = 500.0
+#: ... and its own serial (the embedded rig file's obstacle gauge), not the distraction gauge's
+OBSTACLE_GAUGE_IDENTITY = ("TractionRig", "LCI-3000", "EMU-G-0002", "1.0")
 #: Table seconds between background model advances: what a request arriving just before
 #: the next one makes the model catch up (100 compiled cycles, a few microseconds).
 TICK_TABLE_S = 0.1
@@ -129,15 +132,12 @@ def _traction(options: EmulatorOptions) -> EmulatedTable:
 
 def _flexion_distraction(options: EmulatorOptions) -> FlexionDistractionTable:
     angle = DEFAULT_OBSTACLE_ANGLE_DEG if options.obstacle_angle_deg is None else options.obstacle_angle_deg
-    return FlexionDistractionTable(options.seed, options.time_scale, obstacle_angle_deg=angle)
+    return FlexionDistractionTable(options.seed, options.time_scale, obstacle_angle_deg=angle, faults=options.faults,
+                                   wear=options.wear)
 
 
 def _check_flexion_distraction(options: EmulatorOptions) -> None:
-    if options.faults:
-        raise ConfigError(f"--fault {options.faults[0]}: the flexion-distraction table has no defects catalogue yet; "
-                          "drop --fault")
-    if options.wear:
-        raise ConfigError("--wear: a release valve's wear is a traction table's; drop --wear for flexion-distraction")
+    check_faults(options.kind, options.faults)
     angle = options.obstacle_angle_deg
     if angle is not None and not 0.0 < angle < 45.0:
         raise ConfigError(f"--obstacle-angle {angle:g}: expected an angle in degrees between 0 and 45 "
@@ -150,7 +150,8 @@ def _fd_instruments(table: FlexionDistractionTable, options: EmulatorOptions) ->
     return {
         "inclinometer": TiltInclinometer(table, seed=options.seed + 2),
         "obstacle_gauges": {"gcl": GclGauge(cell, capacity_n=OBSTACLE_GAUGE_CAPACITY_N, seed=options.seed + 3),
-                            "scpi": ScpiGauge(cell, capacity_n=OBSTACLE_GAUGE_CAPACITY_N, seed=options.seed + 4)},
+                            "scpi": ScpiGauge(cell, capacity_n=OBSTACLE_GAUGE_CAPACITY_N, seed=options.seed + 4,
+                                              identity=OBSTACLE_GAUGE_IDENTITY)},
     }
 
 

@@ -113,6 +113,14 @@ class Axis:
         """When the last planned motion ends (the start of the final piece)."""
         return self.segs[-1].t0
 
+    def still_until(self, t: float) -> float:
+        """Until when from t the angle stays as it is: t if it changes now, inf if the plan never moves it."""
+        i = self._index(t)
+        seg = self.segs[i]
+        if seg.v0 != 0.0 or seg.a != 0.0:
+            return t
+        return self.segs[i + 1].t0 if i + 1 < len(self.segs) else math.inf
+
     def angles_at(self, times: np.ndarray) -> np.ndarray:
         if self._arrays is None:
             self._arrays = tuple(np.array([getattr(s, f) for s in self.segs], dtype=float)
@@ -231,6 +239,10 @@ class Section:
 
     def moving(self, t: float) -> bool:
         return any(axis.moving(t) for axis in self.axes)
+
+    def still_until(self, t: float) -> float:
+        """Until when from t neither axis moves (t: one moves now)."""
+        return min(axis.still_until(t) for axis in self.axes)
 
     def motion(self, t: float) -> Motion:
         """The motion of the axis that is moving (HELD when none)."""
