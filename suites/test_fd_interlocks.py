@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drivers.fdc1 import Holding, Phase, RejectReason
+from drivers.fdc1 import FaultCode, Holding, Phase, RejectReason
 from drivers.modbus_controller import CommandRefused, IllegalValue
 from drivers.tcm1 import StimulusCoil
 from drivers.units import deg_to_ddeg, ddeg_to_deg
@@ -164,6 +164,8 @@ START_CASES = {
     "switch pressed": RejectReason.LATCHED,
     "watchdog tripped": RejectReason.LATCHED,
     "over-travel tripped": RejectReason.LATCHED,
+    "obstruction tripped": RejectReason.LATCHED,
+    "power loss, mains back": RejectReason.NOT_READY,  # the drives de-energised by it: not enabled comes first
     "depth over limit": RejectReason.OUT_OF_RANGE,
     # the order: not enabled (2) before latched (3) before out of range (1)
     "not enabled + latched": RejectReason.NOT_READY,
@@ -194,9 +196,43 @@ def _overtravel(bench, spec) -> Precondition:
                         f"OVERTRAVEL_TRIPPED={st.overtravel_tripped}")
 
 
+def _obstruction(bench, spec, rig) -> Precondition:
+    """OBSTRUCTION_TRIPPED latched by a move into the emulated bench's obstacle (the slide
+    then withdrawn, the table released). A bench without the slide cannot set it up here:
+    IL-OBSTRUCT's own test (an operator step) tries the section against it."""
+    obstacle = rig.config.obstacle
+    if obstacle is None or not rig.config.is_emulated:
+        return Precondition("the rig's obstacle slide can latch an obstruction", False,
+                            "no obstacle slide on this rig" if obstacle is None
+                            else "a real bench: the obstacle is placed by hand in test_fd_obstruction_placed_by_operator")
+    speed = min(spec.plan.obstruction.speeds_deg_s)
+    depth = abs(obstacle.angle_deg) + spec.plan.obstruction.beyond_deg
+    bench.configure(obstacle.axis, depth, speed, cycles=1)
+    bench.relay(StimulusCoil.OBSTACLE, True)
+    try:
+        bench.ctrl.start()
+        st, tripped = bench.poll_until(lambda s: s.obstruction_tripped, bench.travel_s(depth, speed))
+        bench.sleep(1.0)  # the back-off
+    finally:
+        bench.relay(StimulusCoil.OBSTACLE, False)
+    return Precondition("an obstruction latched by the obstacle slide", tripped,
+                        f"OBSTRUCTION_TRIPPED={st.obstruction_tripped}, phase {st.phase.name}")
+
+
+def _power_loss(bench) -> Precondition:
+    """The mains cut at rest (FAULT_CODE 7, the drives de-energised), then back."""
+    bench.relay(StimulusCoil.MAINS_CUT, True)
+    try:
+        st, lost = bench.poll_until(lambda s: s.fault_code is FaultCode.POWER_LOSS and not s.enabled, 1.0)
+    finally:
+        bench.relay(StimulusCoil.MAINS_CUT, False)
+    return Precondition("a power loss latched by the mains cut", lost, f"FAULT_CODE {st.fault_code.name}, "
+                        f"enabled={st.enabled}")
+
+
 @pytest.mark.requirement("IL-START")
 @pytest.mark.parametrize("condition", list(START_CASES))
-def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits):
+def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits, rig):
     """START with each cause of the contract that must refuse it, and with several at once
     (LAST_REJECT names the first in the contract's order); the section does not move."""
     bench, req, il = fd_bench, spec.requirement("IL-START"), spec.plan.interlocks
@@ -222,6 +258,10 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits):
             set_up.append(_trip_watchdog(bench, spec))
         elif part == "over-travel tripped":
             set_up.append(_overtravel(bench, spec))
+        elif part == "obstruction tripped":
+            set_up.append(_obstruction(bench, spec, rig))
+        elif part == "power loss, mains back":
+            set_up.append(_power_loss(bench))
     if "not enabled" in parts:
         bench.ctrl.disable()
         bench.wait(lambda s: not s.enabled, 10, "drives de-energised")
@@ -233,6 +273,9 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits):
             "switch pressed": ("the patient switch pressed", st.patient_switch_pressed),
             "watchdog tripped": ("WATCHDOG_TRIPPED", st.watchdog_tripped),
             "over-travel tripped": ("OVERTRAVEL_TRIPPED", st.overtravel_tripped),
+            "obstruction tripped": ("OBSTRUCTION_TRIPPED", st.obstruction_tripped),
+            "power loss, mains back": ("FAULT_CODE 7 (power loss), the mains back",
+                                       st.fault_code is FaultCode.POWER_LOSS and not st.enabled),
             "depth over limit": ("FLEXION_DEPTH above ANGLE_LIMIT, the drives enabled",
                                  bench.ctrl.read_holding(Holding.FLEXION_DEPTH)[0]
                                  > bench.ctrl.read_holding(Holding.ANGLE_LIMIT)[0] and st.enabled)}

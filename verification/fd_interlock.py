@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.fdc1 import Holding, Phase
-from drivers.units import ddeg_to_deg
 from verification.analysis import crossing_below
 from verification.budget import estimates
 from verification.kinematics import Estimate, quantisation, rest_angle
@@ -236,8 +235,11 @@ def _fd_registers(spec, params: dict, profile: str) -> float:
 @estimates("test_fd_start_refused")
 def _fd_start(spec, params: dict, profile: str) -> float:
     il = spec.plan.interlocks
+    ob = spec.plan.obstruction
     extra = {"watchdog tripped": 3 * spec.plan.watchdog_s + 1.0,
-             "over-travel tripped": 4 * _move_s(spec, il.overtravel_stand_deg) + 2 * STAND_DWELL_S}
+             "over-travel tripped": 4 * _move_s(spec, il.overtravel_stand_deg) + 2 * STAND_DWELL_S,
+             "obstruction tripped": 2 * _move_s(spec, 30.0, min(ob.speeds_deg_s)) + 1.0,
+             "power loss, mains back": 1.0}
     return QUIET_S + extra.get(params.get("condition"), 0.0) + 1.0
 
 
