@@ -16,6 +16,10 @@ A defect whose part of the parameter space only the full profile's plan reaches
 run with `rig run --profile full`. After the table, a summary per requirement says how
 many defects it is mapped to, how many of them it caught, and by what margin: a suite
 that catches a defect by a hair is one plan change away from missing it.
+
+`--kind` chooses the table kind (default lumbar): its catalogue
+(rigs.emulator.faults.catalogue), its embedded emulated rig (rigs/emulated-KIND.yaml) and
+the specification that rig names; the machinery is the same for every kind.
 """
 
 from __future__ import annotations
@@ -34,11 +38,42 @@ from rich.table import Table
 
 from reports.record import run_dirs
 from reports.verdicts import summarise, verdict_rows
-from rigs.emulator.faults import CATALOGUE
+from rigs.emulator.faults import Catalogue, catalogue
 from verification.spec import SPECS_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 SHORT = {"PASS": "P", "FAIL": "F", "INCONCLUSIVE": "I", "NOT RUN": "-"}
+#: the table kind a matrix or a listing is of when none is named
+DEFAULT_KIND = "lumbar"
+
+
+def kind_of(args) -> str:
+    return getattr(args, "kind", None) or DEFAULT_KIND
+
+
+def emulated_rig(kind: str) -> str:
+    """The embedded emulated rig of a table kind (`rig run --rig NAME`)."""
+    return f"emulated-{kind}"
+
+
+def run_list(args) -> int:
+    """`rig faults list [--kind K]`: the kind's catalogue, one row a defect."""
+    from rich.console import Console
+    from rich.table import Table
+
+    kind = kind_of(args)
+    entries = catalogue(kind).entries
+    title = f"{len(entries)} defects of the emulated table (rig emulate --fault NAME; docs/faults.md)"
+    if kind != DEFAULT_KIND:
+        title = f"{len(entries)} defects of the emulated {kind} table (rig emulate --kind {kind} --fault NAME; " \
+                "docs/faults.md)"
+    table = Table(title=title)
+    for column in ("defect", "must be caught by", "profile", "what is wrong"):
+        table.add_column(column, overflow="fold", no_wrap=column == "defect")
+    for entry in entries.values():
+        table.add_row(entry.name, ", ".join(entry.requirements), entry.profile, entry.summary)
+    Console(width=max(Console().width, 140)).print(table)
+    return 0
 
 
 def covers(ids, row: str) -> bool:
@@ -48,9 +83,9 @@ def covers(ids, row: str) -> bool:
     return row in ids or row.partition(".")[0] in ids
 
 
-def collateral(fault: str, verdicts: dict) -> tuple[list[str], list[str]]:
-    """(documented, new) collateral FAILs of a defect's run."""
-    entry = CATALOGUE[fault]
+def collateral(fault: str, verdicts: dict, entries: Catalogue | None = None) -> tuple[list[str], list[str]]:
+    """(documented, new) collateral FAILs of a defect's run (of the traction catalogue unless `entries`)."""
+    entry = (entries or catalogue(DEFAULT_KIND))[fault]
     others = [r for r, v in verdicts.items() if v == "FAIL" and not covers(entry.requirements, r)]
     return [r for r in others if covers(entry.collateral, r)], [r for r in others if not covers(entry.collateral, r)]
 
@@ -97,13 +132,14 @@ def margin_text(mg: dict | None) -> str:
     return text
 
 
-def requirement_summary(rows: list[dict], req_ids: list[str]) -> list[dict]:
+def requirement_summary(rows: list[dict], req_ids: list[str], entries: Catalogue | None = None) -> list[dict]:
     """Per requirement (or quantity) column: the defects mapped to it, those it caught (its
     verdict FAIL in the defect's run) and the margin it caught each by (the run's deciding
     measurement for that column, `margins` in each row)."""
+    entries = entries or catalogue(DEFAULT_KIND)
     summary = []
     for rid in req_ids:
-        mapped = [r for r in rows if r.get("fault") and covers(CATALOGUE[r["fault"]].requirements, rid)]
+        mapped = [r for r in rows if r.get("fault") and covers(entries[r["fault"]].requirements, rid)]
         caught = [r for r in mapped if r["verdicts"].get(rid) == "FAIL"]
         summary.append({
             "requirement": rid,
@@ -128,35 +164,41 @@ def summary_lines(summary: list[dict]) -> list[str]:
     return lines
 
 
-def _spec_copy(trials: int, workdir: Path) -> Path:
-    data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
+def _spec_copy(trials: int, workdir: Path, kind: str = DEFAULT_KIND) -> Path:
+    """The specification the kind's emulated rig names, with `trials` emergency trials."""
+    from rigs.config import load_rig
+
+    name = load_rig(emulated_rig(kind)).table.specification
+    data = yaml.safe_load((SPECS_DIR / f"{name}.yaml").read_text())
     # the same number in either profile: a full-profile defect is judged on as many trials
     data["plan"]["emergency"]["trials"] = trials
     data["plan"]["emergency"]["quick_trials"] = trials
-    path = workdir / f"lumbar-{trials}-trials.yaml"
+    path = workdir / f"{name}-{trials}-trials.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def focus_of(fault: str) -> list[str]:
+def focus_of(fault: str, entries: Catalogue | None = None) -> list[str]:
     """The requirements a focused run of a defect verifies: those it is mapped to and those
     its documented collateral FAILs name (`rig faults matrix --focus`)."""
-    entry = CATALOGUE[fault]
+    entry = (entries or catalogue(DEFAULT_KIND))[fault]
     return sorted({*entry.requirements, *entry.collateral})
 
 
-def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path, focus: bool = False) -> dict:
+def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path, focus: bool = False,
+             kind: str = DEFAULT_KIND) -> dict:
+    entries = catalogue(kind)
     run_root = workdir / label
     # --no-history: runs of defects made on purpose stay out of any results database
     cmd = [sys.executable, "-m", "rigcli", "run", "--no-report", "--no-history", "--run-dir", str(run_root),
-           "--seed", str(seed), "--spec", str(spec)]
+           "--rig", emulated_rig(kind), "--seed", str(seed), "--spec", str(spec)]
     if fault:
         cmd += ["--fault", fault]
-        if CATALOGUE[fault].profile != "quick":
+        if entries[fault].profile != "quick":
             # only that profile's plan samples where the defect lives (`rig run --profile`)
-            cmd += ["--profile", CATALOGUE[fault].profile]
+            cmd += ["--profile", entries[fault].profile]
         if focus:
-            cmd += ["--", "--requirements", ",".join(focus_of(fault))]
+            cmd += ["--", "--requirements", ",".join(focus_of(fault, entries))]
     started = time.perf_counter_ns()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800)
     wall = (time.perf_counter_ns() - started) / 1e9
@@ -167,7 +209,7 @@ def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path
     summary = summarise(runs[-1])
     rows = verdict_rows(summary.results)
     return {"label": label, "fault": fault, "seed": seed, "exit": proc.returncode, "wall_s": wall,
-            "profile": CATALOGUE[fault].profile if fault else "quick",
+            "profile": entries[fault].profile if fault else "quick",
             "verdicts": {row.id: row.tally.verdict for row in rows},
             "margins": {row.id: margin(row.tally.worst) for row in rows if row.tally.verdict == "FAIL"},
             "run": str(runs[-1])}
@@ -175,21 +217,23 @@ def _run_one(label: str, fault: str | None, seed: int, spec: Path, workdir: Path
 
 def run_matrix(args) -> int:
     console = Console(width=max(Console().width, 170))  # 18 requirement columns
+    kind = kind_of(args)
+    entries = catalogue(kind)
     workdir = Path(args.work_dir or tempfile.mkdtemp(prefix="fault-matrix-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    spec = _spec_copy(args.trials, workdir)
-    faults = [f.strip() for f in args.only.split(",")] if args.only else sorted(CATALOGUE)
-    unknown = [f for f in faults if f not in CATALOGUE]
+    spec = _spec_copy(args.trials, workdir, kind)
+    faults = [f.strip() for f in args.only.split(",")] if args.only else sorted(entries.entries)
+    unknown = [f for f in faults if f not in entries.entries]
     if unknown:
         from drivers.errors import ConfigError
 
-        raise ConfigError(f"--only {unknown[0]}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
+        raise ConfigError(f"--only {unknown[0]}: unknown fault; known: {entries.known()}")
     jobs = [(f"nominal-seed{s}", None, s) for s in range(1, args.seeds + 1)]
     jobs += [(f"fault-{f}", f, 1) for f in faults]
     started = time.perf_counter_ns()
     results = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(_run_one, label, fault, seed, spec, workdir, args.focus)
+        futures = [pool.submit(_run_one, label, fault, seed, spec, workdir, args.focus, kind)
                    for label, fault, seed in jobs]
         for fut in futures:
             res = fut.result()
@@ -213,8 +257,8 @@ def run_matrix(args) -> int:
             good = bool(v) and all(x == "PASS" for x in v.values())
             outcome = "all PASS" if good else "FALSE FAIL"
         else:
-            mapped = CATALOGUE[fault].requirements
-            documented, new = collateral(fault, v)
+            mapped = entries[fault].requirements
+            documented, new = collateral(fault, v, entries)
             by = [r for r, x in v.items() if x == "FAIL" and covers(mapped, r)]
             caught = bool(by)
             good = caught and not new
@@ -223,7 +267,7 @@ def run_matrix(args) -> int:
         cells = []
         for rid in req_ids:
             mark = SHORT.get(v.get(rid, "NOT RUN"), "?")
-            if fault and covers(CATALOGUE[fault].requirements, rid):
+            if fault and covers(entries[fault].requirements, rid):
                 mark = f"[bold]{mark}*[/]"
             elif rid in new:
                 mark = f"[bold red]{mark}![/]"
@@ -250,7 +294,7 @@ def run_matrix(args) -> int:
                   f"defects caught: {sum(r['caught'] for r in rows if r['fault'])}/{len(rows) - len(nominal)}; "
                   f"new collateral FAILs: {new_total}{focused}; "
                   f"wall {wall:.0f} s with {args.jobs} workers")
-    per_requirement = requirement_summary(rows, req_ids)
+    per_requirement = requirement_summary(rows, req_ids, entries)
     by_req = Table(title="per requirement: defects mapped, caught, and the margin of each catch")
     for head in ("requirement", "mapped", "caught", "margin of each catch", "not caught"):
         by_req.add_column(head, overflow="fold")
@@ -267,13 +311,14 @@ def run_matrix(args) -> int:
                                                         "requirements": req_ids, "runs": rows,
                                                         "per_requirement": per_requirement}, indent=1))
         lines = ["# Fault detection matrix\n",
-                 f"`rig faults matrix --seeds {args.seeds} --trials {args.trials} --jobs {args.jobs}` — "
+                 f"`rig faults matrix{'' if kind == DEFAULT_KIND else f' --kind {kind}'} --seeds {args.seeds} "
+                 f"--trials {args.trials} --jobs {args.jobs}` — "
                  f"{len(rows)} runs in {wall:.0f} s on this 2-core machine (time scale 10). "
                  "P pass, F fail, I inconclusive, - not run; **bold** = a requirement the defect is mapped to; "
                  "F° = a collateral FAIL, justified below; F! = a NEW collateral FAIL, not justified.\n",
                  "| table | " + " | ".join(req_ids) + " | result | collateral FAIL |", "|---" * (len(req_ids) + 3) + "|"]
         for r in rows:
-            mapped = CATALOGUE[r["fault"]].requirements if r["fault"] else ()
+            mapped = entries[r["fault"]].requirements if r["fault"] else ()
 
             def cell(x):
                 mark = SHORT.get(r["verdicts"].get(x, "NOT RUN"))
@@ -295,8 +340,8 @@ def run_matrix(args) -> int:
                   "A defect that breaks more than the requirement it is mapped to makes those FAIL too; each such FAIL "
                   "below is a finding of its own, not a check blaming a requirement the table met "
                   "(`rigs/emulator/faults.py`, `collateral=`).", ""]
-        for name in sorted(CATALOGUE):
-            for rid, why in CATALOGUE[name].collateral.items():
+        for name in sorted(entries.entries):
+            for rid, why in entries[name].collateral.items():
                 lines.append(f"- `{name}` → **{rid}**: {why}")
         out.with_suffix(".md").write_text("\n".join(lines) + "\n")
         console.print(f"saved {out.with_suffix('.md')} and {out.with_suffix('.json')}")
