@@ -18,6 +18,7 @@ drift), wait for it to end first (`after_nominal_run`): never three tables at on
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,15 @@ def short_spec(tmp_path: Path, name: str = "lumbar", trials: int = 4) -> Path:
     return path
 
 
+def ended(child: ChildRun, started: float) -> int:
+    """Until `child` (started at monotonic `started`) has ended, at most RUN_TIMEOUT_S from
+    its start: its exit status. Watched, not only waited for, so that what it started (its
+    emulator) is known to its close() and ended with it should it outlive the run."""
+    child.wait_for(lambda: not child.running, "the end of the run",
+                   max(1.0, RUN_TIMEOUT_S - (time.monotonic() - started)), poll_s=0.1, while_running=False)
+    return child.poll()
+
+
 @dataclass(frozen=True)
 class NominalRun:
     """The shared nominal run: its exit status, its output, its run directory and the
@@ -61,31 +71,41 @@ class NominalRun:
 class NominalRunStarted:
     """The shared nominal run, started: `rig run` of every suite against the nominal
     emulated lumbar table, report and results database included, with NOMINAL_TRIALS
-    emergency trials per trigger; `result()` waits for it (bounded)."""
+    emergency trials per trigger; `result()` waits for it (bounded). A thread watches it
+    meanwhile (`ended`), so that whatever it started is ended with it by `close()`."""
 
     def __init__(self, tmp: Path) -> None:
         spec = short_spec(tmp, trials=NOMINAL_TRIALS)
         self.started = time.monotonic()
         self.child = ChildRun(tmp, lambda runs: rig_run_argv("--run-dir", str(runs), "--spec", str(spec)),
                               name="the shared nominal run")
+        self._watcher = threading.Thread(target=self._watch, name="nominal-run-watch", daemon=True)
+        self._watcher.start()
         self._result: NominalRun | None = None
+
+    def _watch(self) -> None:
+        try:
+            ended(self.child, self.started)
+        except AssertionError:
+            pass  # still running at its bound: result() says so
+
+    def wait_ended(self) -> None:
+        """Until it has ended or its bound ran out, whatever its outcome: its readers judge that."""
+        self._watcher.join(RUN_TIMEOUT_S + 5.0)
 
     def result(self) -> NominalRun:
         if self._result is None:
-            code = self.child.wait(max(1.0, RUN_TIMEOUT_S - (time.monotonic() - self.started)))
+            self.wait_ended()
+            code = self.child.poll()
+            if code is None:
+                raise self.child.failure(f"the shared nominal run did not end within {RUN_TIMEOUT_S} s")
             dirs = list(run_dirs(self.child.runs))
             if len(dirs) != 1:
                 raise self.child.failure(f"the shared nominal run left {len(dirs)} run directories, not one")
             self._result = NominalRun(code, self.child.output(), dirs[0], self.child.runs)
         return self._result
 
-    def wait_ended(self) -> None:
-        """Until it has ended (bounded), whatever its outcome: its readers judge that."""
-        try:
-            self.child.wait(max(1.0, RUN_TIMEOUT_S - (time.monotonic() - self.started)))
-        except AssertionError:
-            pass  # still running at its bound: its readers fail, saying so
-
     def close(self) -> None:
         """Ended, whatever state it is in (the session ends, or was cut short)."""
         self.child.close()
+        self._watcher.join(5.0)

@@ -15,7 +15,7 @@ import pytest
 from reports.record import run_dirs
 from reports.verdicts import summarise
 from tests.child_run import ChildRun, rig_run_argv
-from tests.main_run import ROOT, RUN_TIMEOUT_S, short_spec
+from tests.main_run import ROOT, ended, short_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -58,7 +58,7 @@ def started_runs(request, tmp_path_factory, nominal_run_started):
 def run(request, started_runs) -> tuple[int, dict, str]:
     """This test's `rig run` (RUNS), ended: its exit status, verdicts and output."""
     started, child = started_runs[request.node.name]
-    code = child.wait(max(1.0, RUN_TIMEOUT_S - (time.monotonic() - started)))
+    code = ended(child, started)
     run_dir = max(run_dirs(child.runs), key=lambda p: p.stat().st_mtime)
     return code, {r.id: r.verdict for r in summarise(run_dir).results}, child.output()
 
