@@ -452,7 +452,7 @@ def test_fd_obstruction(fd_bench, spec, recorder, rig, profile):
 
 
 @pytest.mark.requirement("IL-OBSTRUCT")
-@pytest.mark.operator(prompts=2)
+@pytest.mark.operator(prompts=2)  # place the load cell, remove it: once for every move into it
 @pytest.mark.destructive
 def test_fd_obstruction_placed_by_operator(rig, fd_bench, spec, recorder, operator, profile):
     """IL-OBSTRUCT on a real bench: the person at the bench places the padded load cell in
@@ -464,15 +464,13 @@ def test_fd_obstruction_placed_by_operator(rig, fd_bench, spec, recorder, operat
     if rig.config.is_emulated:
         pytest.skip("the emulated bench's obstacle slide places it: test_fd_obstruction")
     obstacle = rig.config.obstacle
-
-    def place():
-        operator.done("IL-OBSTRUCT", "place-load-cell",
-                      f"PLACE the padded load cell in the caudal section's path at {obstacle.angle_deg:g}° "
-                      f"({obstacle.axis}), firmly held. Keep clear of the section: it will move into it.\n"
-                      "Type done when it is in place.")
-
-    def withdraw():
+    n = len(spec.plan.obstruction.cases()) * spec.plan.obstruction.trials_for(profile)
+    operator.done("IL-OBSTRUCT", "place-load-cell",
+                  f"PLACE the padded load cell in the caudal section's path at {obstacle.angle_deg:g}° "
+                  f"({obstacle.axis}), firmly held, where it stays for {n} moves into it. Keep clear of the "
+                  "section: it will press on it and back off each time.\nType done when it is in place.")
+    try:
+        _obstruction_trials(fd_bench, spec, recorder, profile, lambda: None, lambda: None)
+    finally:
         operator.done("IL-OBSTRUCT", "remove-load-cell",
                       "REMOVE the padded load cell from the section's path.\nType done when it is out of the way.")
-
-    _obstruction_trials(fd_bench, spec, recorder, profile, place, withdraw)
