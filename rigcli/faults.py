@@ -241,6 +241,7 @@ def run_matrix(args) -> int:
             console.print(f"  {res['label']:<34} {res['wall_s']:6.1f} s  exit {res['exit']}")
     wall = (time.perf_counter_ns() - started) / 1e9
     req_ids = next((list(r["verdicts"]) for r in results if r["verdicts"]), [])
+    console = Console(width=max(Console().width, 170, 70 + 5 * len(req_ids)))  # a column per requirement
     table = Table(title=f"fault detection matrix — {len(results)} runs, {args.trials} trials per trigger, {wall:.0f} s")
     table.add_column("table", no_wrap=True)
     for rid in req_ids:

@@ -368,3 +368,28 @@ def test_a_named_defect_is_its_numbers_and_switches():
     assert table.params.stop_overrun_deg == 1.5 and table.defects.late_drive_stop_s == 0.08
     nominal = FlexionDistractionTable(3)
     assert nominal.params.stop_overrun_deg == 0.0 and nominal.defects.late_drive_stop_s == 0.0
+
+
+# ---------------------------------------------------------------- rig emulate --kind flexion-distraction
+def test_rig_emulate_takes_the_kinds_faults_and_wear():
+    from rigs.emulator.process import EMULATED_KINDS, EmulatorOptions
+
+    options = EmulatorOptions(kind=KIND, faults=["creeping-brake"], wear=0.5)
+    options.check()
+    table = EMULATED_KINDS[KIND].build(options)
+    assert table.params.brake_creep_deg_s == 0.06 and table.params.release_wear == 0.5
+    nominal = FlexionDistractionTable(0).params.winch(0).release_tau_s
+    assert table.params.winch(0).release_tau_s == pytest.approx(nominal * 1.5)
+    with pytest.raises(ConfigError, match="--fault slow-release: unknown fault of a flexion-distraction table"):
+        EmulatorOptions(kind=KIND, faults=["slow-release"]).check()
+
+
+def test_the_obstacle_gauge_has_a_serial_of_its_own():
+    """The embedded rig file's obstacle gauge is EMU-G-0002; the distraction gauge EMU-G-0001."""
+    from rigs.config import load_rig
+    from rigs.emulator.process import EMULATED_KINDS, EmulatorOptions
+
+    options = EmulatorOptions(kind=KIND)
+    table = EMULATED_KINDS[KIND].build(options)
+    obstacle = EMULATED_KINDS[KIND].instruments(table, options)["obstacle_gauges"]["scpi"]
+    assert obstacle.identity[2] == load_rig("emulated-flexion-distraction").obstacle.gauge.serial == "EMU-G-0002"

@@ -171,6 +171,9 @@ defect(
     'after an emergency trigger the drive coasts 1.5° before it decelerates (a stop ramp that starts late): the '
     'travel after the trigger is about 2°, 0.5° beyond the 1.5° allowed; the stop time stays within 0.2 s',
     ('ES-TRAVEL',),
+    collateral={"IL-OBSTRUCT": "an obstruction stops the section with the same late stop ramp: 1.5° further into the "
+                               "obstacle (about 75 N more on it at 50 N/°) puts the peak beyond 130 N, and the 2° "
+                               "back-off no longer frees it (release) — a true finding of the obstruction test"},
     stop_overrun_deg=1.5,
 )
 
@@ -179,6 +182,9 @@ defect(
     'the emergency deceleration is 60 °/s² instead of well above ACCEL (the drive uses a normal ramp to stop): '
     'from the rated speed it takes 0.33 s and 3.3°',
     ('ES-TIME', 'ES-TRAVEL'),
+    collateral={"IL-OBSTRUCT": "an obstruction stops the section with the same slow deceleration: from the rated "
+                               "speed 3.3° further into the obstacle puts the peak far beyond 130 N and the 2° "
+                               "back-off no longer frees it (release) — a true finding of the obstruction test"},
     emergency_decel_deg_s2=60.0,
 )
 
