@@ -16,8 +16,9 @@ from __future__ import annotations
 import allure
 import pytest
 
-from verification.emergency import trigger_too_loose, with_attempts, worst_of_trials
-from verification.fd_emergency import REQUIREMENTS, RETURN_KEY, repeat_reason, run_trial, trial_measurements
+from verification.emergency import ATTEMPTS, trigger_too_loose, with_attempts, worst_of_trials
+from verification.fd_emergency import (REQUIREMENTS, RETURN_KEY, StrikeMissed, repeat_reason, run_trial,
+                                       trial_measurements)
 from verification.release import RISE_KEY
 from verification.spec import EMERGENCY_TRIGGERS
 
@@ -42,7 +43,13 @@ def test_fd_emergency_stop(fd_bench, spec, recorder, trigger, profile):
             bench.context(requirement=None, trigger=trigger, phase=f"{motion} {phase}", force_n=force, trial=i + 1,
                           trials=len(trials))
             with allure.step(f"trial {i + 1}: {trigger} during {motion} {phase} at {force:g} N"):
-                return run_trial(bench, spec, trigger, motion, phase, force, i)
+                for attempt in range(ATTEMPTS):
+                    try:
+                        return run_trial(bench, spec, trigger, motion, phase, force, i)
+                    except StrikeMissed as exc:  # the trigger never pulled: nothing to judge, run it again
+                        if attempt == ATTEMPTS - 1:
+                            raise
+                        recorder.trial_repeated(trigger, i + 1, str(exc).splitlines()[0])
 
         trial = with_attempts(once, lambda tr: repeat_reason(tr, bench.k),
                               lambda why: recorder.trial_repeated(trigger, i + 1, why))

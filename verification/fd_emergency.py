@@ -262,6 +262,11 @@ def time_into_move(fraction: float, depth: float, speed: float, accel: float) ->
     return speed / accel + (x - ramp) / speed
 
 
+class StrikeMissed(BenchTimeout):
+    """The treatment ended without the status reads seeing the section in the move to
+    strike (a loaded host's reads stalled through it): the trial is run again."""
+
+
 #: table s before the watchdog trial's own last beat that the heartbeat keeper is paused
 #: (its beats come a tenth of the period apart: one of them would otherwise time the trip)
 KEEPER_PAUSE_LEAD_S = 0.1
@@ -277,22 +282,29 @@ def _strike_point(bench, trigger: str, motion: str, phase: str, depth: float, sp
     k = move_index(trigger, motion, phase)
     moving = MOVING[phase]
     seen_moves, last = 0, None
+    seen: list[str] = []  # what the table went through, for the line when the move is missed
     deadline = time.perf_counter() + timeout_s / bench.k + 2.0
     while True:
         st = bench.ctrl.status()
+        if st.phase != last:
+            seen.append(f"{st.phase.name} (cycle {st.cycle_count}, {bench.encoder(st, motion):.1f}°)")
         if st.phase in (Phase.MOVING_OUT, Phase.MOVING_BACK) and st.phase != last:
             seen_moves += 1
         if trigger == "watchdog":
             if st.phase is DWELL_BEFORE[phase] and seen_moves == k:  # the dwell before move k
                 into = dwell_s + time_into_move(fraction, depth, speed, bench.identity.accel_deg_s2)
                 return st.phase.name, st.host_ns + int(into / bench.k * 1e9)
-        elif st.phase is moving and seen_moves == k + 1:
-            angle = abs(bench.encoder(st, motion))
-            if angle >= fraction * depth if phase == "moving_out" else angle <= (1 - fraction) * depth:
+        elif st.phase is moving and st.cycle_count == k // MOVES_PER_CYCLE[MODE[motion]]:
+            # the move by its phase, cycle and side (not by counting moves: a loaded host's
+            # read can miss a short dwell between two)
+            signed = bench.encoder(st, motion) * axis_of(motion)[1]
+            angle = abs(signed)
+            past = angle >= fraction * depth if phase == "moving_out" else angle <= (1 - fraction) * depth
+            if past and signed > 0:
                 return st.phase.name, None
         if st.phase in (Phase.EMERGENCY_STOPPED, Phase.IDLE) and last not in (None, Phase.IDLE):
-            raise BenchTimeout(f"the treatment ended ({st.phase.name}, FAULT_CODE {st.fault_code.name}) before "
-                               f"move {k + 1} ({motion} {phase}) was struck")
+            raise StrikeMissed(f"the treatment ended ({st.phase.name}, FAULT_CODE {st.fault_code.name}) before "
+                               f"move {k + 1} ({motion} {phase}) was struck; seen: " + ", ".join(seen[-12:]))
         if time.perf_counter() > deadline:
             raise BenchTimeout(f"move {k + 1} ({motion} {phase}) not reached within {timeout_s:g} s of table time "
                                f"(phase {st.phase.name})")
@@ -361,7 +373,13 @@ def run_trial(bench, spec, trigger: str, motion: str, phase: str, force: float, 
     watchdog = None
     with bench.capture(holder):
         bench.ctrl.start()
-        seen, strike_ns = _strike_point(bench, trigger, motion, phase, depth, speed, em.at_fraction, dwell, reach_s)
+        try:
+            seen, strike_ns = _strike_point(bench, trigger, motion, phase, depth, speed, em.at_fraction, dwell,
+                                            reach_s)
+        except StrikeMissed:
+            bench.make_safe()
+            bench.prepare()
+            raise
         if trigger == "watchdog":
             last_beat, rtt = _last_beat(bench, strike_ns, wd)
             watchdog = time_watchdog_trip(bench, last_beat, 2 * wd + 1.0, rtt_s=rtt)
@@ -525,7 +543,7 @@ def _fd_emergency_stop(spec, params: dict, profile: str) -> float:
     return sum(trial_table_s(spec, params["trigger"], m, p, f) for m, p, f in em.trial_plan(profile))
 
 
-__all__ = ["FdTrial", "MOVE_INDEX", "move_index", "repeat_reason", "run_trial", "time_into_move",
+__all__ = ["FdTrial", "MOVE_INDEX", "StrikeMissed", "move_index", "repeat_reason", "run_trial", "time_into_move",
            "trial_measurements", "AXIS", "CRUISE_SHARE", "MODE", "REQUIREMENTS", "RETURN_KEY", "RETURN_WATCH_S", "StopAnalysis",
            "analyse_stop", "axis_of", "cruise_precondition", "mean_reading", "rest_angle", "return_measurement",
            "speed_at", "stop_measurements"]
