@@ -260,6 +260,7 @@ SEEN = {
     "treatment-timer-slow": (lambda f: {"FD-CYCLES.time": abs(timer_late(f, 240)) - limit("FD-CYCLES", "time")[1]},
                              "FD-CYCLES.time"),
     "encoder-offset": (lambda f: kinematics(*treatment(f, "flexion")), "FD-ENCODER"),
+    "encoder-scale": (lambda f: kinematics(*treatment(f, "flexion")), "FD-ENCODER"),
     "sagging-distraction": (lambda f: kinematics(*treatment(f, "flexion")), "DX-STATIC"),
     "limits-unlocked": (interlocks, "IL-LIMIT-LOCK"),
     "late-overtravel": (interlocks, "IL-TRAVEL"),

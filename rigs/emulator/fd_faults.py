@@ -105,6 +105,14 @@ defect(
     encoder_offset_deg=(0.8, 0.0),
 )
 
+defect(
+    "encoder-scale",
+    "the flexion encoder's scale is 4 % high (a gearbox ratio entered wrong): right at neutral, it reads a 25° "
+    "depth where the section stands at 24°; the moves end short by as much, within FD-DEPTH's 5 %",
+    ('FD-ENCODER',),
+    encoder_gain_error=(0.04, 0.0),
+)
+
 # -- distraction while the section moves ---------------------------------------------------------
 
 defect(
@@ -208,6 +216,9 @@ defect(
     'unplugging the patient switch while RUNNING is not an emergency trigger (the open loop is not detected): the '
     'treatment goes on',
     ('ES-TIME', 'ES-TRAVEL', 'ES-RELEASE'),
+    collateral={"ES-HOLD": "nothing stopped the section: it goes on cycling through the 5 s it should stand still",
+                "ES-LATCH": "nothing latched, so START is accepted after the unplug without RESET: the restart "
+                            "interlock is missing for that trigger too"},
     unplug_is_trigger=False,
 )
 
