@@ -172,6 +172,15 @@ def interlocks(fault: str | None, seed: int = 0) -> dict[str, float]:
     """Boolean interlocks as +1 violated / -1 kept; IL-TRAVEL as seconds beyond its limit."""
     out = {}
     b = bench(fault, seed)
+    b.set(ANGLE_LIMIT=20.0, LATERAL_LIMIT=12.0)
+    refused = 0
+    for name, at in (("FLEXION_DEPTH", 20.0), ("LATERAL_DEPTH", 12.0)):
+        for above in (0.1, 5.0):  # the plan's corner and well above (IL-DEPTH)
+            try:
+                b.set(**{name: at + above})
+            except Refused as refusal:
+                refused += refusal.code == 3
+    out["IL-DEPTH"] = 1.0 if refused < 4 else -1.0
     b.coil(Coil.ENABLE)
     try:  # a limit written while enabled (IL-LIMIT-LOCK)
         b.set(ANGLE_LIMIT=10.0)
@@ -262,6 +271,7 @@ SEEN = {
     "encoder-offset": (lambda f: kinematics(*treatment(f, "flexion")), "FD-ENCODER"),
     "encoder-scale": (lambda f: kinematics(*treatment(f, "flexion")), "FD-ENCODER"),
     "sagging-distraction": (lambda f: kinematics(*treatment(f, "flexion")), "DX-STATIC"),
+    "depth-limit-off-by-one": (interlocks, "IL-DEPTH"),
     "limits-unlocked": (interlocks, "IL-LIMIT-LOCK"),
     "late-overtravel": (interlocks, "IL-TRAVEL"),
     "start-while-latched": (interlocks, "IL-START"),

@@ -67,6 +67,8 @@ MIN_CYCLE_S = 1e-3
 #: line's length in pieces this long (table seconds): a straight line between the lengths
 #: at its ends (a trapezoid's 40 °/s² departs from it by a few 0.001°).
 STRAP_STEP_S = 0.02
+#: The limits a depth's range is checked against (FdParams.depth_range_slack_dd).
+ANGLE_LIMITS = frozenset({Holding.ANGLE_LIMIT, Holding.LATERAL_LIMIT})
 #: Motions in which the drive, not the brake, holds the section.
 DRIVEN = frozenset({Motion.MOVE, Motion.DRIVE_STOP})
 #: Motions the obstruction watch applies to: a move under way.
@@ -294,7 +296,8 @@ class FdController:
         if spec.high is not None:
             return spec.high
         if isinstance(spec.high_register, Holding):
-            return self.st.holding[spec.high_register]
+            slack = self.p.depth_range_slack_dd if spec.high_register in ANGLE_LIMITS else 0
+            return self.st.holding[spec.high_register] + slack
         return self.input_register(spec.high_register)
 
     def _write_one_holding(self, addr: int, value: int) -> None:

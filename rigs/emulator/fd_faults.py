@@ -127,6 +127,15 @@ defect(
 # -- interlocks --------------------------------------------------------------------------------
 
 defect(
+    "depth-limit-off-by-one",
+    "FLEXION_DEPTH's and LATERAL_DEPTH's range checks take one register step (0.1°) above ANGLE_LIMIT / "
+    "LATERAL_LIMIT (a <= where < was meant); 0.2° and more above is refused, and START still refuses a depth "
+    "above its limit",
+    ('IL-DEPTH',),
+    depth_range_slack_dd=1,
+)
+
+defect(
     "limits-unlocked",
     'ANGLE_LIMIT, LATERAL_LIMIT and FORCE_LIMIT take a write while ENABLED (the lock is missing)',
     ('IL-LIMIT-LOCK',),

@@ -69,6 +69,7 @@ class FdParams:
     limits_locked_while_enabled: bool = True
     unplug_is_trigger: bool = True  # unplugging the patient switch while RUNNING stops the section
     return_short_deg: float = 0.0  # a cycle's move back stops this far short of neutral
+    depth_range_slack_dd: int = 0  # a depth write is taken up to this many register steps (d°) above its limit
     moving_take_up_factor: float = 1.0  # the winch's take-up speed while the section moves / its own
     start_refused_while_latched: bool = True  # START checks the latches (ESTOP, trips, FAULT_CODE)
     release_on_trigger: bool = True  # an emergency trigger releases the distraction
