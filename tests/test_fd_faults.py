@@ -404,3 +404,39 @@ def test_the_obstacle_gauge_has_a_serial_of_its_own():
     table = EMULATED_KINDS[KIND].build(options)
     obstacle = EMULATED_KINDS[KIND].instruments(table, options)["obstacle_gauges"]["scpi"]
     assert obstacle.identity[2] == load_rig("emulated-flexion-distraction").obstacle.gauge.serial == "EMU-G-0002"
+
+
+# ---------------------------------------------------------------- rig faults list / matrix --kind
+def test_rig_faults_list_of_the_kind(capsys):
+    from argparse import Namespace
+
+    from rigcli.faults import run_list
+
+    assert run_list(Namespace(kind=KIND)) == 0
+    out = capsys.readouterr().out
+    assert f"{len(FD.entries)} defects of the emulated flexion-distraction table" in out
+    assert "stop-overrun" in out and "slow-release" not in out.replace("slow-distraction-release", "")
+
+
+def test_the_matrix_runs_the_kinds_rig_and_specification(tmp_path, monkeypatch):
+    """One machinery: an FD defect's run is `rig run` on the embedded FD rig with the FD
+    specification's copy, its fault and (profile full) its profile."""
+    import subprocess
+
+    import yaml
+
+    import rigcli.faults as matrix
+
+    commands = []
+    monkeypatch.setattr(matrix.subprocess, "run", lambda cmd, **kw: commands.append(cmd) or subprocess.CompletedProcess(
+        cmd, 1, "", "no rig here\n"))
+    spec = matrix._spec_copy(3, tmp_path, KIND)
+    data = yaml.safe_load(spec.read_text())
+    assert data["kind"] == KIND and data["plan"]["emergency"]["trials"] == data["plan"]["emergency"]["quick_trials"] == 3
+    for fault in ("treatment-timer-slow", "stop-overrun"):
+        matrix._run_one("x", fault, 1, spec, tmp_path, kind=KIND)
+    full, quick = commands
+    assert full[full.index("--rig") + 1] == "emulated-flexion-distraction" and "treatment-timer-slow" in full
+    assert full[full.index("--profile") + 1] == "full" and "--profile" not in quick
+    assert matrix.collateral("stop-overrun", {"ES-TRAVEL": "FAIL", "IL-OBSTRUCT": "FAIL", "FD-DEPTH": "FAIL"},
+                             FD) == (["IL-OBSTRUCT"], ["FD-DEPTH"])
