@@ -379,7 +379,7 @@ def test_fd_overtravel_trip(fd_bench, spec, recorder, motion, fd_limits):
     if motion not in il.overtravel_motions:
         pytest.skip(f"{motion} is not in specification {spec.name}'s over-travel motions")
     stand, lowered = il.overtravel_stand_deg, il.overtravel_limit_deg
-    st = stand_off_neutral(bench, motion, stand, spec.rated_speed_deg_s)
+    stand_off_neutral(bench, motion, stand, spec.rated_speed_deg_s)
     reading = bench.tilt.read()
     where = reading.x_deg if motion == "flexion" else reading.y_deg
     write_limits_disabled(bench, **({"angle_deg": lowered} if motion == "flexion" else {"lateral_deg": lowered}),
@@ -397,7 +397,6 @@ def test_fd_overtravel_trip(fd_bench, spec, recorder, motion, fd_limits):
 def _obstruction_trials(bench, spec, recorder, profile: str, place, withdraw) -> None:
     """Moves into the obstacle at each speed and distraction of the plan; `place()` puts
     the padded load cell in the section's path, `withdraw()` takes it out."""
-    req = spec.requirement("IL-OBSTRUCT")
     ob, obstacle = spec.plan.obstruction, bench.rig.config.obstacle
     mode = obstacle.axis
     side = 1 if obstacle.angle_deg > 0 else -1

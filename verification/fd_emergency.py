@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from drivers.modbus_controller import CommandRefused
 from verification.analysis import fit_line
 from verification.bench import BenchTimeout, Capture, TableBench
 from verification.budget import estimates
-from verification.emergency import RELAY, WatchdogTrip, time_watchdog_trip
+from verification.emergency import RELAY, WatchdogTrip, time_watchdog_trip, trigger_too_loose
 from verification.kinematics import Estimate, angle_at, drift, quantisation, rest_angle, stop, time_to_rest
 from verification.measurement import Measurement, Precondition, UncertaintyTerm
 from verification.release import residual_release, trial_trigger_force
@@ -136,7 +136,6 @@ def stop_measurements(spec, a: StopAnalysis, name: str, conditions: dict, *, tim
     `angle`: the inclinometer's terms for a difference of two angles (its calibration's
     share). ES-TIME and ES-TRAVEL rest on a stop from cruise; ES-HOLD on nothing: a
     section that creeps after any stop has a worn brake."""
-    em = spec.plan.emergency
     cond = {**conditions, "speed_at_trigger_deg_s": a.speed.value, "angle_at_trigger_deg": a.at_trigger.value,
             "angle_at_rest_deg": a.at_rest.value if a.at_rest is not None else None,
             "hold_from_s": a.hold_from_s, "hold_window_s": a.hold_window_s,
@@ -441,7 +440,6 @@ def repeat_reason(trial: FdTrial, k: float) -> str:
     """Why a trial is run again ('' when it is judged as it is): its trigger instant known
     too loosely (verification/emergency.py's rule), or the section not at cruise when it
     was struck (the link's timing placed the trigger in a corner of the move)."""
-    from verification.emergency import trigger_too_loose
     loose = trigger_too_loose(trial.half_width_s, k)
     if loose or not trial.reset_accepted or trial.rig_failure is not None:
         return loose if trial.reset_accepted and trial.rig_failure is None else ""
