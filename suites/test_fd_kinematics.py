@@ -31,6 +31,8 @@ from verification.measurement import Measurement, Precondition, UncertaintyTerm,
 
 pytestmark = [pytest.mark.protocol("FDC-1")]  # the flexion-distraction suites (fixtures/plugin.py select_protocol)
 
+ENDED = "the treatment ran to its end by itself (idle, released and braked; no emergency stop or trip) within " \
+        "its planned time × 1.5"
 REQUIREMENTS = ("FD-DEPTH", "FD-NEUTRAL", "FD-SPEED", "FD-TIMING", "FD-CYCLES", "FD-ENCODER", "DX-STATIC")
 #: table seconds recorded at rest before START and after the end (the first and last dwells)
 BEFORE_START_S, AFTER_END_S = FD_BEFORE_START_S, FD_AFTER_END_S
@@ -76,6 +78,19 @@ class TreatmentRun:
     plan: object  # verification.fd_plan.TreatmentPlan
     ended: bool
     annotations: dict = field(default_factory=dict)
+    last: object = None  # the status that showed the table at rest after it (None: it never came to rest)
+
+    @property
+    def ran_to_its_end(self) -> Precondition:
+        """The treatment ended by itself (idle, released and braked), not on an emergency stop
+        or a trip, within its planned time × 1.5 (else nothing of its plan can be judged)."""
+        st = self.last
+        if st is None:
+            return Precondition(ENDED, False, f"still running after {float(self.reads[-1, 0]) - self.start_s:.1f} s")
+        if st.phase == Phase.EMERGENCY_STOPPED:
+            return Precondition(ENDED, False, f"the table stopped on a latch, FAULT_CODE {st.fault_code.name}, "
+                                              f"{float(self.reads[-1, 0]) - self.start_s:.1f} s after START")
+        return Precondition(ENDED, True, f"ended {float(self.reads[-1, 0]) - self.start_s:.1f} s after START")
 
     def first_phase_s(self, phase: Phase) -> float | None:
         hit = np.flatnonzero(self.reads[:, 3] == int(phase))
@@ -89,6 +104,7 @@ def run_treatment(bench, spec, t) -> TreatmentRun:
     plan = plan_of(t, rate, bench.identity.accel_deg_s2)
     reads: list[tuple[int, float, float, int]] = []
     running = [False]
+    stopped: list = []
 
     def note(st) -> None:
         reads.append(((st.sent_ns + st.host_ns) // 2, st.flexion_deg, st.lateral_deg, int(st.phase)))
@@ -96,7 +112,10 @@ def run_treatment(bench, spec, t) -> TreatmentRun:
     def ended(st) -> bool:
         note(st)
         running[0] = running[0] or st.phase != Phase.IDLE
-        return running[0] and bench.released(st)
+        if running[0] and st.released(bench.residual_n) and st.phase in (Phase.IDLE, Phase.EMERGENCY_STOPPED):
+            stopped.append(st)  # at its end, or stopped by a latch (an over-travel trip): no use waiting on
+            return True
+        return False
 
     def only_note(st) -> bool:
         note(st)
@@ -119,7 +138,7 @@ def run_treatment(bench, spec, t) -> TreatmentRun:
     r[:, 0] = (r[:, 0] - cap.ref_ns) / 1e9 * bench.k
     start_ns = (sent + ack) // 2
     return TreatmentRun(cap, bench.table_s(cap.ref_ns, start_ns), (ack - sent) / 2e9 * bench.k, r, plan, done,
-                        {"capture_begin_s": bench.table_s(cap.ref_ns, begin_ns)})
+                        {"capture_begin_s": bench.table_s(cap.ref_ns, begin_ns)}, stopped[0] if stopped else None)
 
 
 def record_each_or_worst(recorder, ms: list[Measurement], what: str) -> None:
@@ -154,9 +173,12 @@ def test_treatment_kinematics(fd_bench, spec, recorder, fd_treatment):
     cap = run.cap
     ts, a = cap.t, cap.angle(t.mode)
     resolution = bench.tilt_config.resolution_deg
-    seg = segment(ts, a, still_deg_s=min(STILL_SHARE * t.speed_deg_s, STILL_MAX_DEG_S), smooth_s=smoothing_s(t.speed_deg_s),
+    still = min(STILL_SHARE * t.speed_deg_s, STILL_MAX_DEG_S)
+    seg = segment(ts, a, still_deg_s=still, smooth_s=smoothing_s(t.speed_deg_s),
                   resolution_deg=resolution)
-    band = min(0.5, t.depth_deg / 2)
+    # a dwell nearer the depth than neutral is at the depth: a rest that stops short of
+    # neutral is still a rest (FD-NEUTRAL's finding), never taken for a move's end
+    band = t.depth_deg / 2
     # the controlled end: at START + TREATMENT_TIME when the time ends it; moves and dwells
     # from then on are the end's, not the cycles'
     t_end = run.start_s + t.treatment_s if run.plan.ended_by != "count" and t.treatment_s else math.inf
@@ -166,9 +188,7 @@ def test_treatment_kinematics(fd_bench, spec, recorder, fd_treatment):
             "pause_s": t.pause_s, "rest_s": t.rest_s, "cycles": t.cycles, "treatment_s": t.treatment_s,
             "distraction_n": t.distraction_n, "profile": t.profile}
     ann = {"start_s": run.start_s, **({"end_s": t_end} if math.isfinite(t_end) else {})}
-    ended = Precondition("the treatment ended (the table idle, released and braked) within its planned time × 1.5",
-                         run.ended, f"{'ended' if run.ended else 'still running'} after "
-                                    f"{float(run.reads[-1, 0]) - run.start_s:.1f} s")
+    ended = run.ran_to_its_end
     moved = Precondition("moves in the inclinometer trace", bool(seg.moves),
                          f"{len(seg.moves)} moves, {len(seg.dwells)} dwells")
 

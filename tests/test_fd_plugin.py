@@ -314,7 +314,7 @@ def test_the_budget_plans_each_quick_treatment_and_none_of_the_full_ones_in_quic
         assert quick == (full if t.profile == "quick" else 0.0)
 
 
-# ---------------------------------------------------------------- rig lab export starts the emulator the rig file asks for
+# ---------------------------------------------------------------- rig lab export: the rig file's emulator
 def test_lab_export_starts_the_emulated_table_with_the_rig_files_emulator_options(monkeypatch, tmp_path):
     """The obstacle's angle reaches the exported emulator as it reaches the one open_rig
     starts (rigs.rig.emulator_options), with --host after it."""

@@ -34,6 +34,8 @@ AXIS = {"flexion": "x", "lateral": "y", "lateral_left": "y", "lateral_right": "y
 #: table seconds of slack on every wait for a move (a section that moves at its SPEED
 #: needs the travel over the speed; the slack covers the acceleration and the link)
 MOVE_SLACK_S = 5.0
+#: table seconds a command that starts a move is given to show it (PHASE no longer idle)
+MOVE_START_S = 0.5
 
 
 @dataclass
@@ -100,12 +102,16 @@ class FlexionBench(TableBench):
     @allure.step("prepare the table: relays at rest, released, RESET, ENABLE, section at neutral")
     def prepare(self) -> None:
         """Relays at rest (the obstacle withdrawn), the table released and braked, latches
-        cleared, drives enabled, the section back at neutral (STOP at the rated speed: an
-        emergency stop leaves it where it stopped), a harmless treatment set (no distraction,
-        flexion), idle; the watchdog fed."""
+        cleared, the travel limits at the rated travel, drives enabled, the section back at
+        neutral (STOP at the rated speed: an emergency stop leaves it where it stopped), a
+        harmless treatment set (no distraction, flexion), idle; the watchdog fed."""
         self._rest_relays()
         self._released_and_reset()
         c = self.ctrl
+        # the travel limits at the rated travel (writable only now, before ENABLE): what a
+        # test before this one lowered does not refuse this one's depths
+        c.disable()  # idle: moves nothing
+        c.set_limits(angle_deg=self.identity.rated_depth_deg, lateral_deg=self.identity.rated_lateral_deg)
         c.set_distraction_force(0.0)
         c.set_mode(Mode.FLEXION)
         c.set_times(treatment_s=0)
@@ -114,9 +120,13 @@ class FlexionBench(TableBench):
         st = c.status()
         if not st.at_neutral:
             off = max(abs(st.flexion_deg), abs(st.lateral_deg))
-            c.stop()  # idle and off neutral: STOP moves the section back at SPEED
-            self.wait(lambda s: s.at_neutral and s.phase == Phase.IDLE and s.released(self.residual_n),
-                      self.travel_s(off, self.identity.rated_speed_deg_s), "the section back at neutral")
+            c.stop()  # idle and off neutral: STOP moves the section back at SPEED (PHASE 6)
+            # the end of that move, by the table's own word (idle, released, braked), not
+            # AT_NEUTRAL: the encoder is under test, and a table whose return stops short is
+            # the kinematics suite's finding, not a test that cannot be set up
+            self.poll_until(lambda s: s.phase != Phase.IDLE, MOVE_START_S)
+            self.wait(lambda s: s.phase == Phase.IDLE and s.released(self.residual_n),
+                      self.travel_s(off, self.identity.rated_speed_deg_s), "the section's return to neutral (STOP)")
 
     @allure.step("command the treatment: {mode} to {depth_deg}° at {speed_deg_s} °/s")
     def configure(self, mode: str, depth_deg: float, speed_deg_s: float, *, pause_s: float = 0.0, rest_s: float = 0.0,
@@ -217,8 +227,9 @@ class FlexionBench(TableBench):
         return [
             UncertaintyTerm.rectangular("inclinometer sample period", capture.period),
             UncertaintyTerm.rectangular(f"{trigger} × K", trigger_half_width_wall_s * self.k),
-            UncertaintyTerm.rectangular("inclinometer-to-host clock mapping × K", capture.mapping_half_width_s * self.k),
+            UncertaintyTerm.rectangular("inclinometer-to-host clock mapping × K",
+                                        capture.mapping_half_width_s * self.k),
         ]
 
 
-__all__ = ["ANGLE_RATE_HZ", "AXIS", "AngleCapture", "FlexionBench", "MOVE_SLACK_S"]
+__all__ = ["ANGLE_RATE_HZ", "AXIS", "AngleCapture", "FlexionBench", "MOVE_SLACK_S", "MOVE_START_S"]
