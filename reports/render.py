@@ -173,13 +173,33 @@ def _unfinished_tests(events: list[dict]) -> list[str]:
     return [t for t in dict.fromkeys(started) if t not in ended]
 
 
-def _series_for(ms: list[dict]) -> dict[tuple, str]:
-    """(test, name) → series: the trial of ER-NORISE is plotted from its ER-HALF sibling's series."""
-    out: dict[tuple, str] = {}
+def _series_for(ms: list[dict]) -> dict[tuple, list[str]]:
+    """(test, name) → the series of that trial, in record order: the trial of ER-NORISE is
+    plotted from its ER-HALF sibling's series, a stop's travel from its stop-time's angle."""
+    out: dict[tuple, list[str]] = {}
     for m in ms:
         if m.get("series"):
-            out.setdefault((m.get("test"), m.get("name")), m["series"])
+            out.setdefault((m.get("test"), m.get("name")), [])
+            if m["series"] not in out[(m.get("test"), m.get("name"))]:
+                out[(m.get("test"), m.get("name"))].append(m["series"])
     return out
+
+
+def _plotted_series(run_dir: Path, m: dict, trial: list[str]) -> tuple[str | None, list[str]]:
+    """The series a measurement is drawn on, and the trial's series of other quantities to
+    draw below it: its own series, else the trial's first whose column is in the
+    measurement's unit (a force rise on the force, a travel on the angle), else the first."""
+    own = m.get("series")
+    if not trial and not own:
+        return None, []
+    columns = {rel: plots.value_column(plots.series_header(run_dir, rel)) for rel in trial}
+    if own:
+        primary = own
+    else:
+        primary = next((rel for rel in trial if plots.column_unit(columns[rel]) == (m.get("unit") or None)), trial[0])
+    column = columns.get(primary) or plots.value_column(plots.series_header(run_dir, primary))
+    others = [rel for rel in trial if rel != primary and columns[rel] in plots.COLUMNS and columns[rel] != column]
+    return primary, others
 
 
 def _operator_steps(events: list[dict]) -> list[dict]:
@@ -245,11 +265,16 @@ def build_context(run_dir: Path, summary: RunSummary, file_hashes: dict[str, str
                  and (m.get("series") or series_of.get((m.get("test"), m.get("name"))))),
                 key=lambda m: (ORDER[m["verdict"]], -closeness(m)))
             for m in ranked[:max_plots]:
-                rel = m.get("series") or series_of[(m.get("test"), m.get("name"))]
+                rel, others = _plotted_series(run_dir, m, series_of.get((m.get("test"), m.get("name")), []))
                 if not (run_dir / rel).is_file():
                     images.append({"uri": None, "caption": f"{m['name']}: series {rel} is missing"})
                     continue
-                images.append({"plot": ("force_plot", run_dir, m, rel, residual), "caption": f"{m['name']} — {rel}"})
+                others = [o for o in others if (run_dir / o).is_file()]
+                # the test's other measurements of this quantity read on the same series (each move of a treatment)
+                companions = [c for c in trials if c is not m and c.get("test") == m.get("test")
+                              and not c.get("series") and (c.get("test"), c.get("name")) not in series_of]
+                images.append({"plot": ("series_plot", run_dir, m, rel, residual, companions, others),
+                               "caption": f"{m['name']} — {', '.join([rel, *others])}"})
         worst = r.worst
         sections.append({
             "id": rid, "title": title, "source": req.get("source", ""), "verdict": r.verdict,
