@@ -78,12 +78,14 @@ def test_a_stop_that_overruns_fails_travel_and_time(spec):
     assert travel_m.value == pytest.approx(travel, abs=0.05)
 
 
-def test_a_section_that_never_stops_is_a_fail_not_na(spec):
+def test_a_section_that_never_stops_is_a_fail_not_na_and_its_hold_is_na(spec):
     t, a, _, _ = stop_trace(never_stops=True, after=2.0)
     r = analyse_stop(t, a, at_rest_deg_s=0.5, hold_window_s=5.0)
     assert math.isinf(r.time.value) and math.isinf(r.travel.value)
     time_m, travel_m, hold_m = judge(spec, r)
-    assert [m.verdict for m in (time_m, travel_m, hold_m)] == [Verdict.FAIL] * 3
+    assert [m.verdict for m in (time_m, travel_m)] == [Verdict.FAIL] * 2
+    # a hold follows a stop: without one it is ES-TIME's finding, said so
+    assert hold_m.verdict is Verdict.NOT_APPLICABLE and "ES-TIME" in hold_m.not_applicable
 
 
 def test_a_creeping_brake_fails_the_hold_only(spec):

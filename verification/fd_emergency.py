@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.errors import RigError
-from drivers.fdc1 import Phase
+from drivers.fdc1 import FaultCode, Phase
 from drivers.modbus_controller import CommandRefused
 from verification.analysis import fit_line
 from verification.bench import BenchTimeout, Capture, TableBench
@@ -152,8 +152,13 @@ def stop_measurements(spec, a: StopAnalysis, name: str, conditions: dict, *, tim
                            annotations=ann, preconditions=[cruise]))
     req = spec.requirement("ES-HOLD")
     lo, hi = req.limits()
+    # a hold is judged from where the section came to rest; one that never did has ES-TIME's
+    # FAIL (a brake creeping faster than the at-rest speed never comes to rest either)
+    rested = Precondition("the section came to rest after the trigger (a hold follows a stop)",
+                          a.at_rest is not None, "at rest" if a.at_rest is not None
+                          else "still moving when the capture ended (ES-TIME's finding)")
     out.append(Measurement(name, req, a.hold.value, "deg", lo, hi, list(a.hold.budget), conditions=cond,
-                           annotations={**ann, "hold_from_s": a.hold_from_s}))
+                           annotations={**ann, "hold_from_s": a.hold_from_s}, preconditions=[rested]))
     return out
 
 
@@ -224,6 +229,7 @@ class FdTrial:
     period_s: float
     rig_failure: Exception | None = None
     watchdog: WatchdogTrip | None = None
+    acted: bool = True  # the table showed the emergency stop (PHASE 7) or a fault after the trigger
 
 
 def trial_dwells(spec, trigger: str, motion: str, phase: str, depth: float, speed: float,
@@ -392,7 +398,13 @@ def run_trial(bench, spec, trigger: str, motion: str, phase: str, force: float, 
         else:
             trigger_ns, half_width = bench.relay(RELAY[trigger], True)
         # a defective table may never release: that is a measurement, not an error
-        _, released = bench.poll_until(lambda s: s.force_n <= bench.residual_n, 2 * release_limit + 1.0)
+        acted: list[bool] = []  # whether the table showed the emergency stop (PHASE 7) or a fault
+
+        def released_yet(s) -> bool:
+            acted.append(s.phase is Phase.EMERGENCY_STOPPED or s.fault_code is not FaultCode.NONE)
+            return s.force_n <= bench.residual_n
+
+        _, released = bench.poll_until(released_yet, 2 * release_limit + 1.0)
         left = hold_until - bench.table_s(trigger_ns, time.perf_counter_ns())
         bench.sleep(left)
     cap = holder[0]
@@ -433,7 +445,7 @@ def run_trial(bench, spec, trigger: str, motion: str, phase: str, force: float, 
         rig_failure = exc
     return FdTrial(index, trigger, motion, phase, force, depth, speed, t, a, fcap, half_width, seen, released,
                    refused, enable_refused, reset_ok, before, after, restarted, cap.mapping_half_width_s, cap.period,
-                   rig_failure, watchdog)
+                   rig_failure, watchdog, any(acted))
 
 
 def repeat_reason(trial: FdTrial, k: float) -> str:
@@ -498,7 +510,11 @@ def trial_measurements(spec, bench, trial: FdTrial, name: str, conditions: dict)
                                        "enable_refused": trial.enable_refused,
                                        "reset_accepted": trial.reset_accepted},
                            note="" if trial.reset_accepted else "the table could not be brought back to a known state",
-                           preconditions=[Precondition("the distraction released (a RESET refused for force present "
+                           preconditions=[Precondition("the table acted on the trigger (PHASE 7 or a FAULT_CODE): "
+                                                       "a latch follows an emergency stop", trial.acted,
+                                                       "shown" if trial.acted else "the treatment went on as if "
+                                                       "nothing happened (ES-TIME's and ES-RELEASE's finding)"),
+                                          Precondition("the distraction released (a RESET refused for force present "
                                                        "is ES-RELEASE's finding)", trial.released,
                                                        "released" if trial.released
                                                        else "still holding force when the release window ended"),
