@@ -170,16 +170,11 @@ def test_the_late_drive_stop_fails_on_the_amount_and_passes_on_the_duration(tmp_
     """The catalogue's late-drive-stop on the emulated table: the winch pulls on for 25 ms
     after each trigger. ER-NORISE's duration (it stopped rising within 50 ms) passes; its
     amount (tens of newtons above the force at the trigger) fails."""
-    import yaml
-
     from reports.verdicts import summarise, verdict_rows
     from tests.child_run import rig_run_argv
-    from verification.spec import SPECS_DIR
+    from tests.main_run import short_spec
 
-    data = yaml.safe_load((SPECS_DIR / "lumbar.yaml").read_text())
-    data["plan"]["emergency"]["trials"] = 4  # hold and ramp-up at 150 and 400 N
-    spec = tmp_path / "lumbar-4.yaml"
-    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    spec = short_spec(tmp_path, trials=4)  # ramp-up and hold at 150 and 400 N, in either profile
     run = child_run(lambda runs: rig_run_argv("--fault", "late-drive-stop", "--spec", str(spec), "--no-report",
                                               "--no-history", "--run-dir", str(runs),
                                               "-k", "test_emergency_release and estop_coil"))
