@@ -41,7 +41,7 @@ def test_catalogue_is_large_enough_and_mapped():
 def test_representative_third_of_the_defects_is_caught(tmp_path, after_nominal_run):
     assert len(REPRESENTATIVE) * 3 >= len(CATALOGUE)
     proc = subprocess.run(
-        [sys.executable, "-m", "rigcli", "faults", "matrix", "--seeds", "1", "--trials", "4", "--jobs", "2", "--focus",
+        [sys.executable, "-m", "rigcli", "faults", "matrix", "--seeds", "1", "--trials", "4", "--jobs", "3", "--focus",
          "--only", ",".join(REPRESENTATIVE), "--work-dir", str(tmp_path), "--save", str(tmp_path / "matrix")],
         cwd=ROOT, capture_output=True, text=True, timeout=880, stdin=subprocess.DEVNULL,
     )
