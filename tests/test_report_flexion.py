@@ -99,3 +99,21 @@ def test_the_obstruction_shows_the_obstacle_angle(drawn):
     ax = _figure(figures, "IL-OBSTRUCT — ").axes[0]
     assert ax.get_ylabel() == "angle (°)"
     assert any(t.get_text().startswith("obstacle at 10") for t in ax.get_legend().get_texts())
+
+
+def test_allure_draws_an_angle_series_as_it_draws_a_force():
+    """A measurement's series attached to Allure is drawn by its column: an FD stop's angle
+    gets its plot like a traction release's force (reports.allure_results.series_plot)."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from reports.allure_results import series_plot
+
+    t = np.linspace(-0.1, 0.3, 200)
+    for column, quantity in (("angle_deg", "angle"), ("force_n", "force")):
+        m = SimpleNamespace(series={"t_s": t, column: np.cos(t)}, annotations={"trigger_s": 0.0, "at_rest_s": 0.05},
+                            requirement=SimpleNamespace(id="ES-TIME"), name="estop_coil trial 1")
+        drawn = series_plot(m)
+        assert drawn is not None and drawn[0] == quantity and drawn[1][:8] == b"\x89PNG\r\n\x1a\n"
+    assert series_plot(SimpleNamespace(series={"t_s": t}, annotations={}, requirement=None, name="")) is None
