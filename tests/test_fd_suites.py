@@ -47,3 +47,34 @@ def test_rig_run_on_the_emulated_fd_table_judges_the_kinematics_on_the_inclinome
     assert releases and all(r["confirmed"] for r in releases), releases
     ends = [e for e in child.events(Event.TEST_END) if e["when"] == "call"]
     assert [e["outcome"] for e in ends] == ["passed", "passed"], ends
+
+
+def test_rig_check_and_demo_on_the_emulated_fd_table():
+    """`rig check` shows the inclinometer's reading beside the encoder, the obstacle gauge and
+    every reference instrument's calibration; `rig demo` measures a cycle and a stop with them."""
+    import subprocess
+    import sys
+
+    from tests.child_run import REPO
+
+    def rig(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "rigcli", *args, "--rig", "emulated-flexion-distraction"],
+                              cwd=REPO, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+    check = rig("check")
+    assert check.returncode == 0 and check.stderr == "", check.stdout + check.stderr
+    lines = check.stdout.splitlines()
+    tilt = next(line for line in lines if line.startswith("inclinometer tilt TCPIP::127.0.0.1::"))
+    assert " X " in tilt and " Y " in tilt and "encoder flexion +0.0°" in tilt
+    assert any(line.startswith("obstacle   scpi TCPIP::127.0.0.1::") and "(load cell at 10° flexion)" in line
+               for line in lines)
+    for certificate in ("calibration EMU-CAL-2026-001", "inclinometer calibration EMU-CAL-2026-002",
+                        "obstacle.gauge calibration EMU-CAL-2026-003"):
+        assert any(line.startswith(f"{certificate}: due 2027-03-01 (") for line in lines), (certificate, lines)
+    demo = rig("demo")
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    words = " ".join(demo.stdout.split())  # the console wraps its lines at its width
+    for row in ("end angle of the first move out", "cruise speed (least squares)", "trigger -> section at rest",
+                "travel after the trigger", "distraction held while moving"):
+        assert row in words, demo.stdout
+    assert "braked True" in words and "e-stop latched True" in words
