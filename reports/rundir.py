@@ -112,6 +112,10 @@ class Live(StrEnum):
 
 #: the key every live-feed line names its kind by
 LIVE_KEY = "k"
+#: the angles a status line carries, under the controller status's own names, when the
+#: controller reports them (a flexion-distraction table's encoders, degrees); a status
+#: without them (traction) writes its line as it always has
+LIVE_ANGLES = ("flexion_deg", "lateral_deg")
 
 
 # ---------------------------------------------------------------- encoding a line

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from reports.exit_status import rig_run_exit_status
 from reports.panel.estimate import estimate, previous_durations, test_spans
-from reports.rundir import (EVENT_KEY, HEARTBEAT_NAME, LIVE_KEY, LIVE_NAME, RECORD_NAME, Event, LineTail, Live,
+from reports.rundir import (EVENT_KEY, HEARTBEAT_NAME, LIVE_ANGLES, LIVE_KEY, LIVE_NAME, RECORD_NAME, Event, LineTail, Live,
                             RunStart, first_line, utc_stamp)
 
 #: wall seconds of force trace the page shows
@@ -103,6 +103,10 @@ class RunFollower:
         self.status_f: collections.deque = collections.deque(maxlen=int(TRACE_WINDOW_S * 60) + 100)
         self.gauge_t: collections.deque = collections.deque(maxlen=int(TRACE_WINDOW_S * 300) + 500)
         self.gauge_f: collections.deque = collections.deque(maxlen=int(TRACE_WINDOW_S * 300) + 500)
+        #: the section's angles the status lines carried (a flexion-distraction table), by name, on status_t's times
+        self.angle_t: collections.deque = collections.deque(maxlen=int(TRACE_WINDOW_S * 60) + 100)
+        self.angles: dict[str, collections.deque] = {
+            name: collections.deque(maxlen=int(TRACE_WINDOW_S * 60) + 100) for name in LIVE_ANGLES}
         self.asks: dict[str, dict] = {}
         self.steps: dict[str, dict] = {}
         self.refused: list[dict] = []
@@ -206,6 +210,7 @@ class RunFollower:
                     self.live_start = start
                 self.live.skip_to(size - LIVE_CATCHUP_BYTES)
         new_status_t, new_status_f, new_gauge_t, new_gauge_f = [], [], [], []
+        new_angle_t, new_angles = [], {name: [] for name in LIVE_ANGLES}
         status_seen = context_changed = False
         for line in self.live.read():
             k = line.get(LIVE_KEY)
@@ -215,6 +220,11 @@ class RunFollower:
                 if isinstance(t, (int, float)) and isinstance(f, (int, float)):
                     new_status_t.append(t)
                     new_status_f.append(f)
+                if isinstance(t, (int, float)) and any(name in line for name in LIVE_ANGLES):
+                    new_angle_t.append(t)
+                    for name in LIVE_ANGLES:
+                        a = line.get(name)
+                        new_angles[name].append(a if isinstance(a, (int, float)) else None)
             elif k == Live.GAUGE:
                 ts, fs = line.get("t") or [], line.get("f") or []
                 for t, f in zip(ts, fs):
@@ -226,7 +236,8 @@ class RunFollower:
                 context_changed = True
             elif k == Live.START:
                 if self.live_start is not None:  # a feed begun again: its times start again too
-                    for d in (self.status_t, self.status_f, self.gauge_t, self.gauge_f):
+                    for d in (self.status_t, self.status_f, self.gauge_t, self.gauge_f, self.angle_t,
+                              *self.angles.values()):
                         d.clear()
                 self.live_start = line
         if context_changed:
@@ -237,9 +248,12 @@ class RunFollower:
         self.status_f.extend(new_status_f)
         self.gauge_t.extend(new_gauge_t)
         self.gauge_f.extend(new_gauge_f)
+        self.angle_t.extend(new_angle_t)
+        for name, values in new_angles.items():
+            self.angles[name].extend(values)
         self._trim()
         return {"status": {"t": new_status_t, "f": new_status_f}, "gauge": {"t": new_gauge_t, "f": new_gauge_f},
-                "latest": self._latest(), "window_s": TRACE_WINDOW_S}
+                "angle": {"t": new_angle_t, **new_angles}, "latest": self._latest(), "window_s": TRACE_WINDOW_S}
 
     def _trim(self) -> None:
         newest = max(self.status_t[-1] if self.status_t else -math.inf, self.gauge_t[-1] if self.gauge_t else -math.inf)
@@ -252,13 +266,18 @@ class RunFollower:
         while self.gauge_t and self.gauge_t[0] < oldest:
             self.gauge_t.popleft()
             self.gauge_f.popleft()
+        while self.angle_t and self.angle_t[0] < oldest:
+            self.angle_t.popleft()
+            for d in self.angles.values():
+                d.popleft()
 
     def _latest(self) -> dict:
         st = self.latest_status or {}
         return {"t": st.get("t"), "force_n": st.get("force_n"), "phase": st.get("phase"), "estop": st.get("estop"),
                 "fault": st.get("fault"), "tripped": st.get("tripped"),
                 "gauge_t": self.gauge_t[-1] if self.gauge_t else None,
-                "gauge_n": self.gauge_f[-1] if self.gauge_f else None}
+                "gauge_n": self.gauge_f[-1] if self.gauge_f else None,
+                **{name: st.get(name) for name in LIVE_ANGLES}}
 
     def _read_heartbeat(self, touched: set[str]) -> None:
         path = self.dir / HEARTBEAT_NAME
@@ -394,7 +413,9 @@ class RunFollower:
 
     def trace(self) -> dict:
         return {"status": {"t": list(self.status_t), "f": list(self.status_f)},
-                "gauge": {"t": list(self.gauge_t), "f": list(self.gauge_f)}, "latest": self._latest(),
+                "gauge": {"t": list(self.gauge_t), "f": list(self.gauge_f)},
+                "angle": {"t": list(self.angle_t), **{name: list(d) for name, d in self.angles.items()}},
+                "latest": self._latest(),
                 "window_s": TRACE_WINDOW_S}
 
     def snapshot(self) -> dict:

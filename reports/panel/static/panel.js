@@ -11,7 +11,9 @@
   let selected = null;
   let skewMs = 0;                // server clock minus this browser's clock
   let waiting = false;
-  let plot = null, plotDue = false;
+  let plot = null, plotDue = false, anglePlot = null;
+  // the angles a status line may carry (reports/rundir.py LIVE_ANGLES), as the page names them
+  const ANGLES = [["flexion_deg", "flexion", "#2e7d32"], ["lateral_deg", "lateral", "#6a1b9a"]];
 
   const $ = (sel) => document.querySelector(sel);
   const el = (tag, attrs, ...kids) => {
@@ -85,6 +87,12 @@
       trace[key].t.push(...add[key].t);
       trace[key].f.push(...add[key].f);
     }
+    // the section's angles (a flexion-distraction table): on the status lines' times
+    if (add.angle) {
+      trace.angle = trace.angle || {t: []};
+      trace.angle.t.push(...add.angle.t);
+      for (const [name] of ANGLES) (trace.angle[name] = trace.angle[name] || []).push(...(add.angle[name] || []));
+    }
     trace.latest = add.latest;
     trace.window_s = add.window_s;
     const newest = Math.max(lastOf(trace.status.t), lastOf(trace.gauge.t));
@@ -94,6 +102,11 @@
       let cut = 0;
       while (cut < t.length && t[cut] < newest - trace.window_s) cut++;
       if (cut) { t.splice(0, cut); trace[key].f.splice(0, cut); }
+    }
+    if (trace.angle) {
+      let cut = 0;
+      while (cut < trace.angle.t.length && trace.angle.t[cut] < newest - trace.window_s) cut++;
+      if (cut) for (const key of Object.keys(trace.angle)) trace.angle[key].splice(0, cut);
     }
   }
   const lastOf = (a) => (a.length ? a[a.length - 1] : -Infinity);
@@ -168,6 +181,13 @@
       ? `not measuring now; the last capture ended at ${num(l.gauge_n, 1)} N, ${duration(l.t - l.gauge_t)} ago` : "";
     $("#force-actual").textContent = typeof l.force_n === "number" ? `${num(l.force_n, 1)} N` : "—";
     $("#phase").textContent = l.phase || "—";
+    const angled = hasAngles(r.trace);
+    $("#angle").hidden = !angled;
+    if (angled) {
+      for (const [name, label] of ANGLES) {
+        $(`#angle-${label}`).textContent = typeof l[name] === "number" ? `${num(l[name], 1)}°` : "—";
+      }
+    }
     const flags = $("#flags");
     flags.replaceChildren();
     if (l.estop) flags.append(el("span", {text: "E-STOP"}));
@@ -191,8 +211,40 @@
     return [t, f];
   }
 
+  function hasAngles(tr) {
+    return !!(tr && tr.angle && tr.angle.t && tr.angle.t.length);
+  }
+
+  // the section's angles beside the force: the controller's encoders, on the same time axis
+  function drawAnglePlot(r) {
+    const box = $("#angle-plot");
+    const tr = r.trace;
+    if (!hasAngles(tr)) return;
+    const cols = ANGLES.map(([name]) => sorted(tr.angle.t, tr.angle[name] || tr.angle.t.map(() => null)));
+    const data = [cols[0][0], ...cols.map((c) => c[1])];
+    const width = Math.max(300, box.clientWidth || 600);
+    if (!anglePlot) {
+      anglePlot = new uPlot({
+        width, height: 220,
+        scales: {x: {time: false, range: (u, lo, hi) => [Math.max(hi, tr.window_s) - tr.window_s, Math.max(hi, tr.window_s)]}},
+        axes: [{label: "s since the feed started", font: "14px system-ui", labelFont: "14px system-ui"},
+               {label: "°", font: "14px system-ui", labelFont: "14px system-ui", size: 60}],
+        legend: {live: false},
+        cursor: {show: false},
+        series: [{}, ...ANGLES.map(([, label, color]) => (
+          {label: `${label} angle (controller)`, stroke: color, width: 2, spanGaps: true, points: {show: false}}))],
+      }, data, box);
+      window.addEventListener("resize", () => anglePlot && anglePlot.setSize({width: Math.max(300, box.clientWidth), height: 220}));
+    } else {
+      anglePlot.setData(data);
+    }
+    box.dataset.points = String(data[0].length);
+    box.dataset.newest = String(lastOf(data[0]));
+  }
+
   function drawPlot() {
     const r = current();
+    if (r && typeof uPlot !== "undefined") drawAnglePlot(r);
     const box = $("#force-plot");
     if (!r || typeof uPlot === "undefined") return;
     const tr = r.trace;
