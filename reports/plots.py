@@ -4,13 +4,17 @@ Every plot is drawn from the run directory alone: a measurement line of the reco
 the series CSV it (or a sibling measurement of the same trial) points at. Time series
 are in the series' own time base (table seconds), where the measurement's
 `annotations` place its instants (trigger_s, cross_s, release_s, start_s/end_s,
-stop_s, and one key per requirement for the instant that requirement measured).
+stop_s, at_rest_s …, and one key per requirement for the instant that requirement
+measured). A series is drawn by what its column holds (COLUMNS: a force, an angle), so
+a traction release and a flexion-distraction stop go through the same code; the trial's
+series of another quantity are drawn in a panel below on the same time axis.
 """
 
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -121,7 +125,7 @@ def _visible_ylim(ax, lines: list[tuple[np.ndarray, np.ndarray]], lo: float, hi:
 
 
 def series_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | None = None,
-                companions: list[dict] = (), others: list[str] = ()) -> bytes:
+                companions: Sequence[dict] = (), others: Sequence[str] = ()) -> bytes:
     """One measurement's series against time, drawn by what its column holds (a force, an
     angle), with its limit band and instants; `companions`: measurements of the same test
     and requirement read on the same series (each move of a treatment: its end angle and
@@ -193,6 +197,8 @@ def series_plot(run_dir: Path, m: dict, series_rel: str, residual_n: float | Non
         ax.axhline(0.5 * f0, color="#6a1b9a", lw=0.6, ls=":", label=f"50 % of {number_text(f0, 'N')}")
         if residual_n is not None:
             ax.axhline(residual_n, color="#ad1457", lw=0.6, ls=":", label=f"residual {number_text(residual_n, 'N')}")
+    if forces and residual_n is not None and "below_residual_s" in ann:  # a release judged by its residual crossing
+        ax.axhline(residual_n, color="#ad1457", lw=0.6, ls=":", label=f"residual {number_text(residual_n, 'N')}")
     if residual_n is not None and any(c == "force_n" for c, _t, _v in below):
         lower[[c for c, _t, _v in below].index("force_n")].axhline(
             residual_n, color="#ad1457", lw=0.6, ls=":", label=f"residual {number_text(residual_n, 'N')}")
