@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib import import_module
 
 
 from verification.spec import DEFAULT_PROFILE, PROFILES, Session, Specification
@@ -30,6 +31,23 @@ from verification.steps import (AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_RELEASE
 #: estimator(spec, params, profile) -> table seconds
 Estimator = Callable[[Specification, dict, str], float]
 _ESTIMATORS: dict[str, Estimator] = {}
+#: the library modules that register estimators of their own beside their procedure (a
+#: table kind's trials, whose figures are the procedure's own steps): imported by every
+#: look-up, so an estimate never depends on whether a suite module was collected first
+ESTIMATOR_MODULES = ("verification.fd_interlock", "verification.fd_emergency")
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True  # first: the modules import this one and register as they load
+        try:
+            for module in ESTIMATOR_MODULES:
+                import_module(module)
+        except BaseException:
+            _loaded = False
+            raise
 
 # ---------------------------------------------------------------- the limit (wall)
 #: wall seconds on top of the plan for every suite test: bench preparation before it
@@ -78,6 +96,7 @@ def estimates(*names: str):
 
 
 def estimator_of(name: str) -> Estimator:
+    _load()
     try:
         return _ESTIMATORS[name]
     except KeyError:
@@ -86,6 +105,7 @@ def estimator_of(name: str) -> Estimator:
 
 
 def known_tests() -> list[str]:
+    _load()
     return sorted(_ESTIMATORS)
 
 
