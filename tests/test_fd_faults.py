@@ -432,7 +432,8 @@ def test_the_matrix_runs_the_kinds_rig_and_specification(tmp_path, monkeypatch):
         cmd, 1, "", "no rig here\n"))
     spec = matrix._spec_copy(3, tmp_path, KIND)
     data = yaml.safe_load(spec.read_text())
-    assert data["kind"] == KIND and data["plan"]["emergency"]["trials"] == data["plan"]["emergency"]["quick_trials"] == 3
+    emergency = data["plan"]["emergency"]
+    assert data["kind"] == KIND and emergency["trials"] == emergency["quick_trials"] == 3
     for fault in ("treatment-timer-slow", "stop-overrun"):
         matrix._run_one("x", fault, 1, spec, tmp_path, kind=KIND)
     full, quick = commands
