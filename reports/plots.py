@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from reports.rundir import U_DIGITS, number_text  # noqa: E402
+from reports.rundir import SERIES_COLUMNS, SERIES_TIME, U_DIGITS, number_text  # noqa: E402
 
 MAX_POINTS = 4000  # a plot never needs more points than its pixel width (ish)
 # where the measured time of a requirement starts from, in the order looked for
@@ -37,15 +37,17 @@ INSTANT_LABELS = {
     "at_s": "read here", "peak_s": "peak on the obstacle",
 }
 #: the series' time base column
-TIME_COLUMN = "t_s"
+TIME_COLUMN = SERIES_TIME
 #: what a series column holds, as a plot shows it: (trace label, axis label, the unit a
-#: measurement of it is stated in). A series is plotted by its column, whatever recorded it,
-#: so a new quantity of a new table is one row here, never a branch on the table's kind.
-COLUMNS = {
-    "force_n": ("gauge force", "force (N)", "N"),
-    "angle_deg": ("inclinometer angle", "angle (°)", "deg"),
-    "obstacle_force_n": ("obstacle force", "obstacle force (N)", "N"),
+#: measurement of it is stated in: reports.rundir.SERIES_COLUMNS). A series is plotted by
+#: its column, whatever recorded it, so a new quantity of a new table is one row here (and
+#: its column in rundir), never a branch on the table's kind.
+_LABELS = {
+    "force_n": ("gauge force", "force (N)"),
+    "angle_deg": ("inclinometer angle", "angle (°)"),
+    "obstacle_force_n": ("obstacle force", "obstacle force (N)"),
 }
+COLUMNS = {name: (*_LABELS.get(name, (name, f"{name} ({unit})")), unit) for name, unit in SERIES_COLUMNS.items()}
 
 
 def load_series(run_dir: Path, rel: str) -> dict[str, np.ndarray]:

@@ -70,6 +70,14 @@ def planned_run_dir(root: Path, rig_name: str, now: dt.datetime | None = None, p
     return Path(root) / f"{stamp}-{safe}-{os.getpid() if pid is None else pid}"
 
 
+#: a series CSV's time base column (table seconds) ...
+SERIES_TIME = "t_s"
+#: ... and the value columns a reader knows, each with the unit its values are in (the unit
+#: a measurement of it is stated in): the reference gauge's force, the inclinometer's angle,
+#: the obstacle's load cell
+SERIES_COLUMNS = {"force_n": "N", "angle_deg": "deg", "obstacle_force_n": "N"}
+
+
 def series_name(n: int, name: str) -> str:
     """The path, relative to the run, of the n-th series a measurement named `name` wrote."""
     return f"{SERIES_DIR}/{n:04d}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)[:80]}.csv"
