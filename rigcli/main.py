@@ -11,15 +11,14 @@ import argparse
 import sys
 
 from drivers.errors import EXIT_FAILED, EXIT_INTERRUPTED, ConfigError, RigError, exit_status
+from drivers.kinds import table_kinds
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from rigs.emulator.faults import CATALOGUE
+    from rigs.emulator.faults import check_faults
     from rigs.emulator.process import EmulatorOptions, main as emulate_main
 
-    for name in args.fault:
-        if name not in CATALOGUE:
-            raise ConfigError(f"--fault {name}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
+    check_faults(args.kind, args.fault)  # before any output: the kind's own catalogue
     from rigcli.exposure import emulator_listen
 
     warning = emulator_listen(args.host, args.allow_remote)  # beyond the loopback: refused, or said
@@ -56,18 +55,9 @@ def _wear(text: str) -> float:
 
 
 def _faults_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
+    from rigcli.faults import run_list
 
-    from rigs.emulator.faults import CATALOGUE
-
-    table = Table(title=f"{len(CATALOGUE)} defects of the emulated table (rig emulate --fault NAME; docs/faults.md)")
-    for column in ("defect", "must be caught by", "profile", "what is wrong"):
-        table.add_column(column, overflow="fold", no_wrap=column == "defect")
-    for entry in CATALOGUE.values():
-        table.add_row(entry.name, ", ".join(entry.requirements), entry.profile, entry.summary)
-    Console(width=max(Console().width, 140)).print(table)
-    return 0
+    return run_list(args)
 
 
 def _faults_matrix(args: argparse.Namespace) -> int:
@@ -352,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     emulate = sub.add_parser("emulate", help="serve an emulated table (controller, stimulus module, gauges)")
-    emulate.add_argument("--kind", choices=["lumbar", "cervical", "flexion-distraction"], default="lumbar")
+    emulate.add_argument("--kind", choices=table_kinds(), default="lumbar")
     emulate.add_argument("--obstacle-angle", type=float, metavar="DEG",
                          help="flexion-distraction: the bench's obstacle angle on the flexion axis (default 10.0)")
     emulate.add_argument("--seed", type=int, default=0)
@@ -395,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     flist = fsub.add_parser("list", help="list the defects and the requirements that must catch them")
     flist.set_defaults(func=_faults_list)
     matrix = fsub.add_parser("matrix", help="run the suites against the nominal table and every defect")
+    for kind_parser in (faults, flist, matrix):
+        kind_parser.add_argument("--kind", choices=table_kinds(), default=argparse.SUPPRESS,
+                            help="the table kind whose catalogue (and embedded emulated rig) it is (default lumbar)")
     matrix.add_argument("--seeds", type=int, default=20, help="nominal tables (seeds 1..N) that must all pass (default 20)")
     matrix.add_argument("--only", metavar="A,B", help="only these defects (default: the whole catalogue)")
     matrix.add_argument("--trials", type=int, default=8, help="emergency trials per trigger (default 8)")

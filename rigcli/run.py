@@ -226,12 +226,9 @@ def check_inputs(args) -> None:
     from drivers.errors import ConfigError
     from fixtures.plugin import calibration_refusal
     from rigs.config import load_rig
-    from rigs.emulator.faults import CATALOGUE
+    from rigs.emulator.faults import check_faults
     from verification.spec import load_spec
 
-    for name in args.fault or []:
-        if name not in CATALOGUE:
-            raise ConfigError(f"--fault {name}: unknown fault; known: {', '.join(sorted(CATALOGUE))}")
     if args.lg_env:
         if not Path(args.lg_env).is_file():
             raise ConfigError(f"{args.lg_env}: no such labgrid environment file (--lg-env)")
@@ -241,6 +238,7 @@ def check_inputs(args) -> None:
         load_spec(args.spec or rig.table.specification)
         if args.fault and not rig.is_emulated:
             raise ConfigError(f"--fault {args.fault[0]}: faults exist only on an emulated rig, {rig.name} is a bench")
+        check_faults(rig.table.kind, args.fault or [])  # the catalogue of the rig's own table kind
         if getattr(args, "wear", None) and not rig.is_emulated:
             raise ConfigError(f"--wear: only an emulated table wears on request, {rig.name} is a bench")
         refusal = None if args.allow_expired_calibration else calibration_refusal(rig)

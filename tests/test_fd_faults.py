@@ -441,3 +441,42 @@ def test_the_matrix_runs_the_kinds_rig_and_specification(tmp_path, monkeypatch):
     assert full[full.index("--profile") + 1] == "full" and "--profile" not in quick
     assert matrix.collateral("stop-overrun", {"ES-TRAVEL": "FAIL", "IL-OBSTRUCT": "FAIL", "FD-DEPTH": "FAIL"},
                              FD) == (["IL-OBSTRUCT"], ["FD-DEPTH"])
+
+
+def test_rig_faults_takes_the_kind_on_its_command_line():
+    """`rig faults [list|matrix] --kind K` reaches the kind's catalogue; an unknown kind is argparse's one line."""
+    import subprocess
+    import sys
+
+    def rig(*args):
+        return subprocess.run([sys.executable, "-m", "rigcli", "faults", *args], capture_output=True, text=True,
+                              timeout=60, stdin=subprocess.DEVNULL)
+
+    for args in (("list", "--kind", KIND), ("--kind", KIND)):
+        done = rig(*args)
+        assert done.returncode == 0, done.stderr
+        assert f"{len(FD.entries)} defects of the emulated flexion-distraction table" in done.stdout
+    assert "defects of the emulated table" in rig("list").stdout  # lumbar by default, as before
+    wrong = rig("list", "--kind", "circumduction")
+    assert wrong.returncode == 2 and "invalid choice: 'circumduction'" in wrong.stderr
+
+
+def test_rig_run_and_rig_emulate_check_a_fault_against_the_rigs_own_kind(tmp_path):
+    """An FD defect is a fault of an FD rig and of `rig emulate --kind flexion-distraction`, and
+    a traction defect named for an FD rig is one line naming the kind — before any run directory."""
+    import subprocess
+    import sys
+
+    def rig(*args):
+        return subprocess.run([sys.executable, "-m", "rigcli", *args], capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL)
+
+    wrong = rig("run", "--rig", "emulated-flexion-distraction", "--fault", "slow-release", "--run-dir", str(tmp_path))
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines()[-1].startswith(
+        "rig: --fault slow-release: unknown fault of a flexion-distraction table; known: ")
+    assert not list(tmp_path.iterdir())
+    lumbar = rig("run", "--fault", "stop-overrun", "--run-dir", str(tmp_path))
+    assert lumbar.returncode == 2 and "--fault stop-overrun: unknown fault of a lumbar table" in lumbar.stderr
+    emulate = rig("emulate", "--kind", KIND, "--fault", "slow-release")
+    assert emulate.returncode == 2 and "--fault slow-release: unknown fault of a flexion-distraction table" in emulate.stderr
