@@ -45,6 +45,8 @@ def test_rig_run_on_the_emulated_fd_table_judges_the_kinematics_on_the_inclinome
     assert all(m["unit"] in ("deg", "deg/s", "s", "count", "N") for m in measured)
     releases = child.events(Event.SAFE_STATE)
     assert releases and all(r["confirmed"] for r in releases), releases
+    beats = child.events(Event.HEARTBEAT)  # the heartbeat process spoke FDC-1 the whole session
+    assert len(beats) == 1 and beats[0]["beats"] > 0 and not beats[0]["lease_dropped"], beats
     ends = [e for e in child.events(Event.TEST_END) if e["when"] == "call"]
     assert [e["outcome"] for e in ends] == ["passed", "passed"], ends
 
