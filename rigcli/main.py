@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", metavar="RUN", help="run directory (holds record.jsonl)")
     report.add_argument("--out", metavar="DIR", help="where report.html and report.pdf go (default: RUN/report)")
     report.add_argument("--max-plots", type=int, default=None, metavar="N",
-                        help="force/time plots per requirement (default: reports.render.MAX_PLOTS, 3)")
+                        help="time-series plots per requirement (default: reports.render.MAX_PLOTS, 3)")
     report.add_argument("--allure", action="store_true",
                         help="also build the Allure 3 single-file report (RUN/report/allure/index.html; needs Node.js)")
     report.add_argument("--lab", metavar="FILE", help="lab config (default: $TRACTION_RIG_LAB, else "
