@@ -363,6 +363,15 @@ class InclinometerAtRun:
                    coverage_factor=cal.get("coverage_factor"), expired=calibration_expired_at(both, run_utc))
 
 
+def _served(recorded: Mapping | None, resource: str | None) -> Mapping:
+    """What the run-start line records of an instrument, with the resource its emulator
+    served it at when nothing else names one (an emulated rig file has no resources)."""
+    out = dict(recorded or {})
+    if not out.get("resource") and resource:
+        out["resource"] = resource
+    return out
+
+
 def _gauge_at_run(section: Mapping, recorded: Mapping, run_utc: str | None) -> GaugeAtRun:
     """A force gauge as the run used it, from the rig file's section and what the line recorded."""
     cal = recorded.get("calibration") or section.get("calibration") or {}
@@ -437,6 +446,8 @@ class RunStart:
         gauge = line.get("gauge") or {}
         cal = gauge.get("calibration") or {}
         spec = line.get("specification") or {}
+        served = line.get("emulator") or {}  # an emulated rig's instruments: where its emulator served them
+        obstacle = (rig.get("obstacle") or {}).get("gauge") or {}
         return cls(
             utc=line.get("utc"),
             rig_name=rig.get("name"),
@@ -462,12 +473,14 @@ class RunStart:
             spec_file=line.get("spec_file"),
             software=line.get("software") or {},
             line=line,
-            inclinometer=InclinometerAtRun.of(rig.get("inclinometer") or {}, line.get("inclinometer") or {},
-                                              line.get("utc"))
+            inclinometer=InclinometerAtRun.of(rig.get("inclinometer") or {},
+                                              _served(line.get("inclinometer"), (served.get("inclinometer") or {})
+                                                      .get("resource")), line.get("utc"))
             if rig.get("inclinometer") or line.get("inclinometer") else None,
-            obstacle_gauge=_gauge_at_run((rig.get("obstacle") or {}).get("gauge") or {},
-                                         line.get("obstacle_gauge") or {}, line.get("utc"))
-            if (rig.get("obstacle") or {}).get("gauge") or line.get("obstacle_gauge") else None,
+            obstacle_gauge=_gauge_at_run(obstacle, _served(line.get("obstacle_gauge"), (
+                (served.get("obstacle_gauges") or {}).get(obstacle.get("dialect")) or {}).get("resource")),
+                line.get("utc"))
+            if obstacle or line.get("obstacle_gauge") else None,
         )
 
     @property

@@ -29,6 +29,9 @@ def test_rig_run_on_the_emulated_fd_table_judges_the_kinematics_on_the_inclinome
     assert start.table.kind == "flexion_distraction" and start.table.serial == "EMU-FD-0001"
     assert (start.inclinometer.serial, start.inclinometer.certificate) == ("EMU-I-0001", "EMU-CAL-2026-002")
     assert not start.inclinometer.expired and start.obstacle_gauge.serial == "EMU-G-0002"
+    served = start.emulator  # an emulated rig's instruments: where its emulator served them
+    assert start.inclinometer.resource == served["inclinometer"]["resource"]
+    assert start.obstacle_gauge.resource == served["obstacle_gauges"]["scpi"]["resource"]
     plan = child.events(Event.SESSION_PLAN)[0]["tests"]
     assert len(plan) == 2 and all(t["test"].startswith("suites/test_fd_kinematics.py::") for t in plan), plan
     measured = child.events(Event.MEASUREMENT)
