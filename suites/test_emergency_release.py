@@ -14,11 +14,11 @@ from __future__ import annotations
 import allure
 import pytest
 
-from verification.measurement import Measurement, Precondition, Verdict
+from verification.measurement import Measurement, Precondition
 from verification.release import RISE_KEY, release_measurements
 from verification.spec import EMERGENCY_TRIGGERS
 from verification.emergency import (ATTEMPTS, MAX_TRIGGER_HALF_WIDTH_S, REQUIREMENTS, WATCHDOG_REQUIREMENT,
-                                    run_trial, stats_of, watchdog_measurement)
+                                    run_trial, watchdog_measurement, worst_of_trials)
 
 pytestmark = [pytest.mark.protocol("TCM-1")]  # the traction suites (fixtures/plugin.py select_protocol)
 
@@ -75,27 +75,4 @@ def test_emergency_release(bench, spec, recorder, trigger, profile):
             break  # a table stuck with force on it: no further trial is meaningful
     # the verdict is on the worst trial that could be judged: one summary per requirement and trigger
     for (rid, quantity), ms in per_req.items():
-        req = reqs[rid]
-        judged = [m for m in ms if m.verdict is not Verdict.NOT_APPLICABLE]
-        if not judged:  # every trial N/A: so is the summary, and it says why
-            first = ms[0].not_applicable if ms else "no trial ran"
-            summary = Measurement(f"{trigger}: worst of {len(ms)} trials", req, None, ms[0].unit if ms else "",
-                                  quantity=quantity,
-                                  conditions={"trigger": trigger, "trials": len(ms), "not_applicable": len(ms)},
-                                  preconditions=[Precondition("at least one trial could be judged", False,
-                                                              f"{len(ms)} of {len(ms)} not applicable; the first: {first}")])
-        elif req.decision_rule == "boolean":
-            worst = min(judged, key=lambda m: bool(m.value))
-            summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, bool(worst.value),
-                                  conditions={"trigger": trigger, "trials": len(judged), "not_applicable": len(ms) - len(judged),
-                                              "failed": sum(1 for m in judged if not m.value)})
-        else:
-            worst = min(judged, key=lambda m: (m.verdict is Verdict.PASS, m.margin))
-            summary = Measurement(f"{trigger}: worst of {len(judged)} trials", req, worst.value, worst.unit, worst.lower,
-                                  worst.upper, worst.budget, quantity=quantity,
-                                  conditions={"trigger": trigger, "worst_trial": worst.conditions,
-                                              "not_applicable": len(ms) - len(judged),
-                                              **stats_of([float(m.value) for m in judged])},
-                                  preconditions=worst.preconditions)
-        summary.conditions["summary"] = True
-        recorder.record(summary)
+        recorder.record(worst_of_trials(trigger, reqs[rid], ms, quantity))
