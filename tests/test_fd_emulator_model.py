@@ -814,3 +814,67 @@ def test_lateral_one_side_short_hook():
     t = np.arange(0.0, b.now, 1e-3)
     lateral = b.table.angles_at(t)[:, 1]
     assert lateral.max() == pytest.approx(10.0, abs=0.1) and lateral.min() == pytest.approx(-8.0, abs=0.1)
+
+
+# ---------------------------------------------------------------- CYCLE_COUNT from START
+def _before_start(b: Bench, mode: Mode, before: str) -> None:
+    """What the table went through before the START under test (the emergency suite's
+    trials follow one another this way)."""
+    depth = {"FLEXION_DEPTH": 10.0} if mode is Mode.FLEXION else {"LATERAL_DEPTH": 8.0}
+    b.set(MODE=int(mode), SPEED=20.0, PAUSE_TIME=0.2, REST_TIME=0.2, CYCLES=2, DISTRACTION_FORCE=50.0,
+          DISTRACTION_RATE=200.0, **depth)
+    b.coil(Coil.ENABLE)
+    if before == "fresh":
+        return
+    if before == "treatment-time":  # ended mid-cycle, in the second cycle's (right) move out
+        b.set(TREATMENT_TIME=4 if mode is Mode.FLEXION else 7)
+    b.coil(Coil.START)
+    # the second cycle's move out (MODE 1: its right swing), so a count or a side carried
+    # over would show
+    b.until(lambda: b.phase is Phase.MOVING_OUT and b.ir(InputReg.CYCLE_COUNT) == 1
+            and (mode is Mode.FLEXION or b.encoder()[1] < 0.0), 20.0, "the struck move")
+    if before == "treatment-time":
+        b.until_phase(Phase.IDLE, 20.0)
+        b.set(TREATMENT_TIME=0)
+        return
+    b.relay(StimulusCoil.PATIENT_SWITCH)
+    assert b.phase is Phase.EMERGENCY_STOPPED
+    b.advance(0.5)
+    b.relay(StimulusCoil.PATIENT_SWITCH, False)
+    b.until(lambda: b.force() < b.table.params.residual_force_n, 5.0, "the release")
+    b.coil(Coil.RESET)
+    if before == "estop-reset-stop":  # STOP while idle off neutral: the return (PHASE 6)
+        b.coil(Coil.STOP)
+        assert b.phase is Phase.CONTROLLED_END
+        b.until_phase(Phase.IDLE, 10.0)
+    # "estop-reset": START itself returns the section first (PHASE 8)
+
+
+@pytest.mark.parametrize("before", ["fresh", "estop-reset-stop", "estop-reset", "treatment-time"])
+@pytest.mark.parametrize("mode", [Mode.FLEXION, Mode.LATERAL], ids=lambda m: m.name.lower())
+def test_cycle_count_is_0_until_the_first_cycles_last_rest_ends(mode, before):
+    """CYCLE_COUNT counts cycles since the last START: 0 through the whole first cycle
+    (in MODE 1 both swings, each with its pause and rest), 1 from the end of its last rest.
+    Read as the served emulator reads (whole winch cycles, `exact=False`) between writes."""
+    b = Bench(make())
+    _before_start(b, mode, before)
+    b.coil(Coil.START)
+    start = b.now
+    reads: list[tuple[float, Phase, int, float]] = []  # (t, PHASE, CYCLE_COUNT, encoder on the cycled axis)
+    axis = 0 if mode is Mode.FLEXION else 1
+    while b.phase is not Phase.IDLE:
+        b.table.advance_to(b.now + STEP, exact=False)
+        reads.append((b.now, b.phase, b.ir(InputReg.CYCLE_COUNT), b.encoder()[axis]))
+        assert b.now - start < 60.0, f"the treatment did not end (phase {b.phase.name})"
+    cycles = [t for t, name in b.events("cycle:") if t >= start]
+    assert len(cycles) == 2 and [n for t, n in b.events("cycle:") if t >= start] == ["cycle:1", "cycle:2"]
+    first = [r for r in reads if r[0] < cycles[0]]
+    assert {count for _, _, count, _ in first} == {0}, "CYCLE_COUNT above 0 before the first cycle's last rest ended"
+    # the whole first cycle was run while the count read 0: its pauses, on each side, and its rests
+    pauses = sorted({round(angle) for _, phase, _, angle in first if phase is Phase.PAUSE_AT_DEPTH})
+    assert pauses == ([10] if mode is Mode.FLEXION else [-8, 8])
+    rests = [r for r, s in zip(first[1:], first) if r[1] is Phase.REST_AT_NEUTRAL and s[1] is not r[1]]
+    assert len(rests) == (1 if mode is Mode.FLEXION else 2)
+    assert first[-1][1] is Phase.REST_AT_NEUTRAL  # the count rose as that rest ended
+    assert {count for t, _, count, _ in reads if cycles[0] <= t < cycles[1]} == {1}
+    assert b.ir(InputReg.CYCLE_COUNT) == 2
