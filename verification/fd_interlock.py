@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -151,6 +151,11 @@ def time_enable_trip(bench, wait_table_s: float) -> TripTime:
 
 # ---------------------------------------------------------------- IL-OBSTRUCT
 
+#: The window around the peak (table s before, after) an obstruction's series keep: the
+#: move into the obstacle, the stop, the back-off and the force falling off the load cell.
+SERIES_BEFORE_S, SERIES_AFTER_S = 1.0, 1.5
+
+
 @dataclass(frozen=True)
 class Obstruction:
     peak: Estimate  # N, the largest force on the obstacle
@@ -160,6 +165,9 @@ class Obstruction:
     release_terms: tuple[UncertaintyTerm, ...]
     met: bool  # the obstacle's gauge showed contact
     angle_at_peak: float
+    # the obstacle gauge's trace around the peak (its own time base, so its own series):
+    # the release is read on it, and the report draws it under the angle
+    force_series: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
 
 def analyse_obstruction(t: np.ndarray, a: np.ndarray, ft: np.ndarray, ff: np.ndarray, side: int,
@@ -189,12 +197,16 @@ def analyse_obstruction(t: np.ndarray, a: np.ndarray, ft: np.ndarray, ff: np.nda
     below = crossing_below(ft, ff, OBSTACLE_RELEASED_N, peak_s)
     release = below - peak_s if math.isfinite(below) else float("inf")
     terms = (UncertaintyTerm.rectangular("two gauge samples (the peak, the crossing)", 2 * period),)
-    return Obstruction(peak_est, peak_s, back, release, terms, bool(peak > CONTACT_N), at_peak)
+    near = (ft >= peak_s - SERIES_BEFORE_S) & (ft <= peak_s + SERIES_AFTER_S)
+    return Obstruction(peak_est, peak_s, back, release, terms, bool(peak > CONTACT_N), at_peak,
+                       {"t_s": ft[near], "obstacle_force_n": ff[near]})
 
 
 def obstruction_measurements(spec, o: Obstruction, name: str, conditions: dict, *, gauge_terms: list,
                              angle_terms: list, backoff_deg: float, series: dict) -> list[Measurement]:
-    """IL-OBSTRUCT's three quantities of one move into the obstacle."""
+    """IL-OBSTRUCT's three quantities of one move into the obstacle. The peak is drawn on
+    `series` (the angle around it); the release on the obstacle gauge's force, which the
+    report draws under the angle of the same trial (it has its own sample times)."""
     req = spec.requirement("IL-OBSTRUCT")
     met = Precondition("the section met the obstacle (its load cell showed contact)", o.met,
                        f"peak {o.peak.value:.3g} N on the obstacle's gauge (contact above {CONTACT_N:g} N)")
@@ -208,7 +220,7 @@ def obstruction_measurements(spec, o: Obstruction, name: str, conditions: dict, 
                            conditions=cond, annotations=ann, quantity="backoff", preconditions=[met]))
     lo, hi = req.limits("release", backoff=backoff_deg)
     out.append(Measurement(name, req, o.release_s, "s", lo, hi, list(o.release_terms), conditions=cond,
-                           annotations=ann, quantity="release", preconditions=[met]))
+                           annotations=ann, series=o.force_series, quantity="release", preconditions=[met]))
     return out
 
 
@@ -273,6 +285,7 @@ def _fd_obstruction_by_hand(spec, params: dict, profile: str) -> float:
     return _obstruction_s(spec, profile)
 
 
-__all__ = ["AFTER_OBSTRUCTION_S", "LIMIT_REGISTERS", "OBSTACLE_RELEASED_N", "Obstruction", "STILL_DEG", "TripTime",
+__all__ = ["AFTER_OBSTRUCTION_S", "LIMIT_REGISTERS", "OBSTACLE_RELEASED_N", "Obstruction", "SERIES_AFTER_S",
+           "SERIES_BEFORE_S", "STILL_DEG", "TripTime",
            "analyse_obstruction", "excursion", "gauge_terms", "limits_now", "obstruction_measurements",
            "stand_off_neutral", "still_while", "time_enable_trip", "write_limits_disabled"]
