@@ -26,6 +26,7 @@ import pytest
 from drivers.fdc1 import Phase
 from verification.budget import FD_AFTER_END_S, FD_BEFORE_START_S
 from verification.fd_plan import plan_of
+from verification.excursions import excursions
 from verification.kinematics import Estimate, cruise_speed, cycle_count, peak_speed, segment
 from verification.measurement import Measurement, Precondition, UncertaintyTerm, Verdict
 
@@ -336,7 +337,7 @@ def _cycles(recorder, spec, t, run, seg, away, band, cond, pre) -> None:
                            by != "either", f"ended by {by}")
     if by in ("count", "either") and t.cycles:
         lo, hi = req.limits()
-        count = cycle_count(seg, t.mode, band)
+        count = cycle_count(excursions(run.cap.t, run.cap.angle(t.mode), band), t.mode, band)
         recorder.record(Measurement("cycles counted in the angle trace", req, float(abs(count - t.cycles)), "count",
                                     lo, hi, [], conditions={**cond, "counted": count, "set": t.cycles},
                                     preconditions=[*pre, decided]))
