@@ -2,7 +2,5 @@
 # Install (into .venv) and run the tests. The README's test command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
+./scripts/install.sh
 exec .venv/bin/python -m pytest -q "$@"
