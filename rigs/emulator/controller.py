@@ -18,7 +18,6 @@ the first cycle made AT_TARGET read 1 at 0 N of a 300 N target, right after STAR
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -30,7 +29,6 @@ from drivers.tcm1 import (
     PROTOCOL_VERSION,
     RUNNING_PHASES,
     SET_FORCE_REGISTER,
-    Coil,
     DiscreteInput,
     FaultCode,
     Holding,
@@ -42,6 +40,7 @@ from drivers.tcm1 import (
     encode_serial,
 )
 from rigs.emulator import kernel
+from rigs.emulator.command_rules import ILLEGAL_VALUE, REFUSED, CommandRules, Refused  # Refused: re-exported
 from rigs.emulator.faults import Defects
 from rigs.emulator.physics import Mechanics, TableParams
 from rigs.emulator.rules import interpreted as rule
@@ -51,16 +50,6 @@ from rigs.emulator.rules import interpreted as rule
 MIN_PARTIAL_STEP = 50e-6
 
 
-class Refused(Exception):
-    """A write the device refuses: Modbus exception `code`, LAST_REJECT `reason`."""
-
-    def __init__(self, code: int, reason: RejectReason) -> None:
-        super().__init__(f"exception {code:02X}, reason {reason.name}")
-        self.code = code
-        self.reason = reason
-
-
-ILLEGAL_ADDRESS, ILLEGAL_VALUE, REFUSED = 0x02, 0x03, 0x04
 
 
 @dataclass
@@ -84,7 +73,7 @@ class ControllerState:
     trigger_force: float = 0.0  # force held at the emergency trigger
 
 
-class ControllerModel:
+class ControllerModel(CommandRules):
     """TCM-1 logic on top of the mechanics; `step(h)` is one controller cycle."""
 
     def __init__(self, params: TableParams, mechanics: Mechanics, defects: Defects) -> None:
@@ -125,18 +114,6 @@ class ControllerModel:
     def now(self) -> float:
         return self.mech.s.t
 
-    @property
-    def powered(self) -> bool:
-        return not self.relays[StimulusCoil.MAINS_CUT]
-
-    @property
-    def switch_connected(self) -> bool:
-        return not self.relays[StimulusCoil.PATIENT_SWITCH_UNPLUG]
-
-    @property
-    def switch_pressed(self) -> bool:
-        return self.switch_connected and self.relays[StimulusCoil.PATIENT_SWITCH]
-
     def h(self, reg: Holding) -> int:
         return self.st.holding[reg]
 
@@ -149,10 +126,6 @@ class ControllerModel:
             or st.watchdog_tripped
             or st.fault_code != FaultCode.NONE
         )
-
-    @property
-    def ready(self) -> bool:
-        return self.powered and self.switch_connected and not self.latched
 
     @property
     def running(self) -> bool:
@@ -263,25 +236,6 @@ class ControllerModel:
         raise KeyError(addr)
 
     # ------------------------------------------------------------------ writes
-    def write_holding(self, start: int, values: list[int]) -> None:
-        """FC 6/16: all or nothing, checked in address order; raises Refused."""
-        self._transaction(lambda: [self._write_one_holding(start + i, v) for i, v in enumerate(values)])
-
-    def write_coils(self, start: int, values: list[bool]) -> None:
-        """FC 5/15: all or nothing, checked in address order; raises Refused."""
-        self._transaction(lambda: [self._write_one_coil(start + i, v) for i, v in enumerate(values)])
-
-    def _transaction(self, apply) -> None:
-        saved = copy.deepcopy(self.st)
-        events = len(self.events)
-        try:
-            apply()
-        except Refused as refusal:
-            self.st = saved
-            del self.events[events:]
-            self.st.last_reject = refusal.reason
-            raise
-
     def _write_one_holding(self, addr: int, value: int) -> None:
         reg = Holding(addr)
         spec = HOLDING_SPECS[reg]
@@ -315,13 +269,6 @@ class ControllerModel:
             return False
         return True
 
-    def _write_one_coil(self, addr: int, value: bool) -> None:
-        coil = Coil(addr)
-        if coil is Coil.ENABLE:
-            self._enable(value)
-        elif value:
-            {Coil.START: self._start, Coil.STOP: self._stop, Coil.ESTOP: self._estop_coil, Coil.RESET: self._reset}[coil]()
-
     def coil_values(self) -> list[bool]:
         return [self.st.enable_coil, False, False, False, False]
 
@@ -329,16 +276,10 @@ class ControllerModel:
     def _heartbeat(self) -> None:
         self.st.last_heartbeat = self.now
 
-    def _not_ready_reason(self) -> RejectReason:
-        if not self.powered or not self.switch_connected:
-            return RejectReason.NOT_READY
-        return RejectReason.LATCHED
-
     def _enable(self, value: bool) -> None:
         st = self.st
         if value:
-            if not self.ready:
-                raise Refused(REFUSED, self._not_ready_reason())
+            self._refuse_enable()
             st.enable_coil = True
             if not st.enabled:
                 st.enabled = True
@@ -355,14 +296,9 @@ class ControllerModel:
 
     def _start(self) -> None:
         st = self.st
-        if not st.enabled or st.disabling:
-            raise Refused(REFUSED, RejectReason.NOT_READY)
-        if not self.switch_connected and not self.defects.start_without_switch:
-            raise Refused(REFUSED, RejectReason.NOT_READY)
-        if self._latched_for_start() or self.switch_pressed:
-            raise Refused(REFUSED, RejectReason.LATCHED)
-        if st.holding[Holding.TARGET_FORCE] > st.holding[Holding.FORCE_LIMIT]:
-            raise Refused(REFUSED, RejectReason.OUT_OF_RANGE)
+        self._refuse_start(latched=self._latched_for_start(),
+                           out_of_range=st.holding[Holding.TARGET_FORCE] > st.holding[Holding.FORCE_LIMIT],
+                           switch_required=not self.defects.start_without_switch)
         st.reference = max(0.0, self.mech.s.cell)
         st.treatment_started = self.now
         self._enter(Phase.RAMP_UP)
@@ -391,10 +327,10 @@ class ControllerModel:
     def _reset(self) -> None:
         st = self.st
         residual = self._residual_n()
-        if self.switch_pressed and not self.defects.reset_ignores_switch:
-            raise Refused(REFUSED, RejectReason.LATCHED)
-        if self.mech.s.cell > residual * self.defects.reset_force_factor and not self.defects.reset_under_force:
-            raise Refused(REFUSED, RejectReason.FORCE_PRESENT)
+        self._refuse_reset(
+            switch_pressed=self.switch_pressed and not self.defects.reset_ignores_switch,
+            force_present=self.mech.s.cell > residual * self.defects.reset_force_factor
+            and not self.defects.reset_under_force)
         st.estop_latched = st.overforce_tripped = st.watchdog_tripped = False
         st.fault_code = FaultCode.NONE
         self._heartbeat()

@@ -26,7 +26,6 @@ branch here.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
@@ -51,7 +50,8 @@ from drivers.fdc1 import (
     encode_serial,
 )
 from drivers.tcm1 import StimulusCoil
-from rigs.emulator.controller import ILLEGAL_VALUE, REFUSED, ControllerModel, Refused
+from rigs.emulator.command_rules import ILLEGAL_VALUE, REFUSED, CommandRules, Refused
+from rigs.emulator.controller import ControllerModel
 from rigs.emulator.fd_params import FdParams
 from rigs.emulator.obstacle import Obstacle
 from rigs.emulator.section import Motion, Section
@@ -105,7 +105,7 @@ class FdState:
     last_heartbeat: float = 0.0
 
 
-class FdController:
+class FdController(CommandRules):
     """FDC-1 logic over the section's plan and the distraction winch."""
 
     def __init__(self, params: FdParams, winch: ControllerModel, obstacle: Obstacle) -> None:
@@ -162,18 +162,6 @@ class FdController:
         """The winch's mechanics (the patient simulator pulls on its cord)."""
         return self.winch.mech
 
-    @property
-    def powered(self) -> bool:
-        return not self.relays[StimulusCoil.MAINS_CUT]
-
-    @property
-    def switch_connected(self) -> bool:
-        return not self.relays[StimulusCoil.PATIENT_SWITCH_UNPLUG]
-
-    @property
-    def switch_pressed(self) -> bool:
-        return self.switch_connected and self.relays[StimulusCoil.PATIENT_SWITCH]
-
     def h(self, reg: int) -> int:
         return self.st.holding[Holding(reg)]
 
@@ -182,10 +170,6 @@ class FdController:
         st = self.st
         return (st.estop_latched or st.overforce_tripped or st.watchdog_tripped or st.overtravel_tripped
                 or st.obstruction_tripped or st.fault_code != FaultCode.NONE)
-
-    @property
-    def ready(self) -> bool:
-        return self.powered and self.switch_connected and not self.latched
 
     @property
     def running(self) -> bool:
@@ -263,29 +247,23 @@ class FdController:
         return _INPUTS[addr](self)
 
     # ------------------------------------------------------------------ writes
-    def write_holding(self, start: int, values: list[int]) -> None:
-        """FC 6/16: all or nothing, checked in address order; raises Refused."""
-        self._transaction(lambda: [self._write_one_holding(start + i, v) for i, v in enumerate(values)])
-
-    def write_coils(self, start: int, values: list[bool]) -> None:
-        """FC 5/15: all or nothing, checked in address order; raises Refused."""
-        self._transaction(lambda: [self._write_one_coil(start + i, v) for i, v in enumerate(values)])
-
-    def _transaction(self, apply) -> None:
-        saved, plan, truth = copy.deepcopy(self.st), self.section.snapshot(), list(self._truth)
-        events = len(self.events)
-        obstacle = (list(self.obstacle._changes_t), list(self.obstacle._changes_in))
+    def _snapshot(self):
+        """What a refused write puts back: the state and events (CommandRules'), the
+        section's plan, the truth still to log, the obstacle's moves; the winch commands
+        of the write wait for it to be accepted."""
+        saved = (super()._snapshot(), self.section.snapshot(), list(self._truth),
+                 (list(self.obstacle._changes_t), list(self.obstacle._changes_in)))
         self._winch_queue = []
-        try:
-            apply()
-        except Refused as refusal:
-            self.st, self._truth = saved, truth
-            self.section.restore(plan)
-            self.obstacle._changes_t, self.obstacle._changes_in = obstacle
-            del self.events[events:]
-            self._winch_queue = None
-            self.st.last_reject = refusal.reason
-            raise
+        return saved
+
+    def _rollback(self, saved) -> None:
+        state, plan, self._truth, obstacle = saved
+        super()._rollback(state)
+        self.section.restore(plan)
+        self.obstacle._changes_t, self.obstacle._changes_in = obstacle
+        self._winch_queue = None
+
+    def _commit(self) -> None:
         queue, self._winch_queue = self._winch_queue, None
         for command in queue:
             command()
@@ -313,14 +291,6 @@ class FdController:
         st.holding[reg] = value
         if reg in (Holding.WATCHDOG_MS, Holding.HEARTBEAT):
             st.last_heartbeat = self._t
-
-    def _write_one_coil(self, addr: int, value: bool) -> None:
-        coil = Coil(addr)
-        if coil is Coil.ENABLE:
-            self._enable(value)
-        elif value:
-            {Coil.START: self._start, Coil.STOP: self._stop, Coil.ESTOP: self._estop_coil,
-             Coil.RESET: self._reset}[coil]()
 
     # ------------------------------------------------------------------ the winch
     def _wire_winch(self) -> None:
@@ -468,16 +438,10 @@ class FdController:
         self.events.append((self._t, "de-energised"))
 
     # ------------------------------------------------------------------ commands
-    def _not_ready_reason(self) -> RejectReason:
-        if not self.powered or not self.switch_connected:
-            return RejectReason.NOT_READY
-        return RejectReason.LATCHED
-
     def _enable(self, value: bool) -> None:
         st = self.st
         if value:
-            if not self.ready:
-                raise Refused(REFUSED, self._not_ready_reason())
+            self._refuse_enable()
             st.enable_coil = True
             st.disabling = False
             st.last_heartbeat = self._t
@@ -499,14 +463,12 @@ class FdController:
 
     def _start(self) -> None:
         st = self.st
-        if not st.enabled or st.disabling or not self.switch_connected:
-            raise Refused(REFUSED, RejectReason.NOT_READY)
-        if (self.latched and self.p.start_refused_while_latched) or self.switch_pressed:
-            raise Refused(REFUSED, RejectReason.LATCHED)
         h = st.holding
-        if (h[Holding.FLEXION_DEPTH] > h[Holding.ANGLE_LIMIT] or h[Holding.LATERAL_DEPTH] > h[Holding.LATERAL_LIMIT]
-                or h[Holding.DISTRACTION_FORCE] > h[Holding.FORCE_LIMIT]):
-            raise Refused(REFUSED, RejectReason.OUT_OF_RANGE)
+        self._refuse_start(
+            latched=self.latched and self.p.start_refused_while_latched,
+            out_of_range=(h[Holding.FLEXION_DEPTH] > h[Holding.ANGLE_LIMIT]
+                          or h[Holding.LATERAL_DEPTH] > h[Holding.LATERAL_LIMIT]
+                          or h[Holding.DISTRACTION_FORCE] > h[Holding.FORCE_LIMIT]))
         if self.running:
             return  # a treatment already runs: START changes nothing
         st.treatment_started = self._t
@@ -532,10 +494,9 @@ class FdController:
 
     def _reset(self) -> None:
         st = self.st
-        if self.switch_pressed:
-            raise Refused(REFUSED, RejectReason.LATCHED)
-        if self.force_n > units.dn_to_n(st.holding[Holding.RESIDUAL_FORCE]) * self.p.reset_force_factor:
-            raise Refused(REFUSED, RejectReason.FORCE_PRESENT)
+        self._refuse_reset(
+            switch_pressed=self.switch_pressed,
+            force_present=self.force_n > units.dn_to_n(st.holding[Holding.RESIDUAL_FORCE]) * self.p.reset_force_factor)
         st.estop_latched = st.overforce_tripped = st.watchdog_tripped = False
         st.overtravel_tripped = st.obstruction_tripped = False
         st.fault_code = FaultCode.NONE
