@@ -16,8 +16,8 @@ from drivers.fdc1 import FaultCode, Holding, Phase, RejectReason
 from drivers.modbus_controller import CommandRefused, IllegalValue
 from drivers.tcm1 import StimulusCoil
 from drivers.units import deg_to_ddeg, ddeg_to_deg
-from verification.fd_interlock import (AFTER_OBSTRUCTION_S, LIMIT_REGISTERS, STILL_DEG, TRIP_WAIT_S,
-                                       analyse_obstruction, gauge_terms, limits_now, obstruction_measurements,
+from verification.fd_interlock import (AFTER_OBSTRUCTION_S, LIMIT_REGISTERS, SERIES_AFTER_S, SERIES_BEFORE_S,
+                                       STILL_DEG, TRIP_WAIT_S, analyse_obstruction, gauge_terms, limits_now, obstruction_measurements,
                                        stand_off_neutral, still_while, time_enable_trip, write_limits_disabled)
 from verification.measurement import Measurement, Precondition
 
@@ -423,7 +423,7 @@ def _obstruction_trials(bench, spec, recorder, profile: str, place, withdraw) ->
                                     bench.tilt_config.resolution_deg)
             cond = {"speed_deg_s": speed, "distraction_n": force, "trial": n + 1, "obstacle_deg": obstacle.angle_deg,
                     "depth_deg": depth, "reported_obstruction": bool(st.obstruction_tripped)}
-            near = cap.between(o.peak_s - 1.0, o.peak_s + 1.5) if np.isfinite(o.peak_s) else cap.between(0, 0)
+            near = cap.between(o.peak_s - SERIES_BEFORE_S, o.peak_s + SERIES_AFTER_S) if np.isfinite(o.peak_s) else cap.between(0, 0)
             series = {"t_s": cap.t[near], "angle_deg": a[near]}
             for m in obstruction_measurements(spec, o, f"obstruction at {speed:g} °/s, {force:g} N (trial {n + 1})",
                                               cond, gauge_terms=gauge_terms(obstacle.gauge),

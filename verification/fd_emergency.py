@@ -289,8 +289,12 @@ def _strike_point(bench, trigger: str, motion: str, phase: str, depth: float, sp
     seen_moves, last = 0, None
     seen: list[str] = []  # what the table went through, for the line when the move is missed
     deadline = time.perf_counter() + timeout_s / bench.k + 2.0
+    gap_ns, previous_ns = 0, None  # the longest wait between two reads: a stalled host, said in the line
     while True:
         st = bench.ctrl.status()
+        if previous_ns is not None:
+            gap_ns = max(gap_ns, st.host_ns - previous_ns)
+        previous_ns = st.host_ns
         if st.phase != last:
             seen.append(f"{st.phase.name} (cycle {st.cycle_count}, {bench.encoder(st, motion):.1f}°)")
         if st.phase in (Phase.MOVING_OUT, Phase.MOVING_BACK) and st.phase != last:
@@ -309,7 +313,9 @@ def _strike_point(bench, trigger: str, motion: str, phase: str, depth: float, sp
                 return st.phase.name, None
         if st.phase in (Phase.EMERGENCY_STOPPED, Phase.IDLE) and last not in (None, Phase.IDLE):
             raise StrikeMissed(f"the treatment ended ({st.phase.name}, FAULT_CODE {st.fault_code.name}) before "
-                               f"move {k + 1} ({motion} {phase}) was struck; seen: " + ", ".join(seen[-12:]))
+                               f"move {k + 1} ({motion} {phase}) was struck; seen: " + ", ".join(seen[-12:])
+                               + f"; the longest gap between two status reads {gap_ns / 1e9 * bench.k:.2f} s of table "
+                               "time (a host stall there hides whatever the table did)")
         if time.perf_counter() > deadline:
             raise BenchTimeout(f"move {k + 1} ({motion} {phase}) not reached within {timeout_s:g} s of table time "
                                f"(phase {st.phase.name})")
