@@ -181,10 +181,11 @@ class HeartbeatKeeper:
         return self.lease.length_ns / 1e9
 
     def at_rest(self, status: ControllerStatus, residual_n: float) -> bool:
-        """The table shown at rest by `status` (idle, nothing running, force at or below the
-        residual): the lease is open-ended until the next START. False when the status does
-        not show that, or was asked before the last START went out."""
-        if status.running or status.phase != Phase.IDLE or status.force_n > residual_n:  # PHASE 0 is idle in FDC-1 too
+        """The table shown at rest by `status` (idle, nothing running, and released by its
+        protocol's own rule: the force at or below the residual, on FDC-1 the section braked
+        too): the lease is open-ended until the next START. False when the status does not
+        show that, or was asked before the last START went out."""
+        if status.running or status.phase != Phase.IDLE or not status.released(residual_n):  # PHASE 0: idle in FDC-1 too
             return False
         return self.lease.at_rest(status.sent_ns)
 

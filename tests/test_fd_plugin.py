@@ -158,6 +158,21 @@ def test_each_protocol_states_what_released_takes():
     assert not FlexionController.Status.released_by_force(0.0, 10.0)  # a gauge never sees the brake
 
 
+
+def test_the_heartbeat_lease_is_open_ended_only_on_a_released_section():
+    """At rest by the protocol's own rule: an idle FD table with no force but its brake off
+    keeps the short lease (its section can still move), as one holding force does."""
+    from types import SimpleNamespace
+
+    from drivers.watchdog import HeartbeatKeeper
+
+    keeper = SimpleNamespace(lease=SimpleNamespace(at_rest=lambda sent_ns: True))
+    assert HeartbeatKeeper.at_rest(keeper, _fd_status(0.0, brake=True), 10.0)
+    assert not HeartbeatKeeper.at_rest(keeper, _fd_status(0.0, brake=False), 10.0)
+    assert not HeartbeatKeeper.at_rest(keeper, _fd_status(0.0, brake=True, phase=FdPhase.EMERGENCY_STOPPED), 10.0)
+    assert HeartbeatKeeper.at_rest(keeper, _tcm_status(9.9), 10.0) and not HeartbeatKeeper.at_rest(
+        keeper, _tcm_status(10.1), 10.0)
+
 class _FakeController:
     """A controller link answering the statuses it is given, one per read (the last repeated)."""
 
