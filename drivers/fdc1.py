@@ -30,6 +30,7 @@ from drivers.tcm1 import (  # FDC-1 says "as TCM-1" for each of these (re-export
     encode_serial,
 )
 from drivers.tcm1 import FaultCode as _TcmFaultCode
+from drivers.tcm1 import span_addresses
 
 #: DEVICE_KIND (input register 103) of an FDC-1 controller: how a client tells it from TCM-1.
 DEVICE_KIND = 4
@@ -117,7 +118,7 @@ IDENTITY_INPUT_SPAN = (100, 18)  # IR 100..117 in one read
 #: Every readable address per table, for the 02 "address not in this document" rule.
 VALID_DISCRETE = frozenset(int(d) for d in DiscreteInput)
 VALID_HOLDING = frozenset(int(h) for h in Holding)
-VALID_INPUT = frozenset(list(range(0, 9)) + list(range(100, 118)))
+VALID_INPUT = span_addresses(STATUS_INPUT_SPAN, IDENTITY_INPUT_SPAN)
 
 
 class Phase(enum.IntEnum):

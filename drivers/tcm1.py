@@ -75,6 +75,12 @@ class InputReg(enum.IntEnum):
 
 
 SERIAL_REGISTERS = 8
+def span_addresses(*spans: tuple[int, int]) -> frozenset[int]:
+    """The addresses of (start, count) spans: the input registers a map's reads cover are
+    exactly the ones it has (why a span and the valid set are one statement)."""
+    return frozenset(a for start, count in spans for a in range(start, start + count))
+
+
 STATUS_INPUT_SPAN = (0, 7)  # IR 0..6 in one read
 IDENTITY_INPUT_SPAN = (100, 12)  # IR 100..111 in one read
 
@@ -82,7 +88,7 @@ IDENTITY_INPUT_SPAN = (100, 12)  # IR 100..111 in one read
 VALID_COILS = frozenset(int(c) for c in Coil)
 VALID_DISCRETE = frozenset(int(d) for d in DiscreteInput)
 VALID_HOLDING = frozenset(int(h) for h in Holding)
-VALID_INPUT = frozenset(list(range(0, 7)) + list(range(100, 112)))
+VALID_INPUT = span_addresses(STATUS_INPUT_SPAN, IDENTITY_INPUT_SPAN)
 
 
 class Phase(enum.IntEnum):
