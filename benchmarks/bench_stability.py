@@ -18,6 +18,7 @@ stays in benchmarks/out/stability/; the figures also go to a JSON file beside th
 Asserts nothing: these are figures, not tests.
 
     python benchmarks/bench_stability.py [--main 10] [--loaded 5] [--parallel 5] [--panel 3] [--only main,loaded,...]
+                                         [--rig emulated-flexion-distraction]
 
 The heartbeat process and the emulator ask for nice -10 where the OS permits it (root,
 CAP_SYS_NICE); TRACTION_RIG_DEVICE_NICENESS=0 runs them at normal priority, as an
@@ -41,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from reports.record import read_record  # noqa: E402
+from rigs.config import load_rig  # noqa: E402
 from rigs.rig import EmulatorProcess  # noqa: E402
 
 OUT = ROOT / "benchmarks" / "out" / "stability"
@@ -190,9 +192,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def idle_emulator(time_scale: float = 10.0) -> dict:
+def idle_emulator(time_scale: float = 10.0, kind: str = "lumbar") -> dict:
     """CPU of an emulated table left alone, from after it started (its start-up is not idling)."""
-    emu = EmulatorProcess.start("lumbar", seed=1, time_scale=time_scale)
+    emu = EmulatorProcess.start(kind, seed=1, time_scale=time_scale)
     try:
         time.sleep(1.0)
         pid, t0 = emu.process.pid, time.perf_counter_ns()
@@ -214,15 +216,19 @@ def main() -> int:
                                                                 "each (default 3)")
     parser.add_argument("--only", default="idle,main,loaded,parallel,panel,panel-loaded",
                         help="scenarios to run, comma-separated")
+    parser.add_argument("--rig", help="an embedded emulated rig or rig file instead of the default lumbar one "
+                                      "(e.g. emulated-flexion-distraction); `idle` serves its table kind")
     args = parser.parse_args()
+    rig = ["--rig", args.rig] if args.rig else []
     OUT.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     only = set(args.only.split(","))
     cores = os.cpu_count() or 2
-    print(f"framework timing on this machine ({cores} cores), {time.strftime('%Y-%m-%d')}; records in {OUT}")
-    results: dict = {"date": time.strftime("%Y-%m-%d"), "cores": cores}
+    print(f"framework timing on this machine ({cores} cores), {time.strftime('%Y-%m-%d')}"
+          f"{f', rig {args.rig}' if args.rig else ''}; records in {OUT}")
+    results: dict = {"date": time.strftime("%Y-%m-%d"), "cores": cores, "rig": args.rig or "emulated-lumbar"}
     if "idle" in only:
-        idle = idle_emulator()
+        idle = idle_emulator(kind=load_rig(args.rig).table.kind if args.rig else "lumbar")
         results["idle"] = idle
         print(f"  idle      emulated table at K = 10, nothing asked of it for {IDLE_S:.0f} s: "
               f"CPU {idle['cpu_s_per_wall_s']:.1%} of a core (goal <= 5 %)", flush=True)
@@ -233,7 +239,7 @@ def main() -> int:
         if name not in only or count <= 0:
             continue
         print(f"  {name}: {count} run(s){f' under {load} busy loops' if load else ''} ...", flush=True)
-        runs = scenario(name, count, extra, stamp, load, page)
+        runs = scenario(name, count, rig + extra, stamp, load, page)
         results[name] = runs
         print(summary_line(name, runs), flush=True)
     path = OUT / f"stability-{stamp}.json"
