@@ -45,3 +45,14 @@ def test_noise_at_the_bands_edge_is_not_an_excursion():
     assert [d.level.value for d in excursions(ts, a, 1.5).dwells] == [0.0]
     levels = [d.level.value for d in excursions(*_trace([(0, 0), (1, 0), (2, -6), (3, -6), (4, 0), (5, 0)]), 3.0).dwells]
     assert len(levels) == 3 and levels[0] == 0.0 and levels[2] == 0.0 and -6.1 < levels[1] < -5.9
+
+
+def test_a_slow_crossing_of_the_band_in_noise_is_one_excursion():
+    """At the slowest SPEED the section spends seconds within the noise of the band's edge
+    (1° deep, 0.1 °/s, the inclinometer at 1 kHz): noise crossing the edge back and forth
+    for longer than a blip is still one excursion out and one back — the count is 1, not 2
+    (a nominal table's FD-CYCLES FAIL, seen once in three runs)."""
+    corners = [(0, 0), (1, 0), (11, 1), (12, 1), (22, 0), (24, 0)]
+    for seed in range(5):
+        ts, a = _trace(corners, rate_hz=1000.0, noise=0.01, seed=seed)
+        assert cycle_count(excursions(ts, a, 0.5), "flexion", 0.5) == 1, seed

@@ -18,6 +18,11 @@ from verification.kinematics import Dwell, Estimate, Segmentation
 #: fewest samples of an excursion (or of neutral between two) that count: fewer is noise
 #: at the band's edge, not the section going out and back
 MIN_EXCURSION_SAMPLES = 3
+#: the band's edge as a Schmitt trigger: an excursion begins beyond (1 + h) × band and ends
+#: within (1 − h) × band. Why: at the slowest SPEED (0.1 °/s) the section spends seconds
+#: within the inclinometer's noise of the edge, and a single threshold reads every crossing
+#: of the noise as the section going out and back again
+HYSTERESIS = 0.25
 
 
 def excursions(t: np.ndarray, a: np.ndarray, band: float, min_samples: int = MIN_EXCURSION_SAMPLES) -> Segmentation:
@@ -27,7 +32,7 @@ def excursions(t: np.ndarray, a: np.ndarray, band: float, min_samples: int = MIN
     seg = Segmentation()
     if not len(a):
         return seg
-    beyond = np.abs(a) > band
+    beyond = _beyond(np.abs(a), band)
     edges = np.flatnonzero(np.diff(beyond.astype(int))) + 1
     bounds = [0, *edges.tolist(), len(a)]
     for i0, i1 in zip(bounds[:-1], bounds[1:]):
@@ -46,4 +51,13 @@ def excursions(t: np.ndarray, a: np.ndarray, band: float, min_samples: int = MIN
     return seg
 
 
-__all__ = ["MIN_EXCURSION_SAMPLES", "excursions"]
+def _beyond(magnitude: np.ndarray, band: float) -> np.ndarray:
+    """Each sample's side of the band with hysteresis (HYSTERESIS): between the two edges a
+    sample keeps the side of the last sample outside them (neutral at the start)."""
+    side = np.where(magnitude > band * (1 + HYSTERESIS), 1, np.where(magnitude < band * (1 - HYSTERESIS), 0, -1))
+    decided = np.where(side >= 0, np.arange(len(side)), -1)
+    last = np.maximum.accumulate(decided)
+    return np.where(last >= 0, side[np.maximum(last, 0)], 0).astype(bool)
+
+
+__all__ = ["HYSTERESIS", "MIN_EXCURSION_SAMPLES", "excursions"]
