@@ -313,7 +313,7 @@ def run_matrix(args) -> int:
                                                         "per_requirement": per_requirement}, indent=1))
         lines = ["# Fault detection matrix\n",
                  f"`rig faults matrix{'' if kind == DEFAULT_KIND else f' --kind {kind}'} --seeds {args.seeds} "
-                 f"--trials {args.trials} --jobs {args.jobs}` — "
+                 f"--trials {args.trials} --jobs {args.jobs}{' --focus' if getattr(args, 'focus', False) else ''}` — "
                  f"{len(rows)} runs in {wall:.0f} s on this 2-core machine (time scale 10). "
                  "P pass, F fail, I inconclusive, - not run; **bold** = a requirement the defect is mapped to; "
                  "F° = a collateral FAIL, justified below; F! = a NEW collateral FAIL, not justified.\n",
