@@ -25,6 +25,7 @@ from drivers.modbus_controller import (  # noqa: F401 — the names every caller
     SharedLineClient,
     Transport,
     WrongUnitId,
+    refusal_of,
 )
 from drivers.tcm1 import (
     IDENTITY_INPUT_SPAN,
@@ -178,4 +179,5 @@ __all__ = [
     "TractionController",
     "Transport",
     "WrongUnitId",
+    "refusal_of",
 ]

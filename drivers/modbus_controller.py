@@ -93,6 +93,16 @@ class WrongUnitId(ModbusExceptionError):
     """0B: no device with that unit id behind this address."""
 
 
+def refusal_of(command, *args, **kwargs) -> CommandRefused | IllegalValue | None:
+    """The device's refusal of `command(*args, **kwargs)` (04 or 03), or None when it took
+    it: an interlock suite judges the refusal itself, so a refusal is a value, not a failure."""
+    try:
+        command(*args, **kwargs)
+    except (CommandRefused, IllegalValue) as exc:
+        return exc
+    return None
+
+
 _EXC_TEXT = {
     0x01: "illegal function",
     0x02: "illegal data address",
@@ -559,4 +569,5 @@ __all__ = [
     "SharedLineClient",
     "Transport",
     "WrongUnitId",
+    "refusal_of",
 ]

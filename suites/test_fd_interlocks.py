@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from drivers.fdc1 import FaultCode, Holding, Phase, RejectReason
-from drivers.modbus_controller import CommandRefused, IllegalValue
+from drivers.modbus_controller import CommandRefused, IllegalValue, refusal_of
 from drivers.tcm1 import StimulusCoil
 from drivers.units import deg_to_ddeg, ddeg_to_deg
 from verification.fd_interlock import (AFTER_OBSTRUCTION_S, LIMIT_REGISTERS, SERIES_AFTER_S, SERIES_BEFORE_S,
@@ -22,15 +22,6 @@ from verification.fd_interlock import (AFTER_OBSTRUCTION_S, LIMIT_REGISTERS, SER
 from verification.measurement import Measurement, Precondition
 
 pytestmark = [pytest.mark.protocol("FDC-1")]
-
-
-def refused(fn, *args, **kwargs):
-    """The device's refusal, or None when it accepted the command."""
-    try:
-        fn(*args, **kwargs)
-    except (CommandRefused, IllegalValue) as exc:
-        return exc
-    return None
 
 
 def is_refusal(err, kind, reason: RejectReason) -> bool:
@@ -86,7 +77,7 @@ def test_fd_depth_above_limit_refused(fd_bench, spec, recorder, fd_limits):
         before = bench.ctrl.read_holding(reg)[0]
         for above in il.above_limit_deg:
             written = limit + above
-            err = refused(bench.ctrl.write_holding, reg, deg_to_ddeg(written))
+            err = refusal_of(bench.ctrl.write_holding, reg, deg_to_ddeg(written))
             after = bench.ctrl.read_holding(reg)[0]
             boolean(recorder, req, f"{reg.name} {above:g}° above the limit refused with 03 (LAST_REJECT 1)",
                     is_refusal(err, IllegalValue, RejectReason.OUT_OF_RANGE), limit_deg=limit, written_deg=written,
@@ -104,7 +95,7 @@ def test_fd_depth_above_limit_refused(fd_bench, spec, recorder, fd_limits):
         set_up = Precondition(f"the {mode} depth above the lowered limit, drives enabled, idle",
                               st.enabled and st.phase is Phase.IDLE and not st.latched,
                               f"depth {depth:g}°, limit {lowered:g}°, enabled={st.enabled}, phase {st.phase.name}")
-        moved, (err,) = still_while(bench, lambda: refused(bench.ctrl.start))
+        moved, (err,) = still_while(bench, lambda: refusal_of(bench.ctrl.start))
         boolean(recorder, req, f"START refused with the {mode} depth above a lowered limit (LAST_REJECT 1)",
                 is_refusal(err, CommandRefused, RejectReason.OUT_OF_RANGE), [set_up], mode=mode, depth_deg=depth,
                 limit_deg=lowered, reason=reason_of(err))
@@ -120,7 +111,7 @@ def _limit_writes(bench, recorder, req, state: str, preconditions=()) -> None:
     for reg in LIMIT_REGISTERS:
         before = bench.ctrl.read_holding(reg)[0]
         for direction, value in (("lower", max(1, before // 2)), ("higher", before + 1)):
-            err = refused(bench.ctrl.write_holding, reg, value)
+            err = refusal_of(bench.ctrl.write_holding, reg, value)
             after = bench.ctrl.read_holding(reg)[0]
             cond = {"register": reg.name, "state": state, "direction": direction, "held": before, "written": value}
             boolean(recorder, req, f"{reg.name} write refused with 04, LAST_REJECT 4 ({state}, {direction})",
@@ -144,7 +135,7 @@ def test_fd_limits_locked_while_enabled(fd_bench, spec, recorder, fd_limits):
     running = Precondition("a treatment running at the writes", st.running, f"phase {st.phase.name}")
     _limit_writes(bench, recorder, req, "treatment running", [running])
     before = bench.ctrl.read_holding(Holding.RESIDUAL_FORCE)[0]
-    err = refused(bench.ctrl.write_holding, Holding.RESIDUAL_FORCE, 2 * before if before else 100)
+    err = refusal_of(bench.ctrl.write_holding, Holding.RESIDUAL_FORCE, 2 * before if before else 100)
     after = bench.ctrl.read_holding(Holding.RESIDUAL_FORCE)[0]
     boolean(recorder, req, "RESIDUAL_FORCE write refused with 04 (read-only, LAST_REJECT 6)",
             is_refusal(err, CommandRefused, RejectReason.READ_ONLY), reason=reason_of(err))
@@ -281,7 +272,7 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits, rig):
                                  > bench.ctrl.read_holding(Holding.ANGLE_LIMIT)[0] and st.enabled)}
     established = [*set_up, *(shows(*held[p], st) for p in parts)]
     try:
-        moved, (err,) = still_while(bench, lambda: refused(bench.ctrl.start))
+        moved, (err,) = still_while(bench, lambda: refusal_of(bench.ctrl.start))
     finally:
         bench.stim.release_all()
     boolean(recorder, req, f"START refused ({condition}), LAST_REJECT {int(expected)} ({expected.name})",
@@ -308,14 +299,14 @@ def test_fd_reset(fd_bench, spec, recorder):
                "the distraction held")
     gauge = bench.gauge.read()
     st = bench.ctrl.status()
-    err = refused(bench.ctrl.reset)
+    err = refusal_of(bench.ctrl.reset)
     present = Precondition("distraction above the residual at the RESET (gauge and ACTUAL_FORCE)",
                            gauge > bench.residual_n and st.force_n > bench.residual_n,
                            f"gauge {gauge:.4g} N, ACTUAL_FORCE {st.force_n:.4g} N, residual {bench.residual_n:g} N")
     boolean(recorder, req, "RESET refused with force present (LAST_REJECT 5)",
             is_refusal(err, CommandRefused, RejectReason.FORCE_PRESENT), [present], reason=reason_of(err))
     bench.ctrl.emergency_stop()
-    err = refused(bench.ctrl.reset)
+    err = refusal_of(bench.ctrl.reset)
     st = bench.ctrl.status()
     if st.force_n > bench.residual_n:
         boolean(recorder, req, "RESET refused right after an emergency stop (force present), latch kept",
@@ -329,7 +320,7 @@ def test_fd_reset(fd_bench, spec, recorder):
         st = bench.ctrl.status()
         pressed = shows("the patient switch pressed and ESTOP_LATCHED", st.patient_switch_pressed and st.estop_latched,
                         st)
-        err = refused(bench.ctrl.reset)
+        err = refusal_of(bench.ctrl.reset)
         after = bench.ctrl.status()
         boolean(recorder, req, "RESET refused with the patient switch pressed (LAST_REJECT 3)",
                 is_refusal(err, CommandRefused, RejectReason.LATCHED), [pressed], reason=reason_of(err))
@@ -341,7 +332,7 @@ def test_fd_reset(fd_bench, spec, recorder):
     bench.relay(StimulusCoil.ESTOP_BUTTON, True)
     try:
         latched = bench.ctrl.status().estop_latched
-        err = refused(bench.ctrl.reset)
+        err = refusal_of(bench.ctrl.reset)
         after = bench.ctrl.status()
         set_up = Precondition("the e-stop latched by the held button, then RESET accepted", latched and err is None,
                               f"ESTOP_LATCHED={latched}; RESET " + ("accepted" if err is None else f"refused ({err})"))
@@ -359,7 +350,7 @@ def test_fd_reset(fd_bench, spec, recorder):
     st = bench.ctrl.status()
     stopped = Precondition("the section stopped off neutral by the e-stop", st.estop_latched and not st.at_neutral,
                            f"ESTOP_LATCHED={st.estop_latched}, encoder {st.flexion_deg:.3g}°")
-    moved, (err,) = still_while(bench, lambda: refused(bench.ctrl.reset))
+    moved, (err,) = still_while(bench, lambda: refusal_of(bench.ctrl.reset))
     accepted = Precondition("RESET accepted (no force, switch not pressed)", err is None,
                             "accepted" if err is None else f"refused ({err})")
     still(recorder, req, "RESET moves nothing (the section stays where it stopped)", moved, [stopped, accepted],

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from drivers.controller import CommandRefused, IllegalValue
+from drivers.controller import CommandRefused, IllegalValue, refusal_of
 from drivers.tcm1 import FaultCode, Holding, Phase, RejectReason, StimulusCoil
 from fixtures.operator import OPERATOR_DID_IT
 from verification.bench import POLL_WALL_S
@@ -25,15 +25,6 @@ from verification.steps import (AFTER_TRIP_S, HOLD_FRACTION, JUST_ABOVE_N, LIMIT
 
 pytestmark = [pytest.mark.protocol("TCM-1")]  # the traction suites (fixtures/plugin.py select_protocol)
 
-
-
-def refused(fn, *args, **kwargs):
-    """The device's refusal, or None when it accepted the command."""
-    try:
-        fn(*args, **kwargs)
-    except (CommandRefused, IllegalValue) as exc:
-        return exc
-    return None
 
 
 def gauge_peak_while(bench, action) -> tuple[float, Precondition]:
@@ -89,21 +80,21 @@ def test_setpoint_above_force_limit_refused(bench, spec, recorder, force_limit):
     # write was taken (a setting left by an earlier test would make a compliant table move)
     bench.ctrl.write_holding(Holding.TARGET_FORCE, 0)
     before = bench.ctrl.read_holding(Holding.TARGET_FORCE)[0]
-    err = refused(bench.ctrl.set_target_force, limit + 10.0, testing_interlock=True)
+    err = refusal_of(bench.ctrl.set_target_force, limit + 10.0, testing_interlock=True)
     boolean(recorder, req, "single write above FORCE_LIMIT refused with 03", isinstance(err, IllegalValue)
             and err.reason is RejectReason.OUT_OF_RANGE, limit_n=limit, setpoint_n=limit + 10.0)
-    err = refused(bench.ctrl.write_holdings, Holding.TARGET_FORCE, [int((limit + 10.0) * 10), 100])
+    err = refusal_of(bench.ctrl.write_holdings, Holding.TARGET_FORCE, [int((limit + 10.0) * 10), 100])
     boolean(recorder, req, "multiple write above FORCE_LIMIT refused", isinstance(err, IllegalValue))
     # the corner: one register step (0.1 N) above the limit the table holds — a range check in
     # whole newtons, or with a margin, takes it; 10 N above does not tell
     step_dn = bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0] + 1
-    err = refused(bench.ctrl.write_holding, Holding.TARGET_FORCE, step_dn)
+    err = refusal_of(bench.ctrl.write_holding, Holding.TARGET_FORCE, step_dn)
     boolean(recorder, req, "single write one register step (0.1 N) above FORCE_LIMIT refused with 03",
             isinstance(err, IllegalValue) and err.reason is RejectReason.OUT_OF_RANGE, limit_n=limit,
             setpoint_n=step_dn / 10.0, reason=str(getattr(err, "reason", None)))
     after = bench.ctrl.read_holding(Holding.TARGET_FORCE)[0]
     boolean(recorder, req, "TARGET_FORCE unchanged", after == before, before_dn=before, after_dn=after)
-    peak, at_rest = gauge_peak_while(bench, lambda: refused(bench.ctrl.start))
+    peak, at_rest = gauge_peak_while(bench, lambda: refusal_of(bench.ctrl.start))
     boolean(recorder, req, "nothing moves (gauge peak below residual)", peak < bench.residual_n, [at_rest], peak_n=peak)
 
 
@@ -111,7 +102,7 @@ def _limit_write(bench, recorder, req, newtons: float, state: str, direction: st
                  preconditions=()) -> None:
     """A FORCE_LIMIT write the lock must refuse (04, LAST_REJECT 4) and leave unchanged."""
     before = bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0]
-    err = refused(bench.ctrl.set_force_limit, newtons, testing_interlock=True)
+    err = refusal_of(bench.ctrl.set_force_limit, newtons, testing_interlock=True)
     after = bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0]
     conditions = {"state": state, "direction": direction, "limit_n": before / 10.0, "written_n": newtons}
     boolean(recorder, req, f"FORCE_LIMIT write refused with 04 ({state}, {direction})", isinstance(err, CommandRefused)
@@ -151,7 +142,7 @@ def test_residual_force_read_only(bench, spec, recorder):
     req = spec.requirement("IL-LIMIT-LOCK")
     before = bench.ctrl.read_holding(Holding.RESIDUAL_FORCE)[0]
     raised = 2 * before if before else 100
-    err = refused(bench.ctrl.write_holding, Holding.RESIDUAL_FORCE, raised)
+    err = refusal_of(bench.ctrl.write_holding, Holding.RESIDUAL_FORCE, raised)
     after = bench.ctrl.read_holding(Holding.RESIDUAL_FORCE)[0]
     if after != before:
         bench.ctrl.write_holding(Holding.RESIDUAL_FORCE, before)  # the defective table's own value, restored
@@ -177,7 +168,7 @@ def test_start_refused_with_target_above_lowered_limit(bench, spec, recorder, fo
     above = Precondition("TARGET_FORCE above the lowered FORCE_LIMIT, drive enabled", target > lowered and st.enabled,
                          f"TARGET_FORCE {target:g} N, FORCE_LIMIT {lowered:g} N, enabled={st.enabled}")
     errors = []
-    peak, at_rest = gauge_peak_while(bench, lambda: errors.append(refused(bench.ctrl.start)))
+    peak, at_rest = gauge_peak_while(bench, lambda: errors.append(refusal_of(bench.ctrl.start)))
     err = errors[0]
     boolean(recorder, req, "START refused with TARGET_FORCE above FORCE_LIMIT (LAST_REJECT 1)",
             isinstance(err, CommandRefused) and err.reason is RejectReason.OUT_OF_RANGE, [above],
@@ -226,7 +217,7 @@ def _reset_with_estop_held(bench) -> Precondition:
     (no force, switch not pressed) and the cause still present latches again at once."""
     bench.relay(StimulusCoil.ESTOP_BUTTON, True)
     latched = bench.ctrl.status().estop_latched
-    err = refused(bench.ctrl.reset)
+    err = refusal_of(bench.ctrl.reset)
     return Precondition("the e-stop latched by the held button, then RESET accepted", latched and err is None,
                         f"ESTOP_LATCHED={latched} before the RESET; RESET "
                         + ("accepted" if err is None else f"refused ({err})"))
@@ -240,7 +231,7 @@ def _reset_with_mains_cut(bench, recorder, req) -> list[Precondition]:
     bench.relay(StimulusCoil.MAINS_CUT, True)
     try:
         st, lost = bench.poll_until(lambda s: s.fault_code is FaultCode.POWER_LOSS and not s.enabled, 1.0)
-        err = refused(bench.ctrl.reset)
+        err = refusal_of(bench.ctrl.reset)
         after = bench.ctrl.status()
     finally:
         bench.relay(StimulusCoil.MAINS_CUT, False)
@@ -251,7 +242,7 @@ def _reset_with_mains_cut(bench, recorder, req) -> list[Precondition]:
     boolean(recorder, req, "a RESET with the mains still cut latches again at once",
             after.fault_code is FaultCode.POWER_LOSS, [set_up],
             condition="mains cut through RESET", fault_after_reset=after.fault_code.name)
-    err = refused(bench.ctrl.enable)
+    err = refusal_of(bench.ctrl.enable)
     boolean(recorder, req, "ENABLE refused after the mains returns (no RESET since)", isinstance(err, CommandRefused),
             [set_up], condition="mains cut through RESET", reason=str(getattr(err, "reason", None)))
     return [set_up]
@@ -304,7 +295,7 @@ def test_start_refused(bench, spec, recorder, condition, request, rig):
         boolean(recorder, req, "a RESET with the e-stop button held latches again at once", st.estop_latched,
                 set_up, condition=condition)
     errors = []
-    peak, at_rest = gauge_peak_while(bench, lambda: errors.append(refused(bench.ctrl.start)))
+    peak, at_rest = gauge_peak_while(bench, lambda: errors.append(refusal_of(bench.ctrl.start)))
     err = errors[0]
     established = [*set_up, shows(*shown, st)]  # without it, a START that moves the table is another requirement's finding
     boolean(recorder, req, f"START refused ({condition})", isinstance(err, CommandRefused), established,
@@ -327,7 +318,7 @@ def test_reset_refused_with_switch_pressed(bench, spec, recorder):
         no_force = Precondition("no force present (a refusal for force would be IL-RESET's other check)",
                                 st.force_n <= bench.residual_n,
                                 f"ACTUAL_FORCE {st.force_n:.3g} N, residual {bench.residual_n:g} N")
-        err = refused(bench.ctrl.reset)
+        err = refusal_of(bench.ctrl.reset)
         after = bench.ctrl.status()
         boolean(recorder, req, "RESET refused with the patient switch pressed (LAST_REJECT 3)",
                 isinstance(err, CommandRefused) and err.reason is RejectReason.LATCHED, [pressed, no_force],
@@ -341,7 +332,7 @@ def test_reset_refused_with_switch_pressed(bench, spec, recorder):
 def _attempt(bench, fn) -> tuple[object, int, int]:
     """A command's refusal (or None) with the instants its write was sent and acknowledged."""
     sent = time.perf_counter_ns()
-    err = refused(fn)
+    err = refusal_of(fn)
     return err, sent, time.perf_counter_ns()
 
 
@@ -409,7 +400,7 @@ def test_reset_refused_just_above_the_residual(bench, spec, recorder):
     bench.wait_phase(Phase.HOLD, setting / rate + 10)
     bench.sleep(RESET_SETTLE_S)
     gauge_before, st = bench.gauge.read(), bench.ctrl.status()
-    err = refused(bench.ctrl.reset)
+    err = refusal_of(bench.ctrl.reset)
     gauge_after = bench.gauge.read()
     present = Precondition("force above the residual through the RESET write (gauge and ACTUAL_FORCE)",
                            min(gauge_before, gauge_after) > residual and st.force_n > residual,
@@ -444,7 +435,7 @@ def test_fault_code_keeps_the_first_trigger(bench, spec, recorder):
                 fault_code=st2.fault_code.name)
     finally:
         bench.relay(StimulusCoil.PATIENT_SWITCH, False)
-    err = refused(bench.ctrl.reset)
+    err = refusal_of(bench.ctrl.reset)
     st3 = bench.ctrl.status()
     accepted = Precondition("RESET accepted (the switch let go, no force)", err is None,
                             "accepted" if err is None else f"refused ({err})")

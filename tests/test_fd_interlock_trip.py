@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from verification import fd_interlock
+from verification import fd_interlock, status_watch
 from verification.fd_interlock import time_enable_trip
 from verification.measurement import Verdict
 from verification.spec import load_spec
@@ -56,8 +56,10 @@ def bench_on(ctrl):
 @pytest.fixture
 def clock(monkeypatch):
     c = Clock()
-    # the module's own clock only (the process's time module stays as it is)
+    # the modules' own clocks only (the process's time module stays as it is): the ENABLE's
+    # and the status reads' deadline
     monkeypatch.setattr(fd_interlock, "time", SimpleNamespace(perf_counter_ns=c))
+    monkeypatch.setattr(status_watch, "time", SimpleNamespace(perf_counter_ns=c))
     return c
 
 

@@ -9,7 +9,6 @@ times it. Both run this one procedure.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,10 +94,7 @@ def time_watchdog_trip(bench, last_ack_ns: int, wait_table_s: float, rtt_s: floa
     beat_ns = last_ack_ns - int(rtt / 2 * 1e9)
     deadline = last_ack_ns + int(wait_table_s / bench.k * 1e9)
     watch = StatusWatch(bench.ctrl, "watchdog_tripped")
-    while True:
-        watch.read()
-        if watch.seen or time.perf_counter_ns() > deadline:
-            break
+    watch.until(deadline)
     b = watch.bracket()
     if not b.seen:
         return WatchdogTrip(beat_ns, rtt / 2, None, 0.0, len(watch.reads))

@@ -137,11 +137,7 @@ def time_enable_trip(bench, wait_table_s: float) -> TripTime:
     sent = time.perf_counter_ns()
     ack = bench.ctrl.enable()
     trigger_ns, trigger_half = (sent + ack) // 2, (ack - sent) / 2e9
-    deadline = ack + int(wait_table_s / bench.k * 1e9)
-    while True:
-        watch.read()
-        if watch.seen or time.perf_counter_ns() > deadline:
-            break
+    watch.until(ack + int(wait_table_s / bench.k * 1e9))
     b = watch.bracket()
     if not b.seen:
         return TripTime(float("inf"), trigger_half, 0.0, len(watch.reads))

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
 
+from drivers.priority import ahead_while
+
 
 class StatusRead(NamedTuple):
     """One status read: when it was sent, when its reply arrived (perf_counter_ns) and
@@ -107,6 +109,18 @@ class StatusWatch:
     def __call__(self) -> str | None:
         st = self.read()
         return self.said(st) if getattr(st, self.flag) else None
+
+    def until(self, deadline_ns: int) -> bool:
+        """Reads back to back until one shows the flag or `deadline_ns` (perf_counter_ns)
+        passed, one read at least: the bracket as narrow as the link allows, so the reads
+        run ahead of ordinary work (`drivers.priority.ahead_while`)."""
+        with ahead_while():
+            while True:
+                self.read()
+                if self.seen:
+                    return True
+                if time.perf_counter_ns() > deadline_ns:
+                    return False
 
     def wait(self, wall_s: float, pause_s: float = 0.0) -> bool:
         """Read until a read shows the flag, or `wall_s` wall seconds passed (one read at least)."""
