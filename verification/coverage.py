@@ -11,15 +11,23 @@ Specification and the profile — read from the plan, or from the suite test's o
 parametrization — never a copied number; a fixed value names the test that fixes it.
 `check_run` holds the map to account against a run's record: every value it claims for
 the run's profile must appear in the conditions of some measurement of that requirement.
-The contract's refusals and latches (CONTRACT) name the suite check that tries each;
+The contract's refusals and latches (CONTRACT: TCM-1's) name the suite check that tries each;
 one no suite tries is flagged.
+
+Each kind of specification has its own map and contract (MAPS, CONTRACTS, keyed by the
+specification's model): the traction kinds' are here, another kind's live in a module of
+their own (KIND_MODULES) that registers them when a look-up first needs them — so this
+module never imports its kinds at import time, and they import it freely.
 """
 
 from __future__ import annotations
 
+import ast
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from importlib import import_module
+from importlib.util import find_spec
 from pathlib import Path
 
 from verification import suite_source
@@ -29,7 +37,7 @@ from verification.steps import LOWER_FRACTION
 PROFILES = ("quick", "full")
 
 #: the summary's columns: what kind of dimension each is
-AXES = ("force", "rate", "direction", "approach", "phase", "trigger", "duration", "repetition", "condition",
+AXES = ("force", "angle", "rate", "direction", "approach", "phase", "trigger", "duration", "repetition", "condition",
         "combinations", "other")
 
 Values = Callable[[Specification, str], list]
@@ -179,7 +187,7 @@ def when_test(module: str, test: str, *always: str, then: str) -> Values:
 def parametrized(module: str, test: str, argname: str) -> Values:
     """The values a suite test is parametrized with: the fixed list lives in the test, once."""
     def values(spec: Specification, profile: str) -> list:
-        found = suite_source.parametrized(module, test, argname)
+        found = _parametrized(module, test, argname)
         if found is None:
             raise LookupError(f"{module}.{test}: no parametrize of {argname!r} (the coverage map reads it)")
         return found
@@ -558,18 +566,45 @@ MAP: tuple[Entry, ...] = (
 #: whose suites are not mapped yet has none, and each of its requirements is listed as
 #: covered by no suite (a GAP) instead of borrowing another kind's entries of the same id
 MAPS: dict[type[SpecificationBase], tuple[Entry, ...]] = {Specification: MAP}
+#: where each kind's map lives (for the line that names a requirement missing from it)
+MAP_HOMES: dict[type[SpecificationBase], str] = {Specification: "verification/coverage.py MAP"}
+#: the modules that register another kind's map and contract (register_kind) when imported:
+#: imported by the first look-up, never at this module's import (they import this one)
+KIND_MODULES = ("verification.fd_coverage",)
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True  # first: a kind module imports this one and registers as it loads
+        try:
+            for module in KIND_MODULES:
+                import_module(module)
+        except BaseException:
+            _loaded = False
+            raise
+
+
+def register_kind(model: type[SpecificationBase], entries: tuple[Entry, ...], contract: Contract, home: str) -> None:
+    """A kind's map (`home`: where it lives) and its protocol's contract, by its specification model."""
+    MAPS[model] = entries
+    MAP_HOMES[model] = home
+    CONTRACTS[model] = contract
 
 
 def entry(rid: str, spec: SpecificationBase | None = None) -> Entry | None:
     """The map's entry of a requirement (of `spec`'s kind; None: the traction map)."""
+    _load()
     entries = MAP if spec is None else MAPS.get(type(spec), ())
     return next((e for e in entries if e.requirement == rid), None)
 
 
 def unmapped_text(spec: SpecificationBase) -> str:
     """Why a requirement has no rows: not in its kind's map, or its kind has none yet."""
+    _load()
     if type(spec) in MAPS:
-        return "not in the coverage map (verification/coverage.py MAP)"
+        return f"not in the coverage map ({MAP_HOMES[type(spec)]})"
     return f"not in the coverage map: no suite covers a {spec.kind} specification yet (verification/coverage.py MAPS)"
 
 
@@ -585,6 +620,10 @@ class Tried:
     check: str
     requirement: str
     literal: str | None = None
+    #: the library module that builds the measurement's name when the test hands its trial
+    #: to it (verification.fd_emergency's trial_measurements): the literal is looked for there,
+    #: and the test's module must import it
+    built_by: str | None = None
 
     def missing(self) -> str | None:
         """Why the suites do not hold this check (None: they do). Read from the suites'
@@ -597,8 +636,14 @@ class Tried:
             return problem
         if not suite_source.has_test(path, fn):
             return f"no {fn} in {path}"
-        if param and param not in suite_source.parametrize_values(path, fn):
+        if param and param not in _parametrize_values(path, fn):
             return f"{fn} is not parametrized with {param!r}"
+        if self.built_by is not None:
+            if not _imports(path, self.built_by):
+                return f"{path} does not import {self.built_by}"
+            if (self.literal or self.check) not in _library_source(self.built_by):
+                return f"{self.built_by} builds no check named “{self.literal or self.check}”"
+            return None
         if (self.literal or self.check) not in suite_source.source(path):
             return f"{path} has no check named “{self.literal or self.check}”"
         return None
@@ -618,6 +663,16 @@ class ContractItem:
     @property
     def status(self) -> str:
         return "tried" if self.found() else "NOT TRIED"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """A protocol's refusals and latches, with the file that states them."""
+
+    protocol: str  # TCM-1
+    file: str  # shared/protocols/traction-controller-modbus.md
+    items: tuple[ContractItem, ...]
+    scope: str = ""  # what the section holds beyond the protocol's own lines (said after the intro)
 
 
 _T = Tried
@@ -738,6 +793,17 @@ CONTRACT: tuple[ContractItem, ...] = (
                  (_T(f"{_IL}::test_residual_force_read_only",
                      "RESIDUAL_FORCE write refused with 04 (read-only, LAST_REJECT 6)", "IL-LIMIT-LOCK"),)),
 )
+
+
+#: each kind's contract, by its specification model (register_kind adds the other kinds')
+CONTRACTS: dict[type[SpecificationBase], Contract] = {
+    Specification: Contract("TCM-1", "shared/protocols/traction-controller-modbus.md", CONTRACT)}
+
+
+def contract_of(spec: SpecificationBase) -> Contract | None:
+    """The contract of the protocol a specification's tables speak (None: its kind has none mapped)."""
+    _load()
+    return CONTRACTS.get(type(spec))
 
 
 # ---------------------------------------------------------------- derived views
@@ -906,7 +972,8 @@ def check_run(spec: SpecificationBase, run_dir: Path, start: dict | None, measur
                                              f"claims {_fmt_list(missing)}; measured {_fmt_list(sorted(seen, key=str))}"))
             else:
                 check.lines.append(CheckLine(rid, r.dimension.name, "ok", _fmt_list(claimed)))
-    for item in CONTRACT:
+    contract = contract_of(spec)
+    for item in contract.items if contract else ():
         shown = []
         for t in item.found():
             if any(t.check in m.get("name", "") and _same_test(t.test, m.get("test", "")) for m in measurements):
@@ -983,11 +1050,22 @@ def render_markdown(specs: list[SpecificationBase], profiles: list[str]) -> str:
         out += ["", "Values the contract names along a dimension that the plan does not sample:", ""]
         out += [f"- {line}" for line in left] if left else ["None."]
         out.append("")
-    out += ["## The contract's refusals and latches", "",
-            "Every \"Refused (04)…\", LAST_REJECT code and latch of shared/protocols/traction-controller-modbus.md "
-            "(TCM-1), and the suite check that tries it. **NOT TRIED** is a gap.", "",
-            "| id | kind | the contract says | tried by | status |", "|---|---|---|---|---|"]
-    for item in CONTRACT:
+    contracts = []  # one section per protocol, in the order of the specifications that use it
+    for spec in specs:
+        c = contract_of(spec)
+        if c is not None and c not in contracts:
+            contracts.append(c)
+    for contract in contracts:
+        out += _contract_markdown(contract)
+    return "\n".join(out)
+
+
+def _contract_markdown(contract: Contract) -> list[str]:
+    out = [f"## The contract's refusals and latches ({contract.protocol})", "",
+           f"Every \"Refused (04)…\", LAST_REJECT code and latch of {contract.file} ({contract.protocol}), and the "
+           "suite check that tries it. **NOT TRIED** is a gap." + (f" {contract.scope}" if contract.scope else ""), "",
+           "| id | kind | the contract says | tried by | status |", "|---|---|---|---|---|"]
+    for item in contract.items:
         found = item.found()
         by = "<br>".join(f"`{t.test}` — {t.requirement}: “{t.check}”" for t in found) or "–"
         lost = [f"{t.test}: {t.missing()}" for t in item.tried if t not in found]
@@ -995,9 +1073,9 @@ def render_markdown(specs: list[SpecificationBase], profiles: list[str]) -> str:
         note = f" ({note})" if note else ""
         status = f"**{item.status}**" if not found else item.status
         out.append(f"| {item.id} | {item.kind} | {item.says} | {by} | {status}{note} |")
-    untried = [i.id for i in CONTRACT if not i.found()]
+    untried = [i.id for i in contract.items if not i.found()]
     out += ["", f"Not tried by any suite: {', '.join(untried) if untried else 'none'}.", ""]
-    return "\n".join(out)
+    return out
 
 
 def _fmt_cells(cells: list[tuple]) -> str:
@@ -1037,6 +1115,61 @@ def _count(r: Row, profiles: list[str]) -> str:
 
 # ---------------------------------------------------------------- helpers
 
+def _cases_keys(module: str, test: str, argname: str | None) -> list | None:
+    """`parametrize(argname, list(CASES))` over a module-level dict of cases whose keys are
+    literals (the values are the library's, e.g. the LAST_REJECT a case expects): its keys."""
+    text = suite_source.source(module)
+    tree = ast.parse(text) if text is not None else None
+    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == test), None) if tree else None
+    for deco in fn.decorator_list if fn is not None else ():
+        if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Attribute) and deco.func.attr == "parametrize"
+                and len(deco.args) > 1 and isinstance(deco.args[0], ast.Constant)
+                and (argname is None or deco.args[0].value == argname)):
+            continue
+        arg = deco.args[1]
+        if (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id in ("list", "tuple")
+                and len(arg.args) == 1 and isinstance(arg.args[0], ast.Name)):
+            for stmt in tree.body:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+                    stmt, ast.AnnAssign) else []
+                if any(isinstance(t, ast.Name) and t.id == arg.args[0].id for t in targets) \
+                        and isinstance(stmt.value, ast.Dict):
+                    return [ast.literal_eval(k) for k in stmt.value.keys]
+    return None
+
+
+def _parametrized(module: str, test: str, argname: str) -> list | None:
+    """suite_source.parametrized, or the keys of a dict of cases the test is parametrized over."""
+    try:
+        return suite_source.parametrized(module, test, argname)
+    except LookupError:
+        found = _cases_keys(module, test, argname)
+        if found is None:
+            raise
+        return found
+
+
+def _parametrize_values(module: str, test: str) -> list:
+    try:
+        return suite_source.parametrize_values(module, test)
+    except LookupError:
+        found = _cases_keys(module, test, None)
+        if found is None:
+            raise
+        return found
+
+
+def _library_source(module: str) -> str:
+    spec = find_spec(module)
+    return Path(spec.origin).read_text(encoding="utf-8") if spec is not None and spec.origin else ""
+
+
+def _imports(suite: str, module: str) -> bool:
+    """The suite module imports from `module` (`from module import …`)."""
+    text = suite_source.source(suite) or ""
+    return any(isinstance(n, ast.ImportFrom) and n.module == module for n in ast.parse(text).body)
+
+
 def _sorted_unique(values: Iterable[float]) -> list[float]:
     return sorted({float(v) for v in values})
 
@@ -1070,5 +1203,5 @@ def _fmt_list(values: list, unit: str = "") -> str:
     return ", ".join(_fmt(v, unit) for v in values)
 
 
-__all__ = ["MAP", "CONTRACT", "Dimension", "Entry", "ContractItem", "coverage", "gaps", "check_run", "render_markdown",
-           "rows", "entry"]
+__all__ = ["MAP", "MAPS", "CONTRACT", "CONTRACTS", "Contract", "Dimension", "Entry", "ContractItem", "Tried", "coverage",
+           "gaps", "check_run", "contract_of", "register_kind", "render_markdown", "rows", "entry"]
