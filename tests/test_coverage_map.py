@@ -183,11 +183,23 @@ def test_cli_bad_run_directory_is_one_line(tmp_path, capsys):
     assert len(err) == 2 and "no such run directory" in err[0] and "no record.jsonl in it" in err[1]
 
 
+#: the specifications docs/coverage.md maps: the traction ones and flexion-distraction
+DOC_SPECS = (*SPECS, "flexion-distraction")
+
+
 def test_docs_coverage_md_is_the_generated_map():
     """docs/coverage.md is regenerated whenever the map, the plan or the suites change."""
-    text = coverage.render_markdown([load_spec(n) for n in SPECS], list(coverage.PROFILES))
+    text = coverage.render_markdown([load_spec(n) for n in DOC_SPECS], list(coverage.PROFILES))
     assert (ROOT / "docs" / "coverage.md").read_text() == text, \
-        "docs/coverage.md is stale: rig spec coverage lumbar cervical --out docs/coverage.md"
+        f"docs/coverage.md is stale: rig spec coverage {' '.join(DOC_SPECS)} --profile both --out docs/coverage.md"
+
+
+def test_the_traction_contract_section_is_tcm1s_alone():
+    """Each protocol's contract once, headed with it; the traction specifications share TCM-1's."""
+    text = coverage.render_markdown([load_spec(n) for n in SPECS], ["quick"])
+    assert text.count("## The contract's refusals and latches") == 1
+    assert "## The contract's refusals and latches (TCM-1)" in text and "FDC-1" not in text
+    assert coverage.contract_of(load_spec("lumbar")).items == coverage.CONTRACT
 
 
 # ---------------------------------------------------------------- (c) honest against a real run
