@@ -24,7 +24,7 @@ def add_parser(spec_sub) -> None:
         help="per requirement, the dimensions a table's behaviour can differ along and the values the plan "
              "samples (quick and full profile), one-point dimensions with their reason or flagged, and the "
              "contract's refusals and latches with the suite check that tries each (docs/coverage.md)")
-    cov.add_argument("specs", nargs="+", metavar="SPEC", help="specification file or built-in name (lumbar, cervical)")
+    cov.add_argument("specs", nargs="+", metavar="SPEC", help="specification file or built-in name (lumbar, cervical, flexion-distraction)")
     cov.add_argument("--profile", choices=[*PROFILES, "both"], default="both",
                      help="which plan profile to map (default both)")
     cov.add_argument("--out", metavar="FILE", help="write the Markdown map here (default: print it)")
