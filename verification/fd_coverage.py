@@ -35,7 +35,7 @@ SLOWEST, RATED = f"slowest ({SLOWEST_DEG_S:g} °/s)", "rated"
 #: how a treatment is told to end (FDC-1 CYCLES, TREATMENT_TIME; both: whichever comes first)
 END_SET = ("CYCLES only", "TREATMENT_TIME only", "both")
 #: the emergency triggers FDC-1 names besides those a trial applies: each is its own
-#: requirement's (over-travel IL-TRAVEL, obstruction IL-OBSTRUCT) or no suite's (over-force)
+#: requirement's (over-travel IL-TRAVEL, obstruction IL-OBSTRUCT) or latched only to try a refusal (over-force)
 OTHER_TRIGGERS = ("overforce", "overtravel", "obstruction")
 
 
@@ -528,8 +528,9 @@ _DEPTH = f"{_IL}::test_fd_depth_above_limit_refused"
 _DEPTH_START = _T(_DEPTH, "depth above a lowered limit (LAST_REJECT 1)", "IL-DEPTH",
                   "START refused with the {mode} depth above a lowered limit (LAST_REJECT 1)")
 _DEPTH_WRITE = _T(_DEPTH, "above the limit refused with 03 (LAST_REJECT 1)", "IL-DEPTH")
-_NOT_OVERFORCE = ("no FD suite trips the distraction's over-force (FORCE_LIMIT is written, never exceeded): the "
-                  "FD interlock suite has no counterpart of traction's test_overforce_trip")
+_OVERFORCE = ("set up only where the rig can pull the held distraction over a lowered FORCE_LIMIT (the emulator's "
+              "patient simulator), else N/A with the reason; the trip's time is judged by no FD suite (traction's "
+              "IL-OVERFORCE has no FD counterpart)")
 
 FDC1_ITEMS: tuple[ContractItem, ...] = (
     ContractItem("ENABLE-READY", "refusal", "ENABLE: as TCM-1, Refused (04) unless READY",
@@ -551,7 +552,7 @@ FDC1_ITEMS: tuple[ContractItem, ...] = (
                  "OBSTRUCTION_TRIPPED", (_start("obstruction tripped"),),
                  "N/A on a bench without the obstacle slide (the case says so)"),
     ContractItem("START-OVERFORCE", "refusal", "START: Refused (04) unless nothing latched (3): OVERFORCE_TRIPPED",
-                 (), _NOT_OVERFORCE),
+                 (_start("over-force tripped"),), _OVERFORCE),
     ContractItem("START-FAULT", "refusal", "START: Refused (04) unless nothing latched (3): FAULT_CODE not 0 "
                  "(patient switch unplugged while RUNNING, power loss)",
                  (_latch("switch_unplugged"), _latch("mains_cut"))),
@@ -603,8 +604,8 @@ FDC1_ITEMS: tuple[ContractItem, ...] = (
                  "(FAULT_CODE 3; ESTOP_LATCHED not set)", (_latch("switch_unplugged"),)),
     ContractItem("LATCH-WATCHDOG", "latch", "WATCHDOG_TRIPPED: no heartbeat within WATCHDOG_MS while ENABLED; latched",
                  (_start("watchdog tripped"), _latch("watchdog"))),
-    ContractItem("LATCH-OVERFORCE", "latch", "OVERFORCE_TRIPPED: ACTUAL_FORCE exceeded FORCE_LIMIT; latched", (),
-                 _NOT_OVERFORCE),
+    ContractItem("LATCH-OVERFORCE", "latch", "OVERFORCE_TRIPPED: ACTUAL_FORCE exceeded FORCE_LIMIT; latched",
+                 (_start("over-force tripped"),), _OVERFORCE),
     ContractItem("LATCH-OVERTRAVEL", "latch", "OVERTRAVEL_TRIPPED: an encoder angle beyond its limit while energised "
                  "(energising beyond a limit trips at once); latched",
                  (_T(f"{_IL}::test_fd_overtravel_trip", "over-travel trip after ENABLE beyond the limit", "IL-TRAVEL"),
