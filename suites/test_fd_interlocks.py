@@ -156,6 +156,7 @@ START_CASES = {
     "watchdog tripped": RejectReason.LATCHED,
     "over-travel tripped": RejectReason.LATCHED,
     "obstruction tripped": RejectReason.LATCHED,
+    "over-force tripped": RejectReason.LATCHED,
     "power loss, mains back": RejectReason.NOT_READY,  # the drives de-energised by it: not enabled comes first
     "depth over limit": RejectReason.OUT_OF_RANGE,
     # the order: not enabled (2) before latched (3) before out of range (1)
@@ -210,6 +211,34 @@ def _obstruction(bench, spec, rig) -> Precondition:
                         f"OBSTRUCTION_TRIPPED={st.obstruction_tripped}, phase {st.phase.name}")
 
 
+def _overforce(bench, spec, rig, fd_limits) -> Precondition:
+    """OVERFORCE_TRIPPED latched by the emulated patient simulator pulling the held
+    distraction over a lowered FORCE_LIMIT (a snag, as the traction over-force test pulls),
+    the pull let go and the table released. A bench without the simulator cannot pull from
+    outside here: the latch is then not established, and the check is N/A saying so."""
+    if rig.patient_simulator is None:
+        return Precondition("the rig can take the distraction over FORCE_LIMIT (patient simulator)", False,
+                            "no patient simulator on this rig (emulator only)")
+    force = min(spec.plan.emergency.forces_n)
+    limit = 2.0 * force  # well below the rated force: the table's own distraction never reaches it
+    fd_limits(force_n=limit)
+    rate = spec.plan.distraction_rate_n_s
+    bench.configure("flexion", spec.plan.emergency.flexion_depth_deg, spec.emergency_speed_deg_s / 4, pause_s=1.0,
+                    cycles=1, distraction_n=force, distraction_rate_n_s=rate)
+    bench.ctrl.start()
+    bench.wait(lambda s: s.force_n >= 0.9 * force, force / rate + 5, "the distraction held")
+    try:
+        rig.patient_simulator.pull(1.5 * limit, 20.0 * limit)
+        st, tripped = bench.poll_until(lambda s: s.overforce_tripped, TRIP_WAIT_S)
+    finally:
+        rig.patient_simulator.pull(0.0)
+    # stopped, not idle: PHASE stays EMERGENCY_STOPPED until RESET, the release is the protocol's rule
+    _, released = bench.poll_until(lambda s: s.released(bench.residual_n), 10.0)
+    return Precondition("an over-force latched by a pull over FORCE_LIMIT, the table released after it",
+                        tripped and released, f"OVERFORCE_TRIPPED={st.overforce_tripped} (FORCE_LIMIT {limit:g} N), "
+                        f"released={released}")
+
+
 def _power_loss(bench) -> Precondition:
     """The mains cut at rest (FAULT_CODE 7, the drives de-energised), then back."""
     bench.relay(StimulusCoil.MAINS_CUT, True)
@@ -251,6 +280,8 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits, rig):
             set_up.append(_overtravel(bench, spec))
         elif part == "obstruction tripped":
             set_up.append(_obstruction(bench, spec, rig))
+        elif part == "over-force tripped":
+            set_up.append(_overforce(bench, spec, rig, fd_limits))
         elif part == "power loss, mains back":
             set_up.append(_power_loss(bench))
     if "not enabled" in parts:
@@ -265,6 +296,7 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits, rig):
             "watchdog tripped": ("WATCHDOG_TRIPPED", st.watchdog_tripped),
             "over-travel tripped": ("OVERTRAVEL_TRIPPED", st.overtravel_tripped),
             "obstruction tripped": ("OBSTRUCTION_TRIPPED", st.obstruction_tripped),
+            "over-force tripped": ("OVERFORCE_TRIPPED", st.overforce_tripped),
             "power loss, mains back": ("FAULT_CODE 7 (power loss), the mains back",
                                        st.fault_code is FaultCode.POWER_LOSS and not st.enabled),
             "depth over limit": ("FLEXION_DEPTH above ANGLE_LIMIT, the drives enabled",

@@ -247,6 +247,8 @@ def _fd_start(spec, params: dict, profile: str) -> float:
     extra = {"watchdog tripped": 3 * spec.plan.watchdog_s + 1.0,
              "over-travel tripped": 4 * _move_s(spec, il.overtravel_stand_deg) + 2 * STAND_DWELL_S,
              "obstruction tripped": 2 * _move_s(spec, 30.0, min(ob.speeds_deg_s)) + 1.0,
+             "over-force tripped": (min(spec.plan.emergency.forces_n) / spec.plan.distraction_rate_n_s
+                                    + TRIP_WAIT_S + 4.0),  # the distraction taken up, the pull, the release
              "power loss, mains back": 1.0}
     return QUIET_S + extra.get(params.get("condition"), 0.0) + 1.0
 
