@@ -311,7 +311,7 @@ def run_matrix(args) -> int:
         out.with_suffix(".json").write_text(json.dumps({"trials": args.trials, "wall_s": wall, "jobs": args.jobs,
                                                         "requirements": req_ids, "runs": rows,
                                                         "per_requirement": per_requirement}, indent=1))
-        lines = ["# Fault detection matrix\n",
+        lines = [f"# Fault detection matrix{'' if kind == DEFAULT_KIND else f' — {kind} tables'}\n",
                  f"`rig faults matrix{'' if kind == DEFAULT_KIND else f' --kind {kind}'} --seeds {args.seeds} "
                  f"--trials {args.trials} --jobs {args.jobs}{' --focus' if getattr(args, 'focus', False) else ''}` — "
                  f"{len(rows)} runs in {wall:.0f} s on this 2-core machine (time scale 10). "
