@@ -3,6 +3,12 @@
 In-process serving with a manual clock makes contract and state-machine tests exact
 and fast (no wall-clock waits); the separate-process emulator is exercised by the
 tests that need its timing (physics at time scale 1 and 10, benchmarks).
+
+Any table kind is served as `rig emulate` serves it: the table built, and the register
+map and SIO-1 relays chosen, by its entry in rigs/emulator/process.py EMULATED_KINDS;
+the client drivers are the ones drivers/kinds.py registers for that kind. So a contract
+test of a new kind needs no helper of its own, and cannot test a map the emulator does
+not serve.
 """
 
 from __future__ import annotations
@@ -13,9 +19,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from drivers.controller import TractionController
+from drivers import kinds
+from drivers.modbus_controller import ModbusController
 from drivers.stimulus import StimulusModule
+from drivers.tcm1 import StimulusCoil
 from rigs.emulator.modbus_server import controller_devices, serve_tcp, stimulus_devices
+from rigs.emulator.process import EMULATED_KINDS, EmulatorOptions
 from rigs.emulator.table import EmulatedTable
 
 
@@ -71,10 +80,10 @@ class LoopThread:
 
 @dataclass
 class ServedTable:
-    table: EmulatedTable
+    table: EmulatedTable  # or rigs/emulator/fd_table.py FlexionDistractionTable: the kind's
     clock: ManualClock
     loop: LoopThread
-    controller: TractionController
+    controller: ModbusController  # TractionController or FlexionController: the kind's driver
     stimulus: StimulusModule
     controller_port: int
     stimulus_port: int
@@ -95,21 +104,43 @@ class ServedTable:
         raise AssertionError(f"condition not reached within {timeout_s} s of table time")
 
 
+def _on_clock(table, clock: ManualClock):
+    """The table as `rig emulate` builds it, moved onto the test's clock: the build takes
+    no clock (the emulator's is the wall's), and the table and whatever it lends its
+    clock to (a flexion-distraction table's obstacle load cell) read it lazily."""
+    own = table.clock
+    for part in (table, *vars(table).values()):
+        if getattr(part, "clock", None) is own:
+            part.clock = clock
+    return table
+
+
 @contextmanager
 def served_table(kind: str = "lumbar", seed: int = 1, faults: list[str] | None = None,
-                 safety_limit_n: float | None = None, unit_id: int = 1):
+                 safety_limit_n: float | None = None, unit_id: int = 1,
+                 relays: frozenset[int] | None = None, **options):
+    """A `kind` table served over Modbus TCP in this process, with its kind's controller
+    driver and a stimulus module connected. `relays`: the SIO-1 coils the bench's module
+    has (default: the kind's; e.g. without OBSTACLE for a bench without a slide);
+    `options`: further EmulatorOptions (obstacle_angle_deg...)."""
+    emulated = EMULATED_KINDS[kind]
+    relays = emulated.relays if relays is None else relays
+    settings = EmulatorOptions(kind=kind, seed=seed, faults=list(faults or []), unit_id=unit_id, **options)
+    settings.check()
     clock = ManualClock()
     loop = LoopThread()
-    table = EmulatedTable(kind, seed, faults=faults, clock=clock)
+    table = _on_clock(emulated.build(settings), clock)
+    driver = kinds.controller_for_table(kind).driver
     servers = []
     try:
-        server, cport = loop.run(serve_tcp(controller_devices(table, unit_id)))
+        server, cport = loop.run(serve_tcp(controller_devices(table, unit_id, emulated.registers)))
         servers.append(server)
-        server2, sport = loop.run(serve_tcp(stimulus_devices(table, unit_id)))
+        server2, sport = loop.run(serve_tcp(stimulus_devices(table, unit_id, relays)))
         servers.append(server2)
-        ctrl = TractionController(host="127.0.0.1", port=cport, unit_id=unit_id, timeout_s=2.0,
-                                  safety_limit_n=safety_limit_n).connect()
-        stim = StimulusModule("127.0.0.1", sport, unit_id, timeout_s=2.0).connect()
+        ctrl = driver(host="127.0.0.1", port=cport, unit_id=unit_id, timeout_s=2.0,
+                      safety_limit_n=safety_limit_n).connect()
+        stim = StimulusModule("127.0.0.1", sport, unit_id, timeout_s=2.0,
+                              obstacle_slide=int(StimulusCoil.OBSTACLE) in relays).connect()
         try:
             yield ServedTable(table, clock, loop, ctrl, stim, cport, sport)
         finally:
