@@ -251,16 +251,17 @@ def test_a_traction_plan_key_in_a_flexion_plan(bad):
 
 # ---------------------------------------------------------------- what iterates every specification
 
-def test_the_coverage_map_lists_its_requirements_as_covered_by_no_suite_yet(spec):
+def test_the_coverage_map_is_the_flexion_distraction_one(spec):
+    """Its own kind's entries (tests/test_fd_coverage_map.py holds them to account), never
+    traction's entries of the same id (IL-START, IL-RESET)."""
     cov = coverage.coverage(spec)
-    assert list(cov) == IDS and all(rows is None for rows in cov.values())  # not traction's IL-START entry
-    lines = coverage.gaps(spec)
-    assert len(lines) == len(IDS) and all("no suite covers a flexion-distraction specification" in g for g in lines)
+    assert list(cov) == IDS and all(rows for rows in cov.values())
+    fd_start = {r.dimension.name for r in cov["IL-START"]}
+    lumbar_start = {r.dimension.name for r in coverage.coverage(load_spec("lumbar"))["IL-START"]}
+    assert fd_start != lumbar_start
     text = coverage.render_markdown([load_spec("lumbar"), spec], ["quick", "full"])
     assert "## flexion-distraction (specification 1.0)" in text and "#### ES-HOLD" in text
-    assert "| requirement | dimensions |" in text
-    # the traction map is as it was
-    assert coverage.coverage(load_spec("lumbar"))["IL-START"] is not None
+    assert "(TCM-1)" in text and "(FDC-1)" in text
 
 
 def test_the_coverage_check_of_a_run_says_not_run(spec, tmp_path):
@@ -281,7 +282,8 @@ def test_rig_spec_show_and_check(capsys):
         assert rid in out
     assert "max(0.5, 0.05 * depth) deg" in out and "treatments:" in out and "lateral_right" in out
     assert main(["spec", "coverage", NAME, "--profile", "quick"]) == 0
-    assert "not mapped" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "#### FD-DEPTH" in out and "(FDC-1)" in out
 
 
 def test_rig_spec_check_bad_file_is_one_line(tmp_path, capsys):

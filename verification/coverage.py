@@ -187,7 +187,7 @@ def when_test(module: str, test: str, *always: str, then: str) -> Values:
 def parametrized(module: str, test: str, argname: str) -> Values:
     """The values a suite test is parametrized with: the fixed list lives in the test, once."""
     def values(spec: Specification, profile: str) -> list:
-        found = _parametrized(module, test, argname)
+        found = suite_source.parametrized(module, test, argname)
         if found is None:
             raise LookupError(f"{module}.{test}: no parametrize of {argname!r} (the coverage map reads it)")
         return found
@@ -636,7 +636,7 @@ class Tried:
             return problem
         if not suite_source.has_test(path, fn):
             return f"no {fn} in {path}"
-        if param and param not in _parametrize_values(path, fn):
+        if param and param not in suite_source.parametrize_values(path, fn):
             return f"{fn} is not parametrized with {param!r}"
         if self.built_by is not None:
             if not _imports(path, self.built_by):
@@ -1114,50 +1114,6 @@ def _count(r: Row, profiles: list[str]) -> str:
 
 
 # ---------------------------------------------------------------- helpers
-
-def _cases_keys(module: str, test: str, argname: str | None) -> list | None:
-    """`parametrize(argname, list(CASES))` over a module-level dict of cases whose keys are
-    literals (the values are the library's, e.g. the LAST_REJECT a case expects): its keys."""
-    text = suite_source.source(module)
-    tree = ast.parse(text) if text is not None else None
-    fn = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == test), None) if tree else None
-    for deco in fn.decorator_list if fn is not None else ():
-        if not (isinstance(deco, ast.Call) and isinstance(deco.func, ast.Attribute) and deco.func.attr == "parametrize"
-                and len(deco.args) > 1 and isinstance(deco.args[0], ast.Constant)
-                and (argname is None or deco.args[0].value == argname)):
-            continue
-        arg = deco.args[1]
-        if (isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id in ("list", "tuple")
-                and len(arg.args) == 1 and isinstance(arg.args[0], ast.Name)):
-            for stmt in tree.body:
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
-                    stmt, ast.AnnAssign) else []
-                if any(isinstance(t, ast.Name) and t.id == arg.args[0].id for t in targets) \
-                        and isinstance(stmt.value, ast.Dict):
-                    return [ast.literal_eval(k) for k in stmt.value.keys]
-    return None
-
-
-def _parametrized(module: str, test: str, argname: str) -> list | None:
-    """suite_source.parametrized, or the keys of a dict of cases the test is parametrized over."""
-    try:
-        return suite_source.parametrized(module, test, argname)
-    except LookupError:
-        found = _cases_keys(module, test, argname)
-        if found is None:
-            raise
-        return found
-
-
-def _parametrize_values(module: str, test: str) -> list:
-    try:
-        return suite_source.parametrize_values(module, test)
-    except LookupError:
-        found = _cases_keys(module, test, None)
-        if found is None:
-            raise
-        return found
-
 
 def _library_source(module: str) -> str:
     spec = find_spec(module)

@@ -64,8 +64,13 @@ def _value_of(module: str, node: ast.expr):
         return ast.literal_eval(node)
     except ValueError:
         pass
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("list", "tuple")
+            and len(node.args) == 1 and isinstance(node.args[0], ast.Name)):
+        # list(CASES) over a module-level dict of cases: its keys, as pytest gets them (the
+        # values may be the library's, e.g. the LAST_REJECT each case expects)
+        return list(_keys_of(module, node.args[0].id))
     if not isinstance(node, ast.Name):
-        raise LookupError(f"{module}: a parametrize argument that is not a literal or a name")
+        raise LookupError(f"{module}: a parametrize argument that is not a literal, a name or list(NAME)")
     tree = _parsed(path_of(module))
     for stmt in tree.body:
         if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in stmt.targets):
@@ -75,6 +80,17 @@ def _value_of(module: str, node: ast.expr):
                 if (alias.asname or alias.name) == node.id:
                     return getattr(importlib.import_module(stmt.module), alias.name)
     raise LookupError(f"{module}: {node.id} is neither a literal list in the module nor imported from verification")
+
+
+def _keys_of(module: str, name: str) -> list:
+    """The literal keys of a module-level dict bound to `name` (list(name) of it)."""
+    for stmt in _parsed(path_of(module)).body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            if isinstance(stmt.value, ast.Dict) and None not in stmt.value.keys:
+                return [ast.literal_eval(k) for k in stmt.value.keys]
+            return list(ast.literal_eval(stmt.value))
+    raise LookupError(f"{module}: no module-level {name} to take the cases of")
 
 
 def parametrized(module: str, test: str, argname: str) -> list | None:
