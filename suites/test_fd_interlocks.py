@@ -84,6 +84,21 @@ def test_fd_depth_above_limit_refused(fd_bench, spec, recorder, fd_limits):
                     reason=reason_of(err))
             boolean(recorder, req, f"{reg.name} unchanged after {above:g}° above the limit", after == before,
                     before_deg=ddeg_to_deg(before), after_deg=ddeg_to_deg(after))
+    # a multiple write (FC 16) of both depths, the flexion one above its limit: all or nothing
+    # (as TCM-1), so the lateral depth within its limit is not taken either
+    before = bench.ctrl.read_holding(Holding.FLEXION_DEPTH, 2)
+    lateral = il.lateral_limit_deg / 4
+    written = [deg_to_ddeg(il.angle_limit_deg + max(il.above_limit_deg)), deg_to_ddeg(lateral)]
+    if written[1] == before[1]:
+        lateral = il.lateral_limit_deg / 3
+        written[1] = deg_to_ddeg(lateral)
+    err = refusal_of(bench.ctrl.write_holdings, Holding.FLEXION_DEPTH, written)
+    after = bench.ctrl.read_holding(Holding.FLEXION_DEPTH, 2)
+    boolean(recorder, req, "multiple write of both depths, flexion above its limit: refused with 03, neither taken",
+            is_refusal(err, IllegalValue, RejectReason.OUT_OF_RANGE) and list(after) == list(before),
+            write="multiple (FC 16)", written_deg=[ddeg_to_deg(v) for v in written],
+            before_deg=[ddeg_to_deg(v) for v in before], after_deg=[ddeg_to_deg(v) for v in after],
+            reason=reason_of(err))
     # a depth taken under the limit, the limit then lowered below it (allowed while not ENABLED)
     for mode, limit in (("flexion", il.angle_limit_deg), ("lateral", il.lateral_limit_deg)):
         depth = limit
@@ -159,6 +174,7 @@ START_CASES = {
     "over-force tripped": RejectReason.LATCHED,
     "power loss, mains back": RejectReason.NOT_READY,  # the drives de-energised by it: not enabled comes first
     "depth over limit": RejectReason.OUT_OF_RANGE,
+    "distraction over limit": RejectReason.OUT_OF_RANGE,
     # the order: not enabled (2) before latched (3) before out of range (1)
     "not enabled + latched": RejectReason.NOT_READY,
     "switch unplugged + latched": RejectReason.NOT_READY,
@@ -262,10 +278,15 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits, rig):
     parts = condition.split(" + ")
     # the depth over a lowered limit first: the limit is written de-energised, and a latch set
     # before would refuse the ENABLE after it
-    for part in sorted(parts, key=lambda p: p != "depth over limit"):
+    for part in sorted(parts, key=lambda p: not p.endswith("over limit")):
         if part == "depth over limit":
             bench.configure("flexion", il.angle_limit_deg, spec.rated_speed_deg_s, cycles=1)
             fd_limits(angle_deg=il.overtravel_limit_deg)
+        elif part == "distraction over limit":  # taken under the table's limit, the limit then lowered below it
+            force = max(spec.plan.emergency.forces_n)
+            bench.configure("flexion", il.angle_limit_deg / 2, spec.rated_speed_deg_s, cycles=1, distraction_n=force,
+                            distraction_rate_n_s=spec.plan.distraction_rate_n_s)
+            fd_limits(force_n=force / 2)
         elif part == "switch unplugged":
             bench.relay(StimulusCoil.PATIENT_SWITCH_UNPLUG, True)
         elif part in ("e-stop latched", "latched"):
@@ -299,6 +320,9 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits, rig):
             "over-force tripped": ("OVERFORCE_TRIPPED", st.overforce_tripped),
             "power loss, mains back": ("FAULT_CODE 7 (power loss), the mains back",
                                        st.fault_code is FaultCode.POWER_LOSS and not st.enabled),
+            "distraction over limit": ("DISTRACTION_FORCE above FORCE_LIMIT, the drives enabled",
+                                       bench.ctrl.read_holding(Holding.DISTRACTION_FORCE)[0]
+                                       > bench.ctrl.read_holding(Holding.FORCE_LIMIT)[0] and st.enabled),
             "depth over limit": ("FLEXION_DEPTH above ANGLE_LIMIT, the drives enabled",
                                  bench.ctrl.read_holding(Holding.FLEXION_DEPTH)[0]
                                  > bench.ctrl.read_holding(Holding.ANGLE_LIMIT)[0] and st.enabled)}
@@ -314,6 +338,36 @@ def test_fd_start_refused(fd_bench, spec, recorder, condition, fd_limits, rig):
 
 
 # ---------------------------------------------------------------- IL-RESET
+
+@pytest.mark.requirement("ES-LATCH")
+def test_fd_fault_code_keeps_the_first_trigger(fd_bench, spec, recorder):
+    """FAULT_CODE names the first trigger until RESET (as TCM-1): an e-stop, then the
+    patient switch pressed while it is latched, must still read e-stop (2) — what stopped
+    the table is what the operator and the service log are told. RESET (the switch let
+    go, no force) then clears it."""
+    bench, req = fd_bench, spec.requirement("ES-LATCH")
+    bench.ctrl.emergency_stop()
+    st1, _ = bench.poll_until(lambda s: s.fault_code is not FaultCode.NONE, 2.0)
+    first = Precondition("the ESTOP coil latched FAULT_CODE 2 (e-stop)",
+                         st1.estop_latched and st1.fault_code is FaultCode.ESTOP,
+                         f"ESTOP_LATCHED={st1.estop_latched}, FAULT_CODE {st1.fault_code.name}")
+    bench.relay(StimulusCoil.PATIENT_SWITCH, True)
+    try:
+        st2, pressed = bench.poll_until(lambda s: s.patient_switch_pressed, 1.0)
+        second = Precondition("the controller shows the patient switch pressed (the second trigger)", pressed,
+                              f"PATIENT_SWITCH_PRESSED={st2.patient_switch_pressed}")
+        boolean(recorder, req, "FAULT_CODE keeps the first trigger (e-stop) after a second (patient switch)",
+                st2.fault_code is FaultCode.ESTOP, [first, second], first="ESTOP", second="PATIENT_SWITCH",
+                fault_code=st2.fault_code.name)
+    finally:
+        bench.relay(StimulusCoil.PATIENT_SWITCH, False)
+    err = refusal_of(bench.ctrl.reset)
+    st3 = bench.ctrl.status()
+    accepted = Precondition("RESET accepted (the switch let go, no force)", err is None,
+                            "accepted" if err is None else f"refused ({err})")
+    boolean(recorder, req, "FAULT_CODE cleared by RESET", st3.fault_code is FaultCode.NONE, [first, accepted],
+            fault_code=st3.fault_code.name)
+
 
 @pytest.mark.requirement("IL-RESET")
 def test_fd_reset(fd_bench, spec, recorder):

@@ -559,9 +559,7 @@ FDC1_ITEMS: tuple[ContractItem, ...] = (
     ContractItem("START-LIMIT", "refusal", "START: Refused (04) unless every setpoint within its limit (1): a depth "
                  "left above a lowered limit", (_DEPTH_START, _start("depth over limit"))),
     ContractItem("START-LIMIT-FORCE", "refusal", "START: Refused (04) unless every setpoint within its limit (1): "
-                 "DISTRACTION_FORCE left above a lowered FORCE_LIMIT", (),
-                 "no FD suite lowers FORCE_LIMIT below a taken DISTRACTION_FORCE (traction's "
-                 "test_start_refused_with_target_above_lowered_limit has no FD counterpart)"),
+                 "DISTRACTION_FORCE left above a lowered FORCE_LIMIT", (_start("distraction over limit"),)),
     ContractItem("START-ORDER", "refusal", "START: when several fail, LAST_REJECT names the first in the order "
                  "2, 3, 1", (_start("not enabled + latched"), _start("switch unplugged + latched"),
                              _start("latched + depth over limit"))),
@@ -586,8 +584,11 @@ FDC1_ITEMS: tuple[ContractItem, ...] = (
                  "SPEED above RATED_SPEED, PAUSE_TIME above 600, …) is refused (03) and not taken", (),
                  "no FD suite writes a value out of range other than a depth; the plan's values are validated inside "
                  "the ratings (verification/flexion_spec.py), so no run tries one"),
-    ContractItem("ALL-OR-NOTHING", "refusal", "as TCM-1: a multiple write (FC 15/16) is all or nothing", (),
-                 "no FD suite sends a multiple write with a refused value (traction's IL-SETPOINT does)"),
+    ContractItem("ALL-OR-NOTHING", "refusal", "as TCM-1: a multiple write (FC 15/16) is all or nothing",
+                 (_T(_DEPTH, "multiple write of both depths, flexion above its limit: refused with 03, neither taken",
+                     "IL-DEPTH"),),
+                 "FC 16 of both depths, one above its limit; a multiple coil write with a refused coil is tried by "
+                 "no FD suite"),
     ContractItem("LIMIT-ENABLED", "refusal", "ANGLE_LIMIT, LATERAL_LIMIT, FORCE_LIMIT: writable only while not "
                  "ENABLED (else 04, LAST_REJECT 4)", tuple(_lock(r) for r in ("ANGLE_LIMIT", "LATERAL_LIMIT",
                                                                              "FORCE_LIMIT")),
@@ -618,9 +619,9 @@ FDC1_ITEMS: tuple[ContractItem, ...] = (
                  "the latch is judged by START refused"),
     ContractItem("LATCH-POWER", "latch", "a power loss de-energises the drives (the brake alone stops the section); "
                  "FAULT_CODE 7", (_latch("mains_cut"), _start("power loss, mains back"))),
-    ContractItem("LATCH-FIRST", "latch", "FAULT_CODE: the first is kept until RESET", (),
-                 "no FD suite gives a second trigger while latched (traction's "
-                 "test_fault_code_keeps_the_first_trigger has no FD counterpart); FAULT_CODE is recorded, not judged"),
+    ContractItem("LATCH-FIRST", "latch", "FAULT_CODE: the first is kept until RESET",
+                 (_T(f"{_IL}::test_fd_fault_code_keeps_the_first_trigger",
+                     "FAULT_CODE keeps the first trigger (e-stop) after a second (patient switch)", "ES-LATCH"),)),
     ContractItem("REJECT-1", "reject code", "LAST_REJECT 1: out of range", (_DEPTH_WRITE, _DEPTH_START)),
     ContractItem("REJECT-2", "reject code", "LAST_REJECT 2: not ready",
                  (_start("not enabled"), _start("switch unplugged"))),

@@ -253,6 +253,11 @@ def _fd_start(spec, params: dict, profile: str) -> float:
     return QUIET_S + extra.get(params.get("condition"), 0.0) + 1.0
 
 
+@estimates("test_fd_fault_code_keeps_the_first_trigger")
+def _fd_first_trigger(spec, params: dict, profile: str) -> float:
+    return 2.0 + 1.0 + 1.0  # the latch, the second trigger, the RESET
+
+
 @estimates("test_fd_reset")
 def _fd_reset(spec, params: dict, profile: str) -> float:
     em = spec.plan.emergency
