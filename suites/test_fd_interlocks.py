@@ -19,6 +19,7 @@ from drivers.units import deg_to_ddeg, ddeg_to_deg
 from verification.fd_interlock import (AFTER_OBSTRUCTION_S, LIMIT_REGISTERS, SERIES_AFTER_S, SERIES_BEFORE_S,
                                        STILL_DEG, TRIP_WAIT_S, analyse_obstruction, gauge_terms, limits_now, obstruction_measurements,
                                        stand_off_neutral, still_while, time_enable_trip, write_limits_disabled)
+from verification.emergency import first_trigger_kept
 from verification.measurement import Measurement, Precondition
 
 pytestmark = [pytest.mark.protocol("FDC-1")]
@@ -345,28 +346,7 @@ def test_fd_fault_code_keeps_the_first_trigger(fd_bench, spec, recorder):
     patient switch pressed while it is latched, must still read e-stop (2) — what stopped
     the table is what the operator and the service log are told. RESET (the switch let
     go, no force) then clears it."""
-    bench, req = fd_bench, spec.requirement("ES-LATCH")
-    bench.ctrl.emergency_stop()
-    st1, _ = bench.poll_until(lambda s: s.fault_code is not FaultCode.NONE, 2.0)
-    first = Precondition("the ESTOP coil latched FAULT_CODE 2 (e-stop)",
-                         st1.estop_latched and st1.fault_code is FaultCode.ESTOP,
-                         f"ESTOP_LATCHED={st1.estop_latched}, FAULT_CODE {st1.fault_code.name}")
-    bench.relay(StimulusCoil.PATIENT_SWITCH, True)
-    try:
-        st2, pressed = bench.poll_until(lambda s: s.patient_switch_pressed, 1.0)
-        second = Precondition("the controller shows the patient switch pressed (the second trigger)", pressed,
-                              f"PATIENT_SWITCH_PRESSED={st2.patient_switch_pressed}")
-        boolean(recorder, req, "FAULT_CODE keeps the first trigger (e-stop) after a second (patient switch)",
-                st2.fault_code is FaultCode.ESTOP, [first, second], first="ESTOP", second="PATIENT_SWITCH",
-                fault_code=st2.fault_code.name)
-    finally:
-        bench.relay(StimulusCoil.PATIENT_SWITCH, False)
-    err = refusal_of(bench.ctrl.reset)
-    st3 = bench.ctrl.status()
-    accepted = Precondition("RESET accepted (the switch let go, no force)", err is None,
-                            "accepted" if err is None else f"refused ({err})")
-    boolean(recorder, req, "FAULT_CODE cleared by RESET", st3.fault_code is FaultCode.NONE, [first, accepted],
-            fault_code=st3.fault_code.name)
+    first_trigger_kept(fd_bench, recorder, spec.requirement("ES-LATCH"))
 
 
 @pytest.mark.requirement("IL-RESET")

@@ -18,6 +18,7 @@ from drivers.controller import CommandRefused, IllegalValue, refusal_of
 from drivers.tcm1 import FaultCode, Holding, Phase, RejectReason, StimulusCoil
 from fixtures.operator import OPERATOR_DID_IT
 from verification.bench import POLL_WALL_S
+from verification.emergency import first_trigger_kept
 from verification.measurement import Measurement, Precondition
 from verification.overforce import TripWatch, analyse_overforce_trip, pull_rates, record_overforce_trip
 from verification.steps import (AFTER_TRIP_S, HOLD_FRACTION, JUST_ABOVE_N, LIMIT_LOWER_FRACTION, LIMIT_RUNNING_FRACTION,
@@ -419,28 +420,7 @@ def test_fault_code_keeps_the_first_trigger(bench, spec, recorder):
     pressed while it is latched, must still read e-stop (2) — what stopped the table is
     what the operator and the service log are told. RESET (the switch let go, no force)
     then clears it."""
-    req = spec.requirement("ER-LATCH")
-    bench.ctrl.emergency_stop()
-    st1, _ = bench.poll_until(lambda s: s.fault_code is not FaultCode.NONE and s.phase is Phase.IDLE, 2.0)
-    first = Precondition("the ESTOP coil latched FAULT_CODE 2 (e-stop)",
-                         st1.estop_latched and st1.fault_code is FaultCode.ESTOP,
-                         f"ESTOP_LATCHED={st1.estop_latched}, FAULT_CODE {st1.fault_code.name}")
-    bench.relay(StimulusCoil.PATIENT_SWITCH, True)
-    try:
-        st2, pressed = bench.poll_until(lambda s: s.patient_switch_pressed, 1.0)
-        second = Precondition("the controller shows the patient switch pressed (the second trigger)", pressed,
-                              f"PATIENT_SWITCH_PRESSED={st2.patient_switch_pressed}")
-        boolean(recorder, req, "FAULT_CODE keeps the first trigger (e-stop) after a second (patient switch)",
-                st2.fault_code is FaultCode.ESTOP, [first, second], first="ESTOP", second="PATIENT_SWITCH",
-                fault_code=st2.fault_code.name)
-    finally:
-        bench.relay(StimulusCoil.PATIENT_SWITCH, False)
-    err = refusal_of(bench.ctrl.reset)
-    st3 = bench.ctrl.status()
-    accepted = Precondition("RESET accepted (the switch let go, no force)", err is None,
-                            "accepted" if err is None else f"refused ({err})")
-    boolean(recorder, req, "FAULT_CODE cleared by RESET", st3.fault_code is FaultCode.NONE, [first, accepted],
-            fault_code=st3.fault_code.name)
+    first_trigger_kept(bench, recorder, spec.requirement("ER-LATCH"), settled=lambda s: s.phase is Phase.IDLE)
 
 
 # ---------------------------------------------------------------- IL-OVERFORCE

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drivers.controller import CommandRefused
+from drivers.controller import CommandRefused, refusal_of
 from drivers.errors import RigError
 from drivers.tcm1 import Phase, StimulusCoil
 from verification.bench import BenchTimeout
@@ -245,6 +245,37 @@ def worst_of_trials(trigger: str, req, ms: list[Measurement], quantity: str | No
                               preconditions=worst.preconditions)
     summary.conditions["summary"] = True
     return summary
+
+
+def first_trigger_kept(bench, recorder, req, settled=lambda st: True) -> None:
+    """FAULT_CODE names the first trigger until RESET (TCM-1, and FDC-1 as TCM-1): an
+    e-stop, then the patient switch pressed while it is latched, must still read e-stop —
+    what stopped the table is what the operator and the service log are told. RESET (the
+    switch let go, no force) then clears it. `settled(status)`: what else the protocol
+    shows once the stop is over (TCM-1: PHASE back to IDLE)."""
+    bench.ctrl.emergency_stop()
+    st1, _ = bench.poll_until(lambda s: int(s.fault_code) != 0 and settled(s), 2.0)
+    codes = type(st1.fault_code)  # the protocol's own FAULT_CODE enumeration
+    first = Precondition("the ESTOP coil latched FAULT_CODE 2 (e-stop)",
+                         st1.estop_latched and st1.fault_code is codes.ESTOP,
+                         f"ESTOP_LATCHED={st1.estop_latched}, FAULT_CODE {st1.fault_code.name}")
+    bench.relay(StimulusCoil.PATIENT_SWITCH, True)
+    try:
+        st2, pressed = bench.poll_until(lambda s: s.patient_switch_pressed, 1.0)
+        second = Precondition("the controller shows the patient switch pressed (the second trigger)", pressed,
+                              f"PATIENT_SWITCH_PRESSED={st2.patient_switch_pressed}")
+        recorder.record(Measurement("FAULT_CODE keeps the first trigger (e-stop) after a second (patient switch)", req,
+                                    st2.fault_code is codes.ESTOP, preconditions=[first, second],
+                                    conditions={"first": "ESTOP", "second": "PATIENT_SWITCH",
+                                                "fault_code": st2.fault_code.name}))
+    finally:
+        bench.relay(StimulusCoil.PATIENT_SWITCH, False)
+    err = refusal_of(bench.ctrl.reset)
+    st3 = bench.ctrl.status()
+    accepted = Precondition("RESET accepted (the switch let go, no force)", err is None,
+                            "accepted" if err is None else f"refused ({err})")
+    recorder.record(Measurement("FAULT_CODE cleared by RESET", req, int(st3.fault_code) == 0,
+                                preconditions=[first, accepted], conditions={"fault_code": st3.fault_code.name}))
 
 
 def watchdog_measurement(spec, bench, trial: Trial, name: str, cond: dict) -> Measurement:
