@@ -49,7 +49,7 @@ from drivers.errors import (
 )
 from drivers.kinds import controller_for_device
 from drivers.links import ModbusLink
-from drivers.tcm1 import PROTOCOL_VERSION, RTU_BAUDRATE, RTU_BYTESIZE, RTU_PARITY, RTU_STOPBITS, Coil, RejectReason
+from drivers.tcm1 import IDENTITY_HEAD, PROTOCOL_VERSION, RTU_BAUDRATE, RTU_BYTESIZE, RTU_PARITY, RTU_STOPBITS, Coil, RejectReason
 
 # pymodbus reports every lost frame on its own logger; the driver's errors already say
 # what went wrong and what to do, so its chatter is opt-in (TRACTION_RIG_MODBUS_LOG=1).
@@ -482,8 +482,19 @@ class ModbusController:
         SERIAL, then the protocol's own), checked to be this protocol's: a device of another
         registered protocol is one line naming the table kind to set instead."""
         start, count = self.IDENTITY_INPUT_SPAN
-        regs = self._call(f"identity (input {start}..{start + count - 1})", self._client.read_input_registers, start,
-                          count=count).registers
+        try:
+            regs = self._call(f"identity (input {start}..{start + count - 1})", self._client.read_input_registers,
+                              start, count=count).registers
+        except IllegalAddress:
+            # a protocol with a shorter identity block has no such span: the head every
+            # protocol shares says which controller this is, in the one line below
+            regs = self._call(f"identity (input {start}..{start + IDENTITY_HEAD - 1})",
+                              self._client.read_input_registers, start, count=IDENTITY_HEAD).registers
+            self._check_identity(regs)
+            raise
+        return self._check_identity(regs)
+
+    def _check_identity(self, regs: list[int]) -> list[int]:
         if regs[0] != PROTOCOL_VERSION:
             raise DeviceProtocolError(
                 self.device,
@@ -494,7 +505,8 @@ class ModbusController:
         if kind not in self.device_kinds:
             other = controller_for_device(kind)
             if other is not None:
-                raise DeviceProtocolError(self.device, f"DEVICE_KIND {kind} is an {other.protocol} controller, "
+                article = "an" if other.protocol[0] in "AEFHILMNORSX" else "a"  # as the letter is said
+                raise DeviceProtocolError(self.device, f"DEVICE_KIND {kind} is {article} {other.protocol} controller, "
                                           f"not {self.protocol}", f"set table.kind to one of {', '.join(other.tables)}")
             raise DeviceProtocolError(self.device, f"DEVICE_KIND {kind} is not {_either(self.device_kinds)}")
         return regs

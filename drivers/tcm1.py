@@ -83,6 +83,9 @@ def span_addresses(*spans: tuple[int, int]) -> frozenset[int]:
 
 STATUS_INPUT_SPAN = (0, 7)  # IR 0..6 in one read
 IDENTITY_INPUT_SPAN = (100, 12)  # IR 100..111 in one read
+#: PROTOCOL_VERSION .. DEVICE_KIND: the identity's head every controller protocol here
+#: shares (FDC-1 keeps it "as TCM-1"), so a driver can tell which controller answered
+IDENTITY_HEAD = InputReg.DEVICE_KIND - InputReg.PROTOCOL_VERSION + 1
 
 #: Every readable address per table, for the 02 "address not in this document" rule.
 VALID_COILS = frozenset(int(c) for c in Coil)

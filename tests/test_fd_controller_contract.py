@@ -125,9 +125,19 @@ def test_a_tcm1_driver_on_an_fdc1_table_is_one_line(fd):
                          "flexion-distraction")
 
 
-# The other way round (an FDC-1 driver on a TCM-1 table) is not here yet: the driver's one
-# identity read (input 100..117) runs past TCM-1's block (100..111) and gets 02 before it
-# can read DEVICE_KIND (reported to the coordinator, issue 25).
+def test_an_fdc1_driver_on_a_tcm1_table_is_one_line():
+    """The other way round: FDC-1's identity block (100..117) runs past TCM-1's (100..111),
+    so the table answers 02 to the whole read; the head both share still names it."""
+    with served_table("lumbar", seed=1) as lumbar:
+        other = FlexionController(host="127.0.0.1", port=lumbar.controller_port, timeout_s=2.0).connect()
+        try:
+            with pytest.raises(DeviceProtocolError) as err:
+                other.identity()
+        finally:
+            other.close()
+    text = str(err.value)
+    assert "\n" not in text and "DEVICE_KIND 1 is a TCM-1 controller, not FDC-1" in text
+    assert text.endswith("set table.kind to one of lumbar, cervical")
 
 
 # ---------------------------------------------------------------- status (DI 0..12, IR 0..8)

@@ -149,7 +149,7 @@ def test_identity_decoding(fdc):
 def test_the_fdc1_driver_names_a_tcm1_it_finds(fdc, kind, tables):
     with pytest.raises(DeviceProtocolError) as err:
         fdc(device(kind=kind)).identity()
-    assert str(err.value).endswith(f"DEVICE_KIND {kind} is an TCM-1 controller, not FDC-1 — "
+    assert str(err.value).endswith(f"DEVICE_KIND {kind} is a TCM-1 controller, not FDC-1 — "
                                    f"set table.kind to one of {tables}")
 
 

@@ -150,7 +150,7 @@ def test_a_tcm1_found_where_the_rig_says_flexion_distraction_is_one_line(fixed_m
             connect(config, res)
     text = str(err.value)
     assert "\n" not in text and text.startswith("flexion-distraction controller (safety link)")
-    assert text.endswith("DEVICE_KIND 1 is an TCM-1 controller, not FDC-1 — "
+    assert text.endswith("DEVICE_KIND 1 is a TCM-1 controller, not FDC-1 — "
                          "set table.kind to one of lumbar, cervical")
 
 
