@@ -152,6 +152,33 @@ def served_table(kind: str = "lumbar", seed: int = 1, faults: list[str] | None =
         loop.stop()
 
 
+def heartbeats_then_silence(served, start_treatment, period_s: float = 0.5):
+    """The watchdog rule both protocols state: WATCHDOG_MS set, a treatment started, ten
+    heartbeats 0.6 of a period apart keep it alive, then more than a period of silence.
+    Returns (status before the silence, status after it)."""
+    ctrl = served.controller
+    ctrl.set_watchdog(period_s)
+    start_treatment()
+    for _ in range(10):
+        served.advance(0.6 * period_s)
+        ctrl.heartbeat()
+    alive = ctrl.status()
+    served.advance(1.2 * period_s)
+    return alive, ctrl.status()
+
+
+def identity_refused(driver_class, port: int):
+    """What `driver_class` says when it reads the identity of the controller at `port`."""
+    other = driver_class(host="127.0.0.1", port=port, timeout_s=2.0).connect()
+    try:
+        other.identity()
+    except Exception as exc:  # noqa: BLE001 — the caller asserts which, and its words
+        return exc
+    finally:
+        other.close()
+    return None
+
+
 def wait_for(predicate, wall_s: float, what: str, poll_s: float = 0.01):
     """The first true value of `predicate`, polled for at most `wall_s`; else a failure naming `what`."""
     deadline = time.perf_counter_ns() + int(wall_s * 1e9)

@@ -17,7 +17,7 @@ from drivers.tcm1 import (
     RejectReason,
     StimulusCoil,
 )
-from tests.emulated import served_table
+from tests.emulated import heartbeats_then_silence, served_table
 
 
 def last_reject(served) -> RejectReason:
@@ -434,14 +434,8 @@ def test_unplugging_switch_while_idle_only_clears_ready(lumbar):
 
 def test_watchdog_trips_without_heartbeat(lumbar):
     ctrl = lumbar.controller
-    ctrl.set_watchdog(0.5)
-    start_treatment(lumbar, target=200.0, up=100.0)
-    for _ in range(10):  # heartbeats keep it alive
-        lumbar.advance(0.3)
-        ctrl.heartbeat()
-    assert not ctrl.status().watchdog_tripped
-    lumbar.advance(0.6)
-    st = ctrl.status()
+    alive, st = heartbeats_then_silence(lumbar, lambda: start_treatment(lumbar, target=200.0, up=100.0))
+    assert not alive.watchdog_tripped
     assert st.watchdog_tripped and st.fault_code is FaultCode.WATCHDOG
     assert st.phase in (Phase.EMERGENCY_RELEASE, Phase.IDLE)
     lumbar.advance(1.0)

@@ -23,7 +23,7 @@ from drivers.fdc1 import Coil, DeviceKind, FaultCode, Holding, Mode, Phase, Reje
 from drivers.flexion_controller import FlexionController
 from drivers.modbus_controller import CommandRefused, IllegalAddress, IllegalValue, WrongUnitId
 from drivers.tcm1 import VALID_STIMULUS_COILS, StimulusCoil
-from tests.emulated import served_table
+from tests.emulated import heartbeats_then_silence, identity_refused, served_table
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -113,31 +113,20 @@ def test_identity_registers_and_device_kind_4(fd):
 
 
 def test_a_tcm1_driver_on_an_fdc1_table_is_one_line(fd):
-    other = TractionController(host="127.0.0.1", port=fd.controller_port, timeout_s=2.0).connect()
-    try:
-        with pytest.raises(DeviceProtocolError) as err:
-            other.identity()
-    finally:
-        other.close()
-    text = str(err.value)
-    assert "\n" not in text
-    assert text.endswith("DEVICE_KIND 4 is an FDC-1 controller, not TCM-1 — set table.kind to one of "
-                         "flexion-distraction")
+    err = identity_refused(TractionController, fd.controller_port)
+    assert isinstance(err, DeviceProtocolError) and "\n" not in str(err)
+    assert str(err).endswith("DEVICE_KIND 4 is an FDC-1 controller, not TCM-1 — set table.kind to one of "
+                             "flexion-distraction")
 
 
 def test_an_fdc1_driver_on_a_tcm1_table_is_one_line():
     """The other way round: FDC-1's identity block (100..117) runs past TCM-1's (100..111),
     so the table answers 02 to the whole read; the head both share still names it."""
     with served_table("lumbar", seed=1) as lumbar:
-        other = FlexionController(host="127.0.0.1", port=lumbar.controller_port, timeout_s=2.0).connect()
-        try:
-            with pytest.raises(DeviceProtocolError) as err:
-                other.identity()
-        finally:
-            other.close()
-    text = str(err.value)
-    assert "\n" not in text and "DEVICE_KIND 1 is a TCM-1 controller, not FDC-1" in text
-    assert text.endswith("set table.kind to one of lumbar, cervical")
+        err = identity_refused(FlexionController, lumbar.controller_port)
+    assert isinstance(err, DeviceProtocolError) and "\n" not in str(err)
+    assert "DEVICE_KIND 1 is a TCM-1 controller, not FDC-1" in str(err)
+    assert str(err).endswith("set table.kind to one of lumbar, cervical")
 
 
 # ---------------------------------------------------------------- status (DI 0..12, IR 0..8)
@@ -767,15 +756,8 @@ def test_unplugging_the_switch_while_idle_only_clears_ready(fd):
 
 # ---------------------------------------------------------------- heartbeat / watchdog (HR 12, 13)
 def test_the_watchdog_trips_without_a_heartbeat_while_enabled(fd):
-    ctrl = fd.controller
-    ctrl.set_watchdog(0.5)
-    treatment(fd, depth=10.0, pause=5.0)
-    for _ in range(10):  # heartbeats keep it alive
-        fd.advance(0.3)
-        ctrl.heartbeat()
-    assert not ctrl.status().watchdog_tripped
-    fd.advance(0.6)
-    st = ctrl.status()
+    alive, st = heartbeats_then_silence(fd, lambda: treatment(fd, depth=10.0, pause=5.0))
+    assert not alive.watchdog_tripped
     assert st.watchdog_tripped and st.fault_code is FaultCode.WATCHDOG and st.phase is Phase.EMERGENCY_STOPPED
 
 
