@@ -465,6 +465,29 @@ def test_overforce_from_outside_trips_and_latches(lumbar):
     assert ctrl.status().overforce_tripped  # latched
 
 
+def test_an_estop_on_a_de_energised_table_holding_a_little_force_releases_it(lumbar):
+    """A braked, de-energised winch still holding a little tension (a patient's pull on the
+    strap) and an ESTOP: the emergency release acts whether or not the drive is energised,
+    so the force goes and the table comes back to IDLE — found by the traction fault matrix,
+    where the safe state's ESTOP after an over-force test left a table in EMERGENCY_RELEASE
+    at 1.2 N for good and every later test timed out waiting for it."""
+    ctrl = lumbar.controller
+    start_treatment(lumbar, target=100.0, up=100.0)
+    lumbar.advance(2.0)
+    ctrl.disable()  # released at RAMP_DOWN_RATE to the slack point, then de-energised, braked
+    lumbar.advance(3.0)
+    st = ctrl.status()
+    assert st.phase is Phase.IDLE and not st.enabled  # braked at the slack point (within a register step)
+    lumbar.loop.call(setattr, lumbar.table.mechanics, "external_target_n", 2.0)  # the patient leans on the strap
+    lumbar.advance(0.5)
+    assert ctrl.status().force_n > 1.0
+    ctrl.emergency_stop()
+    lumbar.advance(3.0)
+    st = ctrl.status()
+    assert st.estop_latched and not st.enabled
+    assert st.phase is Phase.IDLE, f"still {st.phase.name} at {st.force_n:g} N"
+
+
 def test_mains_cut_drops_drive_and_latches(lumbar):
     ctrl, stim = lumbar.controller, lumbar.stimulus
     start_treatment(lumbar, target=300.0, up=100.0)

@@ -116,10 +116,12 @@ def drive_of(powered, enabled, phase, reference, cell, now, pull_until, coast_un
     instants until which a defective drive still pulls after a trigger / a mains cut."""
     if not powered:
         return Drive.PULL_ON if now < coast_until else Drive.FREEWHEEL
+    if phase == Phase.EMERGENCY_RELEASE:
+        # the release path acts whether or not the drive is energised: an e-stop on a
+        # de-energised winch braked with a little tension on it releases that too
+        return Drive.PULL_ON if enabled and now < pull_until else Drive.RELEASE
     if not enabled:
         return Drive.BRAKED
-    if phase == Phase.EMERGENCY_RELEASE:
-        return Drive.PULL_ON if now < pull_until else Drive.RELEASE
     if phase == Phase.IDLE and reference <= 0.0 and cell <= SLACK_N:
         return Drive.BRAKED  # energised at no force: hold still, do not hunt
     return Drive.FORCE_LOOP
