@@ -122,9 +122,13 @@ def table_figures(run_dir: Path) -> dict:
     hb = next((e for e in events if e["event"] == "heartbeat"), {})
     emu = next((e for e in events if e["event"] == "emulator"), {})
     replies = emu.get("replies", {})
+    ended = hb.get("max_gap_ended_utc")
+    # the test that ran when the longest gap ended: the last one started before then
+    during = [e["test"] for e in events if e["event"] == "test-start" and ended and e["utc"] <= ended]
     return {
         "run": run_dir.name,
         "gap_table_s": hb.get("max_gap_table_s"), "gap_wall_s": hb.get("max_gap_wall_s"),
+        "gap_during": during[-1] if during else None,
         "rtt_table_s": hb.get("max_round_trip_table_s"), "rtt_wall_s": hb.get("max_round_trip_wall_s"),
         "beat_errors": hb.get("errors"), "beat_niceness": hb.get("niceness"), "emulator_niceness": emu.get("niceness"),
         "emulator_cpu_per_wall": emu.get("cpu_s_per_wall_s"),
@@ -152,11 +156,12 @@ def summary_line(name: str, runs: list[dict]) -> str:
         return "—" if v is None else format(v, fmt)
 
     gap_t, gap_w = worst(runs, "gap_table_s"), worst(runs, "gap_wall_s")
+    at = next((t.get("gap_during") for r in runs for t in r["tables"] if t.get("gap_wall_s") == gap_w), None)
     first = runs[0]["tables"][0] if runs and runs[0]["tables"] else {}
     nice = f"nice: heartbeat {first.get('beat_niceness')}, emulator {first.get('emulator_niceness')}"
     return (f"  {name:<12} {ok}/{n} PASS   wall {min(walls):.0f}–{max(walls):.0f} s (median {statistics.median(walls):.0f}); {nice}\n"
             f"            heartbeat: largest gap {f(gap_t, '.2f')} s table ({f(gap_w and gap_w * 1e3, '.0f')} ms wall), "
-            f"goal <= {WATCHDOG_S / 3:.1f} s table; largest beat round trip {f(worst(runs, 'rtt_table_s'), '.3f')} s table "
+            f"goal <= {WATCHDOG_S / 3:.1f} s table{f' (during {at})' if at else ''}; largest beat round trip {f(worst(runs, 'rtt_table_s'), '.3f')} s table "
             f"({f(worst(runs, 'rtt_wall_s') and worst(runs, 'rtt_wall_s') * 1e3, '.1f')} ms wall); beat errors "
             f"{f(worst(runs, 'beat_errors'), 'd')}\n"
             f"            emulator: CPU {f(worst(runs, 'emulator_cpu_per_wall'), '.1%')} of a core during the suite; "

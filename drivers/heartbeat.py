@@ -126,6 +126,7 @@ class Beater:
         self.last_ack_ns = 0
         self.last_rtt_ns = 0
         self.max_gap_ns = 0  # longest time between two acknowledged beats while feeding
+        self.max_gap_end_ns = 0  # the acknowledgement that ended it (perf_counter_ns): where to look
         self.max_rtt_ns = 0
         self.last_error = ""
         self.next_ns = 0
@@ -139,8 +140,8 @@ class Beater:
             self.last_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             self.next_ns = time.perf_counter_ns() + self.interval_ns
             return False
-        if self.running and self.last_ack_ns:
-            self.max_gap_ns = max(self.max_gap_ns, ack - self.last_ack_ns)
+        if self.running and self.last_ack_ns and ack - self.last_ack_ns > self.max_gap_ns:
+            self.max_gap_ns, self.max_gap_end_ns = ack - self.last_ack_ns, ack
         self.last_ack_ns, self.last_rtt_ns = ack, ack - sent
         self.max_rtt_ns = max(self.max_rtt_ns, self.last_rtt_ns)
         self.beats += 1
@@ -180,6 +181,7 @@ class Beater:
 
     def stats(self) -> dict:
         return {"beats": self.beats, "errors": self.errors, "max_gap_ns": self.max_gap_ns,
+                "max_gap_end_ns": self.max_gap_end_ns,
                 "lease_lapses": self.lapses, "max_lease_lapse_ns": self.max_lapse_ns,
                 "lease_lapsed": bool(self.lapsed_since_ns),
                 "max_rtt_ns": self.max_rtt_ns, "last_ack_ns": self.last_ack_ns, "last_rtt_ns": self.last_rtt_ns,

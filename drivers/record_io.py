@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 
@@ -18,6 +19,13 @@ def utc_stamp(at: dt.datetime | None = None) -> str:
     """The wall instant every line carries: UTC, ISO 8601, milliseconds, with its offset
     ("2026-12-05T00:55:46.137+00:00"); `at` (aware) for an instant other than now."""
     return (at or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def stamp_of_perf(perf_ns: int) -> str:
+    """The UTC stamp of an instant taken on perf_counter_ns (CLOCK_MONOTONIC), as far back
+    from now as it lies: how a figure kept in monotonic time is placed among record lines."""
+    ago = time.perf_counter_ns() - perf_ns
+    return utc_stamp(dt.datetime.now(dt.timezone.utc) - dt.timedelta(microseconds=ago / 1e3))
 
 
 def parse_stamp(text: str | None) -> dt.datetime | None:

@@ -78,6 +78,12 @@ class HeartbeatKeeper:
         return self.stats.get("max_gap_ns", 0) / 1e9
 
     @property
+    def max_gap_end_ns(self) -> int | None:
+        """When the longest gap ended (perf_counter_ns, the beat process's clock is this
+        one): a gap near the goal is then placed in the test that ran at the time."""
+        return self.stats.get("max_gap_end_ns") or None
+
+    @property
     def max_rtt_s(self) -> float:
         """Longest beat round trip: a gap made of it is the device's (or link's), not ours."""
         return self.stats.get("max_rtt_ns", 0) / 1e9
