@@ -65,12 +65,33 @@ class InstrumentDialect:
     driver: type
 
 
+class Registrants:
+    """The modules that register into a registry as they are imported, imported by its
+    first look-up — never at the registry's own import, because they import it. Marked
+    loaded before the imports, so a module that looks up while it registers does not
+    import the list again; an import that fails leaves the list to be tried again."""
+
+    def __init__(self, modules: tuple[str, ...]) -> None:
+        self.modules = tuple(modules)
+        self._loaded = not self.modules
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        try:
+            for module in self.modules:
+                import_module(module)
+        except BaseException:
+            self._loaded = False
+            raise
+
+
 class Registry:
     """Controllers by protocol, stimulus modules by protocol, instruments by dialect."""
 
     def __init__(self, modules: tuple[str, ...] = ()) -> None:
-        self._modules = modules
-        self._loaded = not modules
+        self._registrants = Registrants(modules)
         self.controllers: dict[str, ControllerKind] = {}
         self.stimuli: dict[str, type] = {}
         self.instruments: dict[str, InstrumentDialect] = {}
@@ -111,14 +132,7 @@ class Registry:
 
     # ------------------------------------------------------------ look-up
     def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True  # first: a driver module imported here may look up too
-            try:
-                for module in self._modules:
-                    import_module(module)
-            except BaseException:
-                self._loaded = False
-                raise
+        self._registrants.load()
 
     def table_kinds(self) -> tuple[str, ...]:
         """Every table kind a rig file may name, in registration order."""
@@ -187,6 +201,7 @@ instrument = REGISTRY.instrument
 __all__ = [
     "ControllerKind",
     "DRIVER_MODULES",
+    "Registrants",
     "InstrumentDialect",
     "REGISTRY",
     "Registry",

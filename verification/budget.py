@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import import_module
 
-
+from drivers.kinds import Registrants
 from verification.spec import DEFAULT_PROFILE, PROFILES, Session, Specification
 from verification.steps import (AFTER_LOWER_START_S, AFTER_RAMP_S, AFTER_RELEASE_S, AFTER_TREATMENT_S, CELL_WINDOW_S,
                           IN_PHASE_S, JUST_ABOVE_N, LOWER_FRACTION, LIMIT_RUNNING_FRACTION, HOLD_FRACTION,
@@ -35,19 +34,7 @@ _ESTIMATORS: dict[str, Estimator] = {}
 #: table kind's trials, whose figures are the procedure's own steps): imported by every
 #: look-up, so an estimate never depends on whether a suite module was collected first
 ESTIMATOR_MODULES = ("verification.fd_interlock", "verification.fd_emergency")
-_loaded = False
-
-
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True  # first: the modules import this one and register as they load
-        try:
-            for module in ESTIMATOR_MODULES:
-                import_module(module)
-        except BaseException:
-            _loaded = False
-            raise
+_load = Registrants(ESTIMATOR_MODULES).load
 
 # ---------------------------------------------------------------- the limit (wall)
 #: wall seconds on top of the plan for every suite test: bench preparation before it

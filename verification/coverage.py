@@ -22,14 +22,13 @@ module never imports its kinds at import time, and they import it freely.
 
 from __future__ import annotations
 
-import ast
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import import_module
 from importlib.util import find_spec
 from pathlib import Path
 
+from drivers.kinds import Registrants
 from verification import suite_source
 from verification.spec import Specification, SpecificationBase, specification_of
 from verification.steps import LOWER_FRACTION
@@ -177,6 +176,12 @@ def watchdog_forces(spec: Specification, profile: str) -> list[float]:
 
 def emergency_trials(spec: Specification, profile: str) -> list[int]:
     return [spec.plan.emergency.trials_for(profile)]
+
+
+def restarts_tried(spec: SpecificationBase, profile: str) -> list[str]:
+    """What each emergency trial tries after its trigger: START always, ENABLE only where a
+    power loss de-energised the drive (a mains-cut trigger in the plan)."""
+    return ["START", *(["ENABLE after a power loss"] if "mains_cut" in spec.plan.emergency.triggers else [])]
 
 
 def when_test(module: str, test: str, *always: str, then: str) -> Values:
@@ -554,8 +559,7 @@ MAP: tuple[Entry, ...] = (
                   enough="FAULT_CODE is one register every trigger's path writes: a path that overwrites it does so "
                          "after any first trigger; an e-stop then the switch is the pair a person gives at once"),
         Dimension("restart tried", "condition",
-                  lambda s, p: ["START", *(["ENABLE after a power loss"] if "mains_cut" in s.plan.emergency.triggers
-                                           else [])],
+                  restarts_tried,
                   "suites/test_emergency_release.py::run_trial", None,
                   enough="START after every trigger; ENABLE only where a power loss de-energised the drive"),
     ), latch_items),
@@ -571,19 +575,7 @@ MAP_HOMES: dict[type[SpecificationBase], str] = {Specification: "verification/co
 #: the modules that register another kind's map and contract (register_kind) when imported:
 #: imported by the first look-up, never at this module's import (they import this one)
 KIND_MODULES = ("verification.fd_coverage",)
-_loaded = False
-
-
-def _load() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True  # first: a kind module imports this one and registers as it loads
-        try:
-            for module in KIND_MODULES:
-                import_module(module)
-        except BaseException:
-            _loaded = False
-            raise
+_load = Registrants(KIND_MODULES).load
 
 
 def register_kind(model: type[SpecificationBase], entries: tuple[Entry, ...], contract: Contract, home: str) -> None:
@@ -639,7 +631,7 @@ class Tried:
         if param and param not in suite_source.parametrize_values(path, fn):
             return f"{fn} is not parametrized with {param!r}"
         if self.built_by is not None:
-            if not _imports(path, self.built_by):
+            if not suite_source.imports_from(path, self.built_by):
                 return f"{path} does not import {self.built_by}"
             if (self.literal or self.check) not in _library_source(self.built_by):
                 return f"{self.built_by} builds no check named “{self.literal or self.check}”"
@@ -1120,12 +1112,6 @@ def _count(r: Row, profiles: list[str]) -> str:
 def _library_source(module: str) -> str:
     spec = find_spec(module)
     return Path(spec.origin).read_text(encoding="utf-8") if spec is not None and spec.origin else ""
-
-
-def _imports(suite: str, module: str) -> bool:
-    """The suite module imports from `module` (`from module import …`)."""
-    text = suite_source.source(suite) or ""
-    return any(isinstance(n, ast.ImportFrom) and n.module == module for n in ast.parse(text).body)
 
 
 def _sorted_unique(values: Iterable[float]) -> list[float]:

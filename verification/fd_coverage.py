@@ -492,8 +492,7 @@ FD_MAP: tuple[Entry, ...] = (
     Entry("ES-LATCH", (_ES,), (
         *TRIAL_DIMS,
         Dimension("restart tried", "condition",
-                  lambda s, p: ["START", *(["ENABLE after a power loss"] if "mains_cut" in s.plan.emergency.triggers
-                                           else [])],
+                  cv.restarts_tried,
                   "verification/fd_emergency.run_trial", restarts,
                   enough="START after every trigger; ENABLE only where a power loss de-energised the drives"),
     ), emergency_items),

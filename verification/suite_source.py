@@ -93,6 +93,12 @@ def _keys_of(module: str, name: str) -> list:
     raise LookupError(f"{module}: no module-level {name} to take the cases of")
 
 
+def imports_from(module: str, library: str) -> bool:
+    """The suite module imports from `library` (`from library import …`)."""
+    tree = _parsed(path_of(module))
+    return tree is not None and any(isinstance(n, ast.ImportFrom) and n.module == library for n in tree.body)
+
+
 def parametrized(module: str, test: str, argname: str) -> list | None:
     """The values `@pytest.mark.parametrize(argname, VALUES)` gives the test (None: no such
     parametrize, or no such test)."""
