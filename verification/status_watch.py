@@ -123,13 +123,15 @@ class StatusWatch:
                     return False
 
     def wait(self, wall_s: float, pause_s: float = 0.0) -> bool:
-        """Read until a read shows the flag, or `wall_s` wall seconds passed (one read at least)."""
+        """Read until a read shows the flag, or `wall_s` wall seconds passed (one read at least);
+        back to back (no `pause_s`) the reads time a trip, so they are `until`'s."""
+        if not pause_s:
+            return self.until(time.perf_counter_ns() + int(wall_s * 1e9))
         deadline = time.perf_counter() + wall_s
         while self() is None:
             if time.perf_counter() > deadline:
                 return False
-            if pause_s:
-                time.sleep(pause_s)
+            time.sleep(pause_s)
         return True
 
     def bracket(self) -> Bracket:
